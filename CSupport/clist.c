@@ -1,0 +1,153 @@
+/* Completion list on liburcu's wfcqueue (protocol in csup_clist.h). */
+#include "csup_config.h"
+#include "include/csup_clist.h"
+#include "include/csup_futex.h"
+#include "include/csup_atomic.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include "include/csup_syscall.h"
+#include <stdlib.h>
+#include <unistd.h>
+#include <urcu/wfcqueue.h>
+
+struct csup_clist_node {
+    struct cds_wfcq_node node;
+    void *item;
+    struct csup_clist_node *next;   /* chain returned by take_all */
+};
+
+struct csup_clist {
+    struct cds_wfcq_head head;
+    char pad0[64];
+    struct cds_wfcq_tail tail;
+    char pad1[64];
+    uint32_t seq;            /* futex word: bumped by enqueuers that saw waiters */
+    uint32_t waiters;        /* dequeuers about to sleep or sleeping */
+    int event_fd;            /* -1 until requested; set once under event_lock */
+    uint32_t event_pending;  /* 1 after a signal, until a dequeue drains it */
+    pthread_mutex_t event_lock;
+};
+
+csup_clist *csup_clist_create(void) {
+    csup_clist *l = calloc(1, sizeof *l);
+    if (!l) return NULL;
+    cds_wfcq_init(&l->head, &l->tail);
+    l->event_fd = -1;
+    pthread_mutex_init(&l->event_lock, NULL);
+    return l;
+}
+
+void csup_clist_destroy(csup_clist *l) {
+    if (!l) return;
+    int fd = __atomic_load_n(&l->event_fd, __ATOMIC_ACQUIRE);
+    if (fd >= 0) close(fd);
+    cds_wfcq_destroy(&l->head, &l->tail);
+    pthread_mutex_destroy(&l->event_lock);
+    free(l);
+}
+
+csup_clist_node *csup_clist_node_create(void *item) {
+    csup_clist_node *n = calloc(1, sizeof *n);
+    if (!n) return NULL;
+    cds_wfcq_node_init(&n->node);
+    n->item = item;
+    return n;
+}
+void csup_clist_node_destroy(csup_clist_node *n) { free(n); }
+void *csup_clist_node_item(const csup_clist_node *n) { return n->item; }
+void csup_clist_node_set_item(csup_clist_node *n, void *item) { n->item = item; }
+csup_clist_node *csup_clist_node_next(const csup_clist_node *n) { return n->next; }
+
+int csup_clist_is_empty(csup_clist *l) { return cds_wfcq_empty(&l->head, &l->tail); }
+
+void csup_clist_enqueue(csup_clist *l, csup_clist_node *n) {
+    cds_wfcq_node_init(&n->node);
+    n->next = NULL;
+    /* Returns false when the queue was empty before. The xchg inside is a
+     * full barrier (uatomic_xchg), which orders it before the loads below. */
+    bool was_nonempty = cds_wfcq_enqueue(&l->head, &l->tail, &n->node);
+    if (!was_nonempty) {
+        int fd = __atomic_load_n(&l->event_fd, __ATOMIC_ACQUIRE);
+        if (fd >= 0) {
+            __atomic_store_n(&l->event_pending, 1, __ATOMIC_SEQ_CST);
+            csup_eventfd_signal(fd);
+        }
+    }
+    csup_fence_seq_cst();
+    if (__atomic_load_n(&l->waiters, __ATOMIC_SEQ_CST) > 0) {
+        __atomic_fetch_add(&l->seq, 1, __ATOMIC_SEQ_CST);
+        csup_futex_wake(&l->seq, 1);
+    }
+}
+
+static csup_clist_node *splice_out(csup_clist *l) {
+    int fd = __atomic_load_n(&l->event_fd, __ATOMIC_ACQUIRE);
+    if (fd >= 0 && __atomic_exchange_n(&l->event_pending, 0, __ATOMIC_SEQ_CST))
+        csup_eventfd_drain(fd);
+    if (cds_wfcq_empty(&l->head, &l->tail)) return NULL;
+    struct cds_wfcq_head local_head;
+    struct cds_wfcq_tail local_tail;
+    cds_wfcq_init(&local_head, &local_tail);
+    /* Locks the source head: several primaries may dequeue the same list. */
+    enum cds_wfcq_ret r = cds_wfcq_splice_blocking(&local_head, &local_tail, &l->head, &l->tail);
+    csup_clist_node *first = NULL, *last = NULL;
+    if (r != CDS_WFCQ_RET_SRC_EMPTY) {
+        struct cds_wfcq_node *node, *next;
+        /* The local queue is ours alone: the unlocked iteration is safe. */
+        __cds_wfcq_for_each_blocking_safe(&local_head, &local_tail, node, next) {
+            csup_clist_node *cn = caa_container_of(node, csup_clist_node, node);
+            cn->next = NULL;
+            if (last) last->next = cn; else first = cn;
+            last = cn;
+        }
+    }
+    cds_wfcq_destroy(&local_head, &local_tail);
+    return first;
+}
+
+csup_clist_node *csup_clist_take_all(csup_clist *l, int64_t timeout_ns) {
+    int64_t deadline = timeout_ns > 0 ? csup_monotonic_ns() + timeout_ns : 0;
+    for (int spins = 0;; spins++) {
+        csup_clist_node *got = splice_out(l);
+        if (got || timeout_ns == 0) return got;
+        /* Brief spin before sleeping: a kernel thread is often about to
+         * queue something (a blocking call that is returning). */
+        if (spins < 64) { for (int i = 0; i < 32; i++) csup_cpu_relax(); continue; }
+        int64_t remaining = -1;
+        if (timeout_ns > 0) {
+            remaining = deadline - csup_monotonic_ns();
+            if (remaining <= 0) return splice_out(l);
+        }
+        uint32_t seq = __atomic_load_n(&l->seq, __ATOMIC_SEQ_CST);
+        __atomic_fetch_add(&l->waiters, 1, __ATOMIC_SEQ_CST);
+        if (cds_wfcq_empty(&l->head, &l->tail))
+            csup_futex_wait(&l->seq, seq, remaining);
+        __atomic_fetch_sub(&l->waiters, 1, __ATOMIC_SEQ_CST);
+    }
+}
+
+void csup_clist_wake_all(csup_clist *l) {
+    __atomic_fetch_add(&l->seq, 1, __ATOMIC_SEQ_CST);
+    csup_futex_wake(&l->seq, 1 << 30);
+}
+
+int csup_clist_event_fd(csup_clist *l) {
+    int fd = __atomic_load_n(&l->event_fd, __ATOMIC_ACQUIRE);
+    if (fd >= 0) return fd;
+    pthread_mutex_lock(&l->event_lock);
+    fd = l->event_fd;
+    if (fd < 0) {
+        fd = csup_eventfd_create(0, 1);
+        if (fd < 0) { pthread_mutex_unlock(&l->event_lock); return fd; }
+        /* Publish first, then look: an enqueue racing with us either sees
+         * the descriptor (and signals it) or its item is seen here. */
+        __atomic_store_n(&l->event_fd, fd, __ATOMIC_SEQ_CST);
+        if (!cds_wfcq_empty(&l->head, &l->tail)) {
+            __atomic_store_n(&l->event_pending, 1, __ATOMIC_SEQ_CST);
+            csup_eventfd_signal(fd);
+        }
+    }
+    pthread_mutex_unlock(&l->event_lock);
+    return fd;
+}

@@ -1,0 +1,257 @@
+/*
+ * User-context records and the switch (see csup_context.h for the contract).
+ *
+ * Switch protocol, for csup_ctx_switch(from, to) running on pthread P:
+ *   1. exclusivity: swift_task_exitThreadLocalContext(from->excl) moves the
+ *      access set `from` built up out of P's thread-local set;
+ *   2. sanitizer "start switch" annotations;
+ *   3. the register switch (asm or swapcontext);
+ *   ... later, something switches back to `from`, on pthread Q (maybe != P):
+ *   4. sanitizer "finish switch";
+ *   5. current-context slot of Q := from (out-of-line: see csup_tls.h);
+ *   6. swift_task_enterThreadLocalContext(from->excl) puts the access set
+ *      back, now on Q.
+ * A freshly made context starts in csup_ctx_first_entry, which does 4-6 for
+ * itself and calls the entry function.
+ */
+#include "csup_config.h"
+#include "include/csup_context.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#if defined(CSUP_ASAN)
+#include <sanitizer/common_interface_defs.h>
+#endif
+#if defined(CSUP_TSAN)
+#include <sanitizer/tsan_interface.h>
+#endif
+
+/* Exported by libswiftCore. Weak, so CSupport also links into plain C test
+ * programs; when absent, the switch skips the exclusivity hand-over. */
+extern void swift_task_enterThreadLocalContext(char *state) __attribute__((weak));
+extern void swift_task_exitThreadLocalContext(char *state) __attribute__((weak));
+
+struct csup_ctx {
+    void *sp;                 /* asm backend: saved stack pointer */
+    csup_backend backend;     /* made contexts only */
+    int is_native;            /* a pthread's own context */
+    uintptr_t excl[2];        /* Swift exclusivity hand-over state */
+    ucontext_t *uc;           /* ucontext backend (and every native ctx) */
+    csup_entry_fn entry;
+    void *arg;
+    void *stack_lo;           /* usable stack: [stack_lo, stack_lo+stack_size) */
+    size_t stack_size;
+    void *guard_lo;           /* guard region, for the overflow handler */
+    size_t guard_size;
+#if defined(CSUP_ASAN)
+    void *asan_fake_stack;
+#endif
+#if defined(CSUP_TSAN)
+    void *tsan_fiber;
+#endif
+    char name[48];
+};
+
+/* Read by the overflow handler (overflow.c). */
+CSUP_TLS csup_ctx *csup_tls_current_ctx;
+
+CSUP_NOINLINE static void set_current(csup_ctx *ctx) {
+    __asm__ __volatile__("" ::: "memory");
+    csup_tls_current_ctx = ctx;
+}
+
+CSUP_NOINLINE csup_ctx *csup_ctx_current(void) {
+    __asm__ __volatile__("" ::: "memory");
+    return csup_tls_current_ctx;
+}
+
+/* Overflow handler helpers: read fields without exposing the struct. */
+int csup_ctx_guard_contains(const csup_ctx *ctx, uintptr_t addr, size_t *stack_size, const char **name) {
+    if (ctx == NULL || ctx->is_native || ctx->guard_lo == NULL) return 0;
+    uintptr_t lo = (uintptr_t)ctx->guard_lo;
+    /* The guard, and a margin below it: a large frame can skip past it. */
+    uintptr_t margin = 64 * 1024;
+    uintptr_t from = lo > margin ? lo - margin : 0;
+    uintptr_t to = (uintptr_t)ctx->stack_lo;
+    if (addr >= from && addr < to) {
+        *stack_size = ctx->stack_size;
+        *name = ctx->name;
+        return 1;
+    }
+    return 0;
+}
+
+static void fatal(const char *msg) {
+    ssize_t ignored = write(2, msg, strlen(msg));
+    (void)ignored;
+    abort();
+}
+
+static inline void excl_exit(csup_ctx *ctx) {
+    if (swift_task_exitThreadLocalContext) swift_task_exitThreadLocalContext((char *)ctx->excl);
+}
+static inline void excl_enter(csup_ctx *ctx) {
+    if (swift_task_enterThreadLocalContext) swift_task_enterThreadLocalContext((char *)ctx->excl);
+}
+
+csup_ctx *csup_ctx_create_native(void) {
+    csup_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return NULL;
+    ctx->uc = calloc(1, sizeof *ctx->uc);
+    if (!ctx->uc) { free(ctx); return NULL; }
+    ctx->is_native = 1;
+    ctx->backend = CSUP_BACKEND_ASM;
+    strcpy(ctx->name, "native");
+#if defined(CSUP_ASAN) || defined(CSUP_TSAN)
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void *lo; size_t sz;
+        if (pthread_attr_getstack(&attr, &lo, &sz) == 0) { ctx->stack_lo = lo; ctx->stack_size = sz; }
+        pthread_attr_destroy(&attr);
+    }
+#endif
+#if defined(CSUP_TSAN)
+    ctx->tsan_fiber = __tsan_get_current_fiber();
+#endif
+    return ctx;
+}
+
+static void csup_ctx_first_entry(void *arg);
+
+#if defined(__x86_64__) || defined(__aarch64__)
+#define CSUP_HAVE_ASM 1
+#endif
+
+/* makecontext passes int arguments: split the pointer in two halves. */
+static void uc_entry(unsigned int hi, unsigned int lo) {
+    uintptr_t p = ((uintptr_t)hi << 32) | (uintptr_t)lo;
+    csup_ctx_first_entry((void *)p);
+}
+
+static int arm(csup_ctx *ctx) {
+    void *top = (char *)ctx->stack_lo + ctx->stack_size;
+    if (ctx->backend == CSUP_BACKEND_ASM) {
+#if CSUP_HAVE_ASM
+        ctx->sp = csup_asm_make(top, csup_ctx_first_entry, ctx);
+        return 0;
+#else
+        return ENOTSUP;
+#endif
+    }
+    if (getcontext(ctx->uc) != 0) return errno;
+    ctx->uc->uc_stack.ss_sp = ctx->stack_lo;
+    ctx->uc->uc_stack.ss_size = ctx->stack_size;
+    ctx->uc->uc_link = NULL;
+    uintptr_t p = (uintptr_t)ctx;
+    makecontext(ctx->uc, (void (*)(void))uc_entry, 2, (unsigned int)(p >> 32), (unsigned int)(p & 0xffffffffu));
+    return 0;
+}
+
+int csup_ctx_create(csup_ctx **out, csup_backend backend, const csup_stack *stack,
+                    csup_entry_fn entry, void *arg) {
+    if (!out || !stack || !entry) return EINVAL;
+    if (backend != CSUP_BACKEND_ASM && backend != CSUP_BACKEND_UCONTEXT) return EINVAL;
+    csup_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return ENOMEM;
+    ctx->backend = backend;
+    ctx->entry = entry;
+    ctx->arg = arg;
+    ctx->stack_lo = stack->lo;
+    ctx->stack_size = stack->size;
+    ctx->guard_lo = stack->map_base;
+    ctx->guard_size = stack->guard_size;
+    strcpy(ctx->name, "unnamed");
+    if (backend == CSUP_BACKEND_UCONTEXT) {
+        ctx->uc = calloc(1, sizeof *ctx->uc);
+        if (!ctx->uc) { free(ctx); return ENOMEM; }
+    }
+    int err = arm(ctx);
+    if (err) { free(ctx->uc); free(ctx); return err; }
+#if defined(CSUP_TSAN)
+    ctx->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    *out = ctx;
+    return 0;
+}
+
+void csup_ctx_rearm(csup_ctx *ctx, csup_entry_fn entry, void *arg) {
+    ctx->entry = entry;
+    ctx->arg = arg;
+    ctx->excl[0] = ctx->excl[1] = 0;
+    if (arm(ctx) != 0) fatal("csup_ctx_rearm: getcontext failed\n");
+}
+
+void csup_ctx_destroy(csup_ctx *ctx) {
+    if (!ctx) return;
+#if defined(CSUP_TSAN)
+    if (!ctx->is_native && ctx->tsan_fiber) __tsan_destroy_fiber(ctx->tsan_fiber);
+#endif
+    free(ctx->uc);
+    free(ctx);
+}
+
+void csup_ctx_set_name(csup_ctx *ctx, const char *name) {
+    if (!ctx || !name) return;
+    strncpy(ctx->name, name, sizeof ctx->name - 1);
+    ctx->name[sizeof ctx->name - 1] = 0;
+}
+
+csup_backend csup_ctx_backend(const csup_ctx *ctx) { return ctx->backend; }
+
+static inline csup_backend pick_backend(const csup_ctx *from, const csup_ctx *to) {
+    if (to->is_native) return from->backend;
+    if (!from->is_native && from->backend != to->backend)
+        fatal("csup_ctx_switch: the two contexts use different backends (asm vs ucontext); "
+              "switch through a native context\n");
+    return to->backend;
+}
+
+CSUP_NO_TSAN static void do_switch(csup_ctx *from, csup_ctx *to, int final) {
+    csup_backend backend = pick_backend(from, to);
+    excl_exit(from);
+#if defined(CSUP_ASAN)
+    __sanitizer_start_switch_fiber(final ? NULL : &from->asan_fake_stack, to->stack_lo, to->stack_size);
+#else
+    (void)final;
+#endif
+#if defined(CSUP_TSAN)
+    __tsan_switch_to_fiber(to->tsan_fiber, 0);
+#endif
+    if (backend == CSUP_BACKEND_ASM) {
+#if CSUP_HAVE_ASM
+        csup_asm_switch(&from->sp, to->sp);
+#else
+        fatal("csup_ctx_switch: no asm backend on this architecture\n");
+#endif
+    } else {
+        if (swapcontext(from->uc, to->uc) != 0) fatal("csup_ctx_switch: swapcontext failed\n");
+    }
+#if defined(CSUP_ASAN)
+    __sanitizer_finish_switch_fiber(from->asan_fake_stack, NULL, NULL);
+#endif
+    set_current(from);
+    excl_enter(from);
+}
+
+void csup_ctx_switch(csup_ctx *from, csup_ctx *to) { do_switch(from, to, 0); }
+void csup_ctx_switch_final(csup_ctx *from, csup_ctx *to) { do_switch(from, to, 1); }
+
+static void csup_ctx_first_entry(void *arg) {
+    csup_ctx *self = arg;
+#if defined(CSUP_ASAN)
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    set_current(self);
+    excl_enter(self);
+    self->entry(self->arg);
+    fatal("csup: a context's entry function returned; it must end with csup_ctx_switch_final\n");
+}
+
+void csup_ctx_enter_access_set(csup_ctx *ctx) { excl_enter(ctx); }
+void csup_ctx_exit_access_set(csup_ctx *ctx) { excl_exit(ctx); }

@@ -1,0 +1,33 @@
+/*
+ * CSupport: the C and assembly floor under the UMS runtime.
+ *
+ * Every symbol carries the `csup_` prefix. Nothing here is variadic or
+ * returns twice, so Swift can call all of it directly. Each header covers
+ * one concern:
+ *   csup_context.h   user-context make / switch / free (asm and ucontext)
+ *   csup_stack.h     guarded, lazily committed, cached stacks
+ *   csup_futex.h     futex wait / wake, eventfd
+ *   csup_syscall.h   errno-safe system call wrappers (result + errno by value)
+ *   csup_affinity.h  CPU affinity and CPU-quota queries
+ *   csup_clist.h     completion list: liburcu wfcqueue + futex + eventfd
+ *   csup_deque.h     Chase-Lev work-stealing deque of pointers
+ *   csup_lifo.h      ABA-safe lock-free LIFO (idle kernel-thread pool)
+ *   csup_tls.h       per-pthread carrier slot, read without TLS caching
+ *   csup_overflow.h  guard-page overflow reporting on a sigaltstack
+ */
+#ifndef CSUPPORT_H
+#define CSUPPORT_H
+
+#include "csup_context.h"
+#include "csup_stack.h"
+#include "csup_futex.h"
+#include "csup_syscall.h"
+#include "csup_affinity.h"
+#include "csup_clist.h"
+#include "csup_deque.h"
+#include "csup_lifo.h"
+#include "csup_tls.h"
+#include "csup_overflow.h"
+#include "csup_atomic.h"
+
+#endif

@@ -1,0 +1,29 @@
+/*
+ * CPU affinity and the CPUs this process may use.
+ */
+#ifndef CSUP_AFFINITY_H
+#define CSUP_AFFINITY_H
+
+#include <stdint.h>
+
+/* Number of CPUs in this thread's sched_getaffinity mask (>= 1). */
+int csup_affinity_count(void);
+
+/* The i-th CPU (0-based) in the mask, or -1 when i is out of range. */
+int csup_affinity_cpu_at(int index);
+
+/* Pins the calling thread to one CPU. Returns 0 or errno. The previous mask
+ * is written to *saved (opaque, free it with csup_affinity_restore). */
+int csup_affinity_pin_self(int cpu, void **saved);
+
+/* Restores a mask saved by csup_affinity_pin_self and frees it. */
+void csup_affinity_restore(void *saved);
+
+/* The CPU the calling thread runs on now (sched_getcpu), or -1. */
+int csup_current_cpu(void);
+
+/* cgroup v2 cpu.max quota as a CPU count rounded up, or 0 when there is no
+ * quota (or no cgroup v2). Reads /proc/self/cgroup and cpu.max. */
+int csup_cgroup_cpu_limit(void);
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * Completion list: the queue kernel threads put unblocked UMS threads on,
+ * drained by primaries.
+ *
+ * Storage is liburcu's wait-free concurrent queue (urcu/wfcqueue.h):
+ * enqueue is wait-free for any number of producers (one xchg on the tail);
+ * the consumer side splices the whole queue out under the queue's head lock
+ * (several primaries may share one list).
+ *
+ * Wake-up protocol (no lost wake-up, no syscall when nobody sleeps):
+ *   dequeuer: read seq; waiters += 1 (seq_cst); re-check emptiness;
+ *             futex_wait(seq, old seq); waiters -= 1.
+ *   enqueuer: enqueue (xchg: a full barrier); if waiters > 0 (seq_cst):
+ *             seq += 1, futex_wake(seq, 1).
+ * Either the dequeuer's re-check sees the item, or the enqueuer sees the
+ * waiter and bumps seq, which makes the futex_wait return at once.
+ *
+ * Event descriptor: created on first request. When an enqueue finds the list
+ * empty, it sets `event_pending` and writes 1 to the eventfd. A dequeue
+ * first clears `event_pending` (and drains the eventfd when it was set),
+ * then splices. So the descriptor is readable whenever the list is not
+ * empty; it may be readable with nothing queued (a spurious wake-up: the
+ * dequeue that follows returns no items).
+ */
+#ifndef CSUP_CLIST_H
+#define CSUP_CLIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct csup_clist csup_clist;
+
+/* A queue entry. `item` is the owner's pointer; `next` links the chain a
+ * dequeue returns (oldest first). Allocate once per queued object and
+ * reuse it; it may be queued on one list at a time. */
+typedef struct csup_clist_node csup_clist_node;
+
+csup_clist *csup_clist_create(void);          /* NULL when out of memory */
+void csup_clist_destroy(csup_clist *list);    /* list must be empty */
+
+csup_clist_node *csup_clist_node_create(void *item);  /* NULL when OOM */
+void csup_clist_node_destroy(csup_clist_node *node);
+void *csup_clist_node_item(const csup_clist_node *node);
+void csup_clist_node_set_item(csup_clist_node *node, void *item);
+csup_clist_node *csup_clist_node_next(const csup_clist_node *node);
+
+void csup_clist_enqueue(csup_clist *list, csup_clist_node *node);
+
+/* Waits up to timeout_ns (< 0: forever, 0: poll) until at least one node is
+ * queued, then takes every queued node. Returns the oldest (follow
+ * csup_clist_node_next), or NULL on timeout. */
+csup_clist_node *csup_clist_take_all(csup_clist *list, int64_t timeout_ns);
+
+/* True when nothing is queued (a racy snapshot). */
+int csup_clist_is_empty(csup_clist *list);
+
+/* Wakes every dequeuer sleeping in take_all (they return NULL if still
+ * empty once their timeout allows; used to interrupt waits at shutdown). */
+void csup_clist_wake_all(csup_clist *list);
+
+/* The event descriptor, created on first call. Returns fd or -errno. */
+int csup_clist_event_fd(csup_clist *list);
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * Stack-overflow reporting.
+ *
+ * A SIGSEGV/SIGBUS handler runs on a per-thread alternate signal stack.
+ * When the faulting address lies in the guard region (or just below it) of
+ * the context running on this thread, it writes one clear line (context
+ * name, stack size, how to raise it) to stderr and aborts. Any other fault
+ * is passed to the handler that was installed before, or to the default
+ * action.
+ */
+#ifndef CSUP_OVERFLOW_H
+#define CSUP_OVERFLOW_H
+
+/* Installs the process-wide handler once. Returns 0 or errno. */
+int csup_overflow_install(void);
+
+/* Gives the calling thread an alternate signal stack if it has none.
+ * Returns 0 or errno. */
+int csup_overflow_thread_enter(void);
+
+/* Removes and frees the alternate stack installed by thread_enter. */
+void csup_overflow_thread_exit(void);
+
+#endif

@@ -1,0 +1,55 @@
+/*
+ * Stacks for user contexts.
+ *
+ * A stack is one anonymous mapping: a guard region at the low end, then the
+ * usable part. Memory is committed lazily by the kernel (MAP_NORESERVE), so
+ * a 256 KiB stack that only touches two pages costs two pages of RSS.
+ *
+ * The guard is installed with madvise(MADV_GUARD_INSTALL) where the kernel
+ * has it (Linux 6.13+): that does not split the mapping, so adjacent stacks
+ * merge into one VMA and 100,000 stacks stay far below vm.max_map_count.
+ * Older kernels fall back to mprotect(PROT_NONE), which costs two VMAs per
+ * stack.
+ *
+ * Freed stacks go to a bounded cache keyed by size (a mutex-protected list:
+ * stack allocation is off every hot path; contexts are cached above this).
+ */
+#ifndef CSUP_STACK_H
+#define CSUP_STACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct csup_stack {
+    void *map_base;      /* start of the mapping (guard region starts here) */
+    size_t map_size;     /* whole mapping, guard included */
+    size_t guard_size;   /* bytes of guard at the low end */
+    void *lo;            /* lowest usable address (just above the guard) */
+    size_t size;         /* usable bytes */
+} csup_stack;
+
+/* Smallest usable stack accepted (bytes). */
+#define CSUP_STACK_MIN (16 * 1024)
+
+/* Allocates (or takes from the cache) a stack with at least `size` usable
+ * bytes. Returns 0, or an errno value (ENOMEM from mmap, EINVAL for a size
+ * below CSUP_STACK_MIN). On failure *out is untouched and nothing leaks. */
+int csup_stack_alloc(size_t size, csup_stack *out);
+
+/* Returns a stack to the cache, or unmaps it when the cache is full. */
+void csup_stack_free(const csup_stack *stack);
+
+/* Unmaps every cached stack. */
+void csup_stack_cache_trim(void);
+
+/* Stacks currently mapped (in use + cached), and cached only. */
+long csup_stack_mapped_count(void);
+long csup_stack_cached_count(void);
+
+/* Test hook: makes the next `n` fresh mappings fail with ENOMEM. */
+void csup_stack_inject_failures(int n);
+
+/* Page size, cached. */
+size_t csup_page_size(void);
+
+#endif

@@ -1,0 +1,124 @@
+/*
+ * Guarded stacks with a bounded per-size cache (see csup_stack.h).
+ */
+#include "csup_config.h"
+#include "include/csup_stack.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+#define GUARD_BYTES (16 * 1024)
+#define CACHE_MAX 256
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static csup_stack cache[CACHE_MAX];
+static int cache_len;
+static long mapped;            /* atomic: stacks mapped (in use + cached) */
+static int inject_failures;    /* atomic: test hook */
+static int guard_mode;         /* atomic: 0 unknown, 1 madvise guard, 2 mprotect */
+
+size_t csup_page_size(void) {
+    static size_t page;
+    size_t p = __atomic_load_n(&page, __ATOMIC_RELAXED);
+    if (p == 0) {
+        long v = sysconf(_SC_PAGESIZE);
+        p = v > 0 ? (size_t)v : 4096;
+        __atomic_store_n(&page, p, __ATOMIC_RELAXED);
+    }
+    return p;
+}
+
+static int install_guard(void *base, size_t len) {
+    int mode = __atomic_load_n(&guard_mode, __ATOMIC_RELAXED);
+    if (mode != 2) {
+        if (madvise(base, len, MADV_GUARD_INSTALL) == 0) {
+            if (mode == 0) __atomic_store_n(&guard_mode, 1, __ATOMIC_RELAXED);
+            return 0;
+        }
+        if (errno != EINVAL) return errno;
+        __atomic_store_n(&guard_mode, 2, __ATOMIC_RELAXED);
+    }
+    return mprotect(base, len, PROT_NONE) == 0 ? 0 : errno;
+}
+
+static int map_fresh(size_t usable, csup_stack *out) {
+    if (__atomic_load_n(&inject_failures, __ATOMIC_RELAXED) > 0 &&
+        __atomic_fetch_sub(&inject_failures, 1, __ATOMIC_RELAXED) > 0)
+        return ENOMEM;
+    size_t guard = GUARD_BYTES;
+    size_t total = usable + guard;
+    void *base = mmap(NULL, total, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (base == MAP_FAILED) return errno;
+    int err = install_guard(base, guard);
+    if (err) { munmap(base, total); return err; }
+    out->map_base = base;
+    out->map_size = total;
+    out->guard_size = guard;
+    out->lo = (char *)base + guard;
+    out->size = usable;
+    __atomic_fetch_add(&mapped, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+int csup_stack_alloc(size_t size, csup_stack *out) {
+    if (!out || size < CSUP_STACK_MIN) return EINVAL;
+    size_t page = csup_page_size();
+    size_t usable = (size + page - 1) & ~(page - 1);
+    if (usable < size) return EINVAL; /* overflow */
+    pthread_mutex_lock(&cache_lock);
+    for (int i = cache_len - 1; i >= 0; i--) {
+        if (cache[i].size == usable) {
+            *out = cache[i];
+            cache[i] = cache[--cache_len];
+            pthread_mutex_unlock(&cache_lock);
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&cache_lock);
+    return map_fresh(usable, out);
+}
+
+void csup_stack_free(const csup_stack *stack) {
+    if (!stack || !stack->map_base) return;
+    pthread_mutex_lock(&cache_lock);
+    if (cache_len < CACHE_MAX) {
+        cache[cache_len++] = *stack;
+        pthread_mutex_unlock(&cache_lock);
+        return;
+    }
+    pthread_mutex_unlock(&cache_lock);
+    munmap(stack->map_base, stack->map_size);
+    __atomic_fetch_sub(&mapped, 1, __ATOMIC_RELAXED);
+}
+
+void csup_stack_cache_trim(void) {
+    csup_stack local[CACHE_MAX];
+    pthread_mutex_lock(&cache_lock);
+    int n = cache_len;
+    for (int i = 0; i < n; i++) local[i] = cache[i];
+    cache_len = 0;
+    pthread_mutex_unlock(&cache_lock);
+    for (int i = 0; i < n; i++) {
+        munmap(local[i].map_base, local[i].map_size);
+        __atomic_fetch_sub(&mapped, 1, __ATOMIC_RELAXED);
+    }
+}
+
+long csup_stack_mapped_count(void) { return __atomic_load_n(&mapped, __ATOMIC_RELAXED); }
+
+long csup_stack_cached_count(void) {
+    pthread_mutex_lock(&cache_lock);
+    long n = cache_len;
+    pthread_mutex_unlock(&cache_lock);
+    return n;
+}
+
+void csup_stack_inject_failures(int n) { __atomic_store_n(&inject_failures, n, __ATOMIC_RELAXED); }

@@ -1,0 +1,97 @@
+/*
+ * Register switch for x86_64, System V ABI.
+ *
+ * Saved frame, at the saved stack pointer (low to high addresses):
+ *
+ *   offset  contents
+ *   ------  ------------------------------------------------
+ *    +0     MXCSR (4 bytes)
+ *    +4     x87 control word (2 bytes), 2 bytes padding
+ *    +8     r15
+ *   +16     r14
+ *   +24     r13   (fresh context: argument for the entry function)
+ *   +32     r12   (fresh context: entry function)
+ *   +40     rbx
+ *   +48     rbp
+ *   +56     return address (fresh context: csup_asm_trampoline)
+ *   +64     (fresh context: 16-byte aligned top, fake null return address)
+ *
+ * Only callee-saved state is kept: every caller-saved register is dead at
+ * a call by the ABI. No system call: the signal mask is not touched.
+ */
+#if defined(__x86_64__)
+
+    .text
+
+/* void csup_asm_switch(void **save_sp (rdi), void *load_sp (rsi)) */
+    .globl  csup_asm_switch
+    .type   csup_asm_switch, @function
+    .p2align 4
+csup_asm_switch:
+    .cfi_startproc
+    pushq   %rbp
+    pushq   %rbx
+    pushq   %r12
+    pushq   %r13
+    pushq   %r14
+    pushq   %r15
+    subq    $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw  4(%rsp)
+    movq    %rsp, (%rdi)          /* publish the saved frame */
+    movq    %rsi, %rsp            /* adopt the other context's frame */
+    ldmxcsr (%rsp)
+    fldcw   4(%rsp)
+    addq    $8, %rsp
+    popq    %r15
+    popq    %r14
+    popq    %r13
+    popq    %r12
+    popq    %rbx
+    popq    %rbp
+    ret
+    .cfi_endproc
+    .size   csup_asm_switch, .-csup_asm_switch
+
+/* First instruction run on a fresh stack: r12 = entry, r13 = argument. */
+    .type   csup_asm_trampoline, @function
+    .p2align 4
+csup_asm_trampoline:
+    .cfi_startproc
+    .cfi_undefined rip            /* outermost frame for unwinders */
+    xorl    %ebp, %ebp
+    movq    %r13, %rdi
+    callq   *%r12
+    ud2                           /* the entry function must not return */
+    .cfi_endproc
+    .size   csup_asm_trampoline, .-csup_asm_trampoline
+
+/* void *csup_asm_make(void *stack_top (rdi), void (*fn)(void *) (rsi), void *arg (rdx)) */
+    .globl  csup_asm_make
+    .type   csup_asm_make, @function
+    .p2align 4
+csup_asm_make:
+    .cfi_startproc
+    movq    %rdi, %rax
+    andq    $-16, %rax            /* 16-byte aligned top */
+    subq    $16, %rax
+    movq    $0, 8(%rax)           /* fake return address above the trampoline */
+    movq    $0, (%rax)
+    subq    $64, %rax             /* the saved frame; after the 7 pops and ret rsp = top-16 */
+    stmxcsr (%rax)                /* start with the creator's FP control state */
+    fnstcw  4(%rax)
+    movq    $0, 8(%rax)           /* r15 */
+    movq    $0, 16(%rax)          /* r14 */
+    movq    %rdx, 24(%rax)        /* r13 = arg */
+    movq    %rsi, 32(%rax)        /* r12 = fn */
+    movq    $0, 40(%rax)          /* rbx */
+    movq    $0, 48(%rax)          /* rbp */
+    leaq    csup_asm_trampoline(%rip), %rcx
+    movq    %rcx, 56(%rax)        /* return address */
+    ret
+    .cfi_endproc
+    .size   csup_asm_make, .-csup_asm_make
+
+#endif
+
+    .section .note.GNU-stack,"",@progbits

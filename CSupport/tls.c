@@ -1,0 +1,15 @@
+/* The per-pthread carrier slot (see csup_tls.h). Out-of-line on purpose. */
+#include "csup_config.h"
+#include "include/csup_tls.h"
+
+static CSUP_TLS void *carrier;
+
+CSUP_NOINLINE void *csup_tls_get_carrier(void) {
+    __asm__ __volatile__("" ::: "memory");
+    return carrier;
+}
+
+CSUP_NOINLINE void csup_tls_set_carrier(void *value) {
+    __asm__ __volatile__("" ::: "memory");
+    carrier = value;
+}

@@ -1,0 +1,35 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "swift-ums",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "UMS", targets: ["UMS"]),
+        .executable(name: "ums-bench", targets: ["ums-bench"]),
+        .executable(name: "ums-sample", targets: ["ums-sample"]),
+    ],
+    targets: [
+        // liburcu (Debian: liburcu-dev), found with pkg-config.
+        .systemLibrary(
+            name: "CURCU",
+            path: "Sources/CURCU",
+            pkgConfig: "liburcu",
+            providers: [.apt(["liburcu-dev"])]
+        ),
+        // C and assembly: context switch, stacks, futex, syscalls, queues.
+        .target(
+            name: "CSupport",
+            dependencies: ["CURCU"],
+            path: "CSupport",
+            exclude: ["tests"],
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        // Layer 1: Windows 7 User-Mode Scheduling, rebuilt on pthreads.
+        .target(name: "UMS", dependencies: ["CSupport"]),
+        .executableTarget(name: "ums-bench", dependencies: ["UMS", "CSupport"], path: "Sources/ums-bench"),
+        .executableTarget(name: "ums-sample", dependencies: ["UMS"], path: "Examples/ums-sample"),
+        .testTarget(name: "UMSTests", dependencies: ["UMS", "CSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,29 @@
+import CSupport
+
+/// The record of a pthread that runs UMS threads: a primary, or a kernel
+/// thread running a blocking call.
+///
+/// Protocol: a carrier is published in the pthread's carrier slot
+/// (`csup_tls_set_carrier`) for as long as that pthread acts as one. Its
+/// `thread` field is read and written only by the pthread that owns the
+/// carrier, so it needs no synchronisation. `UMSThread.current` reads the
+/// slot through an out-of-line C call, never a cached thread-local address
+/// (a UMS thread migrates between pthreads).
+final class Carrier {
+    /// The UMS thread this pthread is running, or nil.
+    var thread: UMSThread?
+    /// The primary this carrier belongs to (nil on a kernel thread).
+    /// Unowned: the primary owns its carrier.
+    unowned(unsafe) let primary: UMSPrimary?
+
+    init(primary: UMSPrimary?) { self.primary = primary }
+
+    /// The carrier of the calling pthread.
+    static var current: Carrier? {
+        guard let raw = csup_tls_get_carrier() else { return nil }
+        // Why this is sound: the slot holds an unretained pointer to a
+        // carrier that the owning pthread keeps alive for as long as the
+        // slot names it (see UMSPrimary / KernelThread).
+        return Unmanaged<Carrier>.fromOpaque(raw).takeUnretainedValue()
+    }
+}

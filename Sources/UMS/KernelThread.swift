@@ -1,0 +1,227 @@
+import CSupport
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A kernel thread (KT): a real pthread that runs UMS threads' blocking
+/// calls, parked on a futex in between.
+///
+/// Hand-off protocol (futex word `command`, in C memory so it has a stable
+/// address):
+///   - primary: `assigned = thread` (plain store), then
+///     `command = run` (release) and futex_wake.
+///   - KT: futex_wait while `command == idle`; load `command` (acquire),
+///     which makes `assigned` and the thread's `pendingCall` visible; run
+///     the call; store `command = idle` (relaxed, only the KT writes it
+///     then); push itself on the pool's idle LIFO (release); queue the
+///     thread on its completion list.
+///   - pool shutdown: `command = exit` (release) + wake; the KT returns and
+///     is joined.
+/// The thread's registers were saved before the primary handed it over
+/// (the switch returned first), and the KT never touches the context: the
+/// call runs on the KT's own stack (8 MiB, so deep C libraries fit), with
+/// the thread's Swift access set pushed on the KT while it runs.
+final class KernelThread: @unchecked Sendable {
+    // @unchecked Sendable: handed between pthreads only through the futex
+    // protocol above.
+    enum Command: UInt32 { case idle = 0, run = 1, exit = 2 }
+
+    /// C record: futex word and LIFO node (stable addresses).
+    let shared: UnsafeMutablePointer<KTShared>
+    var assigned: UMSThread?
+    let carrier = Carrier(primary: nil)
+    var pthread: pthread_t = pthread_t()
+    unowned let pool: KernelThreadPool
+
+    struct KTShared {
+        var node = csup_lifo_node()
+        var command: UInt32 = 0
+    }
+
+    init(pool: KernelThreadPool) {
+        self.pool = pool
+        shared = .allocate(capacity: 1)
+        shared.initialize(to: KTShared())
+        // Why this is sound: the node's item is this KT, which the pool keeps
+        // alive (strong array) until shutdown joined its pthread.
+        shared.pointee.node.item = Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    deinit {
+        shared.deinitialize(count: 1)
+        shared.deallocate()
+    }
+
+    var commandWord: UnsafeMutablePointer<UInt32> {
+        // Why this is sound: `shared` is allocated for the KT's lifetime.
+        UnsafeMutableRawPointer(shared).advanced(by: MemoryLayout<KTShared>.offset(of: \.command)!)
+            .assumingMemoryBound(to: UInt32.self)
+    }
+
+    /// Primary side: hand `thread` (already switched out, state inKernel)
+    /// to this idle KT.
+    func start(_ thread: UMSThread) {
+        assigned = thread
+        csup_u32_store_release(commandWord, Command.run.rawValue)
+        csup_futex_wake(commandWord, 1)
+    }
+
+    func stop() {
+        csup_u32_store_release(commandWord, Command.exit.rawValue)
+        csup_futex_wake(commandWord, 1)
+    }
+
+    /// The KT's pthread body.
+    func main() {
+        csup_tls_set_carrier(Unmanaged.passUnretained(carrier).toOpaque())
+        while true {
+            var cmd = csup_u32_load_acquire(commandWord)
+            while cmd == Command.idle.rawValue {
+                _ = csup_futex_wait(commandWord, Command.idle.rawValue, -1)
+                cmd = csup_u32_load_acquire(commandWord)
+            }
+            if cmd == Command.exit.rawValue { break }
+            runAssigned()
+        }
+        csup_tls_set_carrier(nil)
+    }
+
+    private func runAssigned() {
+        guard let t = assigned else { fatalError("UMS: kernel thread woken without a thread") }
+        assigned = nil
+        KernelThread.runCall(of: t, carrier: carrier)
+        // Back to the pool before queuing the thread: if it blocks again at
+        // once, this KT can take the call.
+        csup_u32_store_release(commandWord, Command.idle.rawValue)
+        pool.pushIdle(self)
+        KernelThread.complete(t)
+    }
+
+    /// Runs a thread's pending call on the calling pthread, as its carrier.
+    static func runCall(of t: UMSThread, carrier: Carrier) {
+        let saved = carrier.thread
+        carrier.thread = t
+        csup_ctx_enter_access_set(t.ctx)
+        if let call = t.pendingCall {
+            t.pendingCall = nil
+            call()
+        }
+        csup_ctx_exit_access_set(t.ctx)
+        carrier.thread = saved
+    }
+
+    /// Queues a thread whose call returned on its completion list.
+    static func complete(_ t: UMSThread) {
+        // Holds the list across the enqueue: once queued, the thread may run,
+        // terminate and drop the last reference to the list.
+        let list = t.completionList!
+        list.inKernelCount.wrappingSubtract(1, ordering: .relaxed)
+        // inKernel -> queued. Release: the call's effects and the cleared
+        // pendingCall are visible to whoever dequeues the thread.
+        t.state.store(UMSThread.State.queued.rawValue, ordering: .releasing)
+        list.enqueue(t)
+        withExtendedLifetime(list) {}
+    }
+}
+
+/// The pool of idle kernel threads of one completion list.
+///
+/// Idle KTs sit on a lock-free LIFO (csup_lifo: tagged Treiber stack), so
+/// taking one on a blocking call and returning it take no lock. The `all`
+/// array (under a mutex) only serves creation and shutdown.
+final class KernelThreadPool: @unchecked Sendable {
+    // @unchecked Sendable: `idle` is a lock-free C structure; `all` is
+    // guarded by `lock`; counters are atomics.
+    private let idle: UnsafeMutablePointer<csup_lifo>
+    private let lock = Mutex<[KernelThread]>([])
+    private let idleCounter = Atomic<Int>(0)
+
+    init() {
+        idle = .allocate(capacity: 1)
+        csup_lifo_init(idle)
+    }
+
+    deinit {
+        idle.deallocate()
+    }
+
+    var idleCount: Int { idleCounter.load(ordering: .relaxed) }
+
+    func reserve(_ n: Int) throws(UMSError) {
+        for _ in 0..<max(0, n) {
+            let kt = try spawn()
+            pushIdle(kt)
+        }
+    }
+
+    /// An idle KT, or a new one. Throws when pthread_create fails.
+    func acquire() throws(UMSError) -> KernelThread {
+        if let node = csup_lifo_pop(idle) {
+            idleCounter.wrappingSubtract(1, ordering: .relaxed)
+            // Why this is sound: items on the LIFO are KTs kept alive by `all`.
+            return Unmanaged<KernelThread>.fromOpaque(node.pointee.item).takeUnretainedValue()
+        }
+        return try spawn()
+    }
+
+    func pushIdle(_ kt: KernelThread) {
+        idleCounter.wrappingAdd(1, ordering: .relaxed)
+        // Why this is sound: the node lives in kt.shared, allocated until kt
+        // deinitialises, which is after shutdown removed it from the LIFO.
+        csup_lifo_push(idle, UnsafeMutableRawPointer(kt.shared).assumingMemoryBound(to: csup_lifo_node.self))
+    }
+
+    private func spawn() throws(UMSError) -> KernelThread {
+        let kt = KernelThread(pool: self)
+        if Counters.injectedKernelThreadFailures.load(ordering: .relaxed) > 0,
+           Counters.injectedKernelThreadFailures.wrappingSubtract(1, ordering: .relaxed).oldValue > 0 {
+            throw .kernelThreadCreationFailed(errno: EAGAIN)
+        }
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        defer { pthread_attr_destroy(&attr) }
+        // Why this is sound: the retained KT is released by ktEntry when the
+        // pthread ends (or right here if creation fails).
+        let arg = Unmanaged.passRetained(kt).toOpaque()
+        var tid = pthread_t()
+        let err = pthread_create(&tid, &attr, ktEntry, arg)
+        if err != 0 {
+            Unmanaged<KernelThread>.fromOpaque(arg).release()
+            throw .kernelThreadCreationFailed(errno: err)
+        }
+        kt.pthread = tid
+        lock.withLock { $0.append(kt) }
+        Counters.bump(Counters.kernelThreadsCreated)
+        Counters.kernelThreadsLive.wrappingAdd(1, ordering: .relaxed)
+        return kt
+    }
+
+    /// Stops and joins every idle KT (the list's threads are all gone or
+    /// terminated when this runs).
+    func shutdown() {
+        trim()
+    }
+
+    /// Stops and joins the KTs that are idle now.
+    func trim() {
+        var stopped: [KernelThread] = []
+        while let node = csup_lifo_pop(idle) {
+            idleCounter.wrappingSubtract(1, ordering: .relaxed)
+            stopped.append(Unmanaged<KernelThread>.fromOpaque(node.pointee.item).takeUnretainedValue())
+        }
+        for kt in stopped {
+            kt.stop()
+            pthread_join(kt.pthread, nil)
+            Counters.kernelThreadsLive.wrappingSubtract(1, ordering: .relaxed)
+        }
+        let ids = Set(stopped.map { ObjectIdentifier($0) })
+        lock.withLock { all in all.removeAll { ids.contains(ObjectIdentifier($0)) } }
+    }
+}
+
+private let ktEntry: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? = { raw in
+    let kt = Unmanaged<KernelThread>.fromOpaque(raw!).takeRetainedValue()
+    kt.main()
+    return nil
+}

@@ -1,0 +1,115 @@
+import CSupport
+import Synchronization
+
+/// Namespace for the User-Mode Scheduling core.
+///
+/// Windows 7 UMS, rebuilt from pthreads and user-mode context switches:
+///
+/// | Windows                         | here                                   |
+/// |---------------------------------|----------------------------------------|
+/// | `CreateUmsCompletionList`       | ``UMSCompletionList/init(reservingKernelThreads:)`` |
+/// | `DequeueUmsCompletionListItems` | ``UMSCompletionList/dequeue(timeout:)`` |
+/// | `GetUmsCompletionListEvent`     | ``UMSCompletionList/eventDescriptor()`` |
+/// | `DeleteUmsCompletionList`       | ``UMSCompletionList/delete()``          |
+/// | `CreateUmsThreadContext` + `CreateRemoteThreadEx` | ``UMSThread/init(completionList:stackSize:backend:name:body:)`` |
+/// | `EnterUmsSchedulingMode`        | ``UMS/enterSchedulingMode(cpu:_:)``     |
+/// | `ExecuteUmsThread`              | ``UMSPrimary/execute(_:)``              |
+/// | `UmsThreadYield`                | ``UMSThread/yield(_:)``                 |
+/// | `GetCurrentUmsThread`           | ``UMSThread/current``                   |
+/// | `Query/SetUmsThreadInformation` | ``UMSThread/isSuspended``, ``UMSThread/isTerminated``, ``UMSThread/userContext`` |
+/// | scheduler entry point reasons   | ``UMSExecuteResult``                    |
+/// | a UT entering the kernel        | ``UMS/blockingCall(_:)``                |
+public enum UMS {
+    /// The context-switch mechanism used for new threads when none is given.
+    /// Settable at run time; existing threads keep theirs.
+    public static var defaultBackend: UMSContextBackend {
+        get { UMSContextBackend(rawValue: defaultBackendStorage.load(ordering: .relaxed)) ?? .assembly }
+        set { defaultBackendStorage.store(newValue.rawValue, ordering: .relaxed) }
+    }
+    private static let defaultBackendStorage = Atomic<Int>(UMSContextBackend.assembly.rawValue)
+
+    /// Default usable stack size for a UMS thread: 256 KiB, committed lazily.
+    public static let defaultStackSize = 256 * 1024
+
+    /// Smallest accepted stack size.
+    public static let minimumStackSize = Int(CSUP_STACK_MIN)
+
+    /// Process-wide counters, for tests and diagnostics.
+    public static var statistics: UMSStatistics {
+        UMSStatistics(
+            threadsCreated: Counters.threadsCreated.load(ordering: .relaxed),
+            threadsTerminated: Counters.threadsTerminated.load(ordering: .relaxed),
+            executions: Counters.executions.load(ordering: .relaxed),
+            yields: Counters.yields.load(ordering: .relaxed),
+            blockingCalls: Counters.blockingCalls.load(ordering: .relaxed),
+            kernelThreadsCreated: Counters.kernelThreadsCreated.load(ordering: .relaxed),
+            kernelThreadsLive: Counters.kernelThreadsLive.load(ordering: .relaxed),
+            inlineFallbacks: Counters.inlineFallbacks.load(ordering: .relaxed),
+            stacksMapped: Int(csup_stack_mapped_count()),
+            stacksCached: Int(csup_stack_cached_count())
+        )
+    }
+
+    /// Unmaps every cached stack (they are otherwise kept for reuse).
+    public static func trimStackCache() { csup_stack_cache_trim() }
+}
+
+/// How a context switch is done.
+public enum UMSContextBackend: Int, Sendable, CaseIterable {
+    /// Hand-written register switch (x86_64 and aarch64): callee-saved
+    /// registers, stack pointer and FP control words; no system call.
+    case assembly = 0
+    /// `makecontext` / `swapcontext`: the portable reference. Each switch
+    /// makes an `rt_sigprocmask` system call.
+    case ucontext = 1
+
+    var csup: csup_backend { self == .assembly ? CSUP_BACKEND_ASM : CSUP_BACKEND_UCONTEXT }
+}
+
+/// Snapshot of the process-wide UMS counters.
+public struct UMSStatistics: Sendable, Equatable {
+    public var threadsCreated: Int
+    public var threadsTerminated: Int
+    public var executions: Int
+    public var yields: Int
+    public var blockingCalls: Int
+    public var kernelThreadsCreated: Int
+    /// Kernel threads alive now (idle in a pool or running a call).
+    public var kernelThreadsLive: Int
+    /// Blocking calls run on the primary because no kernel thread could be
+    /// created (pthread_create failed); the call still completed.
+    public var inlineFallbacks: Int
+    public var stacksMapped: Int
+    public var stacksCached: Int
+}
+
+/// Relaxed counters: each is an independent statistic, read only as a
+/// snapshot, so no ordering with other memory is needed.
+enum Counters {
+    static let threadsCreated = Atomic<Int>(0)
+    static let threadsTerminated = Atomic<Int>(0)
+    static let executions = Atomic<Int>(0)
+    static let yields = Atomic<Int>(0)
+    static let blockingCalls = Atomic<Int>(0)
+    static let kernelThreadsCreated = Atomic<Int>(0)
+    static let kernelThreadsLive = Atomic<Int>(0)
+    static let inlineFallbacks = Atomic<Int>(0)
+    /// Test hook: the next N kernel-thread creations fail with EAGAIN.
+    static let injectedKernelThreadFailures = Atomic<Int>(0)
+
+    @inline(__always) static func bump(_ c: borrowing Atomic<Int>) {
+        c.wrappingAdd(1, ordering: .relaxed)
+    }
+}
+
+extension UMS {
+    /// Test hook: makes the next `count` kernel-thread creations fail as if
+    /// pthread_create returned EAGAIN.
+    public static func _injectKernelThreadCreationFailures(_ count: Int) {
+        Counters.injectedKernelThreadFailures.store(count, ordering: .relaxed)
+    }
+    /// Test hook: makes the next `count` stack mappings fail with ENOMEM.
+    public static func _injectStackAllocationFailures(_ count: Int) {
+        csup_stack_inject_failures(Int32(count))
+    }
+}

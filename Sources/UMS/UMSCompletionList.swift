@@ -1,0 +1,148 @@
+import CSupport
+import Synchronization
+
+/// A completion list: where UMS threads wait to be scheduled.
+/// [CreateUmsCompletionList / DequeueUmsCompletionListItems /
+/// GetUmsCompletionListEvent / DeleteUmsCompletionList]
+///
+/// A new ``UMSThread`` starts queued here. When a thread's blocking call
+/// returns, its kernel thread queues it here again. A primary takes the
+/// queued threads with ``dequeue(timeout:)`` and executes them.
+///
+/// Storage and wake-up: liburcu's wait-free concurrent queue
+/// (`urcu/wfcqueue.h`), a futex for ``dequeue(timeout:)``, and an eventfd
+/// created on first request. The protocol is documented in
+/// `CSupport/include/csup_clist.h`.
+///
+/// Ownership: the list holds a strong reference to every queued thread, and
+/// each non-terminated thread holds one to its list. Several primaries may
+/// share a list.
+///
+/// Kernel threads: the list owns the pool of kernel threads (KTs) its
+/// threads' blocking calls run on. A KT is bound to a UMS thread only for
+/// the length of one blocking call, then returns to the pool, so 10,000
+/// runnable threads need no more pthreads than there are calls in the
+/// kernel at once. Idle KTs stay parked on a futex until the list goes away.
+public final class UMSCompletionList: @unchecked Sendable {
+    // @unchecked Sendable: every mutable field is an Atomic or is owned by
+    // the C list, which is thread-safe by construction (csup_clist.h).
+
+    let clist: OpaquePointer
+    let kernelThreads: KernelThreadPool
+    /// Threads queued now (incremented before the enqueue, decremented by the
+    /// dequeuer). Relaxed: a statistic, also read by `delete()`.
+    let queuedCount = Atomic<Int>(0)
+    /// Threads of this list inside a blocking call now.
+    let inKernelCount = Atomic<Int>(0)
+    private let deleted = Atomic<Bool>(false)
+
+    /// Creates an empty list. `reservingKernelThreads` starts that many
+    /// kernel threads now, so the first blocking calls find one ready; a
+    /// failing pthread_create is thrown here, with nothing leaked.
+    public init(reservingKernelThreads: Int = 0) throws(UMSError) {
+        guard let l = csup_clist_create() else { throw .outOfMemory }
+        clist = l
+        kernelThreads = KernelThreadPool()
+        do {
+            try kernelThreads.reserve(reservingKernelThreads)
+        } catch {
+            kernelThreads.shutdown()
+            csup_clist_destroy(l)
+            throw error
+        }
+    }
+
+    deinit {
+        // Unreachable with queued threads: they retain this list. Kernel
+        // threads in a call retain it too, so every KT is idle here.
+        kernelThreads.shutdown()
+        // Why this is sound: nothing can enqueue any more (see above).
+        csup_clist_destroy(clist)
+    }
+
+    /// Waits until at least one thread is queued or the timeout passes,
+    /// then takes every queued thread, oldest first.
+    /// [DequeueUmsCompletionListItems]
+    ///
+    /// - Parameter timeout: `nil` waits forever; `.zero` polls.
+    /// - Returns: the threads, now ready to ``UMSPrimary/execute(_:)``;
+    ///   empty on timeout.
+    public func dequeue(timeout: Duration? = nil) -> [UMSThread] {
+        var out: [UMSThread] = []
+        drain(timeout: timeout) { out.append($0) }
+        return out
+    }
+
+    /// Like ``dequeue(timeout:)``, but hands each thread to `body` instead
+    /// of building an array (no allocation on the scheduler's hot path).
+    /// Returns how many threads were taken.
+    @discardableResult
+    public func drain(timeout: Duration? = .zero, _ body: (UMSThread) -> Void) -> Int {
+        let ns: Int64 = timeout.map { Self.nanoseconds($0) } ?? -1
+        guard var node = csup_clist_take_all(clist, ns) else { return 0 }
+        var n = 0
+        while true {
+            let next = csup_clist_node_next(node)
+            // Why this is sound: the item is the thread's Unmanaged pointer,
+            // retained by `enqueue`; this balances that retain.
+            let t = Unmanaged<UMSThread>.fromOpaque(csup_clist_node_item(node)!).takeRetainedValue()
+            t.markDequeued()
+            n += 1
+            body(t)
+            guard let nx = next else { break }
+            node = nx
+        }
+        queuedCount.wrappingSubtract(n, ordering: .relaxed)
+        return n
+    }
+
+    /// True when no thread is queued (a snapshot).
+    public var isEmpty: Bool { csup_clist_is_empty(clist) != 0 }
+
+    /// An event descriptor (an eventfd) that becomes readable when a thread
+    /// is queued to an empty list. [GetUmsCompletionListEvent]
+    ///
+    /// Created on first call and owned by the list (do not close it). It may
+    /// be readable with nothing queued; follow it with `dequeue(timeout: .zero)`.
+    public func eventDescriptor() throws(UMSError) -> Int32 {
+        let fd = csup_clist_event_fd(clist)
+        if fd < 0 { throw .systemCallFailed(call: "eventfd", errno: -fd) }
+        return fd
+    }
+
+    /// Checks that the list is empty and releases its kernel threads.
+    /// [DeleteUmsCompletionList]
+    ///
+    /// Throws ``UMSError/completionListNotEmpty(queued:inKernel:)`` when
+    /// threads are queued or inside blocking calls that will queue them
+    /// here; the list is then left as it was.
+    public func delete() throws(UMSError) {
+        let q = queuedCount.load(ordering: .relaxed)
+        let k = inKernelCount.load(ordering: .relaxed)
+        if q > 0 || k > 0 || !isEmpty { throw .completionListNotEmpty(queued: max(q, isEmpty ? 0 : 1), inKernel: k) }
+        if deleted.exchange(true, ordering: .relaxed) { return }
+        kernelThreads.trim()
+    }
+
+    /// Wakes every primary sleeping in ``dequeue(timeout:)``; they return
+    /// empty-handed if nothing was queued (used to stop a scheduler loop).
+    public func wakeAllWaiters() { csup_clist_wake_all(clist) }
+
+    /// Idle kernel threads parked in this list's pool.
+    public var idleKernelThreads: Int { kernelThreads.idleCount }
+
+    func enqueue(_ t: UMSThread) {
+        queuedCount.wrappingAdd(1, ordering: .relaxed)
+        // Why this is sound: the retain is balanced by takeRetainedValue in
+        // drain(); the node is the thread's own and is on no other list.
+        _ = Unmanaged.passRetained(t)
+        csup_clist_enqueue(clist, t.node)
+    }
+
+    static func nanoseconds(_ d: Duration) -> Int64 {
+        let c = d.components
+        if c.seconds < 0 { return 0 }
+        if c.seconds > Int64.max / 1_000_000_000 - 1 { return Int64.max }
+        return c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,184 @@
+import CSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why ``UMSPrimary/execute(_:)`` returned: the Swift form of the UMS
+/// scheduler entry point's reasons (UmsSchedulerThreadBlocked,
+/// UmsSchedulerThreadYield), plus termination.
+///
+/// `execute` returns instead of re-entering a scheduler procedure on a fresh
+/// stack, so no Swift frame is abandoned and nothing leaks.
+public enum UMSExecuteResult: Equatable, Sendable {
+    /// The thread entered a blocking call; it is on its kernel thread and
+    /// will come back through its completion list. [UmsSchedulerThreadBlocked]
+    case blocked(UMSBlockReason)
+    /// The thread called ``UMSThread/yield(_:)`` with this parameter; it is
+    /// ready to be executed again. [UmsSchedulerThreadYield]
+    case yielded(Int)
+    /// The thread's body returned; its stack is released.
+    case terminated
+}
+
+/// Why a thread blocked. Windows also reports page faults and traps; here
+/// only system calls made through ``UMS/blockingCall(_:)`` are seen.
+public enum UMSBlockReason: Equatable, Sendable {
+    case systemCall
+}
+
+/// A primary: a pthread in UMS scheduling mode. It stands for a CPU and
+/// runs UMS threads on itself by switching user contexts.
+/// [the thread that called EnterUmsSchedulingMode]
+///
+/// Only the pthread that entered scheduling mode may use its primary
+/// (`execute` checks this).
+public final class UMSPrimary {
+    /// The CPU this primary is pinned to, or nil.
+    public let cpu: Int?
+    let nativeContext: OpaquePointer
+    /// Published in the pthread's carrier slot while in scheduling mode.
+    private(set) var carrier: Carrier!
+    private var executing = false
+
+    init(cpu: Int?, nativeContext: OpaquePointer) {
+        self.cpu = cpu
+        self.nativeContext = nativeContext
+        self.carrier = nil
+        self.carrier = Carrier(primary: self)
+    }
+
+    /// The UMS thread this primary is running, or nil.
+    var thread: UMSThread? {
+        get { carrier.thread }
+        set { carrier.thread = newValue }
+    }
+
+    /// The primary of the calling pthread, if it is one.
+    public static var current: UMSPrimary? { Carrier.current?.primary }
+
+    /// Runs `thread` on this primary until it blocks, yields or terminates,
+    /// and says which. [ExecuteUmsThread]
+    ///
+    /// - Throws: ``UMSError/notAPrimary`` when called from another pthread;
+    ///   ``UMSError/executeFromUMSThread`` from inside a UMS thread;
+    ///   ``UMSError/threadRunning``, ``UMSError/threadTerminated``,
+    ///   ``UMSError/threadBlockedInKernel`` or
+    ///   ``UMSError/threadQueuedOnCompletionList`` when the thread is not
+    ///   ready. A thrown error changes nothing.
+    public func execute(_ thread: UMSThread) throws(UMSError) -> UMSExecuteResult {
+        guard Carrier.current === carrier else { throw .notAPrimary }
+        guard !executing, self.thread == nil else { throw .executeFromUMSThread }
+        // ready -> running. Acquire: the thread's saved context (written by
+        // whoever switched it out) is visible before we switch into it.
+        let (ok, seen) = thread.state.compareExchange(
+            expected: UMSThread.State.ready.rawValue,
+            desired: UMSThread.State.running.rawValue,
+            ordering: .acquiring)
+        guard ok else {
+            switch UMSThread.State(rawValue: seen)! {
+            case .running: throw .threadRunning
+            case .terminated: throw .threadTerminated
+            case .inKernel: throw .threadBlockedInKernel
+            case .queued: throw .threadQueuedOnCompletionList
+            case .ready: throw .threadRunning
+            }
+        }
+        Counters.bump(Counters.executions)
+        executing = true
+        thread.primary = self
+        self.thread = thread
+        csup_ctx_switch(nativeContext, thread.ctx)
+        self.thread = nil
+        executing = false
+        switch thread.exitReason {
+        case .yielded(let p):
+            // running -> ready. Release: the saved context is published.
+            thread.state.store(UMSThread.State.ready.rawValue, ordering: .releasing)
+            return .yielded(p)
+        case .blocked:
+            handOffToKernelThread(thread)
+            return .blocked(.systemCall)
+        case .terminated:
+            thread.finishTermination()
+            return .terminated
+        }
+    }
+
+    /// The thread has switched out with a pending blocking call: give it to
+    /// a kernel thread. If none can be created (pthread_create failed), run
+    /// the call here and queue the thread as a KT would: slower, but no call
+    /// is lost and the thread still comes back through its completion list.
+    private func handOffToKernelThread(_ thread: UMSThread) {
+        let list = thread.completionList!
+        list.inKernelCount.wrappingAdd(1, ordering: .relaxed)
+        thread.state.store(UMSThread.State.inKernel.rawValue, ordering: .releasing)
+        do {
+            let kt = try list.kernelThreads.acquire()
+            kt.start(thread)
+        } catch {
+            Counters.bump(Counters.inlineFallbacks)
+            KernelThread.runCall(of: thread, carrier: carrier)
+            KernelThread.complete(thread)
+        }
+    }
+}
+
+extension UMS {
+    /// Makes the calling pthread a primary for the length of `body`.
+    /// [EnterUmsSchedulingMode]
+    ///
+    /// The body is the scheduler: it dequeues threads from completion lists
+    /// and calls ``UMSPrimary/execute(_:)`` on them. When it returns, the
+    /// pthread leaves scheduling mode and its CPU affinity is restored.
+    ///
+    /// - Parameter cpu: pins the primary to this CPU for the duration.
+    /// - Throws: ``UMSError/alreadyInSchedulingMode``,
+    ///   ``UMSError/affinityFailed(cpu:errno:)``, ``UMSError/outOfMemory``,
+    ///   or whatever `body` throws.
+    @discardableResult
+    public static func enterSchedulingMode<R, E: Error>(
+        cpu: Int? = nil,
+        _ body: (UMSPrimary) throws(E) -> R
+    ) throws(PrimaryError<E>) -> R {
+        if Carrier.current != nil { throw .ums(.alreadyInSchedulingMode) }
+        var savedMask: UnsafeMutableRawPointer?
+        if let cpu {
+            let err = csup_affinity_pin_self(Int32(cpu), &savedMask)
+            if err != 0 { throw .ums(.affinityFailed(cpu: cpu, errno: err)) }
+        }
+        defer { if savedMask != nil { csup_affinity_restore(savedMask) } }
+        guard let native = csup_ctx_create_native() else { throw .ums(.outOfMemory) }
+        defer { csup_ctx_destroy(native) }
+        _ = csup_overflow_install()
+        let altErr = csup_overflow_thread_enter()
+        if altErr != 0 { throw .ums(.systemCallFailed(call: "sigaltstack", errno: altErr)) }
+        defer { csup_overflow_thread_exit() }
+        let primary = UMSPrimary(cpu: cpu, nativeContext: native)
+        // Why this is sound: `primary` is kept alive until the slot is
+        // cleared by the defer below.
+        csup_tls_set_carrier(Unmanaged.passUnretained(primary.carrier).toOpaque())
+        defer {
+            csup_tls_set_carrier(nil)
+            withExtendedLifetime(primary) {}
+        }
+        do {
+            return try body(primary)
+        } catch {
+            throw .body(error)
+        }
+    }
+
+    /// Runs ``UMSPrimary/execute(_:)`` on the calling pthread's primary.
+    /// - Throws: ``UMSError/notAPrimary`` when the caller is not a primary.
+    public static func execute(_ thread: UMSThread) throws(UMSError) -> UMSExecuteResult {
+        guard let p = Carrier.current?.primary else { throw .notAPrimary }
+        return try p.execute(thread)
+    }
+}
+
+/// Error of ``UMS/enterSchedulingMode(cpu:_:)``: the runtime's, or the
+/// scheduler body's.
+public enum PrimaryError<Body: Error>: Error {
+    case ums(UMSError)
+    case body(Body)
+}

@@ -1,0 +1,219 @@
+import CSupport
+import Synchronization
+
+/// A UMS thread: a user context (stack + saved registers) that primaries
+/// execute, paired with a kernel thread for its blocking calls.
+/// [CreateUmsThreadContext + CreateRemoteThreadEx]
+///
+/// Life cycle (the `state` word, changed with atomic read-modify-writes):
+///
+///     queued ──dequeue──▶ ready ──execute──▶ running ─┬─ yield ──────▶ ready
+///       ▲                                             ├─ blockingCall ▶ inKernel ─┐
+///       └──────────────── KT queues it on return ◀────┼───────────────────────────┘
+///                                                     └─ body returns ▶ terminated
+///
+/// A new thread starts *queued* on its completion list, not running.
+/// Termination is reported once, by ``UMSPrimary/execute(_:)`` returning
+/// ``UMSExecuteResult/terminated``; a terminated thread is never queued on
+/// the completion list (Windows queues it; reporting it twice would make
+/// every scheduler handle it twice). Its stack goes back to the stack cache
+/// right then.
+///
+/// Thread identity: code in a UMS thread runs on whichever primary executes
+/// it, and a blocking call's closure runs on a kernel thread. `pthread_self`,
+/// `Thread.current` and C thread-locals change across ``yield(_:)`` and
+/// ``UMS/blockingCall(_:)``. Swift's exclusivity access set moves with the
+/// thread; errno does not (read it inside the blocking call).
+public final class UMSThread: @unchecked Sendable {
+    // @unchecked Sendable: `state`, `userContextBits` are atomics; the other
+    // mutable fields are handed between pthreads only through the state
+    // transitions above, each a release/acquire pair (documented per field).
+
+    /// States of the life cycle above.
+    public enum State: Int, Sendable {
+        case queued = 0, ready, running, inKernel, terminated
+    }
+
+    let state: Atomic<Int>
+    let ctx: OpaquePointer          // csup_ctx*, freed in deinit
+    private var stack: csup_stack   // returned to the cache at termination
+    private var stackReleased = false
+    let node: OpaquePointer         // csup_clist_node*, freed in deinit
+    /// Strong while the thread can still be queued; nil once terminated.
+    private(set) var completionList: UMSCompletionList?
+    private var body: (() -> Void)?
+
+    /// Written by the UT before it switches to its primary; read by that
+    /// primary after the switch returns (same pthread: program order).
+    var exitReason: ExitReason = .terminated
+    /// The primary executing this thread (written by that primary before the
+    /// switch in; read by the thread on the same pthread).
+    unowned(unsafe) var primary: UMSPrimary?
+    /// The blocking call's closure: written by the UT, read and cleared by
+    /// the kernel thread; the hand-off is ordered by the KT's futex word.
+    var pendingCall: (() -> Void)?
+
+    private let userContextBits = Atomic<UInt>(0)
+
+    enum ExitReason { case yielded(Int), blocked, terminated }
+
+    /// Creates a thread that will run `body`, queued on `completionList`.
+    ///
+    /// - Parameters:
+    ///   - stackSize: usable bytes, at least ``UMS/minimumStackSize``;
+    ///     committed lazily, cached for reuse after termination.
+    ///   - backend: context-switch mechanism (default ``UMS/defaultBackend``).
+    ///   - name: shown in diagnostics (for example a stack-overflow report).
+    /// - Throws: ``UMSError/invalidStackSize(requested:minimum:)``,
+    ///   ``UMSError/stackAllocationFailed(errno:)``, ``UMSError/outOfMemory``;
+    ///   nothing is leaked on failure.
+    public init(completionList: UMSCompletionList,
+                stackSize: Int = UMS.defaultStackSize,
+                backend: UMSContextBackend = UMS.defaultBackend,
+                name: String? = nil,
+                body: @escaping @Sendable () -> Void) throws(UMSError) {
+        guard stackSize >= UMS.minimumStackSize, stackSize <= 1 << 40 else {
+            throw .invalidStackSize(requested: stackSize, minimum: UMS.minimumStackSize)
+        }
+        var st = csup_stack()
+        let err = csup_stack_alloc(stackSize, &st)
+        if err != 0 {
+            if err == EINVAL { throw .invalidStackSize(requested: stackSize, minimum: UMS.minimumStackSize) }
+            throw .stackAllocationFailed(errno: err)
+        }
+        guard let n = csup_clist_node_create(nil) else {
+            csup_stack_free(&st)
+            throw .outOfMemory
+        }
+        var c: OpaquePointer?
+        let cerr = csup_ctx_create(&c, backend.csup, &st, umsThreadEntry, nil)
+        guard cerr == 0, let c else {
+            csup_clist_node_destroy(n)
+            csup_stack_free(&st)
+            throw cerr == ENOMEM ? .outOfMemory : .systemCallFailed(call: "makecontext", errno: cerr)
+        }
+        self.ctx = c
+        self.stack = st
+        self.node = n
+        self.state = Atomic(State.queued.rawValue)
+        self.completionList = completionList
+        self.body = body
+        self.backend = backend
+        self.stackSize = st.size
+        // Why this is sound: the entry argument and the node item are this
+        // object, unretained; the object outlives both uses (the list
+        // retains it while queued, a primary while running).
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        csup_ctx_rearm(c, umsThreadEntry, me)
+        csup_clist_node_set_item(n, me)
+        if let name { name.withCString { csup_ctx_set_name(c, $0) } }
+        Counters.bump(Counters.threadsCreated)
+        completionList.enqueue(self)
+    }
+
+    deinit {
+        releaseStack()
+        csup_ctx_destroy(ctx)
+        csup_clist_node_destroy(node)
+    }
+
+    /// The context-switch backend this thread uses.
+    public let backend: UMSContextBackend
+    /// Usable stack bytes (rounded up to pages).
+    public let stackSize: Int
+
+    /// The current state (a snapshot).
+    public var currentState: State { State(rawValue: state.load(ordering: .acquiring))! }
+
+    /// True when the thread is not running and not terminated: queued,
+    /// ready, or inside a blocking call. [UmsThreadIsSuspended]
+    public var isSuspended: Bool {
+        let s = currentState
+        return s == .queued || s == .ready || s == .inKernel
+    }
+
+    /// True once the body has returned. [UmsThreadIsTerminated]
+    public var isTerminated: Bool { currentState == .terminated }
+
+    /// A pointer-sized value for the scheduler's own use.
+    /// [UmsThreadUserContext]
+    public var userContext: UnsafeMutableRawPointer? {
+        get { UnsafeMutableRawPointer(bitPattern: userContextBits.load(ordering: .acquiring)) }
+        set { userContextBits.store(UInt(bitPattern: newValue), ordering: .releasing) }
+    }
+
+    /// The UMS thread running this code, or nil outside one. Inside a
+    /// blocking call's closure (on the kernel thread) it is still the
+    /// calling UMS thread. [GetCurrentUmsThread]
+    public static var current: UMSThread? { Carrier.current?.thread }
+
+    /// Gives the primary back to its scheduler, which sees
+    /// ``UMSExecuteResult/yielded(_:)`` with `param`. Returns when some
+    /// primary executes this thread again. [UmsThreadYield]
+    ///
+    /// - Throws: ``UMSError/notOnUMSThread`` outside a UMS thread running on
+    ///   a primary (including inside a blocking call's closure).
+    public static func yield(_ param: Int = 0) throws(UMSError) {
+        guard let c = Carrier.current, let p = c.primary, let t = c.thread else { throw .notOnUMSThread }
+        t.exitReason = .yielded(param)
+        Counters.bump(Counters.yields)
+        t.switchToPrimary(p)
+    }
+
+    /// Saves this context and resumes the primary's scheduler context.
+    /// Returns when a primary executes the thread again.
+    @inline(__always)
+    func switchToPrimary(_ p: UMSPrimary) {
+        csup_ctx_switch(ctx, p.nativeContext)
+    }
+
+    func markDequeued() {
+        // queued -> ready. Acquire pairs with the release of the enqueuer's
+        // transition, so the thread's saved context is visible here.
+        state.store(State.ready.rawValue, ordering: .releasing)
+    }
+
+    /// Runs the body on this thread's stack, then records termination.
+    /// Returns the contexts for the final switch. Out of line so that every
+    /// Swift value it touched is released before that switch (the frame
+    /// that called it is abandoned).
+    @inline(never)
+    static func runBodyAndFinish(_ raw: UnsafeMutableRawPointer) -> (OpaquePointer, OpaquePointer) {
+        // Why this is sound: the primary executing us holds a strong
+        // reference for the whole execute() call.
+        let t = Unmanaged<UMSThread>.fromOpaque(raw).takeUnretainedValue()
+        if let b = t.body {
+            t.body = nil
+            b()
+        }
+        t.exitReason = .terminated
+        let p = t.primary!   // re-read: the body may have migrated
+        return (t.ctx, p.nativeContext)
+    }
+
+    /// Called by the primary after the final switch away from this thread.
+    func finishTermination() {
+        releaseStack()
+        completionList = nil
+        state.store(State.terminated.rawValue, ordering: .releasing)
+        Counters.bump(Counters.threadsTerminated)
+    }
+
+    private func releaseStack() {
+        if !stackReleased {
+            stackReleased = true
+            csup_stack_free(&stack)
+        }
+    }
+}
+
+/// Entry point of every UMS thread's context (C calling convention).
+private let umsThreadEntry: @convention(c) (UnsafeMutableRawPointer?) -> Void = { raw in
+    let (from, to) = UMSThread.runBodyAndFinish(raw!)
+    csup_ctx_switch_final(from, to)
+    fatalError("UMS: a terminated thread was resumed")
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,73 @@
+import Foundation
+import XCTest
+@testable import UMS
+import CSupport
+
+/// Counts of process resources, for leak checks.
+struct ResourceCounts: Equatable, CustomStringConvertible {
+    var threads: Int
+    var fds: Int
+    var stacks: Int
+
+    static func now() -> ResourceCounts {
+        UMS.trimStackCache()
+        return ResourceCounts(
+            threads: (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? -1,
+            fds: (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1,
+            stacks: Int(csup_stack_mapped_count()))
+    }
+
+    var description: String { "threads=\(threads) fds=\(fds) stacks=\(stacks)" }
+}
+
+/// Waits (bounded) until `cond` holds, polling.
+func eventually(timeout: Double = 10, _ cond: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if cond() { return true }
+        usleep(1000)
+    }
+    return cond()
+}
+
+/// Runs `body` on a new pthread and waits for it (Foundation Thread).
+func onNewThread(_ body: @escaping @Sendable () -> Void) {
+    let done = DispatchSemaphore(value: 0)
+    let t = Thread {
+        body()
+        done.signal()
+    }
+    t.stackSize = 1 << 20
+    t.start()
+    done.wait()
+}
+
+/// A simple scheduler loop for tests: drains `list` and executes every
+/// thread until `expected` threads have terminated. Returns the results
+/// seen, in order.
+@discardableResult
+func runScheduler(_ p: UMSPrimary, _ list: UMSCompletionList, until expected: Int,
+                  onResult: ((UMSThread, UMSExecuteResult) -> Void)? = nil) throws -> [UMSExecuteResult] {
+    var ready: [UMSThread] = []
+    var results: [UMSExecuteResult] = []
+    var terminated = 0
+    while terminated < expected {
+        list.drain(timeout: ready.isEmpty ? .seconds(30) : .zero) { ready.append($0) }
+        if ready.isEmpty { continue }
+        let t = ready.removeFirst()
+        let r = try p.execute(t)
+        results.append(r)
+        onResult?(t, r)
+        switch r {
+        case .terminated: terminated += 1
+        case .yielded: ready.append(t)
+        case .blocked: break
+        }
+    }
+    return results
+}
+
+final class Box<T>: @unchecked Sendable {
+    var value: T
+    init(_ v: T) { value = v }
+}

@@ -108,12 +108,15 @@ static csup_clist_node *splice_out(csup_clist *l) {
 
 csup_clist_node *csup_clist_take_all(csup_clist *l, int64_t timeout_ns) {
     int64_t deadline = timeout_ns > 0 ? csup_monotonic_ns() + timeout_ns : 0;
+    int64_t spin_deadline = 0;
     for (int spins = 0;; spins++) {
         csup_clist_node *got = splice_out(l);
         if (got || timeout_ns == 0) return got;
-        /* Brief spin before sleeping: a kernel thread is often about to
-         * queue something (a blocking call that is returning). */
-        if (spins < 64) { for (int i = 0; i < 32; i++) csup_cpu_relax(); continue; }
+        /* Brief spin (up to ~50 us) before sleeping: a kernel thread is
+         * often about to queue something (a short blocking call), and on a
+         * VM the futex wake of a sleeping vCPU costs tens of microseconds. */
+        if (spins == 0) spin_deadline = csup_monotonic_ns() + 50000;
+        if (csup_monotonic_ns() < spin_deadline) { for (int i = 0; i < 16; i++) csup_cpu_relax(); continue; }
         int64_t remaining = -1;
         if (timeout_ns > 0) {
             remaining = deadline - csup_monotonic_ns();

@@ -99,6 +99,14 @@ static inline void excl_exit(csup_ctx *ctx) {
 static inline void excl_enter(csup_ctx *ctx) {
     if (swift_task_enterThreadLocalContext) swift_task_enterThreadLocalContext((char *)ctx->excl);
 }
+/* After a switch. Invariant: every switch begins with excl_exit(from), which
+ * leaves the thread's access set empty (a context's exit takes everything
+ * pushed since its enter, and a native context's first exit takes the
+ * whole set). So when the resumed context saved no accesses (excl[0] == 0),
+ * entering would push nothing onto an empty set: skip the runtime call. */
+static inline void excl_enter_after_switch(csup_ctx *ctx) {
+    if (ctx->excl[0] != 0) excl_enter(ctx);
+}
 
 csup_ctx *csup_ctx_create_native(void) {
     csup_ctx *ctx = calloc(1, sizeof *ctx);
@@ -236,7 +244,7 @@ CSUP_NO_TSAN static void do_switch(csup_ctx *from, csup_ctx *to, int final) {
     __sanitizer_finish_switch_fiber(from->asan_fake_stack, NULL, NULL);
 #endif
     set_current(from);
-    excl_enter(from);
+    excl_enter_after_switch(from);
 }
 
 void csup_ctx_switch(csup_ctx *from, csup_ctx *to) { do_switch(from, to, 0); }
@@ -248,7 +256,7 @@ static void csup_ctx_first_entry(void *arg) {
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
     set_current(self);
-    excl_enter(self);
+    excl_enter_after_switch(self);
     self->entry(self->arg);
     fatal("csup: a context's entry function returned; it must end with csup_ctx_switch_final\n");
 }

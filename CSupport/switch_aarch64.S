@@ -62,7 +62,7 @@ csup_asm_switch:
     ldp     d12, d13, [sp, #128]
     ldp     d14, d15, [sp, #144]
     add     sp, sp, #176
-    ret
+    ret                           /* `ret`, not `br x30`: keeps the switch valid under BTI */
     .cfi_endproc
     .size   csup_asm_switch, .-csup_asm_switch
 

@@ -49,7 +49,11 @@ csup_asm_switch:
     popq    %r12
     popq    %rbx
     popq    %rbp
-    ret
+    /* Return with an indirect jump, not `ret`: the return-stack predictor
+     * would guess the caller of *this* switch and miss on every switch;
+     * the branch-target predictor learns the other context's resume point. */
+    popq    %r8
+    jmpq    *%r8
     .cfi_endproc
     .size   csup_asm_switch, .-csup_asm_switch
 

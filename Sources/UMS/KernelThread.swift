@@ -8,15 +8,19 @@ import Glibc
 /// calls, parked on a futex in between.
 ///
 /// Hand-off protocol (futex word `command`, in C memory so it has a stable
-/// address):
+/// address; values idle, sleeping, run, exit):
 ///   - primary: `assigned = thread` (plain store), then
-///     `command = run` (release) and futex_wake.
-///   - KT: futex_wait while `command == idle`; load `command` (acquire),
-///     which makes `assigned` and the thread's `pendingCall` visible; run
-///     the call; store `command = idle` (relaxed, only the KT writes it
-///     then); push itself on the pool's idle LIFO (release); queue the
+///     `old = exchange(command, run)` (acq_rel); futex_wake only when
+///     `old == sleeping`, so a spinning KT costs the primary no syscall.
+///   - KT, when idle: spins for up to `spinNanoseconds` watching `command`;
+///     then CAS idle -> sleeping and futex_wait while it reads sleeping.
+///     Waking a halted vCPU is what makes a futex wake slow on a VM (tens of
+///     microseconds here); the spin keeps back-to-back calls off that path.
+///   - KT, on `run`: the acquire load makes `assigned` and the thread's
+///     `pendingCall` visible; run the call; store `command = idle`
+///     (release); push itself on the pool's idle LIFO (release); queue the
 ///     thread on its completion list.
-///   - pool shutdown: `command = exit` (release) + wake; the KT returns and
+///   - pool shutdown: `exchange(command, exit)` + wake; the KT returns and
 ///     is joined.
 /// The thread's registers were saved before the primary handed it over
 /// (the switch returned first), and the KT never touches the context: the
@@ -25,7 +29,10 @@ import Glibc
 final class KernelThread: @unchecked Sendable {
     // @unchecked Sendable: handed between pthreads only through the futex
     // protocol above.
-    enum Command: UInt32 { case idle = 0, run = 1, exit = 2 }
+    enum Command: UInt32 { case idle = 0, run = 1, exit = 2, sleeping = 3 }
+
+    /// How long an idle KT watches its word before sleeping on the futex.
+    static let spinNanoseconds: Int64 = 50_000
 
     /// C record: futex word and LIFO node (stable addresses).
     let shared: UnsafeMutablePointer<KTShared>
@@ -63,25 +70,46 @@ final class KernelThread: @unchecked Sendable {
     /// to this idle KT.
     func start(_ thread: UMSThread) {
         assigned = thread
-        csup_u32_store_release(commandWord, Command.run.rawValue)
-        csup_futex_wake(commandWord, 1)
+        if csup_u32_exchange_acq_rel(commandWord, Command.run.rawValue) == Command.sleeping.rawValue {
+            csup_futex_wake(commandWord, 1)
+        }
     }
 
     func stop() {
-        csup_u32_store_release(commandWord, Command.exit.rawValue)
+        _ = csup_u32_exchange_acq_rel(commandWord, Command.exit.rawValue)
         csup_futex_wake(commandWord, 1)
+    }
+
+    /// Waits for a command other than idle: spin, then sleep.
+    private func awaitCommand() -> UInt32 {
+        var cmd = csup_u32_load_acquire(commandWord)
+        if cmd == Command.idle.rawValue {
+            let deadline = csup_monotonic_ns() + KernelThread.spinNanoseconds
+            var spins = 0
+            while cmd == Command.idle.rawValue {
+                csup_cpu_relax()
+                spins += 1
+                if spins & 63 == 0 && csup_monotonic_ns() > deadline { break }
+                cmd = csup_u32_load_acquire(commandWord)
+            }
+        }
+        while cmd == Command.idle.rawValue || cmd == Command.sleeping.rawValue {
+            var expected = Command.idle.rawValue
+            if cmd == Command.idle.rawValue, !csup_u32_cas_acq_rel(commandWord, &expected, Command.sleeping.rawValue) {
+                cmd = expected
+                continue
+            }
+            _ = csup_futex_wait(commandWord, Command.sleeping.rawValue, -1)
+            cmd = csup_u32_load_acquire(commandWord)
+        }
+        return cmd
     }
 
     /// The KT's pthread body.
     func main() {
         csup_tls_set_carrier(Unmanaged.passUnretained(carrier).toOpaque())
         while true {
-            var cmd = csup_u32_load_acquire(commandWord)
-            while cmd == Command.idle.rawValue {
-                _ = csup_futex_wait(commandWord, Command.idle.rawValue, -1)
-                cmd = csup_u32_load_acquire(commandWord)
-            }
-            if cmd == Command.exit.rawValue { break }
+            if awaitCommand() == Command.exit.rawValue { break }
             runAssigned()
         }
         csup_tls_set_carrier(nil)

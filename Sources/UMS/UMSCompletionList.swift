@@ -43,13 +43,9 @@ public final class UMSCompletionList: @unchecked Sendable {
         guard let l = csup_clist_create() else { throw .outOfMemory }
         clist = l
         kernelThreads = KernelThreadPool()
-        do {
-            try kernelThreads.reserve(reservingKernelThreads)
-        } catch {
-            kernelThreads.shutdown()
-            csup_clist_destroy(l)
-            throw error
-        }
+        // On a throw here every stored property is set, so deinit runs and
+        // releases the list and the KTs already started.
+        try kernelThreads.reserve(reservingKernelThreads)
     }
 
     deinit {

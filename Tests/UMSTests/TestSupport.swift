@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import UMS
 import CSupport
+import Synchronization
 
 /// Counts of process resources, for leak checks.
 struct ResourceCounts: Equatable, CustomStringConvertible {
@@ -18,6 +19,13 @@ struct ResourceCounts: Equatable, CustomStringConvertible {
     }
 
     var description: String { "threads=\(threads) fds=\(fds) stacks=\(stacks)" }
+
+    /// Nothing leaked relative to `baseline`. Other pthreads of the test
+    /// process (Foundation, Dispatch) may have ended meanwhile, so the
+    /// thread count may be lower, never higher.
+    func isWithin(_ baseline: ResourceCounts) -> Bool {
+        threads <= baseline.threads && fds <= baseline.fds && stacks == baseline.stacks
+    }
 }
 
 /// Waits (bounded) until `cond` holds, polling.
@@ -70,4 +78,19 @@ func runScheduler(_ p: UMSPrimary, _ list: UMSCompletionList, until expected: In
 final class Box<T>: @unchecked Sendable {
     var value: T
     init(_ v: T) { value = v }
+}
+
+/// A flag shared between pthreads (release/acquire).
+final class Flag: Sendable {
+    private let v = Atomic<Bool>(false)
+    var isSet: Bool { v.load(ordering: .acquiring) }
+    func set() { v.store(true, ordering: .releasing) }
+}
+
+/// A counter shared between pthreads (relaxed: only totals are read,
+/// after a join or a bounded wait).
+final class Counter: Sendable {
+    private let v = Atomic<Int>(0)
+    var value: Int { v.load(ordering: .relaxed) }
+    @discardableResult func add(_ n: Int = 1) -> Int { v.wrappingAdd(n, ordering: .relaxed).newValue }
 }

@@ -1,0 +1,60 @@
+import CSupport
+import Foundation
+
+/// Output contract (../shared/peers/README.md): one line per figure,
+/// `<workload> <impl> <value> <unit> [free text]`, on stdout. Progress goes
+/// to stderr. `--json FILE` also writes every figure as JSON.
+struct Figure: Codable {
+    var workload: String
+    var impl: String
+    var value: Double
+    var unit: String
+    var note: String
+}
+
+final class Harness: @unchecked Sendable {
+    // @unchecked Sendable: used from the main thread only.
+    var reps = 5
+    var warmup = 1
+    var figures: [Figure] = []
+    var options: [String: String] = [:]
+
+    func report(_ workload: String, _ impl: String, _ value: Double, _ unit: String, _ note: String = "") {
+        let v = value >= 100 ? String(format: "%.1f", value) : String(format: "%.2f", value)
+        print("\(workload) \(impl) \(v) \(unit)\(note.isEmpty ? "" : " " + note)")
+        fflush(nil)
+        figures.append(Figure(workload: workload, impl: impl, value: value, unit: unit, note: note))
+    }
+
+    func progress(_ s: String) {
+        FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
+    }
+
+    /// Runs `body` warmup + reps times; returns the median of what it returns.
+    func median(_ label: String, reps: Int? = nil, _ body: () throws -> Double) rethrows -> Double {
+        let n = reps ?? self.reps
+        for _ in 0..<warmup { _ = try body() }
+        var xs: [Double] = []
+        for i in 0..<n {
+            let t0 = csup_monotonic_ns()
+            xs.append(try body())
+            if csup_monotonic_ns() - t0 > 2_000_000_000 { progress("  \(label): rep \(i + 1)/\(n)") }
+        }
+        xs.sort()
+        return xs[xs.count / 2]
+    }
+
+    func int(_ key: String, _ def: Int) -> Int { options[key].flatMap { Int($0) } ?? def }
+}
+
+/// Wall-clock nanoseconds of `body`.
+@inline(never)
+func timeNs(_ body: () throws -> Void) rethrows -> Double {
+    let t0 = csup_monotonic_ns()
+    try body()
+    return Double(csup_monotonic_ns() - t0)
+}
+
+struct BenchFailure: Error, CustomStringConvertible {
+    var description: String
+}

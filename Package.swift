@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "UMS", targets: ["UMS"]),
+        .library(name: "ConcRT", targets: ["ConcRT"]),
         .executable(name: "ums-bench", targets: ["ums-bench"]),
         .executable(name: "ums-sample", targets: ["ums-sample"]),
     ],
@@ -27,9 +28,12 @@ let package = Package(
         ),
         // Layer 1: Windows 7 User-Mode Scheduling, rebuilt on pthreads.
         .target(name: "UMS", dependencies: ["CSupport"]),
-        .executableTarget(name: "ums-bench", dependencies: ["UMS", "CSupport"], path: "Sources/ums-bench"),
+        // Layer 2: ConcRT-style scheduler on the UMS core.
+        .target(name: "ConcRT", dependencies: ["UMS", "CSupport"]),
+        .executableTarget(name: "ums-bench", dependencies: ["UMS", "ConcRT", "CSupport"], path: "Sources/ums-bench"),
         .executableTarget(name: "ums-sample", dependencies: ["UMS"], path: "Examples/ums-sample"),
         .testTarget(name: "UMSTests", dependencies: ["UMS", "CSupport"]),
+        .testTarget(name: "ConcRTTests", dependencies: ["ConcRT", "UMS", "CSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -154,3 +154,29 @@ int csup_clist_event_fd(csup_clist *l) {
     pthread_mutex_unlock(&l->event_lock);
     return fd;
 }
+
+uint32_t csup_clist_prepare_wait(csup_clist *l) {
+    uint32_t seq = __atomic_load_n(&l->seq, __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(&l->waiters, 1, __ATOMIC_SEQ_CST);
+    return seq;
+}
+
+void csup_clist_cancel_wait(csup_clist *l) {
+    __atomic_fetch_sub(&l->waiters, 1, __ATOMIC_SEQ_CST);
+}
+
+void csup_clist_wait(csup_clist *l, uint32_t seq, int64_t timeout_ns) {
+    if (cds_wfcq_empty(&l->head, &l->tail))
+        csup_futex_wait(&l->seq, seq, timeout_ns);
+    __atomic_fetch_sub(&l->waiters, 1, __ATOMIC_SEQ_CST);
+}
+
+void csup_clist_notify(csup_clist *l, int n) {
+    csup_fence_seq_cst();
+    if (__atomic_load_n(&l->waiters, __ATOMIC_SEQ_CST) > 0) {
+        __atomic_fetch_add(&l->seq, 1, __ATOMIC_SEQ_CST);
+        csup_futex_wake(&l->seq, n);
+    }
+}
+
+uint32_t csup_clist_waiters(csup_clist *l) { return __atomic_load_n(&l->waiters, __ATOMIC_SEQ_CST); }

@@ -28,6 +28,19 @@ CSUP_NOINLINE csup_result csup_sys_pread_nowait(int fd, void *buf, size_t n, int
     return (csup_result){ .value = -1, .err = EOPNOTSUPP };
 #endif
 }
+static csup_result rw_nowait(int fd, void *buf, size_t n, int64_t off, int write) {
+#ifdef RWF_NOWAIT
+    struct iovec iov = { .iov_base = buf, .iov_len = n };
+    int64_t v = write ? pwritev2(fd, &iov, 1, off, RWF_NOWAIT) : preadv2(fd, &iov, 1, off, RWF_NOWAIT);
+    return (csup_result){ .value = v, .err = v < 0 ? errno : 0 };
+#else
+    (void)fd; (void)buf; (void)n; (void)off; (void)write;
+    return (csup_result){ .value = -1, .err = EOPNOTSUPP };
+#endif
+}
+CSUP_NOINLINE csup_result csup_sys_read_nowait(int fd, void *buf, size_t n) { return rw_nowait(fd, buf, n, -1, 0); }
+CSUP_NOINLINE csup_result csup_sys_write_nowait(int fd, const void *buf, size_t n) { return rw_nowait(fd, (void *)buf, n, -1, 1); }
+CSUP_NOINLINE csup_result csup_sys_pwrite_nowait(int fd, const void *buf, size_t n, int64_t off) { return rw_nowait(fd, (void *)buf, n, off, 1); }
 CSUP_NOINLINE csup_result csup_sys_recv(int fd, void *buf, size_t n, int flags) { RET(recv(fd, buf, n, flags)); }
 CSUP_NOINLINE csup_result csup_sys_send(int fd, const void *buf, size_t n, int flags) { RET(send(fd, buf, n, flags | MSG_NOSIGNAL)); }
 CSUP_NOINLINE csup_result csup_sys_accept(int fd, int flags) { RET(accept4(fd, NULL, NULL, flags)); }
@@ -76,3 +89,6 @@ int csup_const_SOCK_NONBLOCK(void) { return SOCK_NONBLOCK; }
 int csup_const_SOCK_CLOEXEC(void) { return SOCK_CLOEXEC; }
 int csup_const_POLLIN(void) { return POLLIN; }
 int csup_const_POLLOUT(void) { return POLLOUT; }
+int csup_const_EOPNOTSUPP(void) { return EOPNOTSUPP; }
+int csup_const_ENOSYS(void) { return ENOSYS; }
+int csup_const_EINVAL(void) { return EINVAL; }

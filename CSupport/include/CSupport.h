@@ -29,5 +29,6 @@
 #include "csup_tls.h"
 #include "csup_overflow.h"
 #include "csup_atomic.h"
+#include "csup_thread.h"
 
 #endif

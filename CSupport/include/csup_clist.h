@@ -58,6 +58,23 @@ int csup_clist_is_empty(csup_clist *list);
  * empty once their timeout allows; used to interrupt waits at shutdown). */
 void csup_clist_wake_all(csup_clist *list);
 
+/* Sleeping on the list together with other wake-up sources (a scheduler's
+ * idle protocol). The caller:
+ *   seq = csup_clist_prepare_wait(list);   registers as a waiter
+ *   ... re-checks its own work sources ...
+ *   then either csup_clist_cancel_wait(list), or
+ *   csup_clist_wait(list, seq, timeout_ns): sleeps unless the list is
+ *   non-empty or someone notified since prepare; unregisters.
+ * A producer of other work calls csup_clist_notify(list, n) after making it
+ * visible: it wakes up to n waiters when there are any (seq_cst fence +
+ * waiter check: no syscall when nobody sleeps). */
+uint32_t csup_clist_prepare_wait(csup_clist *list);
+void csup_clist_cancel_wait(csup_clist *list);
+void csup_clist_wait(csup_clist *list, uint32_t seq, int64_t timeout_ns);
+void csup_clist_notify(csup_clist *list, int n);
+/* Waiters registered now (a snapshot). */
+uint32_t csup_clist_waiters(csup_clist *list);
+
 /* The event descriptor, created on first call. Returns fd or -errno. */
 int csup_clist_event_fd(csup_clist *list);
 

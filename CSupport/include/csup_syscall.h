@@ -26,6 +26,10 @@ csup_result csup_sys_pread(int fd, void *buf, size_t count, int64_t offset);
 csup_result csup_sys_pwrite(int fd, const void *buf, size_t count, int64_t offset);
 /* preadv2 with RWF_NOWAIT: EAGAIN when the data is not in the page cache. */
 csup_result csup_sys_pread_nowait(int fd, void *buf, size_t count, int64_t offset);
+/* preadv2 / pwritev2 at the current file offset with RWF_NOWAIT. */
+csup_result csup_sys_read_nowait(int fd, void *buf, size_t count);
+csup_result csup_sys_write_nowait(int fd, const void *buf, size_t count);
+csup_result csup_sys_pwrite_nowait(int fd, const void *buf, size_t count, int64_t offset);
 csup_result csup_sys_recv(int fd, void *buf, size_t count, int flags);
 csup_result csup_sys_send(int fd, const void *buf, size_t count, int flags);
 csup_result csup_sys_accept(int fd, int flags);
@@ -64,5 +68,8 @@ int csup_const_SOCK_NONBLOCK(void);
 int csup_const_SOCK_CLOEXEC(void);
 int csup_const_POLLIN(void);
 int csup_const_POLLOUT(void);
+int csup_const_EOPNOTSUPP(void);
+int csup_const_ENOSYS(void);
+int csup_const_EINVAL(void);
 
 #endif

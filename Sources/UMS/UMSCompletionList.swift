@@ -124,6 +124,30 @@ public final class UMSCompletionList: @unchecked Sendable {
     /// empty-handed if nothing was queued (used to stop a scheduler loop).
     public func wakeAllWaiters() { csup_clist_wake_all(clist) }
 
+    // MARK: Sleeping on the list together with other work sources
+
+    /// Registers the caller as a waiter and returns a ticket. Re-check your
+    /// own work sources, then call ``wait(ticket:timeout:)`` or
+    /// ``cancelWait()``. Anything queued here, or a ``notifyWaiters(_:)``
+    /// after this call, makes the wait return (no lost wake-up).
+    public func prepareToWait() -> UInt32 { csup_clist_prepare_wait(clist) }
+
+    /// Unregisters a waiter that found work after ``prepareToWait()``.
+    public func cancelWait() { csup_clist_cancel_wait(clist) }
+
+    /// Sleeps until a thread is queued, a notification after `ticket`, or
+    /// the timeout (nil: forever); unregisters the waiter.
+    public func wait(ticket: UInt32, timeout: Duration?) {
+        csup_clist_wait(clist, ticket, timeout.map { Self.nanoseconds($0) } ?? -1)
+    }
+
+    /// Wakes up to `count` waiters, if any are registered (a fence and a
+    /// load when nobody waits; no system call).
+    public func notifyWaiters(_ count: Int = 1) { csup_clist_notify(clist, Int32(count)) }
+
+    /// Waiters registered now (a snapshot).
+    public var waiterCount: Int { Int(csup_clist_waiters(clist)) }
+
     /// Idle kernel threads parked in this list's pool.
     public var idleKernelThreads: Int { kernelThreads.idleCount }
 

@@ -64,6 +64,8 @@ public final class UMSThread: @unchecked Sendable {
     ///     committed lazily, cached for reuse after termination.
     ///   - backend: context-switch mechanism (default ``UMS/defaultBackend``).
     ///   - name: shown in diagnostics (for example a stack-overflow report).
+    ///   - userContext: initial ``userContext``, visible to whoever dequeues
+    ///     the thread. [UMS_CREATE_THREAD_ATTRIBUTES' UmsContext]
     /// - Throws: ``UMSError/invalidStackSize(requested:minimum:)``,
     ///   ``UMSError/stackAllocationFailed(errno:)``, ``UMSError/outOfMemory``;
     ///   nothing is leaked on failure.
@@ -71,6 +73,7 @@ public final class UMSThread: @unchecked Sendable {
                 stackSize: Int = UMS.defaultStackSize,
                 backend: UMSContextBackend = UMS.defaultBackend,
                 name: String? = nil,
+                userContext: UnsafeMutableRawPointer? = nil,
                 body: @escaping @Sendable () -> Void) throws(UMSError) {
         guard stackSize >= UMS.minimumStackSize, stackSize <= 1 << 40 else {
             throw .invalidStackSize(requested: stackSize, minimum: UMS.minimumStackSize)
@@ -107,6 +110,8 @@ public final class UMSThread: @unchecked Sendable {
         csup_ctx_rearm(c, umsThreadEntry, me)
         csup_clist_node_set_item(n, me)
         if let name { name.withCString { csup_ctx_set_name(c, $0) } }
+        // Set before the thread is queued: a dequeuer may look at it at once.
+        userContextBits.store(UInt(bitPattern: userContext), ordering: .relaxed)
         Counters.bump(Counters.threadsCreated)
         completionList.enqueue(self)
     }
@@ -121,6 +126,20 @@ public final class UMSThread: @unchecked Sendable {
     public let backend: UMSContextBackend
     /// Usable stack bytes (rounded up to pages).
     public let stackSize: Int
+
+    /// Lowest usable stack address (just above the guard region). A
+    /// scheduler can compare a local's address against it to see how much
+    /// stack is left.
+    public var stackLowerBound: UInt { UInt(bitPattern: stack.lo) }
+
+    /// The UMS thread running on the calling pthread if that pthread is a
+    /// primary (nil on a kernel thread inside a blocking call, and outside
+    /// UMS threads). Code that uses per-primary state must use this, not
+    /// ``current``.
+    public static var currentOnPrimary: UMSThread? {
+        guard let c = Carrier.current, c.primary != nil else { return nil }
+        return c.thread
+    }
 
     /// The current state (a snapshot).
     public var currentState: State { State(rawValue: state.load(ordering: .acquiring))! }

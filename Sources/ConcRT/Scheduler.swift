@@ -1,0 +1,411 @@
+import CSupport
+import Synchronization
+import UMS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A ConcRT-style scheduler on the UMS core: virtual processors are UMS
+/// primaries, contexts are UMS threads, and a task that blocks, in the
+/// kernel or cooperatively, never holds a CPU. [Scheduler / CurrentScheduler]
+///
+/// Work sources, in the order a virtual processor looks at them:
+/// completion list (contexts back from the kernel), its runnable contexts,
+/// its own deque, the schedule-group and injection queues, other VPs'
+/// deques (stealing). No lock is taken on spawn, pop, steal or completion;
+/// runnable queues have one lock per VP; injection and group queues (for
+/// submissions from outside) have one lock per queue.
+///
+/// Wake-up protocol: an idle VP sleeps on the completion list's futex
+/// (``UMSCompletionList/prepareToWait()``), so completions wake it. A
+/// producer of any other work calls ``notifyWork(force:)``: unless some VP
+/// is already searching, it wakes one sleeper (no syscall when nobody
+/// sleeps).
+public final class Scheduler: @unchecked Sendable {
+    // @unchecked Sendable: shared state is atomics, Mutex-protected queues,
+    // or set once during init before any primary starts.
+
+    public let policy: SchedulerPolicy
+    let completionList: UMSCompletionList
+    /// Every VP this scheduler can have: the regular ones, then
+    /// `temporarySlots` for oversubscription. Immutable after init; the
+    /// first `activeVPCount` are stolen from (a retired temporary VP stays
+    /// counted, so anything left in its deque is still found).
+    private(set) var virtualProcessors: [VirtualProcessor] = []
+    let activeVPCount = Atomic<Int>(0)
+    let regularVPCount: Int
+    static let temporarySlots = 16
+    /// Running primaries' pthreads, joined at shutdown (or when a temporary
+    /// VP is reused).
+    private let primaryThreads = Mutex<[pthread_t]>([])
+    private let startedPrimaries = Atomic<Int>(0)
+    private let startFailures = Atomic<Int>(0)
+    private let startFailure = Mutex<String?>(nil)
+    let stats = StatisticsCounters()
+    let timers = TimerQueue()
+    let searchers = Atomic<Int>(0)
+    let spinNanoseconds: Int64 = 30_000
+    private let injection = Mutex<WorkRing>(WorkRing())
+    private let injectedCount = Atomic<Int>(0)
+    /// Heap tasks scheduled and not finished (for shutdown).
+    let outstanding = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+    private let stopped = Atomic<Bool>(false)
+    let liveContexts = Atomic<Int>(0)
+    let groups = ScheduleGroupRegistry()
+
+    /// Creates and starts a scheduler. [Scheduler::Create]
+    /// - Throws: ``ConcRTError/invalidPolicy(_:)`` for a bad policy,
+    ///   ``ConcRTError/schedulerStartFailed(_:)`` when a primary cannot start
+    ///   (everything already started is stopped again).
+    public init(policy: SchedulerPolicy = SchedulerPolicy()) throws(ConcRTError) {
+        try policy.validate()
+        self.policy = policy
+        do {
+            completionList = try UMSCompletionList()
+        } catch {
+            throw .schedulerStartFailed("\(error)")
+        }
+        let n = policy.virtualProcessorCount
+        regularVPCount = n
+        let cpus = Int(csup_affinity_count())
+        for i in 0..<(n + Self.temporarySlots) {
+            let temporary = i >= n
+            let cpu: Int? = !temporary && policy.targetOversubscriptionFactor == 1 && n <= cpus
+                ? Int(csup_affinity_cpu_at(Int32(i))) : nil
+            virtualProcessors.append(try VirtualProcessor(index: i, scheduler: self, cpu: cpu, temporary: temporary))
+        }
+        activeVPCount.store(n, ordering: .releasing)
+        var started = 0
+        var failure: String?
+        for vp in virtualProcessors[0..<n] {
+            do { try startPrimary(vp); started += 1 } catch { failure = error.description; break }
+        }
+        while failure == nil, startedPrimaries.load(ordering: .acquiring) + startFailures.load(ordering: .acquiring) < started {
+            usleep(50)
+        }
+        if failure == nil { failure = startFailure.withLock { $0 } }
+        if let failure {
+            stopping.store(true, ordering: .releasing)
+            stopped.store(true, ordering: .releasing)
+            joinPrimaries()
+            throw .schedulerStartFailed(failure)
+        }
+    }
+
+    private func startPrimary(_ vp: VirtualProcessor) throws(ConcRTError) {
+        let tid = try spawnPThread { [self] in
+            do {
+                try UMS.enterSchedulingMode(cpu: vp.cpu) { p in
+                    self.startedPrimaries.wrappingAdd(1, ordering: .releasing)
+                    vp.run(p)
+                }
+            } catch {
+                self.startFailure.withLock { $0 = "virtual processor \(vp.index): \(error)" }
+                self.startFailures.wrappingAdd(1, ordering: .releasing)
+            }
+        }
+        primaryThreads.withLock { $0.append(tid) }
+    }
+
+    /// Wakes every VP until all primaries have left, then joins them.
+    private func joinPrimaries() {
+        let tids = primaryThreads.withLock { t in defer { t.removeAll() }; return t }
+        // Keep nudging sleepers while joining (a VP may be between checks).
+        for tid in tids {
+            while true {
+                completionList.wakeAllWaiters()
+                if csup_pthread_join_timeout(tid, 2) == 0 { break }
+            }
+        }
+    }
+
+    // MARK: Default and current
+
+    /// The process-wide scheduler, created with the default policy on first
+    /// use. [the default scheduler]
+    public static let `default`: Scheduler = {
+        do {
+            return try Scheduler()
+        } catch {
+            fatalError("ConcRT: could not start the default scheduler: \(error)")
+        }
+    }()
+
+    /// The scheduler running the caller, or nil outside any.
+    /// [CurrentScheduler::Get returns the default instead; use
+    /// `Scheduler.current ?? .default` for that]
+    public static var current: Scheduler? { Context.currentInternal?.scheduler }
+
+    /// Number of virtual processors. [Scheduler::GetNumberOfVirtualProcessors]
+    public var virtualProcessorCount: Int { regularVPCount }
+
+    // MARK: Scheduling
+
+    /// Schedules a fire-and-forget task. [Scheduler::ScheduleTask]
+    /// From a context of this scheduler it goes to the local deque;
+    /// otherwise to the injection queue.
+    public func scheduleTask(_ body: @escaping @Sendable () -> Void) {
+        scheduleTask(body, group: nil)
+    }
+
+    func scheduleTask(_ body: @escaping () -> Void, group: ScheduleGroup?) {
+        precondition(!stopped.load(ordering: .relaxed), "ConcRT: scheduleTask on a scheduler that was shut down")
+        outstanding.wrappingAdd(1, ordering: .relaxed)
+        let node = TaskNode(body: { body(); self.outstanding.wrappingSubtract(1, ordering: .releasing) }, group: group)
+        if let group {
+            group.enqueue(node.item)
+            notifyWork()
+        } else if let c = Context.currentInternal, c.scheduler === self {
+            c.vp.push(node.item)
+        } else {
+            inject(node.item)
+        }
+    }
+
+    /// Hands a work item to the scheduler from outside its contexts.
+    func inject(_ item: WorkItem) {
+        let bits = UInt(bitPattern: item)
+        injection.withLock { $0.pushBack(bits) }
+        injectedCount.wrappingAdd(1, ordering: .releasing)
+        notifyWork()
+    }
+
+    /// Creates a schedule group. [Scheduler::CreateScheduleGroup]
+    public func createScheduleGroup() -> ScheduleGroup {
+        let g = ScheduleGroup(scheduler: self)
+        groups.add(g)
+        return g
+    }
+
+    /// Next queued item for `vp`: schedule groups (by the scheduling
+    /// protocol), then the injection queue.
+    func takeQueued(for vp: VirtualProcessor, context: Context?) -> WorkItem? {
+        if let (item, gid) = groups.take(for: vp, protocol: policy.schedulingProtocol) {
+            context?.scheduleGroupID = gid
+            return item
+        }
+        context?.scheduleGroupID = 0
+        if injectedCount.load(ordering: .acquiring) == 0 { return nil }
+        let bits = injection.withLock { $0.popFront() }
+        guard let bits else { return nil }
+        injectedCount.wrappingSubtract(1, ordering: .relaxed)
+        return UnsafeMutableRawPointer(bitPattern: bits)
+    }
+
+    /// Wakes one sleeping VP for new work, unless a VP is already searching
+    /// (it will find the work). `force` wakes even then.
+    @inline(__always)
+    func notifyWork(force: Bool = false) {
+        // seq_cst: orders the work's publication before the searcher check
+        // (pairs with the searcher's seq_cst increment).
+        if force || searchers.load(ordering: .sequentiallyConsistent) == 0 {
+            completionList.notifyWaiters(1)
+        }
+    }
+
+    /// Queues a context that was unblocked. From a VP of this scheduler it
+    /// goes to the front of that VP's queue (it usually runs next, when the
+    /// waker blocks); from elsewhere to its last VP, and a sleeper is woken.
+    func makeRunnable(_ c: Context) {
+        if let me = Context.currentInternal, me.scheduler === self {
+            me.vp.pushRunnable(c, front: true)
+            if me.vp.runnableCount.load(ordering: .relaxed) > 1 { notifyWork() }
+        } else {
+            let target = c.vp.map { $0.retiring.load(ordering: .relaxed) ? virtualProcessors[0] : $0 } ?? virtualProcessors[0]
+            target.pushRunnable(c, front: false)
+            notifyWork(force: true)
+        }
+    }
+
+    /// True when any work source holds something (for the idle check).
+    func hasWork(for vp: VirtualProcessor) -> Bool {
+        if !completionList.isEmpty || injectedCount.load(ordering: .acquiring) > 0 || groups.hasWork { return true }
+        if timers.hasExpired { return true }
+        let n = activeVPCount.load(ordering: .acquiring)
+        for i in 0..<n {
+            let v = virtualProcessors[i]
+            if v === vp ? v.hasLocalWork : csup_deque_size(v.deque) > 0 { return true }
+        }
+        return false
+    }
+
+    // MARK: Contexts
+
+    func makeContext(for vp: VirtualProcessor) -> Context? {
+        do {
+            _ = try Context(scheduler: self, list: completionList, policy: policy)
+            liveContexts.wrappingAdd(1, ordering: .relaxed)
+            stats.contextsCreated.add()
+            // It starts queued on the completion list: take it (and anything
+            // else there) into this VP's runnable queue and run it from there.
+            completionList.drain(timeout: .zero) { t in vp.pushRunnable(Context.of(t), front: false) }
+            return vp.popRunnable()
+        } catch {
+            stats.contextCreationFailures.add()
+            return nil
+        }
+    }
+
+    func contextEnded(_ c: Context) {
+        liveContexts.wrappingSubtract(1, ordering: .relaxed)
+        // Balance the +1 taken at creation.
+        Unmanaged<Context>.fromOpaque(c.thread.userContext!).release()
+    }
+
+    // MARK: Oversubscription
+
+    /// Starts a temporary VP in a free slot (one whose primary has left).
+    func addTemporaryVirtualProcessor() throws(ConcRTError) -> VirtualProcessor {
+        let slot: VirtualProcessor? = primaryThreads.withLock { _ in
+            for vp in virtualProcessors[regularVPCount...] where !vp.slotInUse {
+                vp.slotInUse = true
+                vp.retiring.store(false, ordering: .releasing)
+                return vp
+            }
+            return nil
+        }
+        guard let vp = slot else {
+            throw .schedulerStartFailed("all \(Self.temporarySlots) oversubscription slots are in use")
+        }
+        if let old = vp.lastPrimary { pthread_join(old, nil); vp.lastPrimary = nil }
+        // Publish the slot to thieves before it can hold work.
+        while true {
+            let n = activeVPCount.load(ordering: .acquiring)
+            if vp.index < n { break }
+            if activeVPCount.compareExchange(expected: n, desired: vp.index + 1, ordering: .acquiringAndReleasing).exchanged { break }
+        }
+        do {
+            try startPrimary(vp)
+        } catch {
+            primaryThreads.withLock { _ in vp.slotInUse = false }
+            throw error
+        }
+        return vp
+    }
+
+    /// Asks a temporary VP to leave once its deque is empty. Its slot is
+    /// reused after its primary has left.
+    func retireTemporaryVirtualProcessor(_ vp: VirtualProcessor) {
+        vp.retiring.store(true, ordering: .releasing)
+        completionList.wakeAllWaiters()
+    }
+
+    func temporaryVirtualProcessorLeft(_ vp: VirtualProcessor) {
+        primaryThreads.withLock { tids in
+            // Its pthread is joined when the slot is reused, or at shutdown.
+            vp.slotInUse = false
+        }
+    }
+
+    // MARK: Run and shutdown
+
+    /// Runs `body` as a task on this scheduler and waits for its result;
+    /// errors are rethrown. From a context of this scheduler it runs inline.
+    /// From any other thread (main, a pthread, a Dispatch queue) that thread
+    /// blocks until the task is done. No heap allocation for the hand-off:
+    /// the job record lives on the caller's stack.
+    public func run<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        if let c = Context.currentInternal, c.scheduler === self { return try body() }
+        precondition(!stopped.load(ordering: .relaxed), "ConcRT: run on a scheduler that was shut down")
+        var outcome: Result<T, E>?
+        withoutActuallyEscaping({ outcome = Result { () throws(E) -> T in try body() } }) { call in
+            var job = StackJob()
+            job.body = call
+            withUnsafeMutablePointer(to: &job) { jp in
+                inject(StackJob.item(jp))
+                let word = StackJob.latchWord(jp)
+                var expected = StackJob.pending
+                if csup_u32_cas_acq_rel(word, &expected, StackJob.threadWaiting) {
+                    while csup_u32_load_acquire(word) == StackJob.threadWaiting {
+                        _ = csup_futex_wait(word, StackJob.threadWaiting, -1)
+                    }
+                }
+                jp.pointee.body = nil
+            }
+        }
+        return try outcome!.get()
+    }
+
+    var readyToStop: Bool { stopping.load(ordering: .acquiring) && outstanding.load(ordering: .acquiring) == 0 }
+
+    /// Waits for every scheduled task to finish (including tasks whose
+    /// contexts are blocked in the kernel or on events), then stops the
+    /// virtual processors and releases every pthread, stack and descriptor.
+    /// Idempotent. [Scheduler::Release + shutdown]
+    ///
+    /// - Parameter timeout: how long to wait for pending tasks; nil waits
+    ///   for ever. On timeout nothing is stopped and
+    ///   ``ConcRTError/shutdownTimedOut(pendingTasks:)`` is thrown.
+    public func shutdown(timeout: Duration? = nil) throws(ConcRTError) {
+        precondition(Context.currentInternal?.scheduler !== self,
+                     "ConcRT: shutdown() called from one of the scheduler's own contexts; call it from outside")
+        if stopped.load(ordering: .acquiring) { return }
+        let deadline = timeout.map { csup_monotonic_ns() + UMSCompletionList.nanosecondsPublic($0) }
+        var pause: UInt32 = 50
+        while outstanding.load(ordering: .acquiring) > 0 {
+            if let d = deadline, csup_monotonic_ns() > d {
+                throw .shutdownTimedOut(pendingTasks: outstanding.load(ordering: .relaxed))
+            }
+            usleep(pause)
+            pause = min(pause * 2, 2_000)
+        }
+        if stopped.exchange(true, ordering: .acquiringAndReleasing) { return }
+        stopping.store(true, ordering: .releasing)
+        joinPrimaries()
+        try? completionList.delete()
+    }
+
+    /// True once ``shutdown(timeout:)`` has completed.
+    public var isShutDown: Bool {
+        stopped.load(ordering: .acquiring) && primaryThreads.withLock { $0.isEmpty }
+    }
+
+    /// Counters since creation. [Scheduler statistics]
+    public var statistics: SchedulerStatistics {
+        var total = stats.snapshot(liveContexts: liveContexts.load(ordering: .relaxed))
+        for vp in virtualProcessors {
+            let v = vp.stats.snapshot(liveContexts: 0)
+            total.tasksRun += v.tasksRun; total.steals += v.steals; total.contextSwitches += v.contextSwitches
+            total.blocks += v.blocks; total.yields += v.yields; total.kernelBlocks += v.kernelBlocks
+            total.completions += v.completions; total.idleSleeps += v.idleSleeps
+        }
+        return total
+    }
+}
+
+extension UMSCompletionList {
+    static func nanosecondsPublic(_ d: Duration) -> Int64 {
+        let c = d.components
+        if c.seconds < 0 { return 0 }
+        return c.seconds &* 1_000_000_000 &+ c.attoseconds / 1_000_000_000
+    }
+}
+
+/// A growable ring of work items, kept as their address bits (under a
+/// queue's mutex).
+struct WorkRing: ~Copyable {
+    private var buf: [UInt?] = Array(repeating: nil, count: 64)
+    private var head = 0
+    private(set) var count = 0
+
+    mutating func pushBack(_ x: UInt) {
+        if count == buf.count {
+            var nb = [UInt?](repeating: nil, count: buf.count * 2)
+            for i in 0..<count { nb[i] = buf[(head + i) & (buf.count - 1)] }
+            buf = nb
+            head = 0
+        }
+        buf[(head + count) & (buf.count - 1)] = x
+        count += 1
+    }
+
+    mutating func popFront() -> UInt? {
+        if count == 0 { return nil }
+        let x = buf[head]
+        buf[head] = nil
+        head = (head + 1) & (buf.count - 1)
+        count -= 1
+        return x
+    }
+}

@@ -1,0 +1,90 @@
+import CSupport
+import UMS
+
+/// How a scheduler is built. [SchedulerPolicy / PolicyElementKey]
+///
+/// | ConcRT key                     | here                              |
+/// |--------------------------------|-----------------------------------|
+/// | MinConcurrency / MaxConcurrency | ``minConcurrency`` / ``maxConcurrency`` |
+/// | TargetOversubscriptionFactor   | ``targetOversubscriptionFactor``  |
+/// | ContextStackSize               | ``contextStackSize`` (bytes; ConcRT uses KiB) |
+/// | LocalContextCacheSize          | ``localContextCacheSize``         |
+/// | SchedulingProtocol             | ``schedulingProtocol``            |
+/// | (UMS vs thread scheduler kind) | ``contextBackend`` (how contexts switch) |
+public struct SchedulerPolicy: Sendable, Equatable {
+    /// Fewest virtual processors. Default: the available CPUs.
+    public var minConcurrency: Int
+    /// Most virtual processors. Default: the CPUs this process may use (the
+    /// sched_getaffinity mask, capped by a cgroup v2 `cpu.max` quota).
+    public var maxConcurrency: Int
+    /// Virtual processors per CPU (1 = one pinned primary per CPU; above 1
+    /// the primaries are not pinned).
+    public var targetOversubscriptionFactor: Int
+    /// Usable stack bytes of each context. Committed lazily.
+    public var contextStackSize: Int
+    /// Idle contexts each virtual processor keeps for reuse.
+    public var localContextCacheSize: Int
+    /// Which task a virtual processor picks next.
+    public var schedulingProtocol: SchedulingProtocol
+    /// Context-switch mechanism for the scheduler's contexts.
+    public var contextBackend: UMSContextBackend
+
+    public enum SchedulingProtocol: Sendable, Equatable {
+        /// Stay with the schedule group last worked on (cache locality).
+        case enhanceScheduleGroupLocality
+        /// Round-robin across schedule groups after every task.
+        case enhanceForwardProgress
+    }
+
+    /// Stack sizes below this are refused: Swift code with a few frames of
+    /// recursion needs more than the UMS minimum.
+    public static let minimumContextStackSize = 64 * 1024
+
+    /// The CPUs this process may use: the affinity mask, capped by a cgroup
+    /// v2 CPU quota (rounded up) when there is one.
+    public static var availableConcurrency: Int {
+        let affinity = Int(csup_affinity_count())
+        let quota = Int(csup_cgroup_cpu_limit())
+        return quota > 0 ? max(1, min(affinity, quota)) : affinity
+    }
+
+    public init(minConcurrency: Int? = nil, maxConcurrency: Int? = nil,
+                targetOversubscriptionFactor: Int = 1,
+                contextStackSize: Int = 256 * 1024,
+                localContextCacheSize: Int = 8,
+                schedulingProtocol: SchedulingProtocol = .enhanceScheduleGroupLocality,
+                contextBackend: UMSContextBackend = .assembly) {
+        let n = Self.availableConcurrency
+        self.maxConcurrency = maxConcurrency ?? max(n, minConcurrency ?? 1)
+        self.minConcurrency = minConcurrency ?? min(n, self.maxConcurrency)
+        self.targetOversubscriptionFactor = targetOversubscriptionFactor
+        self.contextStackSize = contextStackSize
+        self.localContextCacheSize = localContextCacheSize
+        self.schedulingProtocol = schedulingProtocol
+        self.contextBackend = contextBackend
+    }
+
+    /// Throws ``ConcRTError/invalidPolicy(_:)`` naming the bad value.
+    public func validate() throws(ConcRTError) {
+        if maxConcurrency < 1 { throw .invalidPolicy("maxConcurrency must be >= 1 (got \(maxConcurrency))") }
+        if minConcurrency < 1 { throw .invalidPolicy("minConcurrency must be >= 1 (got \(minConcurrency))") }
+        if minConcurrency > maxConcurrency {
+            throw .invalidPolicy("minConcurrency (\(minConcurrency)) exceeds maxConcurrency (\(maxConcurrency))")
+        }
+        if maxConcurrency > 1024 { throw .invalidPolicy("maxConcurrency must be <= 1024 (got \(maxConcurrency))") }
+        if targetOversubscriptionFactor < 1 || targetOversubscriptionFactor > 64 {
+            throw .invalidPolicy("targetOversubscriptionFactor must be in 1...64 (got \(targetOversubscriptionFactor))")
+        }
+        if contextStackSize < Self.minimumContextStackSize {
+            throw .invalidPolicy("contextStackSize \(contextStackSize) is below the safe minimum \(Self.minimumContextStackSize)")
+        }
+        if contextStackSize > 1 << 32 { throw .invalidPolicy("contextStackSize \(contextStackSize) is too large") }
+        if localContextCacheSize < 0 { throw .invalidPolicy("localContextCacheSize must be >= 0 (got \(localContextCacheSize))") }
+    }
+
+    /// Virtual processors the scheduler starts with.
+    var virtualProcessorCount: Int {
+        let cpus = max(minConcurrency, min(maxConcurrency, Self.availableConcurrency))
+        return min(1024, cpus * targetOversubscriptionFactor)
+    }
+}

@@ -1,0 +1,56 @@
+import Synchronization
+
+/// Scheduler counters since creation. [Scheduler statistics / ETW events]
+public struct SchedulerStatistics: Sendable, Equatable, CustomStringConvertible {
+    /// Work items run from deques and queues (heap tasks and stolen or
+    /// queued forks; a fork its joiner ran inline is not counted).
+    public var tasksRun: Int
+    /// Items taken from another virtual processor's deque.
+    public var steals: Int
+    /// Times a primary executed a context.
+    public var contextSwitches: Int
+    /// Cooperative blocks (events, locks, joins on stolen work, Context.block).
+    public var blocks: Int
+    /// Context.yield calls.
+    public var yields: Int
+    /// Blocking system calls (the context went to a kernel thread).
+    public var kernelBlocks: Int
+    /// Contexts taken from the completion list (kernel calls that returned,
+    /// and new contexts).
+    public var completions: Int
+    /// Times a virtual processor went to sleep.
+    public var idleSleeps: Int
+    public var contextsCreated: Int
+    public var contextCreationFailures: Int
+    /// Contexts alive now (running, blocked, or cached idle).
+    public var liveContexts: Int
+
+    public var description: String {
+        "tasks=\(tasksRun) steals=\(steals) switches=\(contextSwitches) blocks=\(blocks) yields=\(yields) "
+            + "kernelBlocks=\(kernelBlocks) completions=\(completions) idleSleeps=\(idleSleeps) "
+            + "contexts=\(contextsCreated) live=\(liveContexts)"
+    }
+}
+
+/// A statistic counter. Relaxed: counters are independent and read only as
+/// snapshots, so they need no ordering with other memory.
+final class StatCounter: Sendable {
+    private let v = Atomic<Int>(0)
+    @inline(__always) func add(_ n: Int = 1) { v.wrappingAdd(n, ordering: .relaxed) }
+    var value: Int { v.load(ordering: .relaxed) }
+}
+
+final class StatisticsCounters: Sendable {
+    let tasksRun = StatCounter(), steals = StatCounter(), contextSwitches = StatCounter()
+    let blocks = StatCounter(), yields = StatCounter(), kernelBlocks = StatCounter()
+    let completions = StatCounter(), idleSleeps = StatCounter()
+    let contextsCreated = StatCounter(), contextCreationFailures = StatCounter()
+
+    func snapshot(liveContexts: Int) -> SchedulerStatistics {
+        SchedulerStatistics(tasksRun: tasksRun.value, steals: steals.value, contextSwitches: contextSwitches.value,
+                            blocks: blocks.value, yields: yields.value, kernelBlocks: kernelBlocks.value,
+                            completions: completions.value, idleSleeps: idleSleeps.value,
+                            contextsCreated: contextsCreated.value,
+                            contextCreationFailures: contextCreationFailures.value, liveContexts: liveContexts)
+    }
+}

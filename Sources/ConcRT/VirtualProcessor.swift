@@ -1,0 +1,364 @@
+import CSupport
+import Synchronization
+import UMS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A virtual processor: one UMS primary (pinned where the mask allows)
+/// with its own task deque, runnable-context queue and idle-context cache.
+/// [VirtualProcessor / virtual processor root]
+///
+/// Primary loop, each pass:
+///   1. drain the scheduler's completion list into this VP's runnable queue
+///      (the UMS rule: completions before anything runs);
+///   2. run a runnable context, if any;
+///   3. else run a task context (from the idle cache, or a new one), which
+///      takes tasks from the local deque, the injection and group queues,
+///      and steals from other VPs;
+///   4. when that context found nothing, sleep (see ``sleep()``).
+///
+/// Ownership: the deque's bottom end belongs to whichever context this VP
+/// is running (one at a time, on this pthread); thieves use the top. The
+/// runnable queue and counters are shared; the idle cache is owner-only.
+final class VirtualProcessor: @unchecked Sendable {
+    let index: Int
+    unowned(unsafe) let scheduler: Scheduler
+    let deque: OpaquePointer
+    let cpu: Int?
+    /// Runnable contexts: unblocked ones from this VP go to the front (LIFO,
+    /// like Go's runnext: the waker usually blocks next), others to the back.
+    private let runnable = Mutex<ContextRing>(ContextRing())
+    let runnableCount = Atomic<Int>(0)
+    private var idleCache: [Context] = []
+    /// True for oversubscription VPs asked to leave.
+    let retiring = Atomic<Bool>(false)
+    let temporary: Bool
+    /// Temporary slots: taken while a primary runs it (under the
+    /// scheduler's thread lock).
+    var slotInUse = false
+    /// The pthread of this VP's last primary (temporary slots).
+    var lastPrimary: pthread_t?
+    var rng: UInt64
+    /// Index of the schedule group this VP took from last (owner-only).
+    var lastGroupIndex = 0
+    /// This VP's counters (mostly written by its own pthread: no sharing).
+    let stats = StatisticsCounters()
+    /// Set when the last task context found nothing: sleep next.
+    private var wantsSleep = false
+
+    init(index: Int, scheduler: Scheduler, cpu: Int?, temporary: Bool) throws(ConcRTError) {
+        guard let d = csup_deque_create(256) else { throw .schedulerStartFailed("out of memory for a deque") }
+        self.index = index
+        self.scheduler = scheduler
+        self.deque = d
+        self.cpu = cpu
+        self.temporary = temporary
+        self.rng = UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15
+    }
+
+    deinit { csup_deque_destroy(deque) }
+
+    // MARK: Local deque (owner: the context running on this VP)
+
+    @inline(__always)
+    func push(_ item: WorkItem) {
+        if csup_deque_push(deque, item) != 0 {
+            // The deque could not grow: run the item now instead of losing it.
+            runWorkItem(item)
+            return
+        }
+        scheduler.notifyWork()
+    }
+
+    @inline(__always)
+    func pop() -> WorkItem? { csup_deque_pop(deque) }
+
+    /// Pops items until `target` is found (returns true: it is ours to run
+    /// inline) or the deque is empty (false: it was stolen or migrated).
+    /// Other items found on the way are run: they were pushed above the
+    /// target by code that did not join them (fire-and-forget tasks).
+    @inline(__always)
+    func popUntil(_ target: WorkItem) -> Bool {
+        while let x = csup_deque_pop(deque) {
+            if x == target { return true }
+            runWorkItem(x)
+        }
+        return false
+    }
+
+    // MARK: Runnable contexts
+
+    func pushRunnable(_ c: Context, front: Bool) {
+        runnable.withLock { front ? $0.pushFront(c) : $0.pushBack(c) }
+        runnableCount.wrappingAdd(1, ordering: .releasing)
+    }
+
+    func popRunnable() -> Context? {
+        if runnableCount.load(ordering: .acquiring) == 0 { return nil }
+        let c = runnable.withLock { $0.popFront() }
+        if c != nil { runnableCount.wrappingSubtract(1, ordering: .relaxed) }
+        return c
+    }
+
+    /// A thief's take (from the back).
+    func stealRunnable() -> Context? {
+        if runnableCount.load(ordering: .acquiring) == 0 { return nil }
+        let c = runnable.withLock { $0.popBack() }
+        if c != nil { runnableCount.wrappingSubtract(1, ordering: .relaxed) }
+        return c
+    }
+
+    // MARK: Primary loop
+
+    func run(_ primary: UMSPrimary) {
+        let list = scheduler.completionList
+        while true {
+            list.drain(timeout: .zero) { t in
+                self.stats.completions.add()
+                self.pushRunnable(Context.of(t), front: false)
+            }
+            scheduler.timers.fireExpired()
+            if let c = popRunnable() {
+                execute(c, primary)
+                continue
+            }
+            if retiring.load(ordering: .relaxed) && !hasLocalWork { break }
+            if scheduler.readyToStop { break }
+            if wantsSleep {
+                wantsSleep = false
+                sleep()
+                continue
+            }
+            guard let c = takeIdleContext() else {
+                // No context could be made (stack or memory exhausted): wait a
+                // little for blocked ones to return rather than spin.
+                sleep(maxTimeout: .milliseconds(1))
+                continue
+            }
+            execute(c, primary)
+        }
+        // Leaving: end the cached contexts.
+        for c in idleCache { terminate(c, primary) }
+        idleCache.removeAll()
+        if temporary { scheduler.temporaryVirtualProcessorLeft(self) }
+    }
+
+    private func execute(_ c: Context, _ primary: UMSPrimary) {
+        c.vp = self
+        stats.contextSwitches.add()
+        let result: UMSExecuteResult
+        do {
+            result = try primary.execute(c.thread)
+        } catch {
+            fatalError("ConcRT: internal error executing context \(c.id): \(error)")
+        }
+        switch result {
+        case .blocked:
+            stats.kernelBlocks.add()
+        case .terminated:
+            scheduler.contextEnded(c)
+        case .yielded:
+            switch c.yieldReason {
+            case .idle:
+                cache(c, primary)
+                wantsSleep = true
+            case .handoff:
+                cache(c, primary)
+            case .yield:
+                pushRunnable(c, front: false)
+            case .block:
+                if c.commitBlock() { pushRunnable(c, front: true) }
+            }
+        }
+    }
+
+    private func cache(_ c: Context, _ primary: UMSPrimary) {
+        if idleCache.count < scheduler.policy.localContextCacheSize {
+            idleCache.append(c)
+        } else {
+            terminate(c, primary)
+        }
+    }
+
+    private func terminate(_ c: Context, _ primary: UMSPrimary) {
+        c.exitRequested = true
+        c.vp = self
+        do {
+            let r = try primary.execute(c.thread)
+            precondition(r == .terminated, "ConcRT: context \(c.id) did not exit: \(r)")
+        } catch {
+            fatalError("ConcRT: internal error ending context \(c.id): \(error)")
+        }
+        scheduler.contextEnded(c)
+    }
+
+    private func takeIdleContext() -> Context? {
+        if let c = idleCache.popLast() { return c }
+        return scheduler.makeContext(for: self)
+    }
+
+    // MARK: Task loop (runs on a context)
+
+    /// Runs tasks until there are none (returns `.idle`) or until runnable
+    /// contexts or completions are waiting (`.handoff`).
+    func processTasks(_ ctx: Context) -> Context.YieldReason {
+        while true {
+            let vp = ctx.vp!   // re-read: a task may have blocked and migrated
+            if vp.runnableCount.load(ordering: .relaxed) > 0 || !scheduler.completionList.isEmpty
+                || (vp.retiring.load(ordering: .relaxed) && csup_deque_size(vp.deque) == 0) {
+                return .handoff
+            }
+            if let item = vp.pop() {
+                vp.runCounted(item)
+                continue
+            }
+            if let item = scheduler.takeQueued(for: vp, context: ctx) {
+                vp.runCounted(item)
+                continue
+            }
+            switch vp.search(ctx) {
+            case .item(let item): vp.runCounted(item)
+            case .handoff: return .handoff
+            case .nothing: return .idle
+            }
+        }
+    }
+
+    @inline(__always)
+    func runCounted(_ item: WorkItem) {
+        stats.tasksRun.add()
+        runWorkItem(item)
+    }
+
+    enum SearchResult { case item(WorkItem), handoff, nothing }
+
+    /// Steals from other VPs for up to the scheduler's spin window. While
+    /// searching, this VP counts as a searcher, so producers do not wake
+    /// sleepers for work it will find anyway.
+    func search(_ ctx: Context?) -> SearchResult {
+        let s = scheduler
+        s.searchers.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        defer { s.searchers.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
+        let deadline = csup_monotonic_ns() + s.spinNanoseconds
+        var round = 0
+        while true {
+            if let item = stealOnce() {
+                stats.steals.add()
+                // More may be left: if nobody else is searching, wake one.
+                if s.searchers.load(ordering: .relaxed) == 1 { s.notifyWork(force: true) }
+                return .item(item)
+            }
+            if let item = s.takeQueued(for: self, context: ctx) { return .item(item) }
+            if runnableCount.load(ordering: .relaxed) > 0 || !s.completionList.isEmpty
+                || (retiring.load(ordering: .relaxed) && csup_deque_size(deque) == 0) || s.readyToStop {
+                return .handoff
+            }
+            round += 1
+            if round & 15 == 0 && csup_monotonic_ns() > deadline { return .nothing }
+            for _ in 0..<32 { csup_cpu_relax() }
+        }
+    }
+
+    /// One sweep over the other VPs' deques, from a random start.
+    private func stealOnce() -> WorkItem? {
+        let vps = scheduler.virtualProcessors
+        let n = scheduler.activeVPCount.load(ordering: .acquiring)
+        if n <= 1 { return nil }
+        rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17
+        let start = Int(rng % UInt64(n))
+        for k in 0..<n {
+            let v = vps[(start + k) % n]
+            if v === self { continue }
+            var lost: Int32 = 0
+            if let item = csup_deque_steal(v.deque, &lost) { return item }
+        }
+        return nil
+    }
+
+    // MARK: Idle
+
+    /// Sleeps on the completion list's futex until a completion, a
+    /// notification (new task, runnable context, earlier timer, shutdown)
+    /// or the next timer deadline. Registers as a waiter first, then
+    /// re-checks every work source, so no wake-up is lost (see
+    /// csup_clist.h).
+    func sleep(maxTimeout: Duration? = nil) {
+        let s = scheduler
+        let list = s.completionList
+        let ticket = list.prepareToWait()
+        if s.hasWork(for: self) || retiring.load(ordering: .relaxed) || s.readyToStop {
+            list.cancelWait()
+            return
+        }
+        // Last chance before sleeping: a runnable context parked on a busy VP.
+        for i in 0..<s.activeVPCount.load(ordering: .acquiring) where s.virtualProcessors[i] !== self {
+            if let c = s.virtualProcessors[i].stealRunnable() {
+                list.cancelWait()
+                pushRunnable(c, front: false)
+                return
+            }
+        }
+        var timeout = s.timers.timeUntilNextDeadline()
+        if let m = maxTimeout { timeout = timeout.map { min($0, m) } ?? m }
+        stats.idleSleeps.add()
+        list.wait(ticket: ticket, timeout: timeout)
+    }
+
+    var hasLocalWork: Bool {
+        csup_deque_size(deque) > 0 || runnableCount.load(ordering: .relaxed) > 0
+    }
+}
+
+extension Context {
+    /// The Context behind a UMS thread of a scheduler.
+    static func of(_ t: UMSThread) -> Context {
+        // Why this is sound: every UMS thread on a scheduler's completion
+        // list is a context, whose userContext holds a +1 on it.
+        let c = Unmanaged<Context>.fromOpaque(t.userContext!).takeUnretainedValue()
+        if c.thread == nil { c.thread = t }
+        return c
+    }
+}
+
+/// A growable ring of contexts (under the VP's runnable mutex).
+struct ContextRing: ~Copyable {
+    private var buf: [Context?] = Array(repeating: nil, count: 16)
+    private var head = 0
+    private(set) var count = 0
+
+    mutating func pushBack(_ c: Context) {
+        grow()
+        buf[(head + count) & (buf.count - 1)] = c
+        count += 1
+    }
+    mutating func pushFront(_ c: Context) {
+        grow()
+        head = (head - 1) & (buf.count - 1)
+        buf[head] = c
+        count += 1
+    }
+    mutating func popFront() -> Context? {
+        if count == 0 { return nil }
+        let c = buf[head]
+        buf[head] = nil
+        head = (head + 1) & (buf.count - 1)
+        count -= 1
+        return c
+    }
+    mutating func popBack() -> Context? {
+        if count == 0 { return nil }
+        let i = (head + count - 1) & (buf.count - 1)
+        let c = buf[i]
+        buf[i] = nil
+        count -= 1
+        return c
+    }
+    private mutating func grow() {
+        if count < buf.count { return }
+        var nb = [Context?](repeating: nil, count: buf.count * 2)
+        for i in 0..<count { nb[i] = buf[(head + i) & (buf.count - 1)] }
+        buf = nb
+        head = 0
+    }
+}

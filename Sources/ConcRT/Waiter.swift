@@ -1,0 +1,119 @@
+import CSupport
+import Synchronization
+import UMS
+
+/// One party waiting on a cooperative primitive (an event, a lock): a
+/// context of a scheduler, or a plain pthread outside any.
+///
+/// Wake-up protocol: a waker first wins `claim()` (one atomic exchange), so
+/// exactly one of several wakers (event sets, a timeout, the other events
+/// of a wait-for-multiple) wakes the waiter, exactly once. A context waiter
+/// parks with Context.block (an unblock that comes first is kept); a thread
+/// waiter parks on a futex word (0 -> 1 on wake).
+final class Waiter: @unchecked Sendable {
+    // @unchecked Sendable: `claimed`, `word` are atomics; `context` and
+    // `index` are set before the waiter is published.
+    let context: Context?
+    private let claimed = Atomic<Bool>(false)
+    private let word: UnsafeMutablePointer<UInt32>
+    /// What the winning waker reported (for example which event fired;
+    /// -1 for a timeout). Written before the wake, read after the park.
+    var result: Int = -1
+
+    init() {
+        context = Context.currentInternal
+        word = .allocate(capacity: 1)
+        word.initialize(to: 0)
+    }
+
+    deinit { word.deallocate() }
+
+    /// True for the single caller that may wake this waiter.
+    @inline(__always)
+    func claim() -> Bool { !claimed.exchange(true, ordering: .acquiringAndReleasing) }
+
+    var isClaimed: Bool { claimed.load(ordering: .acquiring) }
+
+    /// Wakes the waiter (only after winning `claim()`).
+    func wake(result: Int) {
+        self.result = result
+        if let c = context {
+            c.unblockInternal()
+        } else {
+            csup_u32_store_release(word, 1)
+            _ = csup_futex_wake(word, 1)
+        }
+    }
+
+    /// Thread waiters: one futex wait of at most `nanoseconds`; true once woken.
+    func waitThread(nanoseconds: Int64) -> Bool {
+        if csup_u32_load_acquire(word) != 0 { return true }
+        _ = csup_futex_wait(word, 0, nanoseconds)
+        return csup_u32_load_acquire(word) != 0
+    }
+
+    /// Parks the caller (the waiter's own context or thread) until woken.
+    func park() {
+        if let c = context {
+            c.blockInternal()
+        } else {
+            while csup_u32_load_acquire(word) == 0 { _ = csup_futex_wait(word, 0, -1) }
+        }
+    }
+}
+
+/// Deadlines of timed waits. VPs sleep no longer than the earliest one and
+/// fire what has expired; a new earliest deadline wakes one sleeper.
+final class TimerQueue: @unchecked Sendable {
+    // @unchecked Sendable: `entries` under `lock`; `next` is atomic.
+    private struct Entry { var deadline: Int64; var seq: Int; var fire: () -> Void }
+    private let lock = Mutex<Void>(())
+    private var entries: [Entry] = []
+    private var seq = 0
+    /// Earliest deadline (ns, monotonic), Int64.max when none. Relaxed
+    /// reads are a hint; `fireExpired` re-checks under the lock.
+    private let next = Atomic<Int64>(Int64.max)
+
+    /// Calls `fire` (on a VP's primary) once `deadline` passes, unless
+    /// cancelled first by the caller's own claim protocol. Returns true when
+    /// it became the earliest deadline.
+    @discardableResult
+    func add(deadline: Int64, fire: @escaping () -> Void) -> Bool {
+        lock.withLock { _ in
+            seq += 1
+            entries.append(Entry(deadline: deadline, seq: seq, fire: fire))
+            if deadline < next.load(ordering: .relaxed) {
+                next.store(deadline, ordering: .releasing)
+                return true
+            }
+            return false
+        }
+    }
+
+    var hasExpired: Bool { next.load(ordering: .acquiring) <= csup_monotonic_ns() }
+
+    func timeUntilNextDeadline() -> Duration? {
+        let n = next.load(ordering: .acquiring)
+        if n == Int64.max { return nil }
+        return .nanoseconds(max(0, n - csup_monotonic_ns()))
+    }
+
+    func fireExpired() {
+        let n = next.load(ordering: .relaxed)
+        if n == Int64.max { return }
+        let now = csup_monotonic_ns()
+        if n > now { return }
+        let due: [() -> Void] = lock.withLock { _ in
+            var due: [() -> Void] = []
+            var keep: [Entry] = []
+            var earliest = Int64.max
+            for e in entries {
+                if e.deadline <= now { due.append(e.fire) } else { keep.append(e); earliest = min(earliest, e.deadline) }
+            }
+            entries = keep
+            next.store(earliest, ordering: .releasing)
+            return due
+        }
+        for f in due { f() }
+    }
+}

@@ -1,0 +1,107 @@
+import CSupport
+
+/// Work items on the deques are tagged pointers:
+///   - low bit 0: a retained ``TaskNode`` (a heap task: scheduleTask,
+///     task groups);
+///   - low bit 1: a ``StackJob`` on some context's (or thread's) stack,
+///     which that owner keeps alive until the job's latch says done.
+@usableFromInline
+typealias WorkItem = UnsafeMutableRawPointer
+
+/// A heap-allocated task.
+@usableFromInline
+final class TaskNode {
+    @usableFromInline let body: () -> Void
+    @usableFromInline unowned(unsafe) let group: ScheduleGroup?
+
+    @usableFromInline
+    init(body: @escaping () -> Void, group: ScheduleGroup?) {
+        self.body = body
+        self.group = group
+    }
+
+    @usableFromInline
+    var item: WorkItem {
+        // Balanced by takeRetainedValue in runWorkItem (or in discard).
+        Unmanaged.passRetained(self).toOpaque()
+    }
+}
+
+/// A job whose record lives on the stack of whoever waits for it: a fork
+/// the joiner may run inline, or a closure an outside thread hands to the
+/// scheduler and waits on. No heap allocation.
+///
+/// Latch protocol (32-bit word, also a futex for outside waiters):
+///   pending(0) -> done(1)                 by the executor (exchange, acq_rel)
+///   pending(0) -> contextWaiting(2)       by a waiting context (CAS), after
+///                                         storing `waiter`
+///   pending(0) -> threadWaiting(3)        by a waiting pthread (CAS), then
+///                                         futex_wait while 3
+/// The executor's exchange returns the old value: 2 means unblock `waiter`
+/// (still valid: its owner is parked until then); 3 means futex_wake. After
+/// the exchange the executor never reads the record again, since its owner
+/// may return and pop the frame.
+public struct StackJob {
+    @usableFromInline var latch: UInt32 = 0
+    @usableFromInline var body: (() -> Void)?
+    @usableFromInline var waiter: Unmanaged<Context>?
+
+    @usableFromInline static let pending: UInt32 = 0
+    @usableFromInline static let done: UInt32 = 1
+    @usableFromInline static let contextWaiting: UInt32 = 2
+    @usableFromInline static let threadWaiting: UInt32 = 3
+
+    @inlinable
+    public init() {}
+
+    @inlinable
+    static func item(_ p: UnsafeMutablePointer<StackJob>) -> WorkItem {
+        UnsafeMutableRawPointer(bitPattern: UInt(bitPattern: p) | 1)!
+    }
+
+    @inlinable
+    static func latchWord(_ p: UnsafeMutablePointer<StackJob>) -> UnsafeMutablePointer<UInt32> {
+        // `latch` is the first stored property: offset 0.
+        UnsafeMutableRawPointer(p).assumingMemoryBound(to: UInt32.self)
+    }
+
+    /// Runs the job and releases its waiter. Called by whoever took it.
+    @usableFromInline
+    static func execute(_ p: UnsafeMutablePointer<StackJob>) {
+        p.pointee.body!()
+        complete(p)
+    }
+
+    @usableFromInline
+    static func complete(_ p: UnsafeMutablePointer<StackJob>) {
+        let word = latchWord(p)
+        // Read the waiter before the exchange can let the owner return.
+        let w = p.pointee.waiter
+        let old = csup_u32_exchange_acq_rel(word, done)
+        if old == contextWaiting {
+            // Why this is sound: the waiter stored itself before its CAS to
+            // contextWaiting and stays parked until this unblock.
+            w!.takeUnretainedValue().unblockInternal()
+        } else if old == threadWaiting {
+            _ = csup_futex_wake(word, 1)
+        }
+    }
+
+    @inlinable
+    static func isDone(_ p: UnsafeMutablePointer<StackJob>) -> Bool {
+        csup_u32_load_acquire(latchWord(p)) == done
+    }
+}
+
+/// Runs one work item taken from a deque or queue.
+@inline(__always) @usableFromInline
+func runWorkItem(_ item: WorkItem) {
+    let bits = UInt(bitPattern: item)
+    if bits & 1 != 0 {
+        StackJob.execute(UnsafeMutableRawPointer(bitPattern: bits & ~1)!.assumingMemoryBound(to: StackJob.self))
+    } else {
+        let t = Unmanaged<TaskNode>.fromOpaque(item).takeRetainedValue()
+        t.body()
+        t.group?.taskFinished()
+    }
+}

@@ -1,0 +1,153 @@
+import Foundation
+import XCTest
+@testable import ConcRT
+import CSupport
+import UMS
+
+final class SchedulerTests: XCTestCase {
+    func testPolicyDefaultsAndValidation() throws {
+        let p = SchedulerPolicy()
+        XCTAssertEqual(p.maxConcurrency, SchedulerPolicy.availableConcurrency)
+        XCTAssertEqual(p.minConcurrency, p.maxConcurrency)
+        XCTAssertNoThrow(try p.validate())
+        func bad(_ p: SchedulerPolicy, _ needle: String) {
+            XCTAssertThrowsError(try Scheduler(policy: p)) { e in
+                guard case .invalidPolicy(let s)? = e as? ConcRTError else { return XCTFail("\(e)") }
+                XCTAssertTrue(s.contains(needle), s)
+            }
+        }
+        bad(SchedulerPolicy(minConcurrency: 4, maxConcurrency: 2), "exceeds")
+        bad(SchedulerPolicy(minConcurrency: 0, maxConcurrency: 2), "minConcurrency")
+        bad(SchedulerPolicy(maxConcurrency: 0), "maxConcurrency")
+        bad(SchedulerPolicy(contextStackSize: 4096), "safe minimum")
+        bad(SchedulerPolicy(targetOversubscriptionFactor: 0), "targetOversubscriptionFactor")
+        bad(SchedulerPolicy(localContextCacheSize: -1), "localContextCacheSize")
+    }
+
+    func testRunReturnsAndRethrows() throws {
+        let s = try makeScheduler(2)
+        XCTAssertEqual(s.run { 6 * 7 }, 42)
+        struct Oops: Error, Equatable {}
+        XCTAssertThrowsError(try s.run { () throws(Oops) -> Int in throw Oops() }) { XCTAssertEqual($0 as? Oops, Oops()) }
+        // Inside, it runs inline on the same scheduler.
+        let nested = s.run { () -> Bool in
+            let inner = s.run { Context.current != nil }
+            return inner && Scheduler.current === s
+        }
+        XCTAssertTrue(nested)
+        XCTAssertNil(Scheduler.current)
+        try s.shutdown()
+    }
+
+    func testRunFromDispatchQueueAndManyThreads() throws {
+        let s = try makeScheduler(2)
+        let sum = Counter()
+        DispatchQueue.concurrentPerform(iterations: 16) { i in
+            sum.add(s.run { i })
+        }
+        XCTAssertEqual(sum.value, (0..<16).reduce(0, +))
+        try s.shutdown()
+    }
+
+    func testScheduleTaskRunsEveryTaskOnceAndShutdownWaits() throws {
+        let s = try makeScheduler(2)
+        let n = 10_000
+        let runs = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: n)
+        runs.initialize(repeating: 0)
+        defer { runs.deallocate() }
+        let rb = Box(runs)
+        for i in 0..<n {
+            s.scheduleTask {
+                rb.value[i] &+= 1
+                if i % 100 == 0 {
+                    // Tasks spawning tasks go to the local deque.
+                    s.scheduleTask { rb.value[i] &+= 1 }
+                }
+            }
+        }
+        try s.shutdown()   // waits for all of them
+        for i in 0..<n { XCTAssertEqual(runs[i], i % 100 == 0 ? 2 : 1, "task \(i)") }
+        XCTAssertTrue(s.isShutDown)
+        try s.shutdown()   // idempotent
+    }
+
+    func testShutdownTimeoutThrowsAndKeepsWork() throws {
+        let s = try makeScheduler(1)
+        let gate = Event()
+        let done = Counter()
+        s.scheduleTask { gate.wait(); done.add() }
+        XCTAssertThrowsError(try s.shutdown(timeout: .milliseconds(50))) { e in
+            XCTAssertEqual(e as? ConcRTError, .shutdownTimedOut(pendingTasks: 1))
+        }
+        XCTAssertFalse(s.isShutDown)
+        gate.set()
+        try s.shutdown()
+        XCTAssertEqual(done.value, 1)
+    }
+
+    func testShutdownReleasesThreadsStacksAndDescriptors() throws {
+        let baseline = ResourceCounts.now()
+        do {
+            let s = try makeScheduler(2)
+            let c = Counter()
+            for _ in 0..<200 {
+                s.scheduleTask {
+                    try! Blocking.sleep(for: .microseconds(200))
+                    c.add()
+                }
+            }
+            try s.shutdown()
+            XCTAssertEqual(c.value, 200)
+        }
+        XCTAssertTrue(eventually { ResourceCounts.now().isWithin(baseline) }, "\(ResourceCounts.now()) vs \(baseline)")
+    }
+
+    func testStatisticsCount() throws {
+        let s = try makeScheduler(2)
+        for _ in 0..<100 { s.scheduleTask {} }
+        s.run { try! Blocking.sleep(for: .milliseconds(1)) }
+        try s.shutdown()
+        let st = s.statistics
+        XCTAssertGreaterThanOrEqual(st.tasksRun, 101)
+        XCTAssertGreaterThanOrEqual(st.kernelBlocks, 1)
+        XCTAssertGreaterThanOrEqual(st.completions, 1)
+        XCTAssertGreaterThan(st.contextSwitches, 0)
+        XCTAssertEqual(st.liveContexts, 0)
+    }
+
+    func testScheduleGroupsRunTheirTasks() throws {
+        for proto in [SchedulerPolicy.SchedulingProtocol.enhanceScheduleGroupLocality, .enhanceForwardProgress] {
+            let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 2, maxConcurrency: 2, schedulingProtocol: proto))
+            let g1 = s.createScheduleGroup(), g2 = s.createScheduleGroup()
+            XCTAssertNotEqual(g1.id, g2.id)
+            let a = Counter(), b = Counter()
+            let ids = Box<Set<Int>>([])
+            let lock = CriticalSection()
+            for _ in 0..<500 {
+                g1.scheduleTask { a.add(); _ = try! lock.withLock { ids.value.insert(Context.current!.scheduleGroupIDValue) } }
+                g2.scheduleTask { b.add() }
+            }
+            try s.shutdown()
+            XCTAssertEqual(a.value, 500)
+            XCTAssertEqual(b.value, 500)
+            XCTAssertEqual(g1.pendingTasks, 0)
+            XCTAssertEqual(ids.value, [g1.id])
+        }
+    }
+
+    func testIdleSchedulerSleeps() throws {
+        let s = try makeScheduler(2)
+        s.run {}
+        usleep(100_000)  // let the spin window pass
+        let cpu0 = csup_process_cpu_ns()
+        usleep(300_000)
+        let used = Double(csup_process_cpu_ns() - cpu0) / 1e6
+        XCTAssertLessThan(used, 30, "an idle scheduler must not spin: \(used) ms CPU in 300 ms")
+        try s.shutdown()
+    }
+
+    func testDefaultSchedulerExists() {
+        XCTAssertEqual(Scheduler.default.run { 1 }, 1)
+        XCTAssertGreaterThanOrEqual(Scheduler.default.virtualProcessorCount, 1)
+    }
+}

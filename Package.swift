@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "UMS", targets: ["UMS"]),
         .library(name: "ConcRT", targets: ["ConcRT"]),
+        .library(name: "PPL", targets: ["PPL"]),
         .executable(name: "ums-bench", targets: ["ums-bench"]),
         .executable(name: "ums-sample", targets: ["ums-sample"]),
     ],
@@ -30,10 +31,16 @@ let package = Package(
         .target(name: "UMS", dependencies: ["CSupport"]),
         // Layer 2: ConcRT-style scheduler on the UMS core.
         .target(name: "ConcRT", dependencies: ["UMS", "CSupport"]),
-        .executableTarget(name: "ums-bench", dependencies: ["UMS", "ConcRT", "CSupport"], path: "Sources/ums-bench"),
+        // Layer 3: PPL-style task API.
+        .target(name: "PPL", dependencies: ["ConcRT", "UMS", "CSupport"]),
+        // Heap-allocation counter, linked into the benchmark only.
+        .target(name: "CMallocCounter", path: "Sources/CMallocCounter"),
+        .executableTarget(name: "ums-bench", dependencies: ["UMS", "ConcRT", "PPL", "CSupport", "CMallocCounter"],
+                          path: "Sources/ums-bench"),
         .executableTarget(name: "ums-sample", dependencies: ["UMS"], path: "Examples/ums-sample"),
         .testTarget(name: "UMSTests", dependencies: ["UMS", "CSupport"]),
         .testTarget(name: "ConcRTTests", dependencies: ["ConcRT", "UMS", "CSupport"]),
+        .testTarget(name: "PPLTests", dependencies: ["PPL", "ConcRT", "UMS", "CSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -36,14 +36,16 @@ public final class Context: @unchecked Sendable {
     /// completion list (a new thread is queued there before its creator
     /// gets it back), so every reader sees it after the list's hand-off.
     var thread: UMSThread!
-    unowned(unsafe) let scheduler: Scheduler
+    @usableFromInline unowned(unsafe) let scheduler: Scheduler
     /// The virtual processor running this context (set before each execute).
-    unowned(unsafe) var vp: VirtualProcessor!
+    @usableFromInline unowned(unsafe) var vp: VirtualProcessor!
     /// Schedule group of the task being run (0: none).
     var scheduleGroupID = 0
     let blockState = Atomic<Int>(BlockState.running)
     var yieldReason: YieldReason = .idle
     var exitRequested = false
+    /// Storage behind `layerLocal` (touched only by this context).
+    var _layerLocal: AnyObject?
     /// Oversubscription nesting of this context.
     var oversubscription: [VirtualProcessor] = []
 
@@ -100,7 +102,7 @@ public final class Context: @unchecked Sendable {
 
     /// The context running the caller, or nil outside a scheduler (a plain
     /// pthread, or inside a blocking call's closure on a kernel thread).
-    @inline(__always)
+    @inlinable
     static var currentInternal: Context? {
         guard let t = UMSThread.currentOnPrimary, let p = t.userContext else { return nil }
         // Why this is sound: userContext holds a +1 on the Context for as
@@ -110,6 +112,9 @@ public final class Context: @unchecked Sendable {
 
     /// The calling context. [Context::CurrentContext]
     public static var current: Context? { currentInternal }
+
+    /// The scheduler this context belongs to.
+    public var owningScheduler: Scheduler { scheduler }
 
     /// Index of the virtual processor running this context.
     /// [Context::GetVirtualProcessorId]

@@ -21,6 +21,7 @@ import Glibc
 /// Ownership: the deque's bottom end belongs to whichever context this VP
 /// is running (one at a time, on this pthread); thieves use the top. The
 /// runnable queue and counters are shared; the idle cache is owner-only.
+@usableFromInline
 final class VirtualProcessor: @unchecked Sendable {
     let index: Int
     unowned(unsafe) let scheduler: Scheduler
@@ -61,7 +62,7 @@ final class VirtualProcessor: @unchecked Sendable {
 
     // MARK: Local deque (owner: the context running on this VP)
 
-    @inline(__always)
+    @usableFromInline
     func push(_ item: WorkItem) {
         if csup_deque_push(deque, item) != 0 {
             // The deque could not grow: run the item now instead of losing it.
@@ -78,7 +79,7 @@ final class VirtualProcessor: @unchecked Sendable {
     /// inline) or the deque is empty (false: it was stolen or migrated).
     /// Other items found on the way are run: they were pushed above the
     /// target by code that did not join them (fire-and-forget tasks).
-    @inline(__always)
+    @usableFromInline
     func popUntil(_ target: WorkItem) -> Bool {
         while let x = csup_deque_pop(deque) {
             if x == target { return true }
@@ -111,7 +112,13 @@ final class VirtualProcessor: @unchecked Sendable {
 
     // MARK: Primary loop
 
+    /// A small process-unique number while this VP's primary runs (reused
+    /// after it leaves): an index for per-VP data such as Combinable.
+    private(set) var globalIndex = -1
+
     func run(_ primary: UMSPrimary) {
+        globalIndex = GlobalVPIndex.acquire()
+        defer { GlobalVPIndex.release(globalIndex) }
         let list = scheduler.completionList
         while true {
             list.drain(timeout: .zero) { t in
@@ -361,4 +368,17 @@ struct ContextRing: ~Copyable {
         buf = nb
         head = 0
     }
+}
+
+/// Allocator of small process-unique VP numbers (lowest free first).
+enum GlobalVPIndex {
+    private static let free = Mutex<(next: Int, released: [Int])>((0, []))
+    static func acquire() -> Int {
+        free.withLock { s in
+            if let i = s.released.popLast() { return i }
+            s.next += 1
+            return s.next - 1
+        }
+    }
+    static func release(_ i: Int) { free.withLock { $0.released.append(i) } }
 }

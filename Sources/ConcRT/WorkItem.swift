@@ -37,10 +37,11 @@ final class TaskNode {
 ///                                         storing `waiter`
 ///   pending(0) -> threadWaiting(3)        by a waiting pthread (CAS), then
 ///                                         futex_wait while 3
-/// The executor's exchange returns the old value: 2 means unblock `waiter`
-/// (still valid: its owner is parked until then); 3 means futex_wake. After
-/// the exchange the executor never reads the record again, since its owner
-/// may return and pop the frame.
+/// The executor's exchange returns the old value: 0 means the owner will
+/// see `done` itself, and the executor must not touch the record again
+/// (the owner may return and pop the frame); 2 means read `waiter` and
+/// unblock it (the record is alive: its owner is parked until then); 3
+/// means futex_wake the word (a wake on a popped frame is harmless).
 public struct StackJob {
     @usableFromInline var latch: UInt32 = 0
     @usableFromInline var body: (() -> Void)?
@@ -75,13 +76,13 @@ public struct StackJob {
     @usableFromInline
     static func complete(_ p: UnsafeMutablePointer<StackJob>) {
         let word = latchWord(p)
-        // Read the waiter before the exchange can let the owner return.
-        let w = p.pointee.waiter
         let old = csup_u32_exchange_acq_rel(word, done)
         if old == contextWaiting {
             // Why this is sound: the waiter stored itself before its CAS to
-            // contextWaiting and stays parked until this unblock.
-            w!.takeUnretainedValue().unblockInternal()
+            // contextWaiting (our acq_rel exchange read that CAS, so the
+            // store is visible), and it stays parked, keeping the record
+            // alive, until this unblock.
+            p.pointee.waiter!.takeUnretainedValue().unblockInternal()
         } else if old == threadWaiting {
             _ = csup_futex_wake(word, 1)
         }

@@ -9,6 +9,9 @@ import Foundation
 let workloads: [(String, (Harness) throws -> Void)] = [
     ("switch", SwitchBench.run),
     ("handoff", HandoffBench.run),
+    ("nullfork", ForkJoinBench.nullfork),
+    ("fib", ForkJoinBench.run),
+    ("sort", SortBench.run),
 ]
 
 @MainActor func usage() -> Never {

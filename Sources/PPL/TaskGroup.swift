@@ -1,0 +1,186 @@
+import ConcRT
+import CSupport
+import Synchronization
+
+/// How a group's (or a future's) work ended. [task_group_status]
+public enum TaskGroupStatus: Sendable, Equatable {
+    /// Every task ran to completion. [completed]
+    case completed
+    /// The group was canceled; tasks not yet started were discarded.
+    /// [canceled]
+    case canceled
+}
+
+/// A set of tasks that are waited for together. [task_group]
+///
+/// - Tasks run on the group's scheduler (the caller's, else the default
+///   one). From a scheduler context, ``run(_:)`` pushes onto the virtual
+///   processor's own deque; from outside it injects.
+/// - The first error thrown by a task cancels the group: tasks not yet
+///   started are discarded, running ones see ``isTaskCancellationRequested()``.
+///   ``wait()`` rethrows that error. When several tasks throw, the error
+///   recorded first (in time) wins; later ones are dropped.
+/// - ``wait()`` helps: it runs queued tasks itself, then blocks the
+///   context (not the thread) until the last task finishes.
+/// - Canceling a group also cancels the groups nested inside its tasks.
+public final class TaskGroup: @unchecked Sendable {
+    // @unchecked Sendable: counters are atomics; the rest is under `lock`.
+    let scheduler: Scheduler
+    let scope: CancellationScope
+    private let pending = Atomic<Int>(0)
+    private let lock = Mutex<State>(State())
+    private let failed = Atomic<Bool>(false)
+
+    private struct State {
+        var error: (any Error)?
+        var waiters: [GroupWaiter] = []
+    }
+
+    /// - Parameters:
+    ///   - scheduler: where tasks run; default: the caller's scheduler, or
+    ///     ``Scheduler/default``.
+    ///   - token: cancels the group when canceled.
+    public init(scheduler: Scheduler? = nil, token: CancellationToken = .none) {
+        self.scheduler = scheduler ?? Scheduler.current ?? Scheduler.default
+        self.scope = CancellationScope(parent: CancellationScope.current, token: token)
+    }
+
+    /// Schedules `body` in the group. [task_group::run]
+    public func run(_ body: @escaping @Sendable () throws -> Void) {
+        pending.wrappingAdd(1, ordering: .relaxed)
+        let task: @Sendable () -> Void = { [self] in
+            if !scope.isCanceled {
+                do {
+                    try CancellationScope.with(scope) { try body() }
+                } catch {
+                    record(error)
+                }
+            }
+            finishOne()
+        }
+        if let c = Context.current, Scheduler.current === scheduler {
+            c.pushTask(task)
+        } else {
+            scheduler.scheduleTask(task)
+        }
+    }
+
+    /// Waits for every task; rethrows the first error. Returns `.canceled`
+    /// when the group (or its token, or an enclosing group) was canceled.
+    /// [task_group::wait]
+    @discardableResult
+    public func wait() throws -> TaskGroupStatus {
+        if pending.load(ordering: .acquiring) > 0 {
+            if let c = Context.current, Scheduler.current === scheduler {
+                // Help: run queued work while ours is pending.
+                while pending.load(ordering: .acquiring) > 0, let item = c.takeWorkForHelp() {
+                    c.runWorkItemForHelp(item)
+                }
+            }
+            if pending.load(ordering: .acquiring) > 0 { park() }
+        }
+        if let e = lock.withLock({ $0.error }) { throw e }
+        return scope.isCanceled ? .canceled : .completed
+    }
+
+    /// Runs `body` on the caller, then waits. [task_group::run_and_wait]
+    @discardableResult
+    public func runAndWait(_ body: () throws -> Void) throws -> TaskGroupStatus {
+        do {
+            try CancellationScope.with(scope) { try body() }
+        } catch {
+            record(error)
+        }
+        return try wait()
+    }
+
+    /// Cancels the group: tasks not yet started are discarded; running ones
+    /// see the request. [task_group::cancel]
+    public func cancel() { scope.cancel() }
+
+    /// True once the group (or an enclosing one, or its token) is canceled.
+    /// [task_group::is_canceling]
+    public var isCanceling: Bool { scope.isCanceled }
+
+    // MARK: Internals
+
+    private func record(_ error: any Error) {
+        if failed.exchange(true, ordering: .acquiringAndReleasing) { return }
+        lock.withLock { $0.error = error }
+        scope.cancel()
+    }
+
+    private func finishOne() {
+        if pending.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+            let ws = lock.withLock { s in defer { s.waiters.removeAll() }; return s.waiters }
+            for w in ws { w.event.set() }
+        }
+    }
+
+    private func park() {
+        let w = GroupWaiter()
+        let mustWait = lock.withLock { s -> Bool in
+            if pending.load(ordering: .acquiring) == 0 { return false }
+            s.waiters.append(w)
+            return true
+        }
+        if mustWait { w.event.wait() }
+    }
+}
+
+/// One waiter on a group: an event, so contexts block cooperatively and
+/// outside threads on a futex.
+final class GroupWaiter: Sendable {
+    let event = Event()
+}
+
+/// A task group that must be waited for before it goes away: a
+/// non-copyable value, consumed by ``wait()``. [structured_task_group]
+///
+/// Dropping it without waiting is a programming error (its tasks would
+/// outlive the scope that started them) and stops the program with a
+/// message naming the misuse.
+public struct StructuredTaskGroup: ~Copyable {
+    // Unmanaged (a trivial value) so that `wait` can `discard self`.
+    private let ref: Unmanaged<TaskGroup>
+    private var group: TaskGroup { ref.takeUnretainedValue() }
+
+    public init(scheduler: Scheduler? = nil, token: CancellationToken = .none) {
+        ref = Unmanaged.passRetained(TaskGroup(scheduler: scheduler, token: token))
+    }
+
+    /// [structured_task_group::run]
+    public func run(_ body: @escaping @Sendable () throws -> Void) { group.run(body) }
+
+    /// [structured_task_group::cancel]
+    public func cancel() { group.cancel() }
+
+    /// [structured_task_group::is_canceling]
+    public var isCanceling: Bool { group.isCanceling }
+
+    /// Waits for every task and consumes the group. [structured_task_group::wait]
+    @discardableResult
+    public consuming func wait() throws -> TaskGroupStatus {
+        let g = ref.takeRetainedValue()
+        discard self
+        return try g.wait()
+    }
+
+    /// Runs `body` on the caller, then waits; consumes the group.
+    /// [structured_task_group::run_and_wait]
+    @discardableResult
+    public consuming func runAndWait(_ body: () throws -> Void) throws -> TaskGroupStatus {
+        let g = ref.takeRetainedValue()
+        discard self
+        return try g.runAndWait(body)
+    }
+
+    deinit {
+        structuredGroupDropped()
+    }
+}
+
+@inline(never)
+func structuredGroupDropped() {
+    preconditionFailure("PPL: a StructuredTaskGroup was dropped without wait(); call wait() or runAndWait(_:) before it goes out of scope")
+}

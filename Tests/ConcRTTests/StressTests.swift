@@ -1,0 +1,351 @@
+import Foundation
+import Synchronization
+import XCTest
+@testable import ConcRT
+import CSupport
+import UMS
+
+// Scheduler stress: a million tasks each run exactly once, cooperative
+// block/unblock with no lost wake-up (ping-pong pairs, a token ring, random
+// wakers), and shutdown with work queued and contexts in the kernel.
+// Everything runs on 2 VPs (this machine's CPUs) and on 4 (oversubscribed).
+// Every wait is bounded, so a bug fails a test instead of hanging it.
+
+/// Failures seen off the test thread (contexts, pthreads); asserted on it.
+private final class StressFailures: Sendable {
+    private let list = Mutex<[String]>([])
+    func record(_ s: String) { list.withLock { if $0.count < 20 { $0.append(s) } } }
+    var all: [String] { list.withLock { $0 } }
+}
+
+/// Small fast PRNG (xorshift64*), one per task.
+private struct StressRNG {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
+    mutating func next() -> UInt64 {
+        state ^= state >> 12; state ^= state << 25; state ^= state >> 27
+        return state &* 0x2545_F491_4F6C_DD1D
+    }
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+}
+
+private func stressNow() -> Int64 { csup_monotonic_ns() }
+
+/// Spins a little (no syscall), to vary interleavings.
+@inline(never)
+private func stressSpin(_ n: Int) {
+    for _ in 0..<n { csup_cpu_relax() }
+}
+
+/// A binary tree of tasks over `counts[lo..<hi]`: each task marks its `lo`
+/// and spawns (from inside the scheduler) tasks for the two halves of the
+/// rest.
+private final class TaskTree: Sendable {
+    let scheduler: Scheduler
+    let counts: Box<UnsafeMutableBufferPointer<UInt8>>
+    init(_ s: Scheduler, _ c: Box<UnsafeMutableBufferPointer<UInt8>>) { scheduler = s; counts = c }
+
+    func run(_ lo: Int, _ hi: Int) {
+        counts.value[lo] &+= 1
+        let rest = lo + 1
+        if rest >= hi { return }
+        let mid = (rest + hi) / 2
+        if rest < mid { scheduler.scheduleTask { self.run(rest, mid) } }
+        if mid < hi { scheduler.scheduleTask { self.run(mid, hi) } }
+    }
+}
+
+private final class PingPongPair: @unchecked Sendable {
+    // Written by A before its first unblock of B; read by B after its first
+    // block returned (the unblock's acquire-release CAS orders them).
+    var a: Context?
+}
+
+final class StressTests: XCTestCase {
+    // MARK: A million tasks
+
+    func testMillionTasksRunExactlyOnceOn2VPs() throws { try millionTasks(vps: 2) }
+    func testMillionTasksRunExactlyOnceOn4VPs() throws { try millionTasks(vps: 4) }
+
+    private func millionTasks(vps: Int) throws {
+        let n = longMode ? 4_000_000 : 1_000_000
+        let s = try makeScheduler(vps)
+        let counts = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: n)
+        counts.initialize(repeating: 0)
+        defer { counts.deallocate() }
+        let cb = Box(counts)
+        let start = stressNow()
+        // Some straight from outside (the injection queue), from 4 pthreads
+        // at once...
+        let outside = 20_000
+        DispatchQueue.concurrentPerform(iterations: 4) { t in
+            for i in stride(from: t, to: outside, by: 4) { s.scheduleTask { cb.value[i] &+= 1 } }
+        }
+        // ...most spawned from inside, as trees rooted in tasks from outside.
+        let tree = TaskTree(s, cb)
+        let roots = 64
+        let per = (n - outside) / roots
+        for r in 0..<roots {
+            let lo = outside + r * per
+            let hi = r == roots - 1 ? n : lo + per
+            s.scheduleTask { tree.run(lo, hi) }
+        }
+        try s.shutdown(timeout: .seconds(longMode ? 600 : 120))
+        let seconds = Double(stressNow() - start) / 1e9
+        var bad = 0
+        var firstBad = -1
+        for i in 0..<n where counts[i] != 1 {
+            if firstBad < 0 { firstBad = i }
+            bad += 1
+        }
+        XCTAssertEqual(bad, 0, "\(bad) of \(n) tasks did not run exactly once; first: #\(firstBad) ran \(firstBad >= 0 ? Int(counts[firstBad]) : 0) times")
+        let st = s.statistics
+        XCTAssertEqual(st.tasksRun, n, "\(st)")
+        XCTAssertEqual(st.liveContexts, 0)
+        XCTAssertTrue(s.isShutDown)
+        print("StressTests: \(n) tasks on \(vps) VPs in \(String(format: "%.2f", seconds)) s; \(st)")
+    }
+
+    // MARK: Block / unblock
+
+    func testPingPongPairsBlockUnblockOn2VPs() throws { try pingPong(vps: 2) }
+    func testPingPongPairsBlockUnblockOn4VPs() throws { try pingPong(vps: 4) }
+
+    /// Pairs of contexts: A unblocks B then blocks; B blocks then unblocks
+    /// A. Random spins and yields make the unblock land before, during and
+    /// after the partner's block.
+    private func pingPong(vps: Int) throws {
+        let pairs = longMode ? 256 : 128
+        let rounds = longMode ? 20_000 : 3_000
+        let s = try makeScheduler(vps)
+        let failures = StressFailures()
+        let finished = Counter()
+        let allDone = Event()
+        let blocksBefore = s.statistics.blocks
+        for p in 0..<pairs {
+            let pair = PingPongPair()
+            s.scheduleTask {
+                // B
+                let b = Context.current!
+                s.scheduleTask {
+                    // A
+                    pair.a = Context.current!
+                    var rng = StressRNG(seed: UInt64(p * 2 + 1))
+                    do {
+                        for _ in 0..<rounds {
+                            switch rng.below(8) {
+                            case 0: Context.yield()
+                            case 1, 2: stressSpin(rng.below(2_000))
+                            default: break
+                            }
+                            try b.unblock()
+                            try Context.block()
+                        }
+                    } catch {
+                        failures.record("pair \(p) A: \(error)")
+                    }
+                    if finished.add() == 2 * pairs { allDone.set() }
+                }
+                var rng = StressRNG(seed: UInt64(p * 2 + 2))
+                do {
+                    for _ in 0..<rounds {
+                        try Context.block()
+                        switch rng.below(8) {
+                        case 0: Context.yield()
+                        case 1, 2: stressSpin(rng.below(2_000))
+                        default: break
+                        }
+                        guard let a = pair.a else { failures.record("pair \(p): A not published"); break }
+                        try a.unblock()
+                    }
+                } catch {
+                    failures.record("pair \(p) B: \(error)")
+                }
+                if finished.add() == 2 * pairs { allDone.set() }
+            }
+        }
+        let ok = allDone.wait(timeout: .seconds(60))
+        XCTAssertTrue(ok, "ping-pong: \(finished.value) of \(2 * pairs) contexts finished (lost wake-up?); \(s.statistics)")
+        XCTAssertEqual(failures.all, [])
+        guard ok else { return }
+        try s.shutdown(timeout: .seconds(30))
+        // Not every block parks (an unblock that came first is consumed at
+        // once), but with random spins many do.
+        XCTAssertGreaterThan(s.statistics.blocks - blocksBefore, 0)
+    }
+
+    func testTokenRingOn2VPs() throws { try tokenRing(vps: 2) }
+    func testTokenRingOn4VPs() throws { try tokenRing(vps: 4) }
+
+    /// N contexts in a ring pass one token by Context.unblock; each checks
+    /// the global pass count (a plain variable only the token holder
+    /// touches) to prove mutual exclusion and order.
+    private func tokenRing(vps: Int) throws {
+        let n = 100
+        let rounds = longMode ? 20_000 : 3_000
+        let s = try makeScheduler(vps)
+        let failures = StressFailures()
+        let registry = Mutex<[Context?]>(Array(repeating: nil, count: n))
+        let passes = Box(0)
+        let finished = Counter()
+        let allDone = Event()
+        for k in 0..<n {
+            s.scheduleTask {
+                registry.withLock { $0[k] = Context.current }
+                var next: Context?
+                do {
+                    for r in 0..<rounds {
+                        try Context.block()
+                        if passes.value != r * n + k {
+                            failures.record("context \(k) round \(r): pass count \(passes.value), expected \(r * n + k)")
+                        }
+                        passes.value += 1
+                        if k == n - 1 && r == rounds - 1 { break }   // the last pass
+                        if next == nil { next = registry.withLock { $0[(k + 1) % n] } }
+                        try next!.unblock()
+                    }
+                } catch {
+                    failures.record("context \(k): \(error)")
+                }
+                if finished.add() == n { allDone.set() }
+            }
+        }
+        XCTAssertTrue(eventually(timeout: 30) { registry.withLock { $0.allSatisfy { $0 != nil } } }, "ring contexts did not start")
+        let first = registry.withLock { $0[0] }
+        try XCTUnwrap(first).unblock()   // from a plain thread
+        let ok = allDone.wait(timeout: .seconds(60))
+        XCTAssertTrue(ok, "token ring: \(finished.value) of \(n) finished after \(passes.value) passes (lost wake-up?)")
+        XCTAssertEqual(failures.all, [])
+        guard ok else { return }
+        XCTAssertEqual(passes.value, n * rounds)
+        try s.shutdown(timeout: .seconds(30))
+    }
+
+    func testRandomWakersOn2VPs() throws { try randomWakers(vps: 2) }
+    func testRandomWakersOn4VPs() throws { try randomWakers(vps: 4) }
+
+    /// Sleepers arm a slot then block; wakers (contexts and a plain pthread)
+    /// pick random slots and unblock the sleeper of each slot they disarm.
+    /// Every block gets exactly one unblock, often before the block.
+    private func randomWakers(vps: Int) throws {
+        let sleepers = longMode ? 1_000 : 300
+        let rounds = longMode ? 2_000 : 300
+        let s = try makeScheduler(vps)
+        let failures = StressFailures()
+        let contexts = Mutex<[Context?]>(Array(repeating: nil, count: sleepers))
+        let armed = UnsafeMutablePointer<UInt32>.allocate(capacity: sleepers)
+        armed.initialize(repeating: 0, count: sleepers)
+        defer { armed.deallocate() }
+        let armedBox = Box(armed)
+        let sleepersDone = Counter()
+        let wakes = Counter()
+        let deadline = stressNow() + 60_000_000_000
+        let allSleepersDone = Event()
+        for k in 0..<sleepers {
+            s.scheduleTask {
+                contexts.withLock { $0[k] = Context.current }
+                do {
+                    for _ in 0..<rounds {
+                        csup_u32_store_release(armedBox.value + k, 1)
+                        try Context.block()
+                    }
+                } catch {
+                    failures.record("sleeper \(k): \(error)")
+                }
+                if sleepersDone.add() == sleepers { allSleepersDone.set() }
+            }
+        }
+        XCTAssertTrue(eventually(timeout: 30) { contexts.withLock { $0.allSatisfy { $0 != nil } } })
+        let all = contexts.withLock { $0.map { $0! } }
+        let ctxBox = Box(all)
+        @Sendable func waker(seed: UInt64, onContext: Bool) {
+            var rng = StressRNG(seed: seed)
+            while sleepersDone.value < sleepers {
+                if stressNow() > deadline { failures.record("waker \(seed): deadline passed"); return }
+                let k = rng.below(sleepers)
+                var expected: UInt32 = 1
+                if csup_u32_cas_acq_rel(armedBox.value + k, &expected, 0) {
+                    do { try ctxBox.value[k].unblock(); wakes.add() } catch { failures.record("waker \(seed) -> \(k): \(error)") }
+                }
+                if rng.below(16) == 0 {
+                    if onContext { Context.yield() } else { sched_yield() }
+                }
+            }
+        }
+        let wakersDone = Counter()
+        let allWakersDone = Event()
+        let contextWakers = 2
+        for w in 0..<contextWakers {
+            s.scheduleTask {
+                waker(seed: UInt64(1_000 + w), onContext: true)
+                if wakersDone.add() == contextWakers + 1 { allWakersDone.set() }
+            }
+        }
+        let thread = Thread {
+            waker(seed: 7, onContext: false)
+            if wakersDone.add() == contextWakers + 1 { allWakersDone.set() }
+        }
+        thread.start()
+        let ok = allSleepersDone.wait(timeout: .seconds(60))
+        XCTAssertTrue(ok, "random wakers: \(sleepersDone.value) of \(sleepers) sleepers finished; \(wakes.value) wakes")
+        XCTAssertTrue(allWakersDone.wait(timeout: .seconds(60)))
+        XCTAssertEqual(failures.all, [])
+        guard ok else { return }
+        XCTAssertEqual(wakes.value, sleepers * rounds)
+        try s.shutdown(timeout: .seconds(30))
+        XCTAssertGreaterThan(s.statistics.blocks, 0, "no sleeper ever parked: \(s.statistics)")
+    }
+
+    // MARK: Shutdown
+
+    func testShutdownWithQueuedWorkAndKernelBlockedContextsOn2VPs() throws { try shutdownLosesNothing(vps: 2) }
+    func testShutdownWithQueuedWorkAndKernelBlockedContextsOn4VPs() throws { try shutdownLosesNothing(vps: 4) }
+
+    /// shutdown() called while contexts sleep in the kernel (and will spawn
+    /// more work when they wake), while contexts wait on an event set later
+    /// by a plain thread, and with a full injection queue: every task runs.
+    private func shutdownLosesNothing(vps: Int) throws {
+        let s = try makeScheduler(vps)
+        let ran = Counter()
+        let inKernel = Counter()
+        let sleepers = 64, childrenPerSleeper = 20
+        let gateWaiters = 200
+        let queued = longMode ? 500_000 : 100_000
+        for i in 0..<sleepers {
+            s.scheduleTask {
+                inKernel.add()
+                try! Blocking.sleep(for: .milliseconds(150 + (i % 8) * 25))
+                for c in 0..<childrenPerSleeper {
+                    s.scheduleTask {
+                        if c % 5 == 0 { try! Blocking.sleep(for: .milliseconds(1)) }
+                        ran.add()
+                    }
+                }
+                ran.add()
+            }
+        }
+        let gate = Event()
+        for _ in 0..<gateWaiters {
+            s.scheduleTask {
+                if gate.wait(timeout: .seconds(60)) { ran.add() }
+            }
+        }
+        XCTAssertTrue(eventually(timeout: 30) { inKernel.value == sleepers }, "sleepers did not start")
+        for _ in 0..<queued { s.scheduleTask { ran.add() } }
+        let setter = Thread {
+            usleep(100_000)
+            gate.set()
+        }
+        setter.start()
+        let start = stressNow()
+        try s.shutdown(timeout: .seconds(60))
+        let waited = Double(stressNow() - start) / 1e6
+        XCTAssertTrue(s.isShutDown)
+        XCTAssertEqual(ran.value, sleepers * (1 + childrenPerSleeper) + gateWaiters + queued)
+        XCTAssertEqual(s.statistics.liveContexts, 0)
+        XCTAssertGreaterThanOrEqual(s.statistics.kernelBlocks, sleepers)
+        // The gate opens 100 ms after shutdown began and sleepers sleep
+        // 150+ ms: shutdown must have waited for them.
+        XCTAssertGreaterThanOrEqual(waited, 90, "shutdown returned after \(waited) ms")
+    }
+}

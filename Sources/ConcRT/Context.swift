@@ -93,8 +93,7 @@ public final class Context: @unchecked Sendable {
         while !exitRequested {
             let reason = vp.processTasks(self)
             if exitRequested { break }
-            yieldReason = reason
-            try! UMSThread.yield(reason.rawValue)
+            switchOut(reason)
         }
     }
 
@@ -104,7 +103,7 @@ public final class Context: @unchecked Sendable {
     /// pthread, or inside a blocking call's closure on a kernel thread).
     @inlinable
     static var currentInternal: Context? {
-        guard let t = UMSThread.currentOnPrimary, let p = t.userContext else { return nil }
+        guard let p = UMSThread.currentOnPrimaryUserContext else { return nil }
         // Why this is sound: userContext holds a +1 on the Context for as
         // long as the thread can run.
         return Unmanaged<Context>.fromOpaque(p).takeUnretainedValue()
@@ -169,7 +168,7 @@ public final class Context: @unchecked Sendable {
     @inline(__always)
     func switchOut(_ reason: YieldReason) {
         yieldReason = reason
-        try! UMSThread.yield(reason.rawValue)
+        thread.yieldRunning(reason.rawValue)
     }
 
     /// For runtime-internal wakers (latches, events): an unbalanced unblock

@@ -12,6 +12,9 @@ public final class Event: @unchecked Sendable {
     // @unchecked Sendable: all state is under `state`'s mutex.
     private struct State {
         var signaled = false
+        /// Plain `wait()`ers: an intrusive list through `Waiter.next`, so a
+        /// wait costs one allocation (the Waiter) and no array traffic.
+        var single: Waiter?
         var waiters: [(Waiter, Int)] = []   // (waiter, index in a multi-wait)
     }
     private let state = Mutex<State>(State())
@@ -24,13 +27,20 @@ public final class Event: @unchecked Sendable {
 
     /// Signals the event and releases every waiter. [event::set]
     public func set() {
-        let woken: [(Waiter, Int)] = state.withLock { s in
+        var multi: [(Waiter, Int)] = []
+        let single: Waiter? = state.withLock { s in
             s.signaled = true
-            let w = s.waiters
-            s.waiters.removeAll()
-            return w
+            swap(&multi, &s.waiters)
+            defer { s.single = nil }
+            return s.single
         }
-        for (w, i) in woken where w.claim() { w.wake(result: i) }
+        var w = single
+        while let x = w {
+            w = x.next
+            x.next = nil
+            if x.claim() { x.wake(result: 0) }
+        }
+        for (x, i) in multi where x.claim() { x.wake(result: i) }
     }
 
     /// Clears the signal. [event::reset]
@@ -41,7 +51,17 @@ public final class Event: @unchecked Sendable {
 
     /// Waits until the event is signaled. [event::wait]
     public func wait() {
-        _ = Event.waitForMultiple([self], waitAll: false, timeout: nil)
+        if state.withLock({ $0.signaled }) { return }   // fast path: no waiter record
+        let w = Waiter()
+        let mustPark = state.withLock { s -> Bool in
+            if s.signaled { return false }
+            w.next = s.single
+            s.single = w
+            return true
+        }
+        // set() unlinks the whole list before waking, so nothing refers to
+        // `w` once park returns.
+        if mustPark { w.park() }
     }
 
     /// Waits until the event is signaled or the timeout passes. Returns true

@@ -209,8 +209,10 @@ public final class Scheduler: @unchecked Sendable {
     /// waker blocks); from elsewhere to its last VP, and a sleeper is woken.
     func makeRunnable(_ c: Context) {
         if let me = Context.currentInternal, me.scheduler === self {
+            // Like Go's runnext: the waker usually blocks next, and this VP
+            // runs the woken context at once. No sleeper is woken for it;
+            // an idle VP takes it only in its last sweep before sleeping.
             me.vp.pushRunnable(c, front: true)
-            if me.vp.runnableCount.load(ordering: .relaxed) > 1 { notifyWork() }
         } else {
             let target = c.vp.map { $0.retiring.load(ordering: .relaxed) ? virtualProcessors[0] : $0 } ?? virtualProcessors[0]
             target.pushRunnable(c, front: false)

@@ -15,18 +15,26 @@ final class Waiter: @unchecked Sendable {
     // `index` are set before the waiter is published.
     let context: Context?
     private let claimed = Atomic<Bool>(false)
-    private let word: UnsafeMutablePointer<UInt32>
+    /// Futex word for thread waiters (nil for context waiters).
+    private let word: UnsafeMutablePointer<UInt32>?
     /// What the winning waker reported (for example which event fired;
     /// -1 for a timeout). Written before the wake, read after the park.
     var result: Int = -1
+    /// Link in an event's list of plain waiters (under that event's lock).
+    var next: Waiter?
 
     init() {
         context = Context.currentInternal
-        word = .allocate(capacity: 1)
-        word.initialize(to: 0)
+        if context == nil {
+            let w = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+            w.initialize(to: 0)
+            word = w
+        } else {
+            word = nil
+        }
     }
 
-    deinit { word.deallocate() }
+    deinit { word?.deallocate() }
 
     /// True for the single caller that may wake this waiter.
     @inline(__always)
@@ -40,16 +48,16 @@ final class Waiter: @unchecked Sendable {
         if let c = context {
             c.unblockInternal()
         } else {
-            csup_u32_store_release(word, 1)
-            _ = csup_futex_wake(word, 1)
+            csup_u32_store_release(word!, 1)
+            _ = csup_futex_wake(word!, 1)
         }
     }
 
     /// Thread waiters: one futex wait of at most `nanoseconds`; true once woken.
     func waitThread(nanoseconds: Int64) -> Bool {
-        if csup_u32_load_acquire(word) != 0 { return true }
-        _ = csup_futex_wait(word, 0, nanoseconds)
-        return csup_u32_load_acquire(word) != 0
+        if csup_u32_load_acquire(word!) != 0 { return true }
+        _ = csup_futex_wait(word!, 0, nanoseconds)
+        return csup_u32_load_acquire(word!) != 0
     }
 
     /// Parks the caller (the waiter's own context or thread) until woken.
@@ -57,7 +65,7 @@ final class Waiter: @unchecked Sendable {
         if let c = context {
             c.blockInternal()
         } else {
-            while csup_u32_load_acquire(word) == 0 { _ = csup_futex_wait(word, 0, -1) }
+            while csup_u32_load_acquire(word!) == 0 { _ = csup_futex_wait(word!, 0, -1) }
         }
     }
 }

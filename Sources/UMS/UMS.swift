@@ -39,8 +39,6 @@ public enum UMS {
         UMSStatistics(
             threadsCreated: Counters.threadsCreated.load(ordering: .relaxed),
             threadsTerminated: Counters.threadsTerminated.load(ordering: .relaxed),
-            executions: Counters.executions.load(ordering: .relaxed),
-            yields: Counters.yields.load(ordering: .relaxed),
             blockingCalls: Counters.blockingCalls.load(ordering: .relaxed),
             kernelThreadsCreated: Counters.kernelThreadsCreated.load(ordering: .relaxed),
             kernelThreadsLive: Counters.kernelThreadsLive.load(ordering: .relaxed),
@@ -70,8 +68,6 @@ public enum UMSContextBackend: Int, Sendable, CaseIterable {
 public struct UMSStatistics: Sendable, Equatable {
     public var threadsCreated: Int
     public var threadsTerminated: Int
-    public var executions: Int
-    public var yields: Int
     public var blockingCalls: Int
     public var kernelThreadsCreated: Int
     /// Kernel threads alive now (idle in a pool or running a call).
@@ -88,8 +84,6 @@ public struct UMSStatistics: Sendable, Equatable {
 enum Counters {
     static let threadsCreated = Atomic<Int>(0)
     static let threadsTerminated = Atomic<Int>(0)
-    static let executions = Atomic<Int>(0)
-    static let yields = Atomic<Int>(0)
     static let blockingCalls = Atomic<Int>(0)
     static let kernelThreadsCreated = Atomic<Int>(0)
     static let kernelThreadsLive = Atomic<Int>(0)

@@ -74,7 +74,8 @@ public final class UMSCompletionList: @unchecked Sendable {
     /// Returns how many threads were taken.
     @discardableResult
     public func drain(timeout: Duration? = .zero, _ body: (UMSThread) -> Void) -> Int {
-        let ns: Int64 = timeout.map { Self.nanoseconds($0) } ?? -1
+        let ns: Int64 = timeout.map { $0 == .zero ? 0 : Self.nanoseconds($0) } ?? -1
+        if ns == 0 && csup_clist_is_empty(clist) != 0 { return 0 }
         guard var node = csup_clist_take_all(clist, ns) else { return 0 }
         var n = 0
         while true {

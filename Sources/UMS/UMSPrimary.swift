@@ -39,6 +39,10 @@ public final class UMSPrimary {
     /// Published in the pthread's carrier slot while in scheduling mode.
     private(set) var carrier: Carrier!
     private var executing = false
+    /// Threads executed by this primary (owner-only counter).
+    public private(set) var executionCount = 0
+    /// Yields seen by this primary (owner-only counter).
+    public internal(set) var yieldCount = 0
 
     init(cpu: Int?, nativeContext: OpaquePointer) {
         self.cpu = cpu
@@ -83,7 +87,7 @@ public final class UMSPrimary {
             case .ready: throw .threadRunning
             }
         }
-        Counters.bump(Counters.executions)
+        executionCount &+= 1
         executing = true
         thread.primary = self
         self.thread = thread
@@ -92,6 +96,7 @@ public final class UMSPrimary {
         executing = false
         switch thread.exitReason {
         case .yielded(let p):
+            yieldCount &+= 1
             // running -> ready. Release: the saved context is published.
             thread.state.store(UMSThread.State.ready.rawValue, ordering: .releasing)
             return .yielded(p)

@@ -137,8 +137,24 @@ public final class UMSThread: @unchecked Sendable {
     /// UMS threads). Code that uses per-primary state must use this, not
     /// ``current``.
     public static var currentOnPrimary: UMSThread? {
-        guard let c = Carrier.current, c.primary != nil else { return nil }
-        return c.thread
+        guard let raw = csup_tls_get_carrier() else { return nil }
+        // Why this is sound: see Carrier.current; the guaranteed reference
+        // avoids a retain/release pair on this hot path.
+        return Unmanaged<Carrier>.fromOpaque(raw)._withUnsafeGuaranteedRef { c in
+            c.primary != nil ? c.thread : nil
+        }
+    }
+
+    /// The ``userContext`` of ``currentOnPrimary``, read without touching
+    /// any reference count (the hot path of schedulers built on UMS).
+    public static var currentOnPrimaryUserContext: UnsafeMutableRawPointer? {
+        guard let raw = csup_tls_get_carrier() else { return nil }
+        // Why this is sound: as above; the thread is kept alive by the
+        // primary executing it for as long as it runs here.
+        return Unmanaged<Carrier>.fromOpaque(raw)._withUnsafeGuaranteedRef { c in
+            guard c.primary != nil, let t = c.thread else { return nil }
+            return UnsafeMutableRawPointer(bitPattern: t.userContextBits.load(ordering: .acquiring))
+        }
     }
 
     /// The current state (a snapshot).
@@ -175,8 +191,19 @@ public final class UMSThread: @unchecked Sendable {
     public static func yield(_ param: Int = 0) throws(UMSError) {
         guard let c = Carrier.current, let p = c.primary, let t = c.thread else { throw .notOnUMSThread }
         t.exitReason = .yielded(param)
-        Counters.bump(Counters.yields)
         t.switchToPrimary(p)
+    }
+
+    /// ``yield(_:)`` for a caller that already knows it is running on a
+    /// primary as this thread (a scheduler built on UMS): no lookup of the
+    /// current thread. Traps if this thread is not the one running on the
+    /// calling primary.
+    public func yieldRunning(_ param: Int) {
+        guard let p = primary, p.thread === self, Carrier.current === p.carrier else {
+            preconditionFailure("UMS: yieldRunning called on a thread that is not the one running here")
+        }
+        exitReason = .yielded(param)
+        switchToPrimary(p)
     }
 
     /// Saves this context and resumes the primary's scheduler context.

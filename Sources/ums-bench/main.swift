@@ -12,6 +12,10 @@ let workloads: [(String, (Harness) throws -> Void)] = [
     ("nullfork", ForkJoinBench.nullfork),
     ("fib", ForkJoinBench.run),
     ("sort", SortBench.run),
+    ("signalwait", ConcRTBench.signalwait),
+    ("blockmix", ConcRTBench.blockmix),
+    ("idle", ConcRTBench.idle),
+    ("contexts", ConcRTBench.contexts),
 ]
 
 @MainActor func usage() -> Never {

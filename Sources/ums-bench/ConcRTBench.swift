@@ -1,0 +1,189 @@
+import ConcRT
+import CSupport
+import Dispatch
+import Foundation
+import PPL
+
+/// ConcRT-layer workloads: signalwait, blockmix (WORKLOADS.md), idle and
+/// contexts.
+enum ConcRTBench {
+    // MARK: signalwait
+
+    static func signalwait(_ h: Harness) throws {
+        let n = h.int("iterations", 1_000_000)
+        let s = Scheduler.default
+        let ns = h.median("signalwait ums") { () -> Double in
+            let evA = Event(), evB = Event(), done = Event()
+            let t0 = csup_monotonic_ns()
+            s.scheduleTask {
+                for _ in 0..<n { evB.wait(); evB.reset(); evA.set() }
+            }
+            s.scheduleTask {
+                for _ in 0..<n { evB.set(); evA.wait(); evA.reset() }
+                done.set()
+            }
+            done.wait()
+            return Double(csup_monotonic_ns() - t0) / Double(n)
+        }
+        h.report("signalwait", "ums", ns, "ns/roundtrip")
+        h.progress("  scheduler: \(s.statistics)")
+        let bn = h.int("baseline-iterations", 100_000)
+        let cv = h.median("signalwait condvar", reps: 1) { condvarPingPong(bn) }
+        h.report("signalwait", "baseline-pthread-condvar", cv, "ns/roundtrip")
+    }
+
+    static func condvarPingPong(_ n: Int) -> Double {
+        final class PingPong: @unchecked Sendable {
+            var m = pthread_mutex_t(), c = pthread_cond_t(), turn = 0
+            init() { pthread_mutex_init(&m, nil); pthread_cond_init(&c, nil) }
+        }
+        let pp = PingPong()
+        let other = Thread {
+            for _ in 0..<n {
+                pthread_mutex_lock(&pp.m)
+                while pp.turn != 1 { pthread_cond_wait(&pp.c, &pp.m) }
+                pp.turn = 0
+                pthread_cond_signal(&pp.c)
+                pthread_mutex_unlock(&pp.m)
+            }
+        }
+        other.start()
+        let t0 = csup_monotonic_ns()
+        for _ in 0..<n {
+            pthread_mutex_lock(&pp.m)
+            pp.turn = 1
+            pthread_cond_signal(&pp.c)
+            while pp.turn != 0 { pthread_cond_wait(&pp.c, &pp.m) }
+            pthread_mutex_unlock(&pp.m)
+        }
+        return Double(csup_monotonic_ns() - t0) / Double(n)
+    }
+
+    // MARK: blockmix
+
+    static func spin(microseconds us: Int64) {
+        let end = csup_monotonic_ns() + us * 1000
+        var x = 0
+        while csup_monotonic_ns() < end { x &+= 1 }
+        withExtendedLifetime(x) {}
+    }
+
+    static func blockmix(_ h: Harness) throws {
+        let tasks = h.int("tasks", 256), rounds = h.int("rounds", 10)
+        let cpuUs = Int64(h.int("cpu-us", 500)), blockUs = Int64(h.int("block-us", 2000))
+        let cores = Double(SchedulerPolicy.availableConcurrency)
+        let ideal = max(Double(tasks * rounds) * Double(cpuUs) / cores, Double(rounds) * Double(cpuUs + blockUs)) / 1000
+        let note = String(format: "(ideal %.1f ms)", ideal)
+        let ums = try h.median("blockmix ums") { () throws -> Double in
+            let g = TaskGroup(scheduler: .default)
+            let t0 = csup_monotonic_ns()
+            for _ in 0..<tasks {
+                g.run {
+                    for _ in 0..<rounds {
+                        spin(microseconds: cpuUs)
+                        try Blocking.sleep(for: .microseconds(blockUs))
+                    }
+                }
+            }
+            try g.wait()
+            return Double(csup_monotonic_ns() - t0) / 1e6
+        }
+        h.report("blockmix", "ums", ums, "ms", note + String(format: " (%.2fx ideal)", ums / ideal))
+        if h.int("baselines", 1) == 0 { return }
+        let tg = h.median("blockmix taskgroup", reps: 1) { () -> Double in
+            blockingAsync {
+                let t0 = csup_monotonic_ns()
+                await withTaskGroup(of: Void.self) { g in
+                    for _ in 0..<tasks {
+                        g.addTask {
+                            for _ in 0..<rounds {
+                                spin(microseconds: cpuUs)
+                                _ = csup_sys_nanosleep(blockUs * 1000)
+                            }
+                        }
+                    }
+                }
+                return Double(csup_monotonic_ns() - t0) / 1e6
+            }
+        }
+        h.report("blockmix", "baseline-swift-taskgroup", tg, "ms", note + String(format: " (%.2fx ideal)", tg / ideal))
+        let dq = h.median("blockmix dispatch", reps: 1) { () -> Double in
+            let t0 = csup_monotonic_ns()
+            DispatchQueue.concurrentPerform(iterations: tasks) { _ in
+                for _ in 0..<rounds {
+                    spin(microseconds: cpuUs)
+                    _ = csup_sys_nanosleep(blockUs * 1000)
+                }
+            }
+            return Double(csup_monotonic_ns() - t0) / 1e6
+        }
+        h.report("blockmix", "baseline-dispatch", dq, "ms", note + String(format: " (%.2fx ideal)", dq / ideal))
+    }
+
+    // MARK: idle
+
+    static func idle(_ h: Harness) throws {
+        let s = try Scheduler()
+        s.run {}
+        for _ in 0..<100 { s.scheduleTask {} }
+        usleep(200_000)   // past every spin window
+        let cpu0 = csup_process_cpu_ns(), t0 = csup_monotonic_ns()
+        usleep(1_000_000)
+        let cpuMs = Double(csup_process_cpu_ns() - cpu0) / 1e6
+        let wallS = Double(csup_monotonic_ns() - t0) / 1e9
+        try s.shutdown()
+        h.report("idle", "ums", cpuMs / wallS, "cpu-ms/s", "(\(s.virtualProcessorCount) virtual processors idle for 1 s)")
+    }
+
+    // MARK: contexts
+
+    static func rssBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let parts = text.split(separator: " ")
+        return (Int(parts.count > 1 ? parts[1] : "0") ?? 0) * Int(csup_page_size())
+    }
+
+    static func contexts(_ h: Harness) throws {
+        let n = h.int("contexts", 100_000)
+        let s = try Scheduler(policy: SchedulerPolicy(contextStackSize: 64 * 1024))
+        s.run {}
+        let gate = Event(), arrived = Event(), finished = Event()
+        let count = CounterBox(), done = CounterBox()
+        let rss0 = rssBytes()
+        let t0 = csup_monotonic_ns()
+        for _ in 0..<n {
+            s.scheduleTask {
+                if count.add() == n { arrived.set() }
+                gate.wait()
+                if done.add() == n { finished.set() }
+            }
+        }
+        arrived.wait()
+        let blockMs = Double(csup_monotonic_ns() - t0) / 1e6
+        let rss1 = rssBytes()
+        let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? 0
+        let live = s.statistics.liveContexts
+        let t1 = csup_monotonic_ns()
+        gate.set()
+        finished.wait()
+        let unblockMs = Double(csup_monotonic_ns() - t1) / 1e6
+        try s.shutdown()
+        let perCtx = Double(rss1 - rss0) / Double(n) / 1024
+        h.report("contexts", "ums-rss-per-blocked-context", perCtx, "KiB",
+                 "(\(n) contexts blocked on an event, \(live) live contexts, \(threads) pthreads, 64 KiB stacks committed lazily)")
+        h.report("contexts", "ums-block", blockMs, "ms", "(time to start \(n) tasks that each block)")
+        h.report("contexts", "ums-unblock", unblockMs, "ms", "(time to unblock all \(n) and let them finish)")
+    }
+}
+
+/// A relaxed shared counter for benchmark tasks.
+final class CounterBox: @unchecked Sendable {
+    private var v = 0
+    private var lock = pthread_mutex_t()
+    init() { pthread_mutex_init(&lock, nil) }
+    func add() -> Int {
+        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
+        v += 1
+        return v
+    }
+}

@@ -1,0 +1,26 @@
+import Foundation
+import Synchronization
+@testable import PPL
+import ConcRT
+
+final class Counter: Sendable {
+    private let v = Atomic<Int>(0)
+    var value: Int { v.load(ordering: .relaxed) }
+    @discardableResult func add(_ n: Int = 1) -> Int { v.wrappingAdd(n, ordering: .relaxed).newValue }
+}
+
+struct Boom: Error, Equatable { let id: Int }
+
+/// A scheduler shared by the PPL tests (2 virtual processors).
+let testScheduler: Scheduler = try! Scheduler(policy: SchedulerPolicy(minConcurrency: 2, maxConcurrency: 2))
+
+struct Rng {
+    var s: UInt64
+    mutating func next() -> UInt64 {
+        s &+= 0x9E37_79B9_7F4A_7C15
+        var z = s
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -30,5 +30,6 @@
 #include "csup_overflow.h"
 #include "csup_atomic.h"
 #include "csup_thread.h"
+#include "csup_closure.h"
 
 #endif

@@ -311,22 +311,27 @@ public final class Scheduler: @unchecked Sendable {
         if let c = Context.currentInternal, c.scheduler === self { return try body() }
         precondition(!stopped.load(ordering: .relaxed), "ConcRT: run on a scheduler that was shut down")
         var outcome: Result<T, E>?
-        withoutActuallyEscaping({ outcome = Result { () throws(E) -> T in try body() } }) { call in
-            var job = StackJob()
-            job.body = call
-            withUnsafeMutablePointer(to: &job) { jp in
-                inject(StackJob.item(jp))
-                let word = StackJob.latchWord(jp)
-                var expected = StackJob.pending
-                if csup_u32_cas_acq_rel(word, &expected, StackJob.threadWaiting) {
-                    while csup_u32_load_acquire(word) == StackJob.threadWaiting {
-                        _ = csup_futex_wait(word, StackJob.threadWaiting, -1)
-                    }
-                }
-                jp.pointee.body = nil
-            }
+        withUnsafeMutablePointer(to: &outcome) { out in
+            runOutside { out.pointee = Result { () throws(E) -> T in try body() } }
         }
         return try outcome!.get()
+    }
+
+    /// Injects `call` as a stack job and parks the calling (outside) thread
+    /// on the job's latch until a context has run it.
+    private func runOutside(_ call: () -> Void) {
+        var job = StackJob()
+        withUnsafeMutablePointer(to: &job) { jp in
+            StackJob.setClosure(jp, call)
+            inject(StackJob.item(jp))
+            let word = StackJob.latchWord(jp)
+            var expected = StackJob.pending
+            if csup_u32_cas_acq_rel(word, &expected, StackJob.threadWaiting) {
+                while csup_u32_load_acquire(word) == StackJob.threadWaiting {
+                    _ = csup_futex_wait(word, StackJob.threadWaiting, -1)
+                }
+            }
+        }
     }
 
     var readyToStop: Bool { stopping.load(ordering: .acquiring) && outstanding.load(ordering: .acquiring) == 0 }

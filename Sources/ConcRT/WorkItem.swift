@@ -44,7 +44,10 @@ final class TaskNode {
 /// means futex_wake the word (a wake on a popped frame is harmless).
 public struct StackJob {
     @usableFromInline var latch: UInt32 = 0
-    @usableFromInline var body: (() -> Void)?
+    /// The job's `() -> Void` closure as its two words (function, context),
+    /// captured with `stashClosure`: the owner keeps the closure alive until
+    /// the latch says done, so no escaping copy (and no allocation) is made.
+    @usableFromInline var closure: (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) = (nil, nil)
     @usableFromInline var waiter: Unmanaged<Context>?
 
     @usableFromInline static let pending: UInt32 = 0
@@ -69,8 +72,26 @@ public struct StackJob {
     /// Runs the job and releases its waiter. Called by whoever took it.
     @usableFromInline
     static func execute(_ p: UnsafeMutablePointer<StackJob>) {
-        p.pointee.body!()
+        run(p)
         complete(p)
+    }
+
+    /// Calls the job's closure (without completing the latch).
+    @inline(__always) @usableFromInline
+    static func run(_ p: UnsafeMutablePointer<StackJob>) {
+        csup_closure_call(p.pointee.closure.0, p.pointee.closure.1)
+    }
+
+    /// Records `body` in the job without copying it. The caller must keep
+    /// `body` alive until the job is done (it is the caller's parameter and
+    /// the caller waits for the latch).
+    @inline(__always) @usableFromInline
+    static func setClosure(_ p: UnsafeMutablePointer<StackJob>, _ body: () -> Void) {
+        withUnsafeMutablePointer(to: &p.pointee.closure) { words in
+            words.withMemoryRebound(to: UnsafeMutableRawPointer?.self, capacity: 2) { w in
+                stashClosure(body, w)
+            }
+        }
     }
 
     @usableFromInline
@@ -106,3 +127,9 @@ func runWorkItem(_ item: WorkItem) {
         t.group?.taskFinished()
     }
 }
+
+/// Stores a non-escaping closure's function and context words (C shim in
+/// CSupport/closure.c, called with the Swift calling convention).
+@_silgen_name("csup_closure_stash")
+@usableFromInline
+func stashClosure(_ body: () -> Void, _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>)

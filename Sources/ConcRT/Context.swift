@@ -38,14 +38,14 @@ public final class Context: @unchecked Sendable {
     var thread: UMSThread!
     @usableFromInline unowned(unsafe) let scheduler: Scheduler
     /// The virtual processor running this context (set before each execute).
-    @usableFromInline unowned(unsafe) var vp: VirtualProcessor!
+    @usableFromInline @exclusivity(unchecked) unowned(unsafe) var vp: VirtualProcessor!
     /// Schedule group of the task being run (0: none).
-    var scheduleGroupID = 0
+    @exclusivity(unchecked) var scheduleGroupID = 0
     let blockState = Atomic<Int>(BlockState.running)
-    var yieldReason: YieldReason = .idle
-    var exitRequested = false
+    @exclusivity(unchecked) var yieldReason: YieldReason = .idle
+    @exclusivity(unchecked) var exitRequested = false
     /// Storage behind `layerLocal` (touched only by this context).
-    var _layerLocal: AnyObject?
+    @exclusivity(unchecked) var _layerLocal: AnyObject?
     /// Oversubscription nesting of this context.
     var oversubscription: [VirtualProcessor] = []
 

@@ -210,9 +210,11 @@ public final class Scheduler: @unchecked Sendable {
     func makeRunnable(_ c: Context) {
         if let me = Context.currentInternal, me.scheduler === self {
             // Like Go's runnext: the waker usually blocks next, and this VP
-            // runs the woken context at once. No sleeper is woken for it;
-            // an idle VP takes it only in its last sweep before sleeping.
+            // runs the woken context at once. A sleeper is woken (unless a VP
+            // is already searching); it steals the context only if this VP
+            // has not switched contexts for a while (the waker is busy).
             me.vp.pushRunnable(c, front: true)
+            notifyWork()
         } else {
             let target = c.vp.map { $0.retiring.load(ordering: .relaxed) ? virtualProcessors[0] : $0 } ?? virtualProcessors[0]
             target.pushRunnable(c, front: false)
@@ -320,6 +322,9 @@ public final class Scheduler: @unchecked Sendable {
     /// Injects `call` as a stack job and parks the calling (outside) thread
     /// on the job's latch until a context has run it.
     private func runOutside(_ call: () -> Void) {
+        // Counted like a scheduled task: shutdown() waits for it.
+        outstanding.wrappingAdd(1, ordering: .relaxed)
+        defer { outstanding.wrappingSubtract(1, ordering: .releasing) }
         var job = StackJob()
         withUnsafeMutablePointer(to: &job) { jp in
             StackJob.setClosure(jp, call)

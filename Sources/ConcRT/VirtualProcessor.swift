@@ -31,7 +31,7 @@ final class VirtualProcessor: @unchecked Sendable {
     /// like Go's runnext: the waker usually blocks next), others to the back.
     private let runnable = Mutex<ContextRing>(ContextRing())
     let runnableCount = Atomic<Int>(0)
-    private var idleCache: [Context] = []
+    @exclusivity(unchecked) private var idleCache: [Context] = []
     /// True for oversubscription VPs asked to leave.
     let retiring = Atomic<Bool>(false)
     let temporary: Bool
@@ -40,13 +40,19 @@ final class VirtualProcessor: @unchecked Sendable {
     var slotInUse = false
     /// The pthread of this VP's last primary (temporary slots).
     var lastPrimary: pthread_t?
-    var rng: UInt64
+    @exclusivity(unchecked) var rng: UInt64
     /// Index of the schedule group this VP took from last (owner-only).
-    var lastGroupIndex = 0
+    @exclusivity(unchecked) var lastGroupIndex = 0
     /// This VP's counters (mostly written by its own pthread: no sharing).
     let stats = StatisticsCounters()
+    /// Executions so far (owner-written, relaxed): a thief that sees it
+    /// unchanged across its spin window knows this VP is stuck in one
+    /// context and may take its runnable contexts.
+    let switchCount = Atomic<Int>(0)
+    /// Thief-side snapshot of the other VPs' switch counts (owner-only).
+    @exclusivity(unchecked) private var seenSwitches: [Int] = []
     /// Set when the last task context found nothing: sleep next.
-    private var wantsSleep = false
+    @exclusivity(unchecked) private var wantsSleep = false
 
     init(index: Int, scheduler: Scheduler, cpu: Int?, temporary: Bool) throws(ConcRTError) {
         guard let d = csup_deque_create(256) else { throw .schedulerStartFailed("out of memory for a deque") }
@@ -154,6 +160,7 @@ final class VirtualProcessor: @unchecked Sendable {
     private func execute(_ c: Context, _ primary: UMSPrimary) {
         c.vp = self
         stats.contextSwitches.add()
+        switchCount.store(switchCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         let result: UMSExecuteResult
         do {
             result = try primary.execute(c.thread)
@@ -247,7 +254,10 @@ final class VirtualProcessor: @unchecked Sendable {
         let s = scheduler
         s.searchers.wrappingAdd(1, ordering: .sequentiallyConsistent)
         defer { s.searchers.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
-        let deadline = csup_monotonic_ns() + s.spinNanoseconds
+        let start = csup_monotonic_ns()
+        let deadline = start + s.spinNanoseconds
+        let busyAfter = start + 10_000
+        snapshotSwitchCounts()
         var round = 0
         while true {
             if let item = stealOnce() {
@@ -262,9 +272,39 @@ final class VirtualProcessor: @unchecked Sendable {
                 return .handoff
             }
             round += 1
-            if round & 15 == 0 && csup_monotonic_ns() > deadline { return .nothing }
+            if round & 15 == 0 {
+                let now = csup_monotonic_ns()
+                if now > busyAfter, stealFromBusyVirtualProcessor() { return .handoff }
+                if now > deadline { return .nothing }
+            }
             for _ in 0..<32 { csup_cpu_relax() }
         }
+    }
+
+    private func snapshotSwitchCounts() {
+        let vps = scheduler.virtualProcessors
+        if seenSwitches.count != vps.count { seenSwitches = Array(repeating: -1, count: vps.count) }
+        let n = scheduler.activeVPCount.load(ordering: .acquiring)
+        for i in 0..<n { seenSwitches[i] = vps[i].switchCount.load(ordering: .relaxed) }
+    }
+
+    /// Takes a runnable context from a VP that has not switched since the
+    /// search began (its running context is busy); true if one was taken
+    /// (it is now on this VP's runnable queue).
+    private func stealFromBusyVirtualProcessor() -> Bool {
+        let vps = scheduler.virtualProcessors
+        let n = scheduler.activeVPCount.load(ordering: .acquiring)
+        for i in 0..<n where vps[i] !== self {
+            let v = vps[i]
+            if v.runnableCount.load(ordering: .relaxed) > 0,
+               v.switchCount.load(ordering: .relaxed) == seenSwitches[i],
+               let c = v.stealRunnable() {
+                stats.steals.add()
+                pushRunnable(c, front: false)
+                return true
+            }
+        }
+        return false
     }
 
     /// One sweep over the other VPs' deques, from a random start.

@@ -11,7 +11,9 @@ import CSupport
 /// (a UMS thread migrates between pthreads).
 final class Carrier {
     /// The UMS thread this pthread is running, or nil.
-    var thread: UMSThread?
+    /// Unowned: whoever set it (a primary's execute, a kernel thread's
+    /// call) holds the thread strongly until it clears the field.
+    @exclusivity(unchecked) unowned(unsafe) var thread: UMSThread?
     /// The primary this carrier belongs to (nil on a kernel thread).
     /// Unowned: the primary owns its carrier.
     unowned(unsafe) let primary: UMSPrimary?

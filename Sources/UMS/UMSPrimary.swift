@@ -38,11 +38,11 @@ public final class UMSPrimary {
     let nativeContext: OpaquePointer
     /// Published in the pthread's carrier slot while in scheduling mode.
     private(set) var carrier: Carrier!
-    private var executing = false
+    @exclusivity(unchecked) private var executing = false
     /// Threads executed by this primary (owner-only counter).
-    public private(set) var executionCount = 0
+    @exclusivity(unchecked) public private(set) var executionCount = 0
     /// Yields seen by this primary (owner-only counter).
-    public internal(set) var yieldCount = 0
+    @exclusivity(unchecked) public internal(set) var yieldCount = 0
 
     init(cpu: Int?, nativeContext: OpaquePointer) {
         self.cpu = cpu
@@ -70,7 +70,8 @@ public final class UMSPrimary {
     ///   ``UMSError/threadQueuedOnCompletionList`` when the thread is not
     ///   ready. A thrown error changes nothing.
     public func execute(_ thread: UMSThread) throws(UMSError) -> UMSExecuteResult {
-        guard Carrier.current === carrier else { throw .notAPrimary }
+        // Pointer comparison with the pthread's carrier slot: no retain.
+        guard csup_tls_get_carrier() == Unmanaged.passUnretained(carrier).toOpaque() else { throw .notAPrimary }
         guard !executing, self.thread == nil else { throw .executeFromUMSThread }
         // ready -> running. Acquire: the thread's saved context (written by
         // whoever switched it out) is visible before we switch into it.

@@ -45,13 +45,13 @@ public final class UMSThread: @unchecked Sendable {
 
     /// Written by the UT before it switches to its primary; read by that
     /// primary after the switch returns (same pthread: program order).
-    var exitReason: ExitReason = .terminated
+    @exclusivity(unchecked) var exitReason: ExitReason = .terminated
     /// The primary executing this thread (written by that primary before the
     /// switch in; read by the thread on the same pthread).
-    unowned(unsafe) var primary: UMSPrimary?
+    @exclusivity(unchecked) unowned(unsafe) var primary: UMSPrimary?
     /// The blocking call's closure: written by the UT, read and cleared by
     /// the kernel thread; the hand-off is ordered by the KT's futex word.
-    var pendingCall: (() -> Void)?
+    @exclusivity(unchecked) var pendingCall: (() -> Void)?
 
     private let userContextBits = Atomic<UInt>(0)
 
@@ -199,9 +199,10 @@ public final class UMSThread: @unchecked Sendable {
     /// current thread. Traps if this thread is not the one running on the
     /// calling primary.
     public func yieldRunning(_ param: Int) {
-        guard let p = primary, p.thread === self, Carrier.current === p.carrier else {
+        guard let p = primary, p.thread === self else {
             preconditionFailure("UMS: yieldRunning called on a thread that is not the one running here")
         }
+        assert(Carrier.current === p.carrier, "UMS: yieldRunning called from another pthread")
         exitReason = .yielded(param)
         switchToPrimary(p)
     }

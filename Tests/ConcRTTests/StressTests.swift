@@ -55,6 +55,12 @@ private final class TaskTree: Sendable {
     }
 }
 
+private final class SyncedFlag: Sendable {
+    private let v = Atomic<Bool>(false)
+    func set() { v.store(true, ordering: .releasing) }
+    var isSet: Bool { v.load(ordering: .acquiring) }
+}
+
 private final class PingPongPair: @unchecked Sendable {
     // Written by A before its first unblock of B; read by B after its first
     // block returned (the unblock's acquire-release CAS orders them).
@@ -116,7 +122,7 @@ final class StressTests: XCTestCase {
     /// after the partner's block.
     private func pingPong(vps: Int) throws {
         let pairs = longMode ? 256 : 128
-        let rounds = longMode ? 20_000 : 3_000
+        let rounds = longMode ? 20_000 : 2_000
         let s = try makeScheduler(vps)
         let failures = StressFailures()
         let finished = Counter()
@@ -296,7 +302,64 @@ final class StressTests: XCTestCase {
         XCTAssertGreaterThan(s.statistics.blocks, 0, "no sleeper ever parked: \(s.statistics)")
     }
 
+    /// A context unblocked by a context that keeps computing runs on an
+    /// idle VP meanwhile (the idle VP must be woken for it).
+    func testUnblockedContextRunsOnIdleVirtualProcessor() throws {
+        let s = try makeScheduler(2)
+        let target = Mutex<Context?>(nil)
+        let resumed = SyncedFlag()
+        let targetDone = Event()
+        s.scheduleTask {
+            target.withLock { $0 = Context.current }
+            try! Context.block()
+            resumed.set()
+            targetDone.set()
+        }
+        XCTAssertTrue(eventually { target.withLock { $0 }?.blockState.load(ordering: .acquiring) == Context.BlockState.blocked })
+        usleep(100_000)   // both VPs go idle and sleep
+        let sawIt = Mutex<Bool>(false)
+        let wakerDone = Event()
+        s.scheduleTask {
+            try! target.withLock { $0 }!.unblock()
+            let deadline = stressNow() + 2_000_000_000
+            while !resumed.isSet && stressNow() < deadline { csup_cpu_relax() }
+            sawIt.withLock { $0 = resumed.isSet }
+            wakerDone.set()
+        }
+        XCTAssertTrue(wakerDone.wait(timeout: .seconds(30)))
+        XCTAssertTrue(targetDone.wait(timeout: .seconds(30)))
+        XCTAssertTrue(sawIt.withLock { $0 }, "the unblocked context waited for its busy waker instead of running on the idle VP")
+        try s.shutdown(timeout: .seconds(10))
+    }
+
     // MARK: Shutdown
+
+    /// shutdown() waits for a Scheduler.run still in flight on another
+    /// thread (its body blocked in the kernel), and that run returns.
+    func testShutdownWaitsForRunInFlight() throws {
+        let s = try makeScheduler(2)
+        let started = Event()
+        let result = Mutex<Int?>(nil)
+        let runnerDone = Event()
+        let runner = Thread {
+            let v = s.run { () -> Int in
+                started.set()
+                try! Blocking.sleep(for: .milliseconds(300))
+                return 42
+            }
+            result.withLock { $0 = v }
+            runnerDone.set()
+        }
+        runner.start()
+        XCTAssertTrue(started.wait(timeout: .seconds(10)))
+        let t0 = stressNow()
+        XCTAssertNoThrow(try s.shutdown(timeout: .seconds(10)))
+        let waitedMs = Double(stressNow() - t0) / 1e6
+        XCTAssertTrue(runnerDone.wait(timeout: .seconds(10)), "Scheduler.run never returned after shutdown (waited \(waitedMs) ms)")
+        XCTAssertEqual(result.withLock { $0 }, 42)
+        XCTAssertGreaterThanOrEqual(waitedMs, 200, "shutdown returned while a run was in flight")
+    }
+
 
     func testShutdownWithQueuedWorkAndKernelBlockedContextsOn2VPs() throws { try shutdownLosesNothing(vps: 2) }
     func testShutdownWithQueuedWorkAndKernelBlockedContextsOn4VPs() throws { try shutdownLosesNothing(vps: 4) }

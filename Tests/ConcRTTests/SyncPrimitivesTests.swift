@@ -137,8 +137,14 @@ final class SyncPrimitivesTests: XCTestCase {
         e.set()   // idempotent
         XCTAssertTrue(e.isSet)
         XCTAssertTrue(e.wait(timeout: .zero))
-        XCTAssertTrue(e.wait(timeout: nil))
-        e.wait()   // returns at once when set
+        // Untimed waits on a set event return at once (run on a helper
+        // thread so a bug fails the test instead of hanging it).
+        let untimed = syncThread {
+            _ = e.wait(timeout: nil)
+            e.wait()
+            _ = Event.waitForMultiple([e], waitAll: true, timeout: nil)
+        }
+        XCTAssertTrue(untimed.wait(timeout: .seconds(10)), "an untimed wait on a set event blocked")
         XCTAssertTrue(e.isSet, "waiting does not consume a manual-reset event")
         e.reset()
         XCTAssertFalse(e.isSet)
@@ -152,7 +158,7 @@ final class SyncPrimitivesTests: XCTestCase {
     /// result after at least the timeout.
     func testEventTimeoutsFromPlainThread() {
         let f = SyncFailures()
-        checkEventTimeouts(f, context: "thread")
+        XCTAssertTrue(syncThread { checkEventTimeouts(f, context: "thread") }.wait(timeout: .seconds(60)))
         XCTAssertEqual(f.all, [])
     }
 
@@ -237,7 +243,8 @@ final class SyncPrimitivesTests: XCTestCase {
 
     func testWaitForMultipleFromPlainThread() {
         let f = SyncFailures()
-        checkWaitForMultiple(f, spawn: { body in syncThread(body) })
+        let done = syncThread { checkWaitForMultiple(f, spawn: { body in syncThread(body) }) }
+        XCTAssertTrue(done.wait(timeout: .seconds(60)))
         XCTAssertEqual(f.all, [])
     }
 
@@ -271,6 +278,42 @@ final class SyncPrimitivesTests: XCTestCase {
         let (r, ns) = try XCTUnwrap(result.withLock { $0 })
         XCTAssertTrue(r)
         XCTAssertLessThan(ns, 10_000_000_000)
+        try s.shutdown(timeout: .seconds(10))
+    }
+
+    /// A context that sets an event and keeps computing must not keep the
+    /// woken waiters from running on an idle VP: with 2 VPs, one busy with
+    /// the setter, the waiters run on the other one meanwhile.
+    func testWaitersWokenByABusyContextRunOnAnIdleVirtualProcessor() throws {
+        let s = try makeScheduler(2)
+        for waiters in [1, 8] {
+            let e = Event()
+            let ran = Counter()
+            let ctxs = Mutex<[Context]>([])
+            var done: [Event] = []
+            for _ in 0..<waiters {
+                done.append(syncTask(s) {
+                    ctxs.withLock { $0.append(Context.current!) }
+                    e.wait()
+                    ran.add()
+                })
+            }
+            XCTAssertTrue(eventually { ctxs.withLock { $0.count == waiters && $0.allSatisfy(isBlocked) } })
+            usleep(100_000)   // both VPs go idle and sleep
+            let sawWaitersRun = Mutex<Bool>(false)
+            let setter = syncTask(s) {
+                e.set()
+                // Busy for up to 2 s (never blocks or yields), watching for
+                // the waiters to run elsewhere.
+                let deadline = syncNow() + 2_000_000_000
+                while ran.value < waiters && syncNow() < deadline { csup_cpu_relax() }
+                sawWaitersRun.withLock { $0 = ran.value == waiters }
+            }
+            XCTAssertTrue(setter.wait(timeout: .seconds(30)))
+            for d in done { XCTAssertTrue(d.wait(timeout: .seconds(30))) }
+            XCTAssertTrue(sawWaitersRun.withLock { $0 },
+                          "\(waiters) waiter(s) woken by a busy context did not run on the idle VP while it computed")
+        }
         try s.shutdown(timeout: .seconds(10))
     }
 
@@ -409,7 +452,6 @@ final class SyncPrimitivesTests: XCTestCase {
         XCTAssertEqual(wakes.value + timeouts.value, totalWaiters * rounds)
         guard ok else { return }
         try s.shutdown(timeout: .seconds(30))
-        print("event hammer on \(vps) VPs: \(wakes.value) wakes, \(timeouts.value) timeouts; \(s.statistics)")
     }
 
     func testEventTokenRingWithThreadsOn2VPs() throws { try eventRing(vps: 2) }
@@ -457,7 +499,8 @@ final class SyncPrimitivesTests: XCTestCase {
 
     func testCriticalSectionFromPlainThreads() {
         let f = SyncFailures()
-        checkCriticalSection(f, elsewhere: { body in syncThread(body) })
+        let done = syncThread { checkCriticalSection(f, elsewhere: { body in syncThread(body) }) }
+        XCTAssertTrue(done.wait(timeout: .seconds(60)))
         XCTAssertEqual(f.all, [])
     }
 
@@ -625,14 +668,14 @@ final class SyncPrimitivesTests: XCTestCase {
         try cs.unlock()
         try s.shutdown(timeout: .seconds(30))
         XCTAssertGreaterThan(s.statistics.blocks - blocksBefore, 0, "contexts never contended: \(s.statistics)")
-        print("critical section hammer on \(vps) VPs: \(s.statistics)")
     }
 
     // MARK: ReaderWriterLock
 
     func testReaderWriterLockFromPlainThreads() {
         let f = SyncFailures()
-        checkReaderWriterLock(f, elsewhere: { body in syncThread(body) })
+        let done = syncThread { checkReaderWriterLock(f, elsewhere: { body in syncThread(body) }) }
+        XCTAssertTrue(done.wait(timeout: .seconds(60)))
         XCTAssertEqual(f.all, [])
     }
 
@@ -759,7 +802,6 @@ final class SyncPrimitivesTests: XCTestCase {
         XCTAssertEqual(data.value, [Int](repeating: writes.value, count: 16))
         XCTAssertGreaterThan(maxReaders.value, 1, "readers never shared the lock")
         try s.shutdown(timeout: .seconds(30))
-        print("rw hammer on \(vps) VPs: writes \(writes.value) maxReaders \(maxReaders.value) \(s.statistics)")
     }
 }
 

@@ -1,0 +1,782 @@
+import Foundation
+import Synchronization
+import XCTest
+@testable import ConcRT
+import CSupport
+import UMS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Blocking: every call through pipes, socketpairs, a temp file and a
+// loopback TCP listener (127.0.0.1, port 0), from contexts and from plain
+// pthreads; byte-exact delivery under stress on 2 and 4 VPs; errors with
+// the call's name and errno; and a blocked call never holds the VP.
+// Every wait on the test thread is bounded.
+
+/// Failures seen off the test thread (contexts, pthreads); asserted on it.
+private final class IOFailures: Sendable {
+    private let list = Mutex<[String]>([])
+    func record(_ s: String) { list.withLock { if $0.count < 30 { $0.append(s) } } }
+    func check(_ cond: Bool, _ msg: @autoclosure () -> String) { if !cond { record(msg()) } }
+    var all: [String] { list.withLock { $0 } }
+
+    /// `body` must throw BlockingError(call: call, errno: errno).
+    func expect(call: String, errno: Int32, _ body: () throws -> Void) {
+        do {
+            try body()
+            record("\(call): no error thrown (expected errno \(errno))")
+        } catch let e as BlockingError {
+            if e != BlockingError(call: call, errno: errno) { record("expected \(call)/\(errno), got \(e.call)/\(e.errno): \(e)") }
+            if !e.description.contains(call) { record("description lacks the call name: \(e.description)") }
+        } catch {
+            record("\(call): unexpected error \(error)")
+        }
+    }
+
+    /// Runs `body`, recording any error it throws.
+    func run(_ what: String, _ body: () throws -> Void) {
+        do { try body() } catch { record("\(what): \(error)") }
+    }
+}
+
+private func ioNow() -> Int64 { csup_monotonic_ns() }
+
+private func ioPipe() -> (r: Int32, w: Int32) {
+    var fds: [Int32] = [-1, -1]
+    let r = csup_sys_pipe(&fds, 0)
+    precondition(r.value == 0, "pipe: errno \(r.err)")
+    return (fds[0], fds[1])
+}
+
+private func ioSocketPair() -> (Int32, Int32) {
+    var fds: [Int32] = [-1, -1]
+    let r = csup_sys_socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), &fds)
+    precondition(r.value == 0, "socketpair: errno \(r.err)")
+    return (fds[0], fds[1])
+}
+
+private func ioLoopback(port: UInt16) -> sockaddr_in {
+    var a = sockaddr_in()
+    a.sin_family = sa_family_t(AF_INET)
+    a.sin_port = port.bigEndian
+    a.sin_addr = in_addr(s_addr: UInt32(0x7f00_0001).bigEndian)
+    return a
+}
+
+/// A TCP socket bound to 127.0.0.1 on a kernel-chosen port, listening
+/// (or only bound, when `listening` is false).
+private func ioListener(listening: Bool = true) -> (fd: Int32, port: UInt16) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    precondition(fd >= 0)
+    var a = ioLoopback(port: 0)
+    let size = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let b = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, size) } }
+    precondition(b == 0, "bind: \(errno)")
+    if listening { precondition(listen(fd, 256) == 0) }
+    var len = size
+    _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return (fd, UInt16(bigEndian: a.sin_port))
+}
+
+/// A TCP socket connected (through Blocking.connect) to 127.0.0.1:port.
+private func ioConnect(port: UInt16) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    precondition(fd >= 0)
+    let a = ioLoopback(port: port)
+    do {
+        try withUnsafeBytes(of: a) { raw in
+            try Blocking.connect(fd, address: raw.baseAddress!, length: UInt32(MemoryLayout<sockaddr_in>.size))
+        }
+    } catch {
+        _ = Glibc.close(fd)
+        throw error
+    }
+    return fd
+}
+
+private func ioTempPath(_ tag: String) -> String {
+    NSTemporaryDirectory() + "concrt-blocking-\(tag)-\(getpid())-\(UUID().uuidString)"
+}
+
+/// FNV-1a over a byte stream.
+private struct IOChecksum: Equatable {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    var count = 0
+    mutating func add(_ bytes: UnsafeRawBufferPointer) {
+        for b in bytes { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
+        count += bytes.count
+    }
+    static func of(_ a: [UInt8]) -> IOChecksum {
+        var c = IOChecksum()
+        a.withUnsafeBytes { c.add($0) }
+        return c
+    }
+}
+
+private struct IORNG {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
+    mutating func next() -> UInt64 {
+        state ^= state >> 12; state ^= state << 25; state ^= state >> 27
+        return state &* 0x2545_F491_4F6C_DD1D
+    }
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+}
+
+private func ioBytes(_ n: Int, seed: UInt64) -> [UInt8] {
+    var rng = IORNG(seed: seed)
+    return (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next() >> 24) }
+}
+
+/// Reads `fd` to end of file (read or recv), in chunks of random size.
+private func ioDrain(_ fd: Int32, useRecv: Bool, seed: UInt64) throws -> IOChecksum {
+    var rng = IORNG(seed: seed)
+    var sum = IOChecksum()
+    let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 16)
+    defer { buf.deallocate() }
+    while true {
+        let chunk = UnsafeMutableRawBufferPointer(rebasing: buf[0..<(1 + rng.below(buf.count))])
+        let n: Int
+        if useRecv { n = try Blocking.recv(fd, into: chunk) } else { n = try Blocking.read(fd, into: chunk) }
+        if n == 0 { return sum }
+        sum.add(UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
+    }
+}
+
+/// Writes `data` in chunks of random size (write/writeAll or send/sendAll).
+private func ioPump(_ fd: Int32, _ data: [UInt8], useSend: Bool, seed: UInt64) throws {
+    var rng = IORNG(seed: seed)
+    try data.withUnsafeBytes { all in
+        var off = 0
+        while off < all.count {
+            let len = min(all.count - off, 1 + rng.below(16 * 1024))
+            let piece = UnsafeRawBufferPointer(rebasing: all[off..<(off + len)])
+            switch (rng.below(2) == 0, useSend) {
+            case (true, true): try Blocking.sendAll(fd, from: piece); off += len
+            case (true, false): try Blocking.writeAll(fd, from: piece); off += len
+            case (false, true): off += try Blocking.send(fd, from: piece)
+            case (false, false): off += try Blocking.write(fd, from: piece)
+            }
+        }
+    }
+}
+
+@discardableResult
+private func ioThread(_ body: @escaping @Sendable () -> Void) -> Event {
+    let done = Event()
+    let t = Thread {
+        body()
+        done.set()
+    }
+    t.stackSize = 1 << 20
+    t.start()
+    return done
+}
+
+@discardableResult
+private func ioTask(_ s: Scheduler, _ body: @escaping @Sendable () -> Void) -> Event {
+    let done = Event()
+    s.scheduleTask {
+        body()
+        done.set()
+    }
+    return done
+}
+
+final class BlockingIOTests: XCTestCase {
+    // MARK: Every call, from a context and from a plain pthread
+
+    func testEveryCallFromContexts() throws {
+        let s = try makeScheduler(2)
+        let f = IOFailures()
+        let kernelBefore = s.statistics.kernelBlocks
+        let done = ioTask(s) {
+            f.check(Context.current != nil, "not on a context")
+            checkEveryCall(f, onContext: true, elsewhere: { ioTask(s, $0) })
+        }
+        XCTAssertTrue(done.wait(timeout: .seconds(120)))
+        XCTAssertEqual(f.all, [])
+        try s.shutdown(timeout: .seconds(30))
+        XCTAssertGreaterThan(s.statistics.kernelBlocks - kernelBefore, 0, "no call went to the kernel thread")
+    }
+
+    func testEveryCallFromPlainThread() {
+        let f = IOFailures()
+        let done = ioThread { checkEveryCall(f, onContext: false, elsewhere: { ioThread($0) }) }
+        XCTAssertTrue(done.wait(timeout: .seconds(120)))
+        XCTAssertEqual(f.all, [])
+    }
+
+    /// The main test thread is a plain pthread too.
+    func testCallsOnTheTestThread() throws {
+        let (r, w) = ioPipe()
+        defer { _ = Glibc.close(r); _ = Glibc.close(w) }
+        let msg: [UInt8] = Array("hello".utf8)
+        try msg.withUnsafeBytes { try Blocking.writeAll(w, from: $0) }
+        var buf = [UInt8](repeating: 0, count: 16)
+        let n = try buf.withUnsafeMutableBytes { try Blocking.read(r, into: $0) }
+        XCTAssertEqual(Array(buf[0..<n]), msg)
+        let tid = csup_gettid()
+        XCTAssertEqual(Blocking.call { csup_gettid() }, tid, "outside a scheduler the call runs on the caller's thread")
+        let t0 = ioNow()
+        try Blocking.sleep(for: .milliseconds(20))
+        XCTAssertGreaterThanOrEqual(ioNow() - t0, 20_000_000)
+    }
+
+    // MARK: Errors
+
+    func testErrorsCarryCallNameAndErrno() throws {
+        let s = try makeScheduler(2)
+        let f = IOFailures()
+        let onCtx = ioTask(s) { checkErrors(f, place: "context") }
+        XCTAssertTrue(onCtx.wait(timeout: .seconds(60)))
+        let onThread = ioThread { checkErrors(f, place: "thread") }
+        XCTAssertTrue(onThread.wait(timeout: .seconds(60)))
+        XCTAssertEqual(f.all, [])
+        try s.shutdown(timeout: .seconds(10))
+        let e = BlockingError(call: "read", errno: EBADF)
+        XCTAssertTrue(e.description.contains("read"))
+        XCTAssertTrue(e.description.contains("\(EBADF)"))
+    }
+
+    // MARK: Stress: byte-exact streams
+
+    func testStreamsThroughPipesAndSocketPairsOn2VPs() throws { try streams(vps: 2) }
+    func testStreamsThroughPipesAndSocketPairsOn4VPs() throws { try streams(vps: 4) }
+
+    /// 64 writer tasks and 64 reader tasks, one pair per channel (32 pipes,
+    /// 32 socketpairs), move 64 KiB each (4 MiB in all) in random chunks;
+    /// every reader's checksum and length match its writer's data.
+    private func streams(vps: Int) throws {
+        let s = try makeScheduler(vps)
+        let channels = 64
+        let perChannel = longMode ? 1 << 20 : 64 * 1024
+        let f = IOFailures()
+        let data = (0..<channels).map { ioBytes(perChannel, seed: UInt64($0 + 1)) }
+        let expected = data.map { IOChecksum.of($0) }
+        let results = Mutex<[Int: IOChecksum]>([:])
+        let finished = Counter()
+        let allDone = Event()
+        let ends: [(Int32, Int32, Bool)] = (0..<channels).map { c in
+            if c % 2 == 0 { let p = ioPipe(); return (p.r, p.w, false) }
+            let (a, b) = ioSocketPair(); return (a, b, true)
+        }
+        let kernelBefore = s.statistics.kernelBlocks
+        let start = ioNow()
+        // Readers first, so most of them block on empty channels.
+        for c in 0..<channels {
+            let (r, _, sock) = ends[c]
+            s.scheduleTask {
+                f.run("reader \(c)") {
+                    let sum = try ioDrain(r, useRecv: sock && c % 4 == 1, seed: UInt64(c + 100))
+                    results.withLock { $0[c] = sum }
+                    try Blocking.close(r)
+                }
+                if finished.add() == 2 * channels { allDone.set() }
+            }
+        }
+        for c in 0..<channels {
+            let (_, w, sock) = ends[c]
+            let bytes = data[c]
+            s.scheduleTask {
+                f.run("writer \(c)") {
+                    try ioPump(w, bytes, useSend: sock && c % 4 == 3, seed: UInt64(c + 200))
+                    try Blocking.close(w)   // the reader sees end of file
+                }
+                if finished.add() == 2 * channels { allDone.set() }
+            }
+        }
+        let ok = allDone.wait(timeout: .seconds(60))
+        XCTAssertTrue(ok, "\(finished.value) of \(2 * channels) readers/writers finished; \(s.statistics)")
+        XCTAssertEqual(f.all, [])
+        guard ok else { return }
+        let got = results.withLock { $0 }
+        for c in 0..<channels {
+            XCTAssertEqual(got[c], expected[c], "channel \(c) (\(ends[c].2 ? "socketpair" : "pipe"))")
+        }
+        try s.shutdown(timeout: .seconds(30))
+        XCTAssertGreaterThan(s.statistics.kernelBlocks - kernelBefore, 0)
+        print("BlockingIOTests: \(channels * perChannel) bytes over \(channels) channels on \(vps) VPs in "
+              + "\(String(format: "%.0f", Double(ioNow() - start) / 1e6)) ms; \(s.statistics)")
+    }
+
+    func testManyWritersOnePipeAtomicMessagesOn2VPs() throws { try manyWritersOnePipe(vps: 2) }
+    func testManyWritersOnePipeAtomicMessagesOn4VPs() throws { try manyWritersOnePipe(vps: 4) }
+
+    /// 64 writers share one pipe with 512-byte messages (below PIPE_BUF, so
+    /// each write is atomic); one reader checks every message is whole and
+    /// each writer's messages arrive in order.
+    private func manyWritersOnePipe(vps: Int) throws {
+        let s = try makeScheduler(vps)
+        let writers = 64, messages = longMode ? 1_000 : 100, size = 512
+        let (r, w) = ioPipe()
+        let f = IOFailures()
+        let writersDone = Counter()
+        let allWritten = Event()
+        for id in 0..<writers {
+            s.scheduleTask {
+                f.run("writer \(id)") {
+                    var msg = [UInt8](repeating: 0, count: size)
+                    for seq in 0..<messages {
+                        msg[0] = UInt8(id); msg[1] = UInt8(seq & 0xff); msg[2] = UInt8(seq >> 8)
+                        for i in 3..<size { msg[i] = UInt8(truncatingIfNeeded: id &* 31 &+ seq &* 7 &+ i) }
+                        let n = try msg.withUnsafeBytes { try Blocking.write(w, from: $0) }
+                        if n != size { f.record("short write of \(n) bytes to a pipe (not atomic)") }
+                        if seq % 16 == 0 { Context.yield() }
+                    }
+                }
+                if writersDone.add() == writers { allWritten.set() }
+            }
+        }
+        let readerResult = Mutex<(Int, [Int])?>(nil)
+        let readerDone = ioTask(s) {
+            f.run("reader") {
+                var next = [Int](repeating: 0, count: writers)
+                var pending: [UInt8] = []
+                var total = 0
+                var buf = [UInt8](repeating: 0, count: 3_000)
+                while total < writers * messages {
+                    let n = try buf.withUnsafeMutableBytes { try Blocking.read(r, into: $0) }
+                    if n == 0 { f.record("early end of file"); break }
+                    pending.append(contentsOf: buf[0..<n])
+                    var off = 0
+                    while pending.count - off >= size {
+                        let id = Int(pending[off]), seq = Int(pending[off + 1]) | Int(pending[off + 2]) << 8
+                        if id >= writers || seq != next[id] {
+                            f.record("message from \(id) #\(seq) out of order (expected #\(id < writers ? next[id] : -1))")
+                            return
+                        }
+                        for i in 3..<size where pending[off + i] != UInt8(truncatingIfNeeded: id &* 31 &+ seq &* 7 &+ i) {
+                            f.record("message from \(id) #\(seq) torn at byte \(i)")
+                            return
+                        }
+                        next[id] += 1
+                        total += 1
+                        off += size
+                    }
+                    pending.removeFirst(off)
+                }
+                readerResult.withLock { $0 = (total, next) }
+            }
+        }
+        XCTAssertTrue(allWritten.wait(timeout: .seconds(60)), "\(writersDone.value) of \(writers) writers finished")
+        XCTAssertTrue(readerDone.wait(timeout: .seconds(60)))
+        XCTAssertEqual(f.all, [])
+        let (total, next) = try XCTUnwrap(readerResult.withLock { $0 })
+        XCTAssertEqual(total, writers * messages)
+        XCTAssertEqual(next, [Int](repeating: messages, count: writers))
+        _ = Glibc.close(r); _ = Glibc.close(w)
+        try s.shutdown(timeout: .seconds(30))
+    }
+
+    // MARK: TCP loopback
+
+    func testLoopbackTCPEchoOn2VPs() throws { try loopbackEcho(vps: 2) }
+    func testLoopbackTCPEchoOn4VPs() throws { try loopbackEcho(vps: 4) }
+
+    /// A server task polls and accepts on 127.0.0.1 (port 0) and echoes
+    /// every connection in its own task; 32 client tasks and 2 plain
+    /// pthreads connect, send 64 KiB, half-close and check the echo.
+    private func loopbackEcho(vps: Int) throws {
+        let s = try makeScheduler(vps)
+        let (lfd, port) = ioListener()
+        defer { _ = Glibc.close(lfd) }
+        let taskClients = 32, threadClients = 2
+        let clients = taskClients + threadClients
+        let payload = longMode ? 1 << 20 : 64 * 1024
+        let f = IOFailures()
+        let served = Counter()
+        let serverDone = ioTask(s) {
+            f.run("server") {
+                var pfd = pollfd(fd: lfd, events: Int16(POLLIN), revents: 0)
+                for _ in 0..<clients {
+                    let ready = try Blocking.poll(&pfd, count: 1, timeoutMilliseconds: 20_000)
+                    guard ready == 1, pfd.revents & Int16(POLLIN) != 0 else {
+                        f.record("server: poll returned \(ready), revents \(pfd.revents)")
+                        return
+                    }
+                    let conn = try Blocking.accept(lfd)
+                    s.scheduleTask {
+                        f.run("echo") {
+                            var buf = [UInt8](repeating: 0, count: 8 * 1024)
+                            while true {
+                                let n = try buf.withUnsafeMutableBytes { try Blocking.recv(conn, into: $0) }
+                                if n == 0 { break }
+                                try buf.withUnsafeBytes { try Blocking.sendAll(conn, from: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                            }
+                            try Blocking.close(conn)
+                        }
+                        served.add()
+                    }
+                }
+            }
+        }
+        @Sendable func client(_ id: Int) {
+            f.run("client \(id)") {
+                let data = ioBytes(payload, seed: UInt64(id + 7))
+                let fd = try ioConnect(port: port)
+                try ioPump(fd, data, useSend: true, seed: UInt64(id))
+                _ = shutdown(fd, Int32(SHUT_WR))
+                let sum = try ioDrain(fd, useRecv: true, seed: UInt64(id + 1))
+                if sum != IOChecksum.of(data) { f.record("client \(id): echo differs (\(sum.count) of \(payload) bytes)") }
+                try Blocking.close(fd)
+            }
+        }
+        var done: [Event] = []
+        for id in 0..<taskClients { done.append(ioTask(s) { client(id) }) }
+        for id in 0..<threadClients { done.append(ioThread { client(taskClients + id) }) }
+        for d in done { XCTAssertTrue(d.wait(timeout: .seconds(60)), "a client did not finish") }
+        XCTAssertTrue(serverDone.wait(timeout: .seconds(60)))
+        XCTAssertTrue(eventually(timeout: 30) { served.value == clients })
+        XCTAssertEqual(f.all, [])
+        try s.shutdown(timeout: .seconds(30))
+    }
+
+    // MARK: A blocked call does not hold the virtual processor
+
+    /// With one VP, a task blocked in each kind of call (read on an empty
+    /// pipe, write to a full one, recv, accept, poll, sleep, call) lets
+    /// another task run and complete; then the call is released.
+    func testBlockedCallDoesNotHoldTheOnlyVirtualProcessor() throws {
+        let s = try makeScheduler(1)
+        let kinds = ["read", "write", "recv", "accept", "poll", "sleep", "call", "pread"]
+        for kind in kinds {
+            let f = IOFailures()
+            let (r, w) = ioPipe()
+            let (a, b) = ioSocketPair()
+            let listener = ioListener()
+            let entered = Event()
+            let result = Mutex<Int>(-1)
+            let before = s.statistics.kernelBlocks
+            let blocked = ioTask(s) {
+                entered.set()
+                f.run(kind) {
+                    var buf = [UInt8](repeating: 0, count: 8)
+                    switch kind {
+                    case "read":
+                        let n = try buf.withUnsafeMutableBytes { try Blocking.read(r, into: $0) }
+                        result.withLock { $0 = n == 1 ? Int(buf[0]) : -n }
+                    case "write":
+                        // More than the pipe holds: blocks until drained.
+                        let big = [UInt8](repeating: 7, count: 1 << 20)
+                        try big.withUnsafeBytes { try Blocking.writeAll(w, from: $0) }
+                        result.withLock { $0 = 42 }
+                    case "recv":
+                        let n = try buf.withUnsafeMutableBytes { try Blocking.recv(a, into: $0) }
+                        result.withLock { $0 = n == 1 ? Int(buf[0]) : -n }
+                    case "accept":
+                        let c = try Blocking.accept(listener.fd)
+                        result.withLock { $0 = c >= 0 ? 42 : -1 }
+                        try Blocking.close(c)
+                    case "poll":
+                        var p = pollfd(fd: r, events: Int16(POLLIN), revents: 0)
+                        let n = try Blocking.poll(&p, count: 1, timeoutMilliseconds: -1)
+                        result.withLock { $0 = n == 1 && p.revents & Int16(POLLIN) != 0 ? 42 : -1 }
+                    case "sleep":
+                        try Blocking.sleep(for: .milliseconds(300))
+                        result.withLock { $0 = 42 }
+                    case "call":
+                        let n = Blocking.call { csup_sys_read(r, &buf, 1) }
+                        result.withLock { $0 = n.value == 1 ? Int(buf[0]) : -1 }
+                    default:   // pread of a pipe is ESPIPE: no block, but no hang either
+                        f.expect(call: "pread", errno: ESPIPE) {
+                            _ = try buf.withUnsafeMutableBytes { try Blocking.pread(r, into: $0, offset: 0) }
+                        }
+                        let n = try buf.withUnsafeMutableBytes { try Blocking.read(r, into: $0) }
+                        result.withLock { $0 = n == 1 ? Int(buf[0]) : -n }
+                    }
+                }
+            }
+            XCTAssertTrue(entered.wait(timeout: .seconds(10)), kind)
+            XCTAssertTrue(eventually { s.statistics.kernelBlocks > before }, "\(kind): never went to the kernel thread")
+            let other = ioTask(s) { _ = (0..<1_000).reduce(0, +) }
+            XCTAssertTrue(other.wait(timeout: .seconds(10)), "\(kind): the only VP was held by a blocked call")
+            if kind != "sleep" { XCTAssertFalse(blocked.isSet, "\(kind): returned before it was released") }
+            // Release it.
+            switch kind {
+            case "read", "poll", "call", "pread":
+                var byte: UInt8 = 42
+                _ = Glibc.write(w, &byte, 1)
+            case "write":
+                // Drain what the writer sends (bounded: stop when nothing
+                // comes for 10 s).
+                var sink = [UInt8](repeating: 0, count: 64 * 1024)
+                var total = 0
+                var p = pollfd(fd: r, events: Int16(POLLIN), revents: 0)
+                while total < 1 << 20, Glibc.poll(&p, 1, 10_000) == 1 {
+                    let n = Glibc.read(r, &sink, sink.count)
+                    if n <= 0 { break }
+                    total += n
+                }
+                XCTAssertEqual(total, 1 << 20, "write: bytes drained")
+            case "recv":
+                var byte: UInt8 = 42
+                _ = Glibc.write(b, &byte, 1)
+            case "accept":
+                if let c = try? ioConnect(port: listener.port) { _ = Glibc.close(c) }
+            default:
+                break
+            }
+            XCTAssertTrue(blocked.wait(timeout: .seconds(10)), "\(kind): not released")
+            XCTAssertEqual(result.withLock { $0 }, 42, kind)
+            XCTAssertEqual(f.all, [], kind)
+            for fd in [r, w, a, b, listener.fd] { _ = Glibc.close(fd) }
+        }
+        try s.shutdown(timeout: .seconds(10))
+    }
+
+    /// 200 contexts blocked in reads at once on 2 VPs: other tasks keep
+    /// running, and every reader gets exactly its byte once released.
+    func testManyContextsBlockedInTheKernelAtOnce() throws {
+        let s = try makeScheduler(2)
+        let n = longMode ? 1_000 : 200
+        let pipes = (0..<n).map { _ in ioPipe() }
+        let f = IOFailures()
+        let entered = Counter()
+        let got = Counter()
+        let allGot = Event()
+        for i in 0..<n {
+            let fd = pipes[i].r
+            s.scheduleTask {
+                entered.add()
+                f.run("reader \(i)") {
+                    var byte: UInt8 = 0
+                    let k = try withUnsafeMutableBytes(of: &byte) { try Blocking.read(fd, into: $0) }
+                    if k != 1 || byte != UInt8(truncatingIfNeeded: i) { f.record("reader \(i): got \(k) bytes, value \(byte)") }
+                }
+                if got.add() == n { allGot.set() }
+            }
+        }
+        XCTAssertTrue(eventually(timeout: 30) { entered.value == n })
+        XCTAssertTrue(eventually(timeout: 30) { s.statistics.kernelBlocks >= n }, "\(s.statistics)")
+        // The VPs are free: a burst of tasks completes meanwhile.
+        let burst = Counter()
+        let burstDone = Event()
+        for _ in 0..<1_000 { s.scheduleTask { if burst.add() == 1_000 { burstDone.set() } } }
+        XCTAssertTrue(burstDone.wait(timeout: .seconds(10)))
+        XCTAssertEqual(got.value, 0)
+        for i in 0..<n {
+            var byte = UInt8(truncatingIfNeeded: i)
+            XCTAssertEqual(Glibc.write(pipes[i].w, &byte, 1), 1)
+        }
+        XCTAssertTrue(allGot.wait(timeout: .seconds(30)), "\(got.value) of \(n) readers released")
+        XCTAssertEqual(f.all, [])
+        for p in pipes { _ = Glibc.close(p.r); _ = Glibc.close(p.w) }
+        try s.shutdown(timeout: .seconds(30))
+    }
+}
+
+// MARK: - Shared checks
+
+/// Every Blocking call, from the caller (a context when `onContext`, else a
+/// plain pthread); `elsewhere` runs a peer body (another task or pthread).
+private func checkEveryCall(_ f: IOFailures, onContext: Bool, elsewhere: (@escaping @Sendable () -> Void) -> Event) {
+    // read / write / writeAll through a pipe, more than it holds at once.
+    f.run("pipe") {
+        let (r, w) = ioPipe()
+        let data = ioBytes(300 * 1024, seed: 1)
+        let writer = elsewhere {
+            f.run("pipe writer") {
+                try ioPump(w, data, useSend: false, seed: 2)
+                try Blocking.close(w)
+            }
+        }
+        let sum = try ioDrain(r, useRecv: false, seed: 3)
+        f.check(sum == IOChecksum.of(data), "pipe: \(sum.count) of \(data.count) bytes, checksum differs or short")
+        f.check(writer.wait(timeout: .seconds(30)), "pipe writer did not finish")
+        try Blocking.close(r)
+    }
+    // A short exchange: exact byte counts.
+    f.run("small write/read") {
+        let (r, w) = ioPipe()
+        let msg: [UInt8] = [1, 2, 3, 4, 5]
+        let n = try msg.withUnsafeBytes { try Blocking.write(w, from: $0) }
+        f.check(n == 5, "write returned \(n)")
+        var buf = [UInt8](repeating: 0, count: 64)
+        let k = try buf.withUnsafeMutableBytes { try Blocking.read(r, into: $0) }
+        f.check(k == 5 && Array(buf[0..<5]) == msg, "read returned \(k): \(buf[0..<k])")
+        try Blocking.close(w)
+        let eof = try buf.withUnsafeMutableBytes { try Blocking.read(r, into: $0) }
+        f.check(eof == 0, "read after the writer closed returned \(eof)")
+        try Blocking.close(r)
+    }
+    // send / recv / sendAll through a socketpair, both directions.
+    f.run("socketpair") {
+        let (a, b) = ioSocketPair()
+        let there = ioBytes(200 * 1024, seed: 4), back = ioBytes(100 * 1024, seed: 5)
+        let peer = elsewhere {
+            f.run("socketpair peer") {
+                let sum = try ioDrain(b, useRecv: true, seed: 6)
+                f.check(sum == IOChecksum.of(there), "socketpair a->b differs")
+                try ioPump(b, back, useSend: true, seed: 7)
+                try Blocking.close(b)
+            }
+        }
+        try ioPump(a, there, useSend: true, seed: 8)
+        _ = shutdown(a, Int32(SHUT_WR))
+        let sum = try ioDrain(a, useRecv: true, seed: 9)
+        f.check(sum == IOChecksum.of(back), "socketpair b->a differs")
+        f.check(peer.wait(timeout: .seconds(30)), "socketpair peer did not finish")
+        // recv flags: MSG_PEEK leaves the data queued.
+        let (c, d) = ioSocketPair()
+        let msg: [UInt8] = [9, 8, 7]
+        try msg.withUnsafeBytes { try Blocking.sendAll(c, from: $0) }
+        var buf = [UInt8](repeating: 0, count: 8)
+        let peeked = try buf.withUnsafeMutableBytes { try Blocking.recv(d, into: $0, flags: Int32(MSG_PEEK)) }
+        let taken = try buf.withUnsafeMutableBytes { try Blocking.recv(d, into: $0) }
+        f.check(peeked == 3 && taken == 3 && Array(buf[0..<3]) == msg, "MSG_PEEK: \(peeked), \(taken)")
+        for fd in [a, c, d] { try Blocking.close(fd) }
+    }
+    // A temp file: open, write, pwrite, pread, read at the offset, fsync,
+    // close; reopen read-only and read it all back.
+    f.run("file") {
+        let path = ioTempPath("file")
+        defer { unlink(path) }
+        let fd = try Blocking.open(path, flags: O_CREAT | O_RDWR | O_TRUNC, mode: 0o600)
+        let data = ioBytes(100_000, seed: 10)
+        try data.withUnsafeBytes { try Blocking.writeAll(fd, from: $0) }
+        let patch: [UInt8] = [0xAA, 0xBB, 0xCC, 0xDD]
+        let pw = try patch.withUnsafeBytes { try Blocking.pwrite(fd, from: $0, offset: 1_000) }
+        f.check(pw == 4, "pwrite returned \(pw)")
+        var expected = data
+        expected.replaceSubrange(1_000..<1_004, with: patch)
+        var four = [UInt8](repeating: 0, count: 4)
+        let pr = try four.withUnsafeMutableBytes { try Blocking.pread(fd, into: $0, offset: 1_000) }
+        f.check(pr == 4 && four == patch, "pread returned \(pr): \(four)")
+        let past = try four.withUnsafeMutableBytes { try Blocking.pread(fd, into: $0, offset: 1_000_000) }
+        f.check(past == 0, "pread past the end returned \(past)")
+        try Blocking.fsync(fd)
+        // read uses the file offset: after the writes it is at the end.
+        let atEnd = try four.withUnsafeMutableBytes { try Blocking.read(fd, into: $0) }
+        f.check(atEnd == 0, "read at the end returned \(atEnd)")
+        _ = lseek(fd, 999, SEEK_SET)
+        let mid = try four.withUnsafeMutableBytes { try Blocking.read(fd, into: $0) }
+        f.check(mid == 4 && four == Array(expected[999..<1_003]), "read at 999: \(mid) \(four)")
+        try Blocking.close(fd)
+        let ro = try Blocking.open(path, flags: O_RDONLY)
+        let sum = try ioDrain(ro, useRecv: false, seed: 11)
+        f.check(sum == IOChecksum.of(expected), "file read back: \(sum.count) bytes, differs")
+        try Blocking.close(ro)
+    }
+    // poll: timeout, zero timeout, ready, and woken by a peer's write.
+    f.run("poll") {
+        let (r, w) = ioPipe()
+        var p = pollfd(fd: r, events: Int16(POLLIN), revents: 0)
+        var t0 = ioNow()
+        var n = try Blocking.poll(&p, count: 1, timeoutMilliseconds: 30)
+        f.check(n == 0 && ioNow() - t0 >= 30_000_000, "poll timeout: \(n) after \(ioNow() - t0) ns")
+        n = try Blocking.poll(&p, count: 1, timeoutMilliseconds: 0)
+        f.check(n == 0, "poll(0) on an empty pipe: \(n)")
+        var byte: UInt8 = 1
+        _ = Glibc.write(w, &byte, 1)
+        n = try Blocking.poll(&p, count: 1, timeoutMilliseconds: 0)
+        f.check(n == 1 && p.revents & Int16(POLLIN) != 0, "poll(0) with data: \(n) \(p.revents)")
+        _ = Glibc.read(r, &byte, 1)
+        let writer = elsewhere { usleep(20_000); var x: UInt8 = 2; _ = Glibc.write(w, &x, 1) }
+        p.revents = 0
+        t0 = ioNow()
+        n = try Blocking.poll(&p, count: 1, timeoutMilliseconds: 20_000)
+        f.check(n == 1 && p.revents & Int16(POLLIN) != 0, "poll woken by a write: \(n) \(p.revents)")
+        f.check(writer.wait(timeout: .seconds(10)), "poll writer did not finish")
+        for fd in [r, w] { try Blocking.close(fd) }
+    }
+    // sleep(for:): at least the duration; zero and negative return at once.
+    f.run("sleep") {
+        let t0 = ioNow()
+        try Blocking.sleep(for: .milliseconds(25))
+        f.check(ioNow() - t0 >= 25_000_000, "sleep returned early")
+        try Blocking.sleep(for: .zero)
+        try Blocking.sleep(for: .milliseconds(-5))
+    }
+    // call: result, typed rethrow; on a context the body runs on another
+    // pthread (the kernel thread) with no current context.
+    f.run("call") {
+        let tid = csup_gettid()
+        let (bodyTid, hadContext) = Blocking.call { (csup_gettid(), Context.current != nil) }
+        f.check(!hadContext, "Context.current inside Blocking.call")
+        if onContext {
+            f.check(bodyTid != tid, "Blocking.call ran on the VP's pthread")
+            f.check(Context.current != nil, "not back on a context after Blocking.call")
+        } else {
+            f.check(bodyTid == tid, "outside a scheduler Blocking.call should run inline")
+        }
+        struct Oops: Error, Equatable { let code: Int }
+        let failing = { () throws(Oops) -> Int in throw Oops(code: 7) }
+        do throws(Oops) {
+            _ = try Blocking.call(failing)   // typed: only Oops can come out
+            f.record("call did not rethrow")
+        } catch {
+            f.check(error == Oops(code: 7), "call rethrew \(error)")
+        }
+        f.check(Blocking.call { 6 * 7 } == 42, "call result")
+        let r = Blocking.call { csup_sys_close(-1) }
+        f.check(r.value == -1 && r.err == EBADF, "errno read inside the call: \(r.err)")
+    }
+    // accept / connect on a loopback listener.
+    f.run("tcp") {
+        let listener = ioListener()
+        let msg = ioBytes(10_000, seed: 12)
+        let client = elsewhere {
+            f.run("tcp client") {
+                let fd = try ioConnect(port: listener.port)
+                try ioPump(fd, msg, useSend: true, seed: 13)
+                try Blocking.close(fd)
+            }
+        }
+        let conn = try Blocking.accept(listener.fd)
+        let sum = try ioDrain(conn, useRecv: true, seed: 14)
+        f.check(sum == IOChecksum.of(msg), "tcp: \(sum.count) bytes, differs")
+        f.check(client.wait(timeout: .seconds(30)), "tcp client did not finish")
+        try Blocking.close(conn)
+        try Blocking.close(listener.fd)
+    }
+}
+
+/// Every error path: the call's name and its errno.
+private func checkErrors(_ f: IOFailures, place: String) {
+    var buf = [UInt8](repeating: 0, count: 16)
+    let (r, w) = ioPipe()
+    // Closed descriptors.
+    _ = Glibc.close(r)
+    f.expect(call: "read", errno: EBADF) { _ = try buf.withUnsafeMutableBytes { try Blocking.read(r, into: $0) } }
+    f.expect(call: "read", errno: EBADF) { _ = try buf.withUnsafeMutableBytes { try Blocking.read(1_000_000, into: $0) } }
+    f.expect(call: "pread", errno: EBADF) { _ = try buf.withUnsafeMutableBytes { try Blocking.pread(r, into: $0, offset: 0) } }
+    f.expect(call: "recv", errno: EBADF) { _ = try buf.withUnsafeMutableBytes { try Blocking.recv(r, into: $0) } }
+    f.expect(call: "close", errno: EBADF) { try Blocking.close(r) }
+    f.expect(call: "fsync", errno: EBADF) { try Blocking.fsync(r) }
+    f.expect(call: "accept", errno: EBADF) { _ = try Blocking.accept(r) }
+    // Wrong kind of descriptor.
+    f.expect(call: "pwrite", errno: ESPIPE) { _ = try buf.withUnsafeBytes { try Blocking.pwrite(w, from: $0, offset: 0) } }
+    f.expect(call: "send", errno: ENOTSOCK) { _ = try buf.withUnsafeBytes { try Blocking.send(w, from: $0) } }
+    f.expect(call: "send", errno: ENOTSOCK) { try buf.withUnsafeBytes { try Blocking.sendAll(w, from: $0) } }
+    f.expect(call: "fsync", errno: EINVAL) { try Blocking.fsync(w) }
+    _ = Glibc.close(w)
+    f.expect(call: "write", errno: EBADF) { _ = try buf.withUnsafeBytes { try Blocking.write(w, from: $0) } }
+    f.expect(call: "write", errno: EBADF) { try buf.withUnsafeBytes { try Blocking.writeAll(w, from: $0) } }
+    // A missing path.
+    let missing = ioTempPath("missing") + "/nope"
+    f.expect(call: "open(\(missing))", errno: ENOENT) { _ = try Blocking.open(missing, flags: O_RDONLY) }
+    // A peer that has gone: send gets EPIPE (no SIGPIPE).
+    let (a, b) = ioSocketPair()
+    _ = Glibc.close(b)
+    f.expect(call: "send", errno: EPIPE) { _ = try buf.withUnsafeBytes { try Blocking.send(a, from: $0) } }
+    _ = Glibc.close(a)
+    // Sockets in the wrong state.
+    let unlistened = ioListener(listening: false)
+    f.expect(call: "accept", errno: EINVAL) { _ = try Blocking.accept(unlistened.fd) }
+    _ = Glibc.close(unlistened.fd)   // nothing listens on that port now
+    do {
+        let fd = try ioConnect(port: unlistened.port)
+        _ = Glibc.close(fd)
+        f.record("\(place): connect to a closed port succeeded")
+    } catch let e as BlockingError {
+        f.check(e == BlockingError(call: "connect", errno: ECONNREFUSED), "\(place): connect: \(e)")
+    } catch {
+        f.record("\(place): connect: \(error)")
+    }
+    // poll with more descriptors than allowed (EINVAL), timed and untimed.
+    var p = pollfd(fd: -1, events: 0, revents: 0)
+    f.expect(call: "poll", errno: EINVAL) { _ = try Blocking.poll(&p, count: Int(Int32.max), timeoutMilliseconds: 10) }
+    f.expect(call: "poll", errno: EINVAL) { _ = try Blocking.poll(&p, count: Int(Int32.max), timeoutMilliseconds: 0) }
+}

@@ -46,6 +46,7 @@ let package = Package(
         .testTarget(name: "UMSTests", dependencies: ["UMS", "CSupport"]),
         .testTarget(name: "ConcRTTests", dependencies: ["ConcRT", "UMS", "CSupport"]),
         .testTarget(name: "PPLTests", dependencies: ["PPL", "ConcRT", "UMS", "CSupport"]),
+        .testTarget(name: "ExamplesTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]
 )

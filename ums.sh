@@ -23,9 +23,27 @@ ensure_deps() {
 
 run_examples() {
     swift build -c release
-    local bin=.build/release
-    echo "== ums-sample: UMS scheduler, one pinned primary per CPU"
-    "$bin/ums-sample" --workers 16 --rounds "${UMS_SHORT:+2}${UMS_SHORT:-5}"
+    local bin=.build/release short=()
+    [ -n "${UMS_SHORT:-}" ] && short=(--short)
+    local t0=$SECONDS
+    echo "== ums-sample: a Windows-style UMS scheduler, one pinned primary per CPU"
+    "$bin/ums-sample" --workers 16 --rounds "$([ -n "${UMS_SHORT:-}" ] && echo 2 || echo 5)"
+    echo; echo "== fib: recursive fork/join with parallelInvoke"
+    "$bin/fib" "${short[@]}"
+    echo; echo "== nqueens: nested task groups; then find-first with cancellation"
+    "$bin/nqueens" "${short[@]}"
+    "$bin/nqueens" "${short[@]}" --first
+    echo; echo "== sort: the three parallel sorts against Array.sort"
+    "$bin/sort" "${short[@]}"
+    echo; echo "== grep: blocking file reads on many tasks, over this package's sources"
+    "$bin/grep" "func " Sources
+    echo; echo "== echo-server: one task per connection, blocking accept/recv/send"
+    if [ -n "${UMS_SHORT:-}" ]; then
+        "$bin/echo-server" --self-test --connections 100 --bytes 4096
+    else
+        "$bin/echo-server" --self-test
+    fi
+    echo; echo "tour done in $((SECONDS - t0)) s"
 }
 
 case "${1:-}" in

@@ -108,16 +108,19 @@ public final class Event: @unchecked Sendable {
                 break   // someone else claimed it: park to consume the wake
             }
         }
+        var timer: (Scheduler, Int)?
         if let deadline {
             if let c = waiter.context {
-                c.scheduler.armTimeout(deadline) {
+                let id = c.scheduler.armTimeout(deadline) {
                     if waiter.claim() { waiter.wake(result: timeoutResult) }
                 }
+                timer = (c.scheduler, id)
             } else {
                 return parkThreadWaiter(waiter, events: events, deadline: deadline)
             }
         }
         waiter.park()
+        if let (s, id) = timer { s.timers.cancel(id) }
         deregister(waiter, from: events)
         return waiter.result
     }
@@ -154,8 +157,11 @@ extension Waiter {
 }
 
 extension Scheduler {
-    /// Runs `fire` on a VP once `deadline` (monotonic ns) passes.
-    func armTimeout(_ deadline: Int64, _ fire: @escaping () -> Void) {
-        if timers.add(deadline: deadline, fire: fire) { notifyWork(force: true) }
+    /// Runs `fire` on a VP once `deadline` (monotonic ns) passes; returns
+    /// the timer's id for `timers.cancel`.
+    func armTimeout(_ deadline: Int64, _ fire: @escaping () -> Void) -> Int {
+        let (id, earliest) = timers.add(deadline: deadline, fire: fire)
+        if earliest { notifyWork(force: true) }
+        return id
     }
 }

@@ -50,15 +50,18 @@ extension Context {
     }
 
     /// The joiner's slow path: `jp` was taken by a thief.
+    ///
+    /// It does not run unrelated tasks on top of this frame (TBB's and
+    /// rayon's "help"): here tasks may block, and a helped task that waits
+    /// for something this frame's caller will do later would deadlock.
+    /// Instead it spins briefly (a stolen fork often finishes within a few
+    /// microseconds), then blocks the context; the virtual processor runs
+    /// other work on another context meanwhile, so nothing is lost.
     @usableFromInline
     func waitForStolen(_ jp: UnsafeMutablePointer<StackJob>) {
-        // Help while the stack has room (at least half free): run stolen
-        // work instead of switching contexts. Bounded depth, like rayon.
-        var helped = 0
-        while !StackJob.isDone(jp) && helped < 64 && stackHeadroomIsAmple() {
-            guard let item = vp.stealForHelp() else { break }
-            helped += 1
-            vp.runCounted(item)
+        for _ in 0..<64 {
+            if StackJob.isDone(jp) { return }
+            for _ in 0..<16 { csup_cpu_relax() }
         }
         if StackJob.isDone(jp) { return }
         // Park: publish ourselves as the waiter, then announce it.
@@ -70,27 +73,34 @@ extension Context {
         blockInternal()
     }
 
-    /// True while at least half of this context's stack is unused.
-    @usableFromInline
-    func stackHeadroomIsAmple() -> Bool {
-        var marker: UInt8 = 0
-        let sp = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
-        let lo = thread.stackLowerBound
-        return sp > lo && (sp - lo) > UInt(thread.stackSize / 2)
+    /// Pushes a heap task on this context's virtual processor, tagged with
+    /// `owner` (a task group) so that the owner's wait can run its own
+    /// tasks inline.
+    package func pushTask(owner: AnyObject?, _ body: @escaping () -> Void) {
+        vp.push(TaskNode(body: body, group: nil, owner: owner).item)
     }
 
-    /// Runs a work item as the current context (for waits that help).
-    package func runWorkItemForHelp(_ item: UnsafeMutableRawPointer) { vp.runCounted(item) }
-
-    /// Pushes a heap task on this context's virtual processor.
-    package func pushTask(_ body: @escaping () -> Void) {
-        vp.push(TaskNode(body: body, group: nil).item)
-    }
-
-    /// Takes work to help with while waiting: the local deque first, then
-    /// the other virtual processors'.
-    package func takeWorkForHelp() -> UnsafeMutableRawPointer? {
-        vp.pop() ?? vp.stealForHelp()
+    /// Runs, inline, the tasks of `owner` that sit at the bottom of this
+    /// virtual processor's deque; stops at the first item that is not
+    /// `owner`'s (it is pushed back where it was). Returns how many ran.
+    /// Only the owner's own tasks are run on the waiter's frame: an
+    /// unrelated task could block on something the waiter's caller does
+    /// later, and deadlock.
+    package func runOwnTasks(of owner: AnyObject) -> Int {
+        var ran = 0
+        while let item = vp.pop() {
+            let bits = UInt(bitPattern: item)
+            if bits & 1 == 0,
+               Unmanaged<TaskNode>.fromOpaque(item).takeUnretainedValue().owner === owner {
+                vp.runCounted(item)
+                ran += 1
+                continue
+            }
+            // Not ours: put it back (bottom of the deque: LIFO restores it).
+            if csup_deque_push(vp.deque, item) != 0 { vp.runCounted(item) }
+            break
+        }
+        return ran
     }
 
     /// Number of the current virtual processor, for per-VP data
@@ -103,27 +113,6 @@ extension Context {
     package var layerLocal: AnyObject? {
         get { _layerLocal }
         set { _layerLocal = newValue }
-    }
-}
-
-extension VirtualProcessor {
-    /// One steal sweep over the other VPs' deques.
-    func stealForHelp() -> WorkItem? {
-        let vps = scheduler.virtualProcessors
-        let n = scheduler.activeVPCount.load(ordering: .acquiring)
-        if n <= 1 { return nil }
-        rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17
-        let start = Int(rng % UInt64(n))
-        for k in 0..<n {
-            let v = vps[(start + k) % n]
-            if v === self { continue }
-            var lost: Int32 = 0
-            if let item = csup_deque_steal(v.deque, &lost) {
-                stats.steals.add()
-                return item
-            }
-        }
-        return nil
     }
 }
 

@@ -83,18 +83,25 @@ final class TimerQueue: @unchecked Sendable {
     private let next = Atomic<Int64>(Int64.max)
 
     /// Calls `fire` (on a VP's primary) once `deadline` passes, unless
-    /// cancelled first by the caller's own claim protocol. Returns true when
-    /// it became the earliest deadline.
-    @discardableResult
-    func add(deadline: Int64, fire: @escaping () -> Void) -> Bool {
+    /// ``cancel(_:)`` removes it first. Returns the entry's id, and true
+    /// when it became the earliest deadline.
+    func add(deadline: Int64, fire: @escaping () -> Void) -> (id: Int, earliest: Bool) {
         lock.withLock { _ in
             seq += 1
             entries.append(Entry(deadline: deadline, seq: seq, fire: fire))
             if deadline < next.load(ordering: .relaxed) {
                 next.store(deadline, ordering: .releasing)
-                return true
+                return (seq, true)
             }
-            return false
+            return (seq, false)
+        }
+    }
+
+    /// Removes an entry that has not fired (a wait that ended early), so
+    /// it does not keep its waiter alive until the deadline.
+    func cancel(_ id: Int) {
+        lock.withLock { _ in
+            if let i = entries.firstIndex(where: { $0.seq == id }) { entries.remove(at: i) }
         }
     }
 

@@ -13,11 +13,14 @@ typealias WorkItem = UnsafeMutableRawPointer
 final class TaskNode {
     @usableFromInline let body: () -> Void
     @usableFromInline unowned(unsafe) let group: ScheduleGroup?
+    /// The task group (PPL) that spawned it, for its wait's inline help.
+    @usableFromInline unowned(unsafe) let owner: AnyObject?
 
     @usableFromInline
-    init(body: @escaping () -> Void, group: ScheduleGroup?) {
+    init(body: @escaping () -> Void, group: ScheduleGroup?, owner: AnyObject? = nil) {
         self.body = body
         self.group = group
+        self.owner = owner
     }
 
     @usableFromInline

@@ -20,8 +20,9 @@ public enum TaskGroupStatus: Sendable, Equatable {
 ///   started are discarded, running ones see ``isTaskCancellationRequested()``.
 ///   ``wait()`` rethrows that error. When several tasks throw, the error
 ///   recorded first (in time) wins; later ones are dropped.
-/// - ``wait()`` helps: it runs queued tasks itself, then blocks the
-///   context (not the thread) until the last task finishes.
+/// - ``wait()`` helps: it runs this group's own queued tasks itself (never
+///   unrelated ones, which could block on something the caller does later),
+///   then blocks the context (not the thread) until the last task finishes.
 /// - Canceling a group also cancels the groups nested inside its tasks.
 public final class TaskGroup: @unchecked Sendable {
     // @unchecked Sendable: counters are atomics; the rest is under `lock`.
@@ -59,7 +60,7 @@ public final class TaskGroup: @unchecked Sendable {
             finishOne()
         }
         if let c = Context.current, Scheduler.current === scheduler {
-            c.pushTask(task)
+            c.pushTask(owner: self, task)
         } else {
             scheduler.scheduleTask(task)
         }
@@ -72,10 +73,8 @@ public final class TaskGroup: @unchecked Sendable {
     public func wait() throws -> TaskGroupStatus {
         if pending.load(ordering: .acquiring) > 0 {
             if let c = Context.current, Scheduler.current === scheduler {
-                // Help: run queued work while ours is pending.
-                while pending.load(ordering: .acquiring) > 0, let item = c.takeWorkForHelp() {
-                    c.runWorkItemForHelp(item)
-                }
+                // Help with our own tasks only (see Context.runOwnTasks).
+                while pending.load(ordering: .acquiring) > 0, c.runOwnTasks(of: self) > 0 {}
             }
             if pending.load(ordering: .acquiring) > 0 { park() }
         }

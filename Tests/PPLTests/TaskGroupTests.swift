@@ -140,3 +140,40 @@ final class TaskGroupTests: XCTestCase {
         XCTAssertEqual(total, (0..<100_000).reduce(0, +))
     }
 }
+
+final class TaskGroupHelpTests: XCTestCase {
+    /// A group's wait must not run an unrelated task inline: that task can
+    /// block on something the waiter's caller does only after the wait.
+    func testWaitDoesNotRunUnrelatedTasksInline() throws {
+        let done = Event()
+        testScheduler.scheduleTask {
+            let gate = Event()
+            let g = TaskGroup()
+            g.run { try Blocking.sleep(for: .milliseconds(20)) }
+            let other = TaskGroup()
+            other.run { gate.wait() }
+            try! g.wait()
+            gate.set()
+            try! other.wait()
+            done.set()
+        }
+        XCTAssertTrue(done.wait(timeout: .seconds(30)), "deadlock: the wait ran an unrelated blocking task inline")
+    }
+
+    /// Same for a join on a stolen fork.
+    func testStolenJoinDoesNotRunUnrelatedTasksInline() throws {
+        let done = Event()
+        testScheduler.scheduleTask {
+            let gate = Event()
+            let other = TaskGroup()
+            for _ in 0..<8 { other.run { gate.wait() } }
+            for _ in 0..<200 {
+                _ = try! parallelInvoke({ usleep(50) }, { usleep(50) })
+            }
+            gate.set()
+            try! other.wait()
+            done.set()
+        }
+        XCTAssertTrue(done.wait(timeout: .seconds(30)))
+    }
+}

@@ -44,6 +44,8 @@ public final class Context: @unchecked Sendable {
     let blockState = Atomic<Int>(BlockState.running)
     @exclusivity(unchecked) var yieldReason: YieldReason = .idle
     @exclusivity(unchecked) var exitRequested = false
+    /// The waiter record this context reuses for plain `Event.wait()`s.
+    private(set) lazy var plainWaiter = Waiter(for: self)
     /// Storage behind `layerLocal` (touched only by this context).
     @exclusivity(unchecked) var _layerLocal: AnyObject?
     /// Oversubscription nesting of this context.

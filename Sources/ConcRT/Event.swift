@@ -52,7 +52,16 @@ public final class Event: @unchecked Sendable {
     /// Waits until the event is signaled. [event::wait]
     public func wait() {
         if state.withLock({ $0.signaled }) { return }   // fast path: no waiter record
-        let w = Waiter()
+        // A context reuses its own waiter record for plain waits: set()
+        // unlinks the list and claims each waiter once, and nothing else
+        // can reach it, so it is free again when park returns.
+        let w: Waiter
+        if let c = Context.currentInternal {
+            w = c.plainWaiter
+            w.reset()
+        } else {
+            w = Waiter()
+        }
         let mustPark = state.withLock { s -> Bool in
             if s.signaled { return false }
             w.next = s.single

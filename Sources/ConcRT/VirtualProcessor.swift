@@ -293,6 +293,9 @@ final class VirtualProcessor: @unchecked Sendable {
     /// (it is now on this VP's runnable queue).
     private func stealFromBusyVirtualProcessor() -> Bool {
         let vps = scheduler.virtualProcessors
+        // No snapshot yet (this VP has not searched): take one; a VP is
+        // "busy" only relative to an earlier snapshot.
+        if seenSwitches.count != vps.count { snapshotSwitchCounts(); return false }
         let n = scheduler.activeVPCount.load(ordering: .acquiring)
         for i in 0..<n where vps[i] !== self {
             let v = vps[i]
@@ -338,13 +341,12 @@ final class VirtualProcessor: @unchecked Sendable {
             list.cancelWait()
             return
         }
-        // Last chance before sleeping: a runnable context parked on a busy VP.
-        for i in 0..<s.activeVPCount.load(ordering: .acquiring) where s.virtualProcessors[i] !== self {
-            if let c = s.virtualProcessors[i].stealRunnable() {
-                list.cancelWait()
-                pushRunnable(c, front: false)
-                return
-            }
+        // Last chance before sleeping: a runnable context parked on a VP
+        // that has not switched since our search began (its context is
+        // busy). A VP that is switching will run it itself, soon.
+        if stealFromBusyVirtualProcessor() {
+            list.cancelWait()
+            return
         }
         var timeout = s.timers.timeUntilNextDeadline()
         if let m = maxTimeout { timeout = timeout.map { min($0, m) } ?? m }
@@ -368,42 +370,41 @@ extension Context {
     }
 }
 
-/// A growable ring of contexts (under the VP's runnable mutex).
+/// A growable ring of contexts (under the VP's runnable mutex). Holds them
+/// unretained: every live context is kept alive by its thread's user
+/// context (+1 until it terminates), and a queued context cannot terminate.
 struct ContextRing: ~Copyable {
-    private var buf: [Context?] = Array(repeating: nil, count: 16)
+    private var buf: [Unmanaged<Context>?] = Array(repeating: nil, count: 16)
     private var head = 0
     private(set) var count = 0
 
     mutating func pushBack(_ c: Context) {
-        grow()
-        buf[(head + count) & (buf.count - 1)] = c
+        if count == buf.count { grow() }
+        buf[(head + count) & (buf.count - 1)] = Unmanaged.passUnretained(c)
         count += 1
     }
     mutating func pushFront(_ c: Context) {
-        grow()
+        if count == buf.count { grow() }
         head = (head - 1) & (buf.count - 1)
-        buf[head] = c
+        buf[head] = Unmanaged.passUnretained(c)
         count += 1
     }
     mutating func popFront() -> Context? {
         if count == 0 { return nil }
         let c = buf[head]
-        buf[head] = nil
         head = (head + 1) & (buf.count - 1)
         count -= 1
-        return c
+        return c?.takeUnretainedValue()
     }
     mutating func popBack() -> Context? {
         if count == 0 { return nil }
         let i = (head + count - 1) & (buf.count - 1)
         let c = buf[i]
-        buf[i] = nil
         count -= 1
-        return c
+        return c?.takeUnretainedValue()
     }
     private mutating func grow() {
-        if count < buf.count { return }
-        var nb = [Context?](repeating: nil, count: buf.count * 2)
+        var nb = [Unmanaged<Context>?](repeating: nil, count: buf.count * 2)
         for i in 0..<count { nb[i] = buf[(head + i) & (buf.count - 1)] }
         buf = nb
         head = 0

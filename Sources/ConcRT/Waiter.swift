@@ -36,6 +36,19 @@ final class Waiter: @unchecked Sendable {
 
     deinit { word?.deallocate() }
 
+    /// Makes a context's reusable waiter ready for its next plain wait.
+    func reset() {
+        claimed.store(false, ordering: .relaxed)
+        result = -1
+        next = nil
+    }
+
+    /// A waiter for `context`, made up front (see Context.plainWaiter).
+    init(for context: Context) {
+        self.context = context
+        word = nil
+    }
+
     /// True for the single caller that may wake this waiter.
     @inline(__always)
     func claim() -> Bool { !claimed.exchange(true, ordering: .acquiringAndReleasing) }

@@ -36,7 +36,7 @@ func radixSortCollection<C: MutableCollection & RandomAccessCollection, K: Fixed
 func radixSort<T, K: FixedWidthInteger & UnsignedInteger>(
     _ ctx: Context?, _ a: UnsafeMutablePointer<T>, _ n: Int, _ key: (T) -> K) {
     if n <= 4096 || ctx == nil {
-        sortIntro(a, 0, n, sortDepthLimit(n)) { key($0) < key($1) }
+        withoutActuallyEscaping(key) { k in sortIntro(a, 0, n, sortDepthLimit(n), KeyOrder(key: k)) }
         return
     }
     let vps = max(1, ctx!.owningScheduler.virtualProcessorCount)
@@ -103,4 +103,12 @@ func forEachChunk(_ ctx: Context, _ lo: Int, _ hi: Int, _ body: (Int) -> Void) {
     if hi <= lo { return }
     let mid = lo + (hi - lo) / 2
     _ = Context.forkJoinOn(ctx, { forEachChunk(ctx, lo, mid, body) }, { forEachChunk(Context.current!, mid, hi, body) })
+}
+
+/// Ordering by an unsigned key (small inputs of the radix sort).
+@usableFromInline
+struct KeyOrder<T, K: FixedWidthInteger & UnsignedInteger>: ElementOrdering {
+    @usableFromInline let key: (T) -> K
+    @inlinable init(key: @escaping (T) -> K) { self.key = key }
+    @inlinable func areInIncreasingOrder(_ a: T, _ b: T) -> Bool { key(a) < key(b) }
 }

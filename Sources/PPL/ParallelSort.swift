@@ -9,13 +9,13 @@ import ConcRT
 /// anything else through a temporary array.
 @inlinable
 public func parallelSort<C: MutableCollection & RandomAccessCollection>(
-    _ c: inout C, scheduler: Scheduler? = nil, by less: @Sendable (C.Element, C.Element) -> Bool) {
-    quickSortCollection(&c, scheduler, less)
+    _ c: inout C, scheduler: Scheduler? = nil, by less: @escaping @Sendable (C.Element, C.Element) -> Bool) {
+    quickSortCollection(&c, scheduler, ClosureOrder(less))
 }
 
 @inlinable
-func quickSortCollection<C: MutableCollection & RandomAccessCollection>(
-    _ c: inout C, _ scheduler: Scheduler?, _ less: (C.Element, C.Element) -> Bool) {
+func quickSortCollection<C: MutableCollection & RandomAccessCollection, L: ElementOrdering>(
+    _ c: inout C, _ scheduler: Scheduler?, _ less: L) where L.Element == C.Element {
     withContiguousStorage(&c) { a, n in
         onScheduler(scheduler) { ctx in
             let cutoff = max(2048, n / (max(1, ctx?.owningScheduler.virtualProcessorCount ?? 1) * 32))
@@ -28,7 +28,7 @@ func quickSortCollection<C: MutableCollection & RandomAccessCollection>(
 @inlinable
 public func parallelSort<C: MutableCollection & RandomAccessCollection>(_ c: inout C, scheduler: Scheduler? = nil)
 where C.Element: Comparable {
-    quickSortCollection(&c, scheduler, <)
+    quickSortCollection(&c, scheduler, NaturalOrder<C.Element>())
 }
 
 /// Sorts in place, in parallel, with an O(n) buffer: a merge sort whose
@@ -37,13 +37,13 @@ where C.Element: Comparable {
 /// [parallel_buffered_sort]
 @inlinable
 public func parallelBufferedSort<C: MutableCollection & RandomAccessCollection>(
-    _ c: inout C, scheduler: Scheduler? = nil, by less: @Sendable (C.Element, C.Element) -> Bool) {
-    mergeSortCollection(&c, scheduler, less)
+    _ c: inout C, scheduler: Scheduler? = nil, by less: @escaping @Sendable (C.Element, C.Element) -> Bool) {
+    mergeSortCollection(&c, scheduler, ClosureOrder(less))
 }
 
 @inlinable
-func mergeSortCollection<C: MutableCollection & RandomAccessCollection>(
-    _ c: inout C, _ scheduler: Scheduler?, _ less: (C.Element, C.Element) -> Bool) {
+func mergeSortCollection<C: MutableCollection & RandomAccessCollection, L: ElementOrdering>(
+    _ c: inout C, _ scheduler: Scheduler?, _ less: L) where L.Element == C.Element {
     withContiguousStorage(&c) { a, n in
         if n < 2 { return }
         let buf = UnsafeMutablePointer<C.Element>.allocate(capacity: n)
@@ -59,7 +59,7 @@ func mergeSortCollection<C: MutableCollection & RandomAccessCollection>(
 @inlinable
 public func parallelBufferedSort<C: MutableCollection & RandomAccessCollection>(_ c: inout C, scheduler: Scheduler? = nil)
 where C.Element: Comparable {
-    mergeSortCollection(&c, scheduler, <)
+    mergeSortCollection(&c, scheduler, NaturalOrder<C.Element>())
 }
 
 // MARK: Kernels
@@ -93,8 +93,8 @@ func onScheduler(_ scheduler: Scheduler?, _ body: (Context?) -> Void) {
 }
 
 @inlinable
-func parallelQuickSort<T>(_ ctx: Context?, _ a: UnsafeMutablePointer<T>, _ lo: Int, _ hi: Int,
-                          _ depth: Int, _ cutoff: Int, _ less: (T, T) -> Bool) {
+func parallelQuickSort<T, L: ElementOrdering>(_ ctx: Context?, _ a: UnsafeMutablePointer<T>, _ lo: Int, _ hi: Int,
+                                            _ depth: Int, _ cutoff: Int, _ less: L) where L.Element == T {
     if hi - lo <= cutoff || depth == 0 || ctx == nil {
         sortIntro(a, lo, hi, depth, less)
         return
@@ -106,8 +106,8 @@ func parallelQuickSort<T>(_ ctx: Context?, _ a: UnsafeMutablePointer<T>, _ lo: I
 
 /// Sorts a[lo..<hi]; the result is left in `a`. `b` is scratch.
 @inlinable
-func mergeSort<T>(_ ctx: Context?, _ a: UnsafeMutablePointer<T>, _ b: UnsafeMutablePointer<T>,
-                  _ lo: Int, _ hi: Int, _ cutoff: Int, _ less: (T, T) -> Bool) {
+func mergeSort<T, L: ElementOrdering>(_ ctx: Context?, _ a: UnsafeMutablePointer<T>, _ b: UnsafeMutablePointer<T>,
+                                      _ lo: Int, _ hi: Int, _ cutoff: Int, _ less: L) where L.Element == T {
     if hi - lo <= cutoff || ctx == nil {
         sortIntro(a, lo, hi, sortDepthLimit(hi - lo), less)
         return
@@ -116,10 +116,10 @@ func mergeSort<T>(_ ctx: Context?, _ a: UnsafeMutablePointer<T>, _ b: UnsafeMuta
     _ = Context.forkJoinOn(ctx!, { mergeSort(ctx, a, b, lo, mid, cutoff, less) },
                            { mergeSort(Context.current, a, b, mid, hi, cutoff, less) })
     // Merge a[lo..<mid] and a[mid..<hi] into b, then move back.
-    if !less(a[mid], a[mid - 1]) { return }   // already in order
+    if !less.areInIncreasingOrder(a[mid], a[mid - 1]) { return }   // already in order
     var i = lo, j = mid, k = lo
     while i < mid && j < hi {
-        if less(a[j], a[i]) { (b + k).moveInitialize(from: a + j, count: 1); j += 1 }
+        if less.areInIncreasingOrder(a[j], a[i]) { (b + k).moveInitialize(from: a + j, count: 1); j += 1 }
         else { (b + k).moveInitialize(from: a + i, count: 1); i += 1 }
         k += 1
     }

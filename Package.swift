@@ -11,6 +11,10 @@ let package = Package(
         .executable(name: "ums-bench", targets: ["ums-bench"]),
         .executable(name: "ums-sample", targets: ["ums-sample"]),
     ],
+    dependencies: [
+        // `swift package generate-documentation` (DocC catalogs per module).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+    ],
     targets: [
         // liburcu (Debian: liburcu-dev), found with pkg-config.
         .systemLibrary(

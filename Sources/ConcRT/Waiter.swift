@@ -13,7 +13,9 @@ import UMS
 final class Waiter: @unchecked Sendable {
     // @unchecked Sendable: `claimed`, `word` are atomics; `context` and
     // `index` are set before the waiter is published.
-    let context: Context?
+    /// Unowned: a waiter is used only while its context waits (alive), and
+    /// a context keeps its own reusable waiter (no cycle).
+    unowned(unsafe) let context: Context?
     private let claimed = Atomic<Bool>(false)
     /// Futex word for thread waiters (nil for context waiters).
     private let word: UnsafeMutablePointer<UInt32>?

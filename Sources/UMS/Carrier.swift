@@ -14,6 +14,11 @@ final class Carrier {
     /// Unowned: whoever set it (a primary's execute, a kernel thread's
     /// call) holds the thread strongly until it clears the field.
     @exclusivity(unchecked) unowned(unsafe) var thread: UMSThread?
+    /// On a primary, while it executes a thread: that thread's identity and
+    /// its user context as of the execute (so schedulers can find their
+    /// own record without touching reference counts).
+    @exclusivity(unchecked) var runningThreadID: ObjectIdentifier?
+    @exclusivity(unchecked) var runningUserContext: UnsafeMutableRawPointer?
     /// The primary this carrier belongs to (nil on a kernel thread).
     /// Unowned: the primary owns its carrier.
     unowned(unsafe) let primary: UMSPrimary?

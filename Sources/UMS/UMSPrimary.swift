@@ -92,8 +92,12 @@ public final class UMSPrimary {
         executing = true
         thread.primary = self
         self.thread = thread
+        carrier.runningThreadID = ObjectIdentifier(thread)
+        carrier.runningUserContext = thread.userContext
         csup_ctx_switch(nativeContext, thread.ctx)
         self.thread = nil
+        carrier.runningThreadID = nil
+        carrier.runningUserContext = nil
         executing = false
         switch thread.exitReason {
         case .yielded(let p):

@@ -145,16 +145,15 @@ public final class UMSThread: @unchecked Sendable {
         }
     }
 
-    /// The ``userContext`` of ``currentOnPrimary``, read without touching
-    /// any reference count (the hot path of schedulers built on UMS).
+    /// The ``userContext`` of ``currentOnPrimary`` as it was when the
+    /// primary executed the thread, read without touching any reference
+    /// count (the hot path of schedulers built on UMS; set the user context
+    /// before the thread is executed, as ConcRT does at creation).
     public static var currentOnPrimaryUserContext: UnsafeMutableRawPointer? {
         guard let raw = csup_tls_get_carrier() else { return nil }
         // Why this is sound: as above; the thread is kept alive by the
         // primary executing it for as long as it runs here.
-        return Unmanaged<Carrier>.fromOpaque(raw)._withUnsafeGuaranteedRef { c in
-            guard c.primary != nil, let t = c.thread else { return nil }
-            return UnsafeMutableRawPointer(bitPattern: t.userContextBits.load(ordering: .acquiring))
-        }
+        return Unmanaged<Carrier>.fromOpaque(raw)._withUnsafeGuaranteedRef { $0.runningUserContext }
     }
 
     /// The current state (a snapshot).
@@ -199,7 +198,7 @@ public final class UMSThread: @unchecked Sendable {
     /// current thread. Traps if this thread is not the one running on the
     /// calling primary.
     public func yieldRunning(_ param: Int) {
-        guard let p = primary, p.thread === self else {
+        guard let p = primary, p.carrier.runningThreadID == ObjectIdentifier(self) else {
             preconditionFailure("UMS: yieldRunning called on a thread that is not the one running here")
         }
         assert(Carrier.current === p.carrier, "UMS: yieldRunning called from another pthread")

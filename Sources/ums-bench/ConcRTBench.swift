@@ -11,7 +11,8 @@ enum ConcRTBench {
 
     static func signalwait(_ h: Harness) throws {
         let n = h.int("iterations", 1_000_000)
-        let s = Scheduler.default
+        let vps = h.int("vps", 0)
+        let s = vps > 0 ? try Scheduler(policy: SchedulerPolicy(minConcurrency: vps, maxConcurrency: vps)) : Scheduler.default
         let ns = h.median("signalwait ums") { () -> Double in
             let evA = Event(), evB = Event(), done = Event()
             let t0 = csup_monotonic_ns()

@@ -44,6 +44,10 @@ public final class Scheduler: @unchecked Sendable {
     let stats = StatisticsCounters()
     let timers = TimerQueue()
     let searchers = Atomic<Int>(0)
+    /// VPs asleep in `VirtualProcessor.sleep` now, and those of them
+    /// asleep with no timeout (they went to sleep when every VP was idle).
+    let sleepingVPs = Atomic<Int>(0)
+    let untimedSleepers = Atomic<Int>(0)
     let spinNanoseconds: Int64 = 30_000
     private let injection = Mutex<WorkRing>(WorkRing())
     private let injectedCount = Atomic<Int>(0)
@@ -210,11 +214,12 @@ public final class Scheduler: @unchecked Sendable {
     func makeRunnable(_ c: Context) {
         if let me = Context.currentInternal, me.scheduler === self {
             // Like Go's runnext: the waker usually blocks next, and this VP
-            // runs the woken context at once. A sleeper is woken (unless a VP
-            // is already searching); it steals the context only if this VP
-            // has not switched contexts for a while (the waker is busy).
+            // runs the woken context at once, so no sleeper is woken for it
+            // (a futex wake per unblock would dominate a ping-pong). If the
+            // waker stays busy instead, an idle VP takes the context: idle
+            // VPs sleep at most 1 ms while another VP is awake, then steal
+            // runnable contexts from a VP that has not switched meanwhile.
             me.vp.pushRunnable(c, front: true)
-            notifyWork()
         } else {
             let target = c.vp.map { $0.retiring.load(ordering: .relaxed) ? virtualProcessors[0] : $0 } ?? virtualProcessors[0]
             target.pushRunnable(c, front: false)

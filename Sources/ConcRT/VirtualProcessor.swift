@@ -133,6 +133,7 @@ final class VirtualProcessor: @unchecked Sendable {
             }
             scheduler.timers.fireExpired()
             if let c = popRunnable() {
+                nudgeUntimedSleepers()
                 execute(c, primary)
                 continue
             }
@@ -155,6 +156,15 @@ final class VirtualProcessor: @unchecked Sendable {
         for c in idleCache { terminate(c, primary) }
         idleCache.removeAll()
         if temporary { scheduler.temporaryVirtualProcessorLeft(self) }
+    }
+
+    /// This VP has real work (a task or a runnable context) while others
+    /// sleep with no timeout (they slept when everything was idle): nudge
+    /// them once, so that they sleep again with the 1 ms bound and can take
+    /// contexts this VP's busy tasks wake (see Scheduler.makeRunnable).
+    @inline(__always)
+    func nudgeUntimedSleepers() {
+        if scheduler.untimedSleepers.load(ordering: .relaxed) > 0 { scheduler.completionList.wakeAllWaiters() }
     }
 
     private func execute(_ c: Context, _ primary: UMSPrimary) {
@@ -241,6 +251,7 @@ final class VirtualProcessor: @unchecked Sendable {
 
     @inline(__always)
     func runCounted(_ item: WorkItem) {
+        nudgeUntimedSleepers()
         stats.tasksRun.add()
         runWorkItem(item)
     }
@@ -350,8 +361,17 @@ final class VirtualProcessor: @unchecked Sendable {
         }
         var timeout = s.timers.timeUntilNextDeadline()
         if let m = maxTimeout { timeout = timeout.map { min($0, m) } ?? m }
+        // While another VP is awake, it may end up busy with contexts
+        // queued behind it: look again within 1 ms (see makeRunnable).
+        let asleep = s.sleepingVPs.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue
+        if asleep < s.activeVPCount.load(ordering: .relaxed) {
+            timeout = timeout.map { min($0, .milliseconds(1)) } ?? .milliseconds(1)
+        }
         stats.idleSleeps.add()
+        if timeout == nil { s.untimedSleepers.wrappingAdd(1, ordering: .relaxed) }
         list.wait(ticket: ticket, timeout: timeout)
+        if timeout == nil { s.untimedSleepers.wrappingSubtract(1, ordering: .relaxed) }
+        s.sleepingVPs.wrappingSubtract(1, ordering: .relaxed)
     }
 
     var hasLocalWork: Bool {

@@ -1,7 +1,7 @@
 import ConcRT
 
 /// Sorts in place by an unsigned integer key, in parallel: an LSD radix
-/// sort with 8-bit digits. Each pass builds per-chunk histograms in
+/// sort with 11-bit digits (6 passes for 64-bit keys). Each pass builds per-chunk histograms in
 /// parallel, computes every chunk's output offsets, and scatters in
 /// parallel into an O(n) buffer; passes where every key has the same digit
 /// are skipped. Stable. [parallel_radixsort]
@@ -44,43 +44,44 @@ func radixSort<T, K: FixedWidthInteger & UnsignedInteger>(
     let per = (n + chunks - 1) / chunks
     let buf = UnsafeMutablePointer<T>.allocate(capacity: n)
     defer { buf.deallocate() }
-    // counts[c * 256 + d]: digit d in chunk c; then its output offset.
-    let counts = UnsafeMutablePointer<Int>.allocate(capacity: chunks * 256)
+    // counts[c * radix + d]: digit d in chunk c; then its output offset.
+    let radix = 2048, digitBits = 11
+    let counts = UnsafeMutablePointer<Int>.allocate(capacity: chunks * radix)
     defer { counts.deallocate() }
     var src = a, dst = buf
-    let passes = K.bitWidth / 8
+    let passes = (K.bitWidth + digitBits - 1) / digitBits
     for pass in 0..<passes {
-        let shift = K(pass * 8)
-        counts.initialize(repeating: 0, count: chunks * 256)
+        let shift = K(pass * digitBits)
+        counts.initialize(repeating: 0, count: chunks * radix)
         forEachChunk(ctx!, 0, chunks) { c in
             let lo = c * per, hi = min(n, lo + per)
-            let h = counts + c * 256
+            let h = counts + c * radix
             var i = lo
-            while i < hi { h[Int(truncatingIfNeeded: key(src[i]) >> shift) & 255] += 1; i += 1 }
+            while i < hi { h[Int(truncatingIfNeeded: key(src[i]) >> shift) & (radix - 1)] += 1; i += 1 }
         }
         // Skip a pass in which every key has the same digit.
         var digitsUsed = 0
-        for d in 0..<256 {
+        for d in 0..<radix {
             var t = 0
-            for c in 0..<chunks { t += counts[c * 256 + d] }
+            for c in 0..<chunks { t += counts[c * radix + d] }
             if t > 0 { digitsUsed += 1 }
         }
         if digitsUsed <= 1 { continue }
         var offset = 0
-        for d in 0..<256 {
+        for d in 0..<radix {
             for c in 0..<chunks {
-                let k = counts[c * 256 + d]
-                counts[c * 256 + d] = offset
+                let k = counts[c * radix + d]
+                counts[c * radix + d] = offset
                 offset += k
             }
         }
         let s = src, t = dst
         forEachChunk(ctx!, 0, chunks) { c in
             let lo = c * per, hi = min(n, lo + per)
-            let o = counts + c * 256
+            let o = counts + c * radix
             var i = lo
             while i < hi {
-                let d = Int(truncatingIfNeeded: key(s[i]) >> shift) & 255
+                let d = Int(truncatingIfNeeded: key(s[i]) >> shift) & (radix - 1)
                 (t + o[d]).moveInitialize(from: s + i, count: 1)
                 o[d] += 1
                 i += 1

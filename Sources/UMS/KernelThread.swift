@@ -32,7 +32,7 @@ final class KernelThread: @unchecked Sendable {
     enum Command: UInt32 { case idle = 0, run = 1, exit = 2, sleeping = 3 }
 
     /// How long an idle KT watches its word before sleeping on the futex.
-    static let spinNanoseconds: Int64 = 50_000
+    static let spinNanoseconds: Int64 = 10_000
 
     /// C record: futex word and LIFO node (stable addresses).
     let shared: UnsafeMutablePointer<KTShared>

@@ -175,11 +175,13 @@ public final class Context: @unchecked Sendable {
 
     /// For runtime-internal wakers (latches, events): an unbalanced unblock
     /// there is a runtime bug, so it traps with the reason.
-    func unblockInternal() {
-        do { try unblockChecked() } catch { preconditionFailure("\(error)") }
+    /// `wakeIdle`: also wake an idle VP for it (a join continuation: it
+    /// usually heads a large part of the remaining work).
+    func unblockInternal(wakeIdle: Bool = false) {
+        do { try unblockChecked(wakeIdle: wakeIdle) } catch { preconditionFailure("\(error)") }
     }
 
-    private func unblockChecked() throws(ConcRTError) {
+    private func unblockChecked(wakeIdle: Bool = false) throws(ConcRTError) {
         while true {
             let s = blockState.load(ordering: .acquiring)
             switch s {
@@ -192,7 +194,7 @@ public final class Context: @unchecked Sendable {
             case BlockState.blocked:
                 if blockState.compareExchange(expected: s, desired: BlockState.running,
                                               ordering: .acquiringAndReleasing).exchanged {
-                    scheduler.makeRunnable(self)
+                    scheduler.makeRunnable(self, wakeIdle: wakeIdle)
                     return
                 }
             default:

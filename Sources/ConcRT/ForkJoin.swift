@@ -59,9 +59,9 @@ extension Context {
     /// other work on another context meanwhile, so nothing is lost.
     @usableFromInline
     func waitForStolen(_ jp: UnsafeMutablePointer<StackJob>) {
-        for _ in 0..<64 {
+        for _ in 0..<16 {
             if StackJob.isDone(jp) { return }
-            for _ in 0..<16 { csup_cpu_relax() }
+            for _ in 0..<8 { csup_cpu_relax() }
         }
         if StackJob.isDone(jp) { return }
         // Park: publish ourselves as the waiter, then announce it.

@@ -211,7 +211,7 @@ public final class Scheduler: @unchecked Sendable {
     /// Queues a context that was unblocked. From a VP of this scheduler it
     /// goes to the front of that VP's queue (it usually runs next, when the
     /// waker blocks); from elsewhere to its last VP, and a sleeper is woken.
-    func makeRunnable(_ c: Context) {
+    func makeRunnable(_ c: Context, wakeIdle: Bool = false) {
         if let me = Context.currentInternal, me.scheduler === self {
             // Like Go's runnext: the waker usually blocks next, and this VP
             // runs the woken context at once, so no sleeper is woken for it
@@ -220,6 +220,7 @@ public final class Scheduler: @unchecked Sendable {
             // VPs sleep at most 1 ms while another VP is awake, then steal
             // runnable contexts from a VP that has not switched meanwhile.
             me.vp.pushRunnable(c, front: true)
+            if wakeIdle { notifyWork() }
         } else {
             let target = c.vp.map { $0.retiring.load(ordering: .relaxed) ? virtualProcessors[0] : $0 } ?? virtualProcessors[0]
             target.pushRunnable(c, front: false)

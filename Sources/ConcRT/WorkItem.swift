@@ -106,7 +106,7 @@ public struct StackJob {
             // contextWaiting (our acq_rel exchange read that CAS, so the
             // store is visible), and it stays parked, keeping the record
             // alive, until this unblock.
-            p.pointee.waiter!.takeUnretainedValue().unblockInternal()
+            p.pointee.waiter!.takeUnretainedValue().unblockInternal(wakeIdle: true)
         } else if old == threadWaiting {
             _ = csup_futex_wake(word, 1)
         }

@@ -97,6 +97,7 @@ enum ForkJoinBench {
             }
         }
         h.report("fib", "ums", ms, "ms", String(format: "(fib(%d)=%d, heap allocations per task: %.3f)", n, expected, allocs))
+        h.progress("  scheduler: \(s.statistics)")
 
         if h.int("baselines", 1) != 0 {
             let tg = try h.median("fib taskgroup", reps: 1) { () throws -> Double in

@@ -270,6 +270,7 @@ final class VirtualProcessor: @unchecked Sendable {
         let busyAfter = start + 10_000
         snapshotSwitchCounts()
         var round = 0
+        var backoff = 16
         while true {
             if let item = stealOnce() {
                 stats.steals.add()
@@ -288,7 +289,11 @@ final class VirtualProcessor: @unchecked Sendable {
                 if now > busyAfter, stealFromBusyVirtualProcessor() { return .handoff }
                 if now > deadline { return .nothing }
             }
-            for _ in 0..<32 { csup_cpu_relax() }
+            // Exponential backoff between sweeps: a thief that re-reads a
+            // busy owner's deque indices in a tight loop keeps bouncing the
+            // owner's cache lines and slows every push and pop there.
+            for _ in 0..<backoff { csup_cpu_relax() }
+            backoff = min(backoff * 2, 512)
         }
     }
 

@@ -145,6 +145,10 @@ public final class Context: @unchecked Sendable {
 
     /// Makes a blocked context runnable. May come before the matching
     /// ``block()``. [Context::Unblock]
+    ///
+    /// Pair it only with ``block()``: a context waiting in an ``Event``, a
+    /// lock or a join is blocked by the runtime, and unblocking it is
+    /// unbalanced (as in ConcRT) and stops the program with a message.
     /// - Throws: ``ConcRTError/selfUnblock``, ``ConcRTError/unbalancedUnblock``.
     public func unblock() throws(ConcRTError) {
         if Context.currentInternal === self { throw .selfUnblock }
@@ -178,7 +182,12 @@ public final class Context: @unchecked Sendable {
     /// `wakeIdle`: also wake an idle VP for it (a join continuation: it
     /// usually heads a large part of the remaining work).
     func unblockInternal(wakeIdle: Bool = false) {
-        do { try unblockChecked(wakeIdle: wakeIdle) } catch { preconditionFailure("\(error)") }
+        do {
+            try unblockChecked(wakeIdle: wakeIdle)
+        } catch {
+            preconditionFailure("ConcRT: context \(id) was already unblocked when its event, lock or join released it: "
+                                + "Context.unblock() was called on it while it waited in a runtime primitive (unbalanced unblock)")
+        }
     }
 
     private func unblockChecked(wakeIdle: Bool = false) throws(ConcRTError) {

@@ -33,9 +33,12 @@ final class ContextTests: XCTestCase {
         let done = Event()
         s.scheduleTask {
             let me = Context.current!
-            let other = Event()
-            s.scheduleTask { try! me.unblock(); other.set() }
-            other.wait()
+            let unblocked = Counter()
+            // Stay running (yielding, never waiting on a primitive) until the
+            // unblock has landed, so it is an unblock *before* block.
+            s.scheduleTask { try! me.unblock(); unblocked.add() }
+            while unblocked.value == 0 { Context.yield() }
+            XCTAssertEqual(me.blockState.load(ordering: .acquiring), Context.BlockState.unblockedEarly)
             try! Context.block()   // consumes the early unblock
             done.set()
         }

@@ -51,7 +51,6 @@ public final class Event: @unchecked Sendable {
 
     /// Waits until the event is signaled. [event::wait]
     public func wait() {
-        if state.withLock({ $0.signaled }) { return }   // fast path: no waiter record
         // A context reuses its own waiter record for plain waits: set()
         // unlinks the list and claims each waiter once, and nothing else
         // can reach it, so it is free again when park returns.
@@ -60,8 +59,10 @@ public final class Event: @unchecked Sendable {
             w = c.plainWaiter
             w.reset()
         } else {
+            if isSet { return }   // a pthread: skip the futex word allocation
             w = Waiter()
         }
+        // One lock round trip: check and register together.
         let mustPark = state.withLock { s -> Bool in
             if s.signaled { return false }
             w.next = s.single

@@ -111,6 +111,16 @@ public final class Context: @unchecked Sendable {
         return Unmanaged<Context>.fromOpaque(p).takeUnretainedValue()
     }
 
+    /// Calls `body` with the calling context without retaining it (nil
+    /// outside a scheduler context). For hot paths.
+    @inline(__always)
+    static func withCurrent<R>(_ body: (Context?) -> R) -> R {
+        guard let p = UMSThread.currentOnPrimaryUserContext else { return body(nil) }
+        // Why this is sound: the context is running this code, so its +1
+        // (held by its thread's user context) outlives the call.
+        return Unmanaged<Context>.fromOpaque(p)._withUnsafeGuaranteedRef { body($0) }
+    }
+
     /// The calling context. [Context::CurrentContext]
     public static var current: Context? { currentInternal }
 
@@ -132,7 +142,7 @@ public final class Context: @unchecked Sendable {
     /// [Context::Yield]
     public static func yield() {
         guard let c = currentInternal else { sched_yield(); return }
-        c.vp.stats.yields.add()
+        c.vp.stats.yields.bump()
         c.switchOut(.yield)
     }
 
@@ -167,14 +177,15 @@ public final class Context: @unchecked Sendable {
             if blockState.compareExchange(expected: s, desired: BlockState.blocking,
                                           ordering: .acquiringAndReleasing).exchanged { break }
         }
-        vp.stats.blocks.add()
+        vp.stats.blocks.bump()
         switchOut(.block)
     }
 
     @inline(__always)
     func switchOut(_ reason: YieldReason) {
         yieldReason = reason
-        thread.yieldRunning(reason.rawValue)
+        // Guaranteed reference: the thread lives as long as this context.
+        Unmanaged.passUnretained(thread)._withUnsafeGuaranteedRef { $0.yieldRunning(reason.rawValue) }
     }
 
     /// For runtime-internal wakers (latches, events): an unbalanced unblock

@@ -12,9 +12,10 @@ public final class Event: @unchecked Sendable {
     // @unchecked Sendable: all state is under `state`'s mutex.
     private struct State {
         var signaled = false
-        /// Plain `wait()`ers: an intrusive list through `Waiter.next`, so a
-        /// wait costs one allocation (the Waiter) and no array traffic.
-        var single: Waiter?
+        /// Plain `wait()`ers: an intrusive list through `Waiter.next`, held
+        /// unretained (each waiter is kept alive by its parked owner until
+        /// set() has woken it), so registering costs no reference counting.
+        var single: Unmanaged<Waiter>?
         var waiters: [(Waiter, Int)] = []   // (waiter, index in a multi-wait)
     }
     private let state = Mutex<State>(State())
@@ -28,17 +29,22 @@ public final class Event: @unchecked Sendable {
     /// Signals the event and releases every waiter. [event::set]
     public func set() {
         var multi: [(Waiter, Int)] = []
-        let single: Waiter? = state.withLock { s in
+        let single: Unmanaged<Waiter>? = state.withLock { s in
             s.signaled = true
             swap(&multi, &s.waiters)
             defer { s.single = nil }
             return s.single
         }
         var w = single
-        while let x = w {
-            w = x.next
-            x.next = nil
-            if x.claim() { x.wake(result: 0) }
+        while let u = w {
+            // Read the link before the wake: once woken, the owner may reuse
+            // or free the waiter.
+            w = u._withUnsafeGuaranteedRef { x in
+                let next = x.next
+                x.next = nil
+                if x.claim() { x.wake(result: 0) }
+                return next
+            }
         }
         for (x, i) in multi where x.claim() { x.wake(result: i) }
     }
@@ -55,8 +61,8 @@ public final class Event: @unchecked Sendable {
         // unlinks the list and claims each waiter once, and nothing else
         // can reach it, so it is free again when park returns.
         let w: Waiter
-        if let c = Context.currentInternal {
-            w = c.plainWaiter
+        if let pw = Context.withCurrent({ $0?.plainWaiter }) {
+            w = pw
             w.reset()
         } else {
             if isSet { return }   // a pthread: skip the futex word allocation
@@ -66,7 +72,7 @@ public final class Event: @unchecked Sendable {
         let mustPark = state.withLock { s -> Bool in
             if s.signaled { return false }
             w.next = s.single
-            s.single = w
+            s.single = Unmanaged.passUnretained(w)
             return true
         }
         // set() unlinks the whole list before waking, so nothing refers to

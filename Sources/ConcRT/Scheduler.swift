@@ -212,20 +212,25 @@ public final class Scheduler: @unchecked Sendable {
     /// goes to the front of that VP's queue (it usually runs next, when the
     /// waker blocks); from elsewhere to its last VP, and a sleeper is woken.
     func makeRunnable(_ c: Context, wakeIdle: Bool = false) {
-        if let me = Context.currentInternal, me.scheduler === self {
-            // Like Go's runnext: the waker usually blocks next, and this VP
-            // runs the woken context at once, so no sleeper is woken for it
-            // (a futex wake per unblock would dominate a ping-pong). If the
-            // waker stays busy instead, an idle VP takes the context: idle
-            // VPs sleep at most 1 ms while another VP is awake, then steal
-            // runnable contexts from a VP that has not switched meanwhile.
+        // From a VP of this scheduler: like Go's runnext, the waker usually
+        // blocks next and this VP runs the woken context at once, so no
+        // sleeper is woken for it (a futex wake per unblock would dominate a
+        // ping-pong). If the waker stays busy instead, an idle VP takes the
+        // context: idle VPs sleep at most 1 ms while another VP is awake,
+        // then steal runnable contexts from a VP that has not switched.
+        let onOwnVP: Bool = Context.withCurrent { me in
+            guard let me, me.scheduler === self else { return false }
             me.vp.pushRunnable(c, front: true)
-            if wakeIdle { notifyWork() }
-        } else {
-            let target = c.vp.map { $0.retiring.load(ordering: .relaxed) ? virtualProcessors[0] : $0 } ?? virtualProcessors[0]
-            target.pushRunnable(c, front: false)
-            notifyWork(force: true)
+            return true
         }
+        if onOwnVP {
+            if wakeIdle { notifyWork() }
+            return
+        }
+        // From elsewhere: to its last VP, and wake a sleeper.
+        let target = c.vp.map { $0.retiring.load(ordering: .relaxed) ? virtualProcessors[0] : $0 } ?? virtualProcessors[0]
+        target.pushRunnable(c, front: false)
+        notifyWork(force: true)
     }
 
     /// True when any work source holds something (for the idle check).

@@ -37,6 +37,9 @@ public struct SchedulerStatistics: Sendable, Equatable, CustomStringConvertible 
 final class StatCounter: Sendable {
     private let v = Atomic<Int>(0)
     @inline(__always) func add(_ n: Int = 1) { v.wrappingAdd(n, ordering: .relaxed) }
+    /// For a counter only one pthread writes (a VP's own): a plain load and
+    /// store, no locked read-modify-write.
+    @inline(__always) func bump() { v.store(v.load(ordering: .relaxed) &+ 1, ordering: .relaxed) }
     var value: Int { v.load(ordering: .relaxed) }
 }
 

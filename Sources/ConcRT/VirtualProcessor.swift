@@ -128,7 +128,7 @@ final class VirtualProcessor: @unchecked Sendable {
         let list = scheduler.completionList
         while true {
             list.drain(timeout: .zero) { t in
-                self.stats.completions.add()
+                self.stats.completions.bump()
                 self.pushRunnable(Context.of(t), front: false)
             }
             scheduler.timers.fireExpired()
@@ -169,7 +169,7 @@ final class VirtualProcessor: @unchecked Sendable {
 
     private func execute(_ c: Context, _ primary: UMSPrimary) {
         c.vp = self
-        stats.contextSwitches.add()
+        stats.contextSwitches.bump()
         switchCount.store(switchCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         let result: UMSExecuteResult
         do {
@@ -179,7 +179,7 @@ final class VirtualProcessor: @unchecked Sendable {
         }
         switch result {
         case .blocked:
-            stats.kernelBlocks.add()
+            stats.kernelBlocks.bump()
         case .terminated:
             scheduler.contextEnded(c)
         case .yielded:
@@ -252,7 +252,7 @@ final class VirtualProcessor: @unchecked Sendable {
     @inline(__always)
     func runCounted(_ item: WorkItem) {
         nudgeUntimedSleepers()
-        stats.tasksRun.add()
+        stats.tasksRun.bump()
         runWorkItem(item)
     }
 
@@ -273,7 +273,7 @@ final class VirtualProcessor: @unchecked Sendable {
         var backoff = 16
         while true {
             if let item = stealOnce() {
-                stats.steals.add()
+                stats.steals.bump()
                 // More may be left: if nobody else is searching, wake one.
                 if s.searchers.load(ordering: .relaxed) == 1 { s.notifyWork(force: true) }
                 return .item(item)
@@ -318,7 +318,7 @@ final class VirtualProcessor: @unchecked Sendable {
             if v.runnableCount.load(ordering: .relaxed) > 0,
                v.switchCount.load(ordering: .relaxed) == seenSwitches[i],
                let c = v.stealRunnable() {
-                stats.steals.add()
+                stats.steals.bump()
                 pushRunnable(c, front: false)
                 return true
             }
@@ -372,7 +372,7 @@ final class VirtualProcessor: @unchecked Sendable {
         if asleep < s.activeVPCount.load(ordering: .relaxed) {
             timeout = timeout.map { min($0, .milliseconds(1)) } ?? .milliseconds(1)
         }
-        stats.idleSleeps.add()
+        stats.idleSleeps.bump()
         if timeout == nil { s.untimedSleepers.wrappingAdd(1, ordering: .relaxed) }
         list.wait(ticket: ticket, timeout: timeout)
         if timeout == nil { s.untimedSleepers.wrappingSubtract(1, ordering: .relaxed) }

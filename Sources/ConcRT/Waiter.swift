@@ -22,8 +22,9 @@ final class Waiter: @unchecked Sendable {
     /// What the winning waker reported (for example which event fired;
     /// -1 for a timeout). Written before the wake, read after the park.
     var result: Int = -1
-    /// Link in an event's list of plain waiters (under that event's lock).
-    var next: Waiter?
+    /// Link in an event's list of plain waiters (under that event's lock),
+    /// unretained like the list head.
+    @exclusivity(unchecked) var next: Unmanaged<Waiter>?
 
     init() {
         context = Context.currentInternal

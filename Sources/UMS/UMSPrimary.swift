@@ -91,6 +91,7 @@ public final class UMSPrimary {
         executionCount &+= 1
         executing = true
         thread.primary = self
+        thread.primaryNative = nativeContext
         self.thread = thread
         carrier.runningThreadID = ObjectIdentifier(thread)
         carrier.runningUserContext = thread.userContext

@@ -49,6 +49,8 @@ public final class UMSThread: @unchecked Sendable {
     /// The primary executing this thread (written by that primary before the
     /// switch in; read by the thread on the same pthread).
     @exclusivity(unchecked) unowned(unsafe) var primary: UMSPrimary?
+    /// That primary's native context (set with `primary`).
+    @exclusivity(unchecked) var primaryNative: OpaquePointer?
     /// The blocking call's closure: written by the UT, read and cleared by
     /// the kernel thread; the hand-off is ordered by the KT's futex word.
     @exclusivity(unchecked) var pendingCall: (() -> Void)?
@@ -198,12 +200,16 @@ public final class UMSThread: @unchecked Sendable {
     /// current thread. Traps if this thread is not the one running on the
     /// calling primary.
     public func yieldRunning(_ param: Int) {
-        guard let p = primary, p.carrier.runningThreadID == ObjectIdentifier(self) else {
+        // Raw pointers only: this is the hot path of every cooperative block
+        // in ConcRT, and retain/release pairs held across the switch are
+        // most of its cost.
+        guard let native = primaryNative, let raw = csup_tls_get_carrier(),
+              Unmanaged<Carrier>.fromOpaque(raw)._withUnsafeGuaranteedRef({ $0.runningThreadID == ObjectIdentifier(self) })
+        else {
             preconditionFailure("UMS: yieldRunning called on a thread that is not the one running here")
         }
-        assert(Carrier.current === p.carrier, "UMS: yieldRunning called from another pthread")
         exitReason = .yielded(param)
-        switchToPrimary(p)
+        csup_ctx_switch(ctx, native)
     }
 
     /// Saves this context and resumes the primary's scheduler context.

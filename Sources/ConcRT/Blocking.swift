@@ -143,8 +143,8 @@ public enum Blocking {
 
     /// A real nanosleep(2) in the kernel, on the kernel thread.
     public static func sleep(for duration: Duration) throws(BlockingError) {
-        let ns = UMSCompletionList.nanosecondsPublic(duration)
-        let deadline = csup_monotonic_ns() + ns
+        let ns = UMSCompletionList.nanoseconds(duration)
+        let deadline = UMSCompletionList.deadline(after: duration)
         var left = ns
         while left > 0 {
             let r = UMS.blockingCall { csup_sys_nanosleep(left) }

@@ -94,7 +94,7 @@ public final class Event: @unchecked Sendable {
     /// waits on each unsignaled one in turn and re-checks them all.
     public static func waitForMultiple(_ events: [Event], waitAll: Bool, timeout: Duration?) -> Int {
         precondition(!events.isEmpty, "ConcRT: waitForMultiple needs at least one event")
-        let deadline = timeout.map { csup_monotonic_ns() + UMSCompletionList.nanosecondsPublic($0) }
+        let deadline = timeout.map { UMSCompletionList.deadline(after: $0) }
         if waitAll {
             while true {
                 guard let pending = events.firstIndex(where: { !$0.isSet }) else { return 0 }
@@ -153,7 +153,7 @@ public final class Event: @unchecked Sendable {
                 waiter.park()   // a waker claimed it first: take its wake
                 break
             }
-            if waiter.waitBriefly(nanoseconds: left) { break }
+            if waiter.waitThread(nanoseconds: left) { break }
         }
         deregister(waiter, from: events)
         return waiter.result
@@ -161,14 +161,6 @@ public final class Event: @unchecked Sendable {
 
     private static func deregister(_ waiter: Waiter, from events: [Event]) {
         for e in events { e.state.withLock { s in s.waiters.removeAll { $0.0 === waiter } } }
-    }
-}
-
-extension Waiter {
-    /// Thread waiters only: waits up to `nanoseconds`; true once woken.
-    func waitBriefly(nanoseconds: Int64) -> Bool {
-        precondition(context == nil)
-        return waitThread(nanoseconds: nanoseconds)
     }
 }
 

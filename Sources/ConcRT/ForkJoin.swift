@@ -116,8 +116,3 @@ extension Context {
     }
 }
 
-extension Scheduler {
-    /// Slots for per-VP data: one per possible VP plus one for callers
-    /// outside the scheduler.
-    package var virtualProcessorSlots: Int { virtualProcessors.count + 1 }
-}

@@ -364,7 +364,7 @@ public final class Scheduler: @unchecked Sendable {
         precondition(Context.currentInternal?.scheduler !== self,
                      "ConcRT: shutdown() called from one of the scheduler's own contexts; call it from outside")
         if stopped.load(ordering: .acquiring) { return }
-        let deadline = timeout.map { csup_monotonic_ns() + UMSCompletionList.nanosecondsPublic($0) }
+        let deadline = timeout.map { UMSCompletionList.deadline(after: $0) }
         var pause: UInt32 = 50
         while outstanding.load(ordering: .acquiring) > 0 {
             if let d = deadline, csup_monotonic_ns() > d {
@@ -394,14 +394,6 @@ public final class Scheduler: @unchecked Sendable {
             total.completions += v.completions; total.idleSleeps += v.idleSleeps
         }
         return total
-    }
-}
-
-extension UMSCompletionList {
-    static func nanosecondsPublic(_ d: Duration) -> Int64 {
-        let c = d.components
-        if c.seconds < 0 { return 0 }
-        return c.seconds &* 1_000_000_000 &+ c.attoseconds / 1_000_000_000
     }
 }
 

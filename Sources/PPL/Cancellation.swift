@@ -117,8 +117,6 @@ final class CancellationScope: Sendable {
 
     func cancel() { canceled.store(true, ordering: .releasing) }
 
-    var isOwnCanceled: Bool { canceled.load(ordering: .acquiring) }
-
     var isCanceled: Bool {
         var s: CancellationScope? = self
         while let c = s {

@@ -225,12 +225,6 @@ final class KernelThreadPool: @unchecked Sendable {
         return kt
     }
 
-    /// Stops and joins every idle KT (the list's threads are all gone or
-    /// terminated when this runs).
-    func shutdown() {
-        trim()
-    }
-
     /// Stops and joins the KTs that are idle now.
     func trim() {
         var stopped: [KernelThread] = []

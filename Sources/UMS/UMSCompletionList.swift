@@ -51,7 +51,7 @@ public final class UMSCompletionList: @unchecked Sendable {
     deinit {
         // Unreachable with queued threads: they retain this list. Kernel
         // threads in a call retain it too, so every KT is idle here.
-        kernelThreads.shutdown()
+        kernelThreads.trim()
         // Why this is sound: nothing can enqueue any more (see above).
         csup_clist_destroy(clist)
     }
@@ -160,7 +160,15 @@ public final class UMSCompletionList: @unchecked Sendable {
         csup_clist_enqueue(clist, t.node)
     }
 
-    static func nanoseconds(_ d: Duration) -> Int64 {
+    /// The monotonic-clock time (ns) `d` from now, saturating at Int64.max.
+    package static func deadline(after d: Duration) -> Int64 {
+        let n = nanoseconds(d), now = csup_monotonic_ns()
+        return n > Int64.max - now ? Int64.max : now + n
+    }
+
+    /// A duration in nanoseconds for the C layer: negative is 0, huge
+    /// saturates at Int64.max. Shared with ConcRT (package access).
+    package static func nanoseconds(_ d: Duration) -> Int64 {
         let c = d.components
         if c.seconds < 0 { return 0 }
         if c.seconds > Int64.max / 1_000_000_000 - 1 { return Int64.max }

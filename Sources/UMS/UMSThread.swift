@@ -129,11 +129,6 @@ public final class UMSThread: @unchecked Sendable {
     /// Usable stack bytes (rounded up to pages).
     public let stackSize: Int
 
-    /// Lowest usable stack address (just above the guard region). A
-    /// scheduler can compare a local's address against it to see how much
-    /// stack is left.
-    public var stackLowerBound: UInt { UInt(bitPattern: stack.lo) }
-
     /// The UMS thread running on the calling pthread if that pthread is a
     /// primary (nil on a kernel thread inside a blocking call, and outside
     /// UMS threads). Code that uses per-primary state must use this, not

@@ -13,3 +13,15 @@ CSUP_NOINLINE void csup_tls_set_carrier(void *value) {
     __asm__ __volatile__("" ::: "memory");
     carrier = value;
 }
+
+static CSUP_TLS void *user_context;
+
+CSUP_NOINLINE void *csup_tls_get_user_context(void) {
+    __asm__ __volatile__("" ::: "memory");
+    return user_context;
+}
+
+CSUP_NOINLINE void csup_tls_set_user_context(void *value) {
+    __asm__ __volatile__("" ::: "memory");
+    user_context = value;
+}

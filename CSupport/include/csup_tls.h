@@ -13,4 +13,12 @@
 void *csup_tls_get_carrier(void);
 void csup_tls_set_carrier(void *carrier);
 
+/* The user context of the UMS thread a primary is running on this pthread
+ * (NULL on other pthreads and between executions): the hot lookup of a
+ * scheduler built on UMS ("which of my records is running here?"), one
+ * call with no Swift object in the way. Written only by the primary's
+ * pthread (execute, directed switches). */
+void *csup_tls_get_user_context(void);
+void csup_tls_set_user_context(void *user_context);
+
 #endif

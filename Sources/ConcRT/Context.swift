@@ -35,17 +35,44 @@ public final class Context: @unchecked Sendable {
     /// The context's UMS thread. Set by whoever dequeues it from the
     /// completion list (a new thread is queued there before its creator
     /// gets it back), so every reader sees it after the list's hand-off.
-    var thread: UMSThread!
+    /// `threadOwner` keeps it; `thread` reads it without reference counting.
+    private var threadOwner: UMSThread?
+    @exclusivity(unchecked) private(set) var threadRef: Unmanaged<UMSThread>?
+    var thread: UMSThread! { threadRef?.takeUnretainedValue() }
     @usableFromInline unowned(unsafe) let scheduler: Scheduler
-    /// The virtual processor running this context (set before each execute).
-    @usableFromInline @exclusivity(unchecked) unowned(unsafe) var vp: VirtualProcessor!
+    /// `scheduler`'s identity, for comparisons that touch no reference count.
+    let schedulerID: ObjectIdentifier
+    /// The virtual processor running this context (set before each execute),
+    /// unretained: VPs live as long as their scheduler. Hot paths use
+    /// ``withVP(_:)``, which touches no reference count.
+    @usableFromInline @exclusivity(unchecked) var vpRef: Unmanaged<VirtualProcessor>?
+    @usableFromInline var vp: VirtualProcessor! { vpRef?.takeUnretainedValue() }
+
+    @inline(__always)
+    func withVP<R>(_ body: (VirtualProcessor) throws -> R) rethrows -> R {
+        try vpRef.unsafelyUnwrapped._withUnsafeGuaranteedRef(body)
+    }
     /// Schedule group of the task being run (0: none).
     @exclusivity(unchecked) var scheduleGroupID = 0
     let blockState = Atomic<Int>(BlockState.running)
     @exclusivity(unchecked) var yieldReason: YieldReason = .idle
     @exclusivity(unchecked) var exitRequested = false
-    /// The waiter record this context reuses for plain `Event.wait()`s.
-    private(set) lazy var plainWaiter = Waiter(for: self)
+    /// The waiter record this context reuses for plain `Event.wait()`s
+    /// (owned by `parkWaiterOwner`; used unretained on the hot path).
+    private let parkWaiterOwner = Waiter(forContext: ())
+    let parkWaiter: Unmanaged<Waiter>
+    /// The event a `.park` switch-out waits on (set by the context before
+    /// the switch, read by its primary after it).
+    @exclusivity(unchecked) var parkEvent: Unmanaged<Event>?
+    /// True while the context is registered on an event by a plain wait
+    /// (diagnostics and tests; relaxed: it orders nothing).
+    let parkedOnEvent = Atomic<Bool>(false)
+
+    /// True while the context waits: parked on an event, or blocked (a
+    /// lock, a timed or multiple wait, a join, ``block()``). A snapshot.
+    var isWaiting: Bool {
+        parkedOnEvent.load(ordering: .relaxed) || blockState.load(ordering: .acquiring) == BlockState.blocked
+    }
     /// Storage behind `layerLocal` (touched only by this context).
     @exclusivity(unchecked) var _layerLocal: AnyObject?
     /// Oversubscription nesting of this context.
@@ -65,6 +92,8 @@ public final class Context: @unchecked Sendable {
         case yield = 3
         /// Context.block(): commit the block.
         case block = 4
+        /// Event.wait(): register on `parkEvent` (Event.commitPark).
+        case park = 5
     }
 
     private static let nextID = Atomic<Int>(1)
@@ -72,6 +101,9 @@ public final class Context: @unchecked Sendable {
     init(scheduler: Scheduler, list: UMSCompletionList, policy: SchedulerPolicy) throws(UMSError) {
         id = Context.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         self.scheduler = scheduler
+        schedulerID = ObjectIdentifier(scheduler)
+        parkWaiter = Unmanaged.passUnretained(parkWaiterOwner)
+        parkWaiterOwner.attach(self)
         // The thread's user context holds a +1 on this Context, released
         // when the thread terminates (Scheduler.contextEnded). It is set
         // before the thread is queued, so a dequeuer always finds it.
@@ -121,6 +153,18 @@ public final class Context: @unchecked Sendable {
         return Unmanaged<Context>.fromOpaque(p)._withUnsafeGuaranteedRef { body($0) }
     }
 
+    /// The virtual processor of the calling context if it belongs to
+    /// `scheduler` (unretained; nil elsewhere). For hot paths: no
+    /// reference count is touched.
+    @inline(__always)
+    static func currentVirtualProcessor(of scheduler: ObjectIdentifier) -> Unmanaged<VirtualProcessor>? {
+        guard let p = UMSThread.currentOnPrimaryUserContext else { return nil }
+        // Why this is sound: the context is running this code (see withCurrent).
+        return Unmanaged<Context>.fromOpaque(p)._withUnsafeGuaranteedRef { me in
+            me.schedulerID == scheduler ? me.vpRef : nil
+        }
+    }
+
     /// The calling context. [Context::CurrentContext]
     public static var current: Context? { currentInternal }
 
@@ -142,7 +186,7 @@ public final class Context: @unchecked Sendable {
     /// [Context::Yield]
     public static func yield() {
         guard let c = currentInternal else { sched_yield(); return }
-        c.vp.stats.yields.bump()
+        c.withVP { $0.stats.yields.bump() }
         c.switchOut(.yield)
     }
 
@@ -177,15 +221,78 @@ public final class Context: @unchecked Sendable {
             if blockState.compareExchange(expected: s, desired: BlockState.blocking,
                                           ordering: .acquiringAndReleasing).exchanged { break }
         }
-        vp.stats.blocks.bump()
-        switchOut(.block)
+        withVP { $0.stats.blocks.bump() }
+        Context.suspend(Unmanaged.passUnretained(self), .block)
     }
 
+    /// Switches to the primary with `reason`; returns when this context
+    /// runs again (then finishes a directed switch that brought it back).
     @inline(__always)
     func switchOut(_ reason: YieldReason) {
         yieldReason = reason
         // Guaranteed reference: the thread lives as long as this context.
-        Unmanaged.passUnretained(thread)._withUnsafeGuaranteedRef { $0.yieldRunning(reason.rawValue) }
+        threadRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.yieldRunning(reason.rawValue) }
+        VirtualProcessor.finishDirectSwitch(into: self)
+    }
+
+    /// Suspends the context with the `.park` or `.block` reason (already
+    /// announced). When its VP has a context in `runnext` (one this
+    /// context just woke, usually), switches straight to it (a directed
+    /// switch: one context switch instead of two through the primary, and
+    /// no pass of the primary loop); the context switched to finishes this
+    /// one's suspension (VirtualProcessor.finishDirectSwitch). Otherwise
+    /// goes through the primary.
+    static func suspend(_ me: Unmanaged<Context>, _ reason: YieldReason) {
+        let (vp, thread) = me._withUnsafeGuaranteedRef { c in
+            c.yieldReason = reason
+            return (c.vpRef.unsafelyUnwrapped, c.threadRef.unsafelyUnwrapped)
+        }
+        if let next = vp._withUnsafeGuaranteedRef({ $0.takeDirectSwitchTarget(from: me) }) {
+            let nextThread = next._withUnsafeGuaranteedRef { n in
+                n.vpRef = vp
+                return n.threadRef.unsafelyUnwrapped
+            }
+            let switched = thread._withUnsafeGuaranteedRef { t in
+                nextThread._withUnsafeGuaranteedRef { t.switchRunning(to: $0, param: reason.rawValue) }
+            }
+            if !switched {
+                // Not ready: a runtime bug (runnext holds only suspended
+                // contexts). Say so rather than lose the context.
+                next._withUnsafeGuaranteedRef { n in
+                    preconditionFailure("ConcRT: context \(n.id) in a runnable queue is not ready to run")
+                }
+            }
+        } else {
+            thread._withUnsafeGuaranteedRef { $0.yieldRunning(reason.rawValue) }
+        }
+        me._withUnsafeGuaranteedRef { VirtualProcessor.finishDirectSwitch(into: $0) }
+    }
+
+    /// A plain Event.wait() from the context whose user-context pointer is
+    /// `me`: switch out with `.park`; the primary registers the context on
+    /// the event after the switch (see Event). The context's block state is
+    /// not touched, so a pending ``unblock()`` stays pending for the next
+    /// ``block()``. Raw pointers only: no reference count is touched on
+    /// this path (the running context and its thread are alive while it
+    /// runs).
+    @inline(never)
+    static func park(_ me: UnsafeMutableRawPointer, on e: Event) {
+        let ctx = Unmanaged<Context>.fromOpaque(me)
+        ctx._withUnsafeGuaranteedRef { c in
+            c.parkEvent = Unmanaged.passUnretained(e)
+            c.withVP { $0.stats.blocks.bump() }
+        }
+        suspend(ctx, .park)
+        // Whoever committed the park cleared parkEvent.
+        ctx._withUnsafeGuaranteedRef { $0.parkedOnEvent.store(false, ordering: .relaxed) }
+    }
+
+    /// Records the thread the first time this context is dequeued.
+    func adopt(_ t: UMSThread) {
+        if threadOwner == nil {
+            threadOwner = t
+            threadRef = Unmanaged.passUnretained(t)
+        }
     }
 
     /// For runtime-internal wakers (latches, events): an unbalanced unblock

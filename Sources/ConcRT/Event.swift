@@ -5,20 +5,48 @@ import UMS
 /// A manual-reset event that blocks the waiting context, not its thread.
 /// [concurrency::event]
 ///
-/// Waiters are a list under the event's own lock. `set()` marks the event
-/// signaled and wakes every waiter it can claim (see ``Waiter``); `reset()`
-/// clears it. A wait from a plain pthread parks that pthread on a futex.
+/// State: one atomic word, so that `set`, `reset` and a plain `wait` take no
+/// lock:
+///
+///     bit 0   signaled
+///     bit 1   the wait-for-multiple list (under `multi`'s mutex) may be non-empty
+///     rest    head of the plain waiters' stack: an unretained ``Waiter``
+///             (objects are at least 16-byte aligned, so bits 0-1 are free)
+///
+/// Protocol:
+/// - A plain `wait()` from a context does not register itself: it switches
+///   to its primary with the `.park` reason, and the primary pushes the
+///   context's waiter onto the word after the switch has saved the context
+///   (``commitPark(_:)``, a CAS that fails when the event became signaled:
+///   then the context is resumed at once). So every waiter a setter finds is
+///   fully parked, and waking it is just making it runnable: no per-context
+///   block state, no claim. This is Go's `gopark` with an unlock function.
+/// - A plain `wait()` from a pthread pushes a fresh waiter itself and parks
+///   on that waiter's futex word.
+/// - `set()` replaces the word with `signaled` in one CAS, which takes the
+///   whole plain-waiter stack (push-only plus take-all has no ABA), then
+///   wakes each waiter, reading its link first (a woken context may reuse
+///   its waiter at once).
+/// - Wait-for-multiple waiters (and timed waits) register under the mutex
+///   and set bit 1 with an RMW that also tells them whether the event was
+///   signaled meanwhile. A `set()` that sees bit 1 signals and takes both
+///   lists under the mutex. The RMWs are on the same word, so of a set and
+///   a registration one always sees the other: no lost wake-up.
+/// - `reset()` clears bit 0 (plain waiters cannot be present while it is
+///   set: pushes expect it clear).
+///
+/// Orderings: every RMW on the word is acquire-release. A waiter's push
+/// releases its link and (for a context) the saved context; the setter's
+/// CAS acquires them, and hands the context to a runnable queue, whose own
+/// release/acquire carries them to the VP that runs it.
 public final class Event: @unchecked Sendable {
-    // @unchecked Sendable: all state is under `state`'s mutex.
-    private struct State {
-        var signaled = false
-        /// Plain `wait()`ers: an intrusive list through `Waiter.next`, held
-        /// unretained (each waiter is kept alive by its parked owner until
-        /// set() has woken it), so registering costs no reference counting.
-        var single: Unmanaged<Waiter>?
-        var waiters: [(Waiter, Int)] = []   // (waiter, index in a multi-wait)
-    }
-    private let state = Mutex<State>(State())
+    // @unchecked Sendable: `word` is atomic; the multi list is under its mutex.
+    let word = Atomic<UInt>(0)
+    private let multi = Mutex<[(Waiter, Int)]>([])
+
+    static let signaledBit: UInt = 1
+    static let multiBit: UInt = 2
+    static let pointerMask: UInt = ~UInt(3)
 
     /// The value `wait(timeout:)` returns when the timeout passed.
     /// [COOPERATIVE_WAIT_TIMEOUT]
@@ -28,56 +56,115 @@ public final class Event: @unchecked Sendable {
 
     /// Signals the event and releases every waiter. [event::set]
     public func set() {
-        var multi: [(Waiter, Int)] = []
-        let single: Unmanaged<Waiter>? = state.withLock { s in
-            s.signaled = true
-            swap(&multi, &s.waiters)
-            defer { s.single = nil }
-            return s.single
+        var old = word.load(ordering: .acquiring)
+        while true {
+            // Already signaled: no plain waiter can be registered, and any
+            // multi-waiter that registered after that set saw the bit.
+            if old & Self.signaledBit != 0 { return }
+            if old & Self.multiBit != 0 {
+                setWithMultiWaiters()
+                return
+            }
+            let (done, seen) = word.compareExchange(expected: old, desired: Self.signaledBit,
+                                                    ordering: .acquiringAndReleasing)
+            if done { break }
+            old = seen
         }
-        var w = single
-        while let u = w {
-            // Read the link before the wake: once woken, the owner may reuse
-            // or free the waiter.
-            w = u._withUnsafeGuaranteedRef { x in
-                let next = x.next
-                x.next = nil
-                if x.claim() { x.wake(result: 0) }
+        Self.wakePlainWaiters(old)
+    }
+
+    /// Wakes the plain waiters of a stack taken from the word.
+    private static func wakePlainWaiters(_ taken: UInt) {
+        var p = taken & pointerMask
+        while p != 0 {
+            // Why this is sound: a waiter on the stack is kept alive by its
+            // parked owner (a context's own waiter, or a pthread's local)
+            // until this wake; its link is read before the wake.
+            p = Unmanaged<Waiter>.fromOpaque(UnsafeRawPointer(bitPattern: p)!)._withUnsafeGuaranteedRef { w in
+                let next = w.nextBits
+                w.wakeParked()
                 return next
             }
         }
-        for (x, i) in multi where x.claim() { x.wake(result: i) }
+    }
+
+    /// set() while wait-for-multiple waiters may be registered: signal and
+    /// take both lists under the mutex, so no registration falls between
+    /// the signal and the take (a waiter that registers after a later
+    /// reset() must not be woken by this set).
+    private func setWithMultiWaiters() {
+        let (plain, taken): (UInt, [(Waiter, Int)]) = multi.withLock { list in
+            var old = word.load(ordering: .acquiring)
+            while true {
+                if old & Self.signaledBit != 0 { return (0, []) }
+                let (done, seen) = word.compareExchange(expected: old, desired: Self.signaledBit,
+                                                        ordering: .acquiringAndReleasing)
+                if done { break }
+                old = seen
+            }
+            var t: [(Waiter, Int)] = []
+            swap(&t, &list)
+            return (old, t)
+        }
+        Self.wakePlainWaiters(plain)
+        for (x, i) in taken where x.claim() { x.wake(result: i) }
     }
 
     /// Clears the signal. [event::reset]
-    public func reset() { state.withLock { $0.signaled = false } }
+    public func reset() {
+        if word.load(ordering: .relaxed) & Self.signaledBit != 0 {
+            word.bitwiseAnd(~Self.signaledBit, ordering: .acquiringAndReleasing)
+        }
+    }
 
     /// True while signaled.
-    public var isSet: Bool { state.withLock { $0.signaled } }
+    public var isSet: Bool { word.load(ordering: .acquiring) & Self.signaledBit != 0 }
 
     /// Waits until the event is signaled. [event::wait]
     public func wait() {
-        // A context reuses its own waiter record for plain waits: set()
-        // unlinks the list and claims each waiter once, and nothing else
-        // can reach it, so it is free again when park returns.
-        let w: Waiter
-        if let pw = Context.withCurrent({ $0?.plainWaiter }) {
-            w = pw
-            w.reset()
-        } else {
-            if isSet { return }   // a pthread: skip the futex word allocation
-            w = Waiter()
+        if word.load(ordering: .acquiring) & Self.signaledBit != 0 { return }
+        if let me = UMSThread.currentOnPrimaryUserContext {
+            Context.park(me, on: self)
+            return
         }
-        // One lock round trip: check and register together.
-        let mustPark = state.withLock { s -> Bool in
-            if s.signaled { return false }
-            w.next = s.single
-            s.single = Unmanaged.passUnretained(w)
-            return true
+        // A pthread outside any scheduler: push a waiter with its own futex
+        // word, then sleep on it.
+        let w = Waiter()
+        var old = word.load(ordering: .acquiring)
+        while true {
+            if old & Self.signaledBit != 0 { return }
+            w.nextBits = old & Self.pointerMask
+            let (done, seen) = word.compareExchange(
+                expected: old, desired: UInt(bitPattern: Unmanaged.passUnretained(w).toOpaque()) | (old & Self.multiBit),
+                ordering: .acquiringAndReleasing)
+            if done { break }
+            old = seen
         }
-        // set() unlinks the whole list before waking, so nothing refers to
-        // `w` once park returns.
-        if mustPark { w.park() }
+        w.park()
+        withExtendedLifetime(w) {}
+    }
+
+    /// Primary side of a context's plain wait, after the switch saved it:
+    /// push its waiter unless the event is signaled by now. False: signaled,
+    /// resume the context.
+    static func commitPark(_ c: Context, on e: Event) -> Bool {
+        let w = c.parkWaiter
+        let bits = UInt(bitPattern: w.toOpaque())
+        var old = e.word.load(ordering: .acquiring)
+        // Before the push: once pushed, a setter may resume the context,
+        // which clears the flag.
+        c.parkedOnEvent.store(true, ordering: .relaxed)
+        while true {
+            if old & signaledBit != 0 {
+                c.parkedOnEvent.store(false, ordering: .relaxed)
+                return false
+            }
+            w._withUnsafeGuaranteedRef { $0.nextBits = old & pointerMask }
+            let (done, seen) = e.word.compareExchange(expected: old, desired: bits | (old & multiBit),
+                                                      ordering: .acquiringAndReleasing)
+            if done { return true }
+            old = seen
+        }
     }
 
     /// Waits until the event is signaled or the timeout passes. Returns true
@@ -111,11 +198,7 @@ public final class Event: @unchecked Sendable {
         let waiter = Waiter()
         // Register on every event, unless one is already signaled.
         for (i, e) in events.enumerated() {
-            let signaled = e.state.withLock { s -> Bool in
-                if s.signaled { return true }
-                s.waiters.append((waiter, i))
-                return false
-            }
+            let signaled = e.registerMulti(waiter, index: i)
             if signaled {
                 if waiter.claim() {
                     deregister(waiter, from: events)
@@ -160,7 +243,31 @@ public final class Event: @unchecked Sendable {
     }
 
     private static func deregister(_ waiter: Waiter, from events: [Event]) {
-        for e in events { e.state.withLock { s in s.waiters.removeAll { $0.0 === waiter } } }
+        for e in events {
+            e.multi.withLock { list in
+                list.removeAll { $0.0 === waiter }
+                // Keep set() off the mutex when nobody multi-waits.
+                if list.isEmpty { e.word.bitwiseAnd(~multiBit, ordering: .acquiringAndReleasing) }
+            }
+        }
+    }
+
+    /// Adds a wait-for-multiple waiter; true (and not added) when the event
+    /// is signaled.
+    private func registerMulti(_ waiter: Waiter, index: Int) -> Bool {
+        multi.withLock { list in
+            if word.load(ordering: .acquiring) & Self.signaledBit != 0 { return true }
+            list.append((waiter, index))
+            // The RMW orders this registration against set()'s CAS: if the
+            // set came first, the old value shows it and we undo.
+            let old = word.bitwiseOr(Self.multiBit, ordering: .acquiringAndReleasing).oldValue
+            if old & Self.signaledBit != 0 {
+                list.removeLast()
+                if list.isEmpty { word.bitwiseAnd(~Self.multiBit, ordering: .acquiringAndReleasing) }
+                return true
+            }
+            return false
+        }
     }
 }
 

@@ -25,10 +25,10 @@ extension Context {
         withUnsafeMutablePointer(to: &job) { jp in
             StackJob.setClosure(jp, b)
             let item = StackJob.item(jp)
-            ctx.vp.push(item)
+            ctx.withVP { $0.push(item) }
             a()
             // Re-read vp: `a` may have blocked and resumed elsewhere.
-            if ctx.vp.popUntil(item) {
+            if ctx.withVP({ $0.popUntil(item) }) {
                 StackJob.run(jp)
             } else {
                 ctx.waitForStolen(jp)

@@ -197,6 +197,9 @@ public final class Scheduler: @unchecked Sendable {
         return UnsafeMutableRawPointer(bitPattern: bits)
     }
 
+    /// True when schedule-group or injection queues hold tasks (a snapshot).
+    var hasQueuedTasks: Bool { injectedCount.load(ordering: .acquiring) > 0 || groups.hasWork }
+
     /// Wakes one sleeping VP for new work, unless a VP is already searching
     /// (it will find the work). `force` wakes even then.
     @inline(__always)
@@ -218,16 +221,30 @@ public final class Scheduler: @unchecked Sendable {
         // ping-pong). If the waker stays busy instead, an idle VP takes the
         // context: idle VPs sleep at most 1 ms while another VP is awake,
         // then steal runnable contexts from a VP that has not switched.
-        let onOwnVP: Bool = Context.withCurrent { me in
-            guard let me, me.scheduler === self else { return false }
-            me.vp.pushRunnable(c, front: true)
-            return true
-        }
-        if onOwnVP {
+        if let vp = Context.currentVirtualProcessor(of: ObjectIdentifier(self)) {
+            vp._withUnsafeGuaranteedRef { $0.pushRunnable(c, front: true) }
             if wakeIdle { notifyWork() }
             return
         }
-        // From elsewhere: to its last VP, and wake a sleeper.
+        makeRunnableFromOutside(c)
+    }
+
+    /// ``makeRunnable(_:wakeIdle:)`` for an unretained context (a waiter's):
+    /// the common case, from a VP of the context's own scheduler, touches
+    /// no reference count.
+    static func makeRunnable(_ c: Unmanaged<Context>) {
+        let sid = c._withUnsafeGuaranteedRef { $0.schedulerID }
+        if let vp = Context.currentVirtualProcessor(of: sid) {
+            vp._withUnsafeGuaranteedRef { v in c._withUnsafeGuaranteedRef { v.pushRunnable($0, front: true) } }
+            return
+        }
+        let ctx = c.takeUnretainedValue()
+        ctx.scheduler.makeRunnableFromOutside(ctx)
+    }
+
+    /// From a pthread that is not one of this scheduler's VPs: queue the
+    /// context on its last VP, and wake a sleeper.
+    private func makeRunnableFromOutside(_ c: Context) {
         let target = c.vp.map { $0.retiring.load(ordering: .relaxed) ? virtualProcessors[0] : $0 } ?? virtualProcessors[0]
         target.pushRunnable(c, front: false)
         notifyWork(force: true)
@@ -255,7 +272,7 @@ public final class Scheduler: @unchecked Sendable {
             // It starts queued on the completion list: take it (and anything
             // else there) into this VP's runnable queue and run it from there.
             completionList.drain(timeout: .zero) { t in vp.pushRunnable(Context.of(t), front: false) }
-            return vp.popRunnable()
+            return vp.popRunnable()?.takeUnretainedValue()
         } catch {
             stats.contextCreationFailures.add()
             return nil

@@ -30,7 +30,12 @@ final class VirtualProcessor: @unchecked Sendable {
     /// Runnable contexts: unblocked ones from this VP go to the front (LIFO,
     /// like Go's runnext: the waker usually blocks next), others to the back.
     private let runnable = Mutex<ContextRing>(ContextRing())
-    let runnableCount = Atomic<Int>(0)
+    /// Contexts in `runnable` (not counting `runnext`).
+    private let runnableCount = Atomic<Int>(0)
+    /// One context unblocked by this VP's running context (the bits of an
+    /// unretained Context, 0 when empty): run next, ahead of the ring. The
+    /// owner takes it with an exchange, thieves with a CAS.
+    private let runnext = Atomic<UInt>(0)
     @exclusivity(unchecked) private var idleCache: [Context] = []
     /// True for oversubscription VPs asked to leave.
     let retiring = Atomic<Bool>(false)
@@ -62,9 +67,18 @@ final class VirtualProcessor: @unchecked Sendable {
         self.cpu = cpu
         self.temporary = temporary
         self.rng = UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15
+        self.completions = Unmanaged.passUnretained(scheduler.completionList)
     }
 
     deinit { csup_deque_destroy(deque) }
+
+    /// The scheduler's completion list, unretained (the scheduler owns it
+    /// and outlives its VPs), so hot-path checks touch no reference count.
+    private let completions: Unmanaged<UMSCompletionList>
+
+    /// True when contexts are queued on the completion list (a snapshot).
+    @inline(__always)
+    var completionsPending: Bool { completions._withUnsafeGuaranteedRef { !$0.isEmpty } }
 
     // MARK: Local deque (owner: the context running on this VP)
 
@@ -96,24 +110,72 @@ final class VirtualProcessor: @unchecked Sendable {
 
     // MARK: Runnable contexts
 
+    /// Queues a runnable context. `front`: it was unblocked by the context
+    /// running on this VP, so it goes to `runnext` (the previous occupant,
+    /// if any, to the front of the ring); others go to the back of the ring.
     func pushRunnable(_ c: Context, front: Bool) {
-        runnable.withLock { front ? $0.pushFront(c) : $0.pushBack(c) }
+        let bits = UInt(bitPattern: Unmanaged.passUnretained(c).toOpaque())
+        if front {
+            // Acquire-release: publishes the context's saved state to the
+            // VP that takes it (pop or steal), and takes over an evicted one.
+            let old = runnext.exchange(bits, ordering: .acquiringAndReleasing)
+            if old == 0 { return }
+            runnable.withLock { $0.pushFront(Self.context(old)) }
+        } else {
+            runnable.withLock { $0.pushBack(c) }
+        }
         runnableCount.wrappingAdd(1, ordering: .releasing)
     }
 
-    func popRunnable() -> Context? {
+    /// Takes the next runnable context, unretained (every live context is
+    /// kept alive by its thread's user context).
+    @inline(__always)
+    func popRunnable() -> Unmanaged<Context>? {
+        if runnext.load(ordering: .relaxed) != 0 {
+            let x = runnext.exchange(0, ordering: .acquiringAndReleasing)
+            if x != 0 {
+                runnextStreak += 1
+                return Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: x)!)
+            }
+        }
+        runnextStreak = 0
+        return popRing()
+    }
+
+    private func popRing() -> Unmanaged<Context>? {
         if runnableCount.load(ordering: .acquiring) == 0 { return nil }
         let c = runnable.withLock { $0.popFront() }
         if c != nil { runnableCount.wrappingSubtract(1, ordering: .relaxed) }
-        return c
+        return c.map { Unmanaged.passUnretained($0) }
     }
 
-    /// A thief's take (from the back).
+    /// A thief's take: the back of the ring, else `runnext`.
     func stealRunnable() -> Context? {
-        if runnableCount.load(ordering: .acquiring) == 0 { return nil }
-        let c = runnable.withLock { $0.popBack() }
-        if c != nil { runnableCount.wrappingSubtract(1, ordering: .relaxed) }
-        return c
+        if runnableCount.load(ordering: .acquiring) > 0 {
+            let c = runnable.withLock { $0.popBack() }
+            if let c {
+                runnableCount.wrappingSubtract(1, ordering: .relaxed)
+                return c
+            }
+        }
+        let x = runnext.load(ordering: .relaxed)
+        if x != 0, runnext.compareExchange(expected: x, desired: 0, ordering: .acquiringAndReleasing).exchanged {
+            return Self.context(x)
+        }
+        return nil
+    }
+
+    /// True when a runnable context is queued here (a relaxed snapshot).
+    @inline(__always)
+    var hasRunnable: Bool {
+        runnext.load(ordering: .relaxed) != 0 || runnableCount.load(ordering: .relaxed) > 0
+    }
+
+    private static func context(_ bits: UInt) -> Context {
+        // Why this is sound: queued contexts are kept alive by their
+        // threads' user contexts (+1 until termination), and a queued
+        // context cannot terminate.
+        Unmanaged<Context>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).takeUnretainedValue()
     }
 
     // MARK: Primary loop
@@ -127,11 +189,17 @@ final class VirtualProcessor: @unchecked Sendable {
         defer { GlobalVPIndex.release(globalIndex) }
         let list = scheduler.completionList
         while true {
-            list.drain(timeout: .zero) { t in
-                self.stats.completions.bump()
-                self.pushRunnable(Context.of(t), front: false)
+            if !list.isEmpty {
+                list.drain(timeout: .zero) { t in
+                    self.stats.completions.bump()
+                    self.pushRunnable(Context.of(t), front: false)
+                }
             }
             scheduler.timers.fireExpired()
+            if runnextStreak >= Self.runnextLimit, let c = fairTurn() {
+                execute(c, primary)
+                continue
+            }
             if let c = popRunnable() {
                 nudgeUntimedSleepers()
                 execute(c, primary)
@@ -168,31 +236,126 @@ final class VirtualProcessor: @unchecked Sendable {
     }
 
     private func execute(_ c: Context, _ primary: UMSPrimary) {
-        c.vp = self
+        execute(Unmanaged.passUnretained(c), primary)
+    }
+
+    /// Executes `context` until it switches out, then acts on its reason.
+    /// Unretained: see popRunnable.
+    private func execute(_ context: Unmanaged<Context>, _ primary: UMSPrimary) {
+        let thread = context._withUnsafeGuaranteedRef { c in
+            c.vpRef = Unmanaged.passUnretained(self)
+            return c.threadRef.unsafelyUnwrapped
+        }
+        countSwitch()
+        let r: (result: UMSExecuteResult, thread: Unmanaged<UMSThread>, userContext: UnsafeMutableRawPointer?)
+        do {
+            r = try thread._withUnsafeGuaranteedRef { try primary.executeReportingThread($0) }
+        } catch {
+            context._withUnsafeGuaranteedRef { c in
+                fatalError("ConcRT: internal error executing context \(c.id): \(error)")
+            }
+        }
+        // The context that came back: `context`, or the last one of a chain
+        // of directed switches that began with it.
+        // Why this is sound: a context's user context holds its +1.
+        Unmanaged<Context>.fromOpaque(r.userContext!)._withUnsafeGuaranteedRef { c in
+            switch r.result {
+            case .blocked:
+                stats.kernelBlocks.bump()
+            case .terminated:
+                scheduler.contextEnded(c)
+            case .yielded:
+                switch c.yieldReason {
+                case .park, .block:
+                    finishSuspension(c)
+                case .idle:
+                    cache(c, primary)
+                    wantsSleep = true
+                case .handoff:
+                    cache(c, primary)
+                case .yield:
+                    pushRunnable(c, front: false)
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    private func countSwitch() {
         stats.contextSwitches.bump()
         switchCount.store(switchCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
-        let result: UMSExecuteResult
-        do {
-            result = try primary.execute(c.thread)
-        } catch {
-            fatalError("ConcRT: internal error executing context \(c.id): \(error)")
+    }
+
+    /// A context that switched out to park on an event or to block, now
+    /// saved: commit that (register on the event / blocked state). If it was
+    /// signaled or unblocked meanwhile, it runs again next.
+    @inline(__always)
+    private func finishSuspension(_ c: Context) {
+        if c.yieldReason == .park {
+            let e = c.parkEvent.unsafelyUnwrapped
+            c.parkEvent = nil
+            if !e._withUnsafeGuaranteedRef({ Event.commitPark(c, on: $0) }) { pushRunnable(c, front: true) }
+        } else if c.commitBlock() {
+            pushRunnable(c, front: true)
         }
-        switch result {
-        case .blocked:
-            stats.kernelBlocks.bump()
-        case .terminated:
-            scheduler.contextEnded(c)
-        case .yielded:
-            switch c.yieldReason {
-            case .idle:
-                cache(c, primary)
-                wantsSleep = true
-            case .handoff:
-                cache(c, primary)
-            case .yield:
-                pushRunnable(c, front: false)
-            case .block:
-                if c.commitBlock() { pushRunnable(c, front: true) }
+    }
+
+    // MARK: Directed switches (owner: the context running on this VP)
+
+    /// The context that made a directed switch to the one now running here,
+    /// until that one finishes its suspension (owner-only).
+    @exclusivity(unchecked) private var switchedOut: Unmanaged<Context>?
+    /// `runnext` takes in a row, by the primary loop or by directed
+    /// switches (owner-only). At ``runnextLimit`` a directed switch is
+    /// refused, so the primary loop gets a turn: it drains completions,
+    /// fires timers, and gives one turn to the ring or to queued tasks
+    /// (``fairTurn()``), so a ping-pong pair cannot starve them.
+    @exclusivity(unchecked) private var runnextStreak = 0
+    static let runnextLimit = 16
+    /// Set for a task context started by ``fairTurn()``: it runs one task
+    /// before it looks at runnable contexts again (owner-only).
+    @exclusivity(unchecked) private var runOneTaskFirst = false
+
+    /// After a streak of `runnext` takes: the ring's front, else a task
+    /// context that runs one queued task (own deque, groups, injection);
+    /// nil when neither waits.
+    private func fairTurn() -> Unmanaged<Context>? {
+        runnextStreak = 0
+        if let c = popRing() { return c }
+        if csup_deque_size(deque) > 0 || scheduler.hasQueuedTasks, let c = takeIdleContext() {
+            runOneTaskFirst = true
+            return Unmanaged.passUnretained(c)
+        }
+        return nil
+    }
+
+    /// The context `from` may switch straight to: this VP's `runnext`, when
+    /// no completion is waiting and the streak allows. Records `from` as
+    /// the one to finish.
+    @inline(__always)
+    func takeDirectSwitchTarget(from: Unmanaged<Context>) -> Unmanaged<Context>? {
+        if runnext.load(ordering: .relaxed) == 0 || runnextStreak >= Self.runnextLimit || completionsPending {
+            return nil
+        }
+        let x = runnext.exchange(0, ordering: .acquiringAndReleasing)
+        if x == 0 { return nil }
+        runnextStreak += 1
+        countSwitch()
+        switchedOut = from
+        return Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: x)!)
+    }
+
+    /// Run by a context each time it resumes: if it was resumed by a
+    /// directed switch, the context that switched to it is saved now, so
+    /// mark its thread ready and commit its suspension.
+    @inline(__always)
+    static func finishDirectSwitch(into c: Context) {
+        c.vpRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { vp in
+            guard let from = vp.switchedOut else { return }
+            vp.switchedOut = nil
+            from._withUnsafeGuaranteedRef { f in
+                f.threadRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.completeSwitchOut() }
+                vp.finishSuspension(f)
             }
         }
     }
@@ -207,7 +370,7 @@ final class VirtualProcessor: @unchecked Sendable {
 
     private func terminate(_ c: Context, _ primary: UMSPrimary) {
         c.exitRequested = true
-        c.vp = self
+        c.vpRef = Unmanaged.passUnretained(self)
         do {
             let r = try primary.execute(c.thread)
             precondition(r == .terminated, "ConcRT: context \(c.id) did not exit: \(r)")
@@ -229,7 +392,14 @@ final class VirtualProcessor: @unchecked Sendable {
     func processTasks(_ ctx: Context) -> Context.YieldReason {
         while true {
             let vp = ctx.vp!   // re-read: a task may have blocked and migrated
-            if vp.runnableCount.load(ordering: .relaxed) > 0 || !scheduler.completionList.isEmpty
+            if vp.runOneTaskFirst {
+                vp.runOneTaskFirst = false
+                if let item = vp.pop() ?? scheduler.takeQueued(for: vp, context: ctx) {
+                    vp.runCounted(item)
+                    continue
+                }
+            }
+            if vp.hasRunnable || vp.completionsPending
                 || (vp.retiring.load(ordering: .relaxed) && csup_deque_size(vp.deque) == 0) {
                 return .handoff
             }
@@ -279,7 +449,7 @@ final class VirtualProcessor: @unchecked Sendable {
                 return .item(item)
             }
             if let item = s.takeQueued(for: self, context: ctx) { return .item(item) }
-            if runnableCount.load(ordering: .relaxed) > 0 || !s.completionList.isEmpty
+            if hasRunnable || completionsPending
                 || (retiring.load(ordering: .relaxed) && csup_deque_size(deque) == 0) || s.readyToStop {
                 return .handoff
             }
@@ -315,7 +485,7 @@ final class VirtualProcessor: @unchecked Sendable {
         let n = scheduler.activeVPCount.load(ordering: .acquiring)
         for i in 0..<n where vps[i] !== self {
             let v = vps[i]
-            if v.runnableCount.load(ordering: .relaxed) > 0,
+            if v.hasRunnable,
                v.switchCount.load(ordering: .relaxed) == seenSwitches[i],
                let c = v.stealRunnable() {
                 stats.steals.bump()
@@ -380,7 +550,7 @@ final class VirtualProcessor: @unchecked Sendable {
     }
 
     var hasLocalWork: Bool {
-        csup_deque_size(deque) > 0 || runnableCount.load(ordering: .relaxed) > 0
+        csup_deque_size(deque) > 0 || hasRunnable
     }
 }
 
@@ -390,7 +560,7 @@ extension Context {
         // Why this is sound: every UMS thread on a scheduler's completion
         // list is a context, whose userContext holds a +1 on it.
         let c = Unmanaged<Context>.fromOpaque(t.userContext!).takeUnretainedValue()
-        if c.thread == nil { c.thread = t }
+        c.adopt(t)
         return c
     }
 }

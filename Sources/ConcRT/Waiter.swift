@@ -15,20 +15,23 @@ final class Waiter: @unchecked Sendable {
     // `index` are set before the waiter is published.
     /// Unowned: a waiter is used only while its context waits (alive), and
     /// a context keeps its own reusable waiter (no cycle).
-    unowned(unsafe) let context: Context?
+    /// (A var only so that a Context can make its own waiter in its init.)
+    @exclusivity(unchecked) private(set) var contextRef: Unmanaged<Context>?
+    var context: Context? { contextRef?.takeUnretainedValue() }
     private let claimed = Atomic<Bool>(false)
     /// Futex word for thread waiters (nil for context waiters).
     private let word: UnsafeMutablePointer<UInt32>?
     /// What the winning waker reported (for example which event fired;
     /// -1 for a timeout). Written before the wake, read after the park.
     var result: Int = -1
-    /// Link in an event's list of plain waiters (under that event's lock),
-    /// unretained like the list head.
-    @exclusivity(unchecked) var next: Unmanaged<Waiter>?
+    /// Link in an event's stack of plain waiters (the bits of an unretained
+    /// Waiter, 0 at the end): written before the push that publishes it,
+    /// read by the setter that took the stack.
+    @exclusivity(unchecked) var nextBits: UInt = 0
 
     init() {
-        context = Context.currentInternal
-        if context == nil {
+        contextRef = Context.currentInternal.map { Unmanaged.passUnretained($0) }
+        if contextRef == nil {
             let w = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
             w.initialize(to: 0)
             word = w
@@ -39,18 +42,14 @@ final class Waiter: @unchecked Sendable {
 
     deinit { word?.deallocate() }
 
-    /// Makes a context's reusable waiter ready for its next plain wait.
-    func reset() {
-        claimed.store(false, ordering: .relaxed)
-        result = -1
-        next = nil
-    }
-
-    /// A waiter for `context`, made up front (see Context.plainWaiter).
-    init(for context: Context) {
-        self.context = context
+    /// A context's own waiter for plain event waits (see Context.parkWaiter);
+    /// `attach` names the context once it is initialized.
+    init(forContext: Void) {
+        contextRef = nil
         word = nil
     }
+
+    func attach(_ c: Context) { contextRef = Unmanaged.passUnretained(c) }
 
     /// True for the single caller that may wake this waiter.
     @inline(__always)
@@ -63,6 +62,18 @@ final class Waiter: @unchecked Sendable {
         self.result = result
         if let c = context {
             c.unblockInternal()
+        } else {
+            csup_u32_store_release(word!, 1)
+            _ = csup_futex_wake(word!, 1)
+        }
+    }
+
+    /// Wakes a plain event waiter taken from an event's stack: a context
+    /// there is fully parked (see Event.commitPark), so it is made runnable
+    /// directly; a pthread's futex word is set and woken.
+    func wakeParked() {
+        if let c = contextRef {
+            Scheduler.makeRunnable(c)
         } else {
             csup_u32_store_release(word!, 1)
             _ = csup_futex_wake(word!, 1)

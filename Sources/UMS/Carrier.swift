@@ -18,7 +18,8 @@ final class Carrier {
     /// its user context as of the execute (so schedulers can find their
     /// own record without touching reference counts).
     @exclusivity(unchecked) var runningThreadID: ObjectIdentifier?
-    @exclusivity(unchecked) var runningUserContext: UnsafeMutableRawPointer?
+    /// Its user context is mirrored in a C thread-local of the primary's
+    /// pthread (csup_tls_get_user_context), the one hot lookup.
     /// The primary this carrier belongs to (nil on a kernel thread).
     /// Unowned: the primary owns its carrier.
     unowned(unsafe) let primary: UMSPrimary?

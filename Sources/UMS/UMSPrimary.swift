@@ -41,7 +41,9 @@ public final class UMSPrimary {
     @exclusivity(unchecked) private var executing = false
     /// Threads executed by this primary (owner-only counter).
     @exclusivity(unchecked) public private(set) var executionCount = 0
-    /// Yields seen by this primary (owner-only counter).
+    /// Yields seen by this primary (owner-only counter). Neither counter
+    /// counts directed switches between threads (a scheduler in this
+    /// package keeps its own count of those).
     @exclusivity(unchecked) public internal(set) var yieldCount = 0
 
     init(cpu: Int?, nativeContext: OpaquePointer) {
@@ -70,9 +72,21 @@ public final class UMSPrimary {
     ///   ``UMSError/threadQueuedOnCompletionList`` when the thread is not
     ///   ready. A thrown error changes nothing.
     public func execute(_ thread: UMSThread) throws(UMSError) -> UMSExecuteResult {
+        try executeReportingThread(thread).result
+    }
+
+    /// ``execute(_:)`` that also names the thread the result is about and
+    /// its user context: `thread` itself unless it made a directed switch
+    /// (``UMSThread/switchRunning(to:param:)``), in which case the result
+    /// is about the last thread of that chain, the one that switched back
+    /// to this primary. Unretained: that thread is alive (it is ready,
+    /// blocked in the kernel, or just terminated and still referenced by
+    /// its owner).
+    package func executeReportingThread(_ thread: UMSThread) throws(UMSError)
+        -> (result: UMSExecuteResult, thread: Unmanaged<UMSThread>, userContext: UnsafeMutableRawPointer?) {
         // Pointer comparison with the pthread's carrier slot: no retain.
         guard csup_tls_get_carrier() == Unmanaged.passUnretained(carrier).toOpaque() else { throw .notAPrimary }
-        guard !executing, self.thread == nil else { throw .executeFromUMSThread }
+        guard !executing, carrier.runningThreadID == nil else { throw .executeFromUMSThread }
         // ready -> running. Acquire: the thread's saved context (written by
         // whoever switched it out) is visible before we switch into it.
         let (ok, seen) = thread.state.compareExchange(
@@ -88,31 +102,43 @@ public final class UMSPrimary {
             case .ready: throw .threadRunning
             }
         }
-        executionCount &+= 1
         executing = true
-        thread.primary = self
+        install(thread)
+        csup_ctx_switch(nativeContext, thread.ctx)
+        // The thread that switched back: `thread`, or the last one of a
+        // chain of directed switches.
+        let back = Unmanaged.passUnretained(carrier.thread.unsafelyUnwrapped)
+        let userContext = csup_tls_get_user_context()
+        self.thread = nil
+        carrier.runningThreadID = nil
+        csup_tls_set_user_context(nil)
+        executing = false
+        let result: UMSExecuteResult = back._withUnsafeGuaranteedRef { t in
+            switch t.exitReason {
+            case .yielded(let p):
+                yieldCount &+= 1
+                // running -> ready. Release: the saved context is published.
+                t.state.store(UMSThread.State.ready.rawValue, ordering: .releasing)
+                return .yielded(p)
+            case .blocked:
+                handOffToKernelThread(t)
+                return .blocked(.systemCall)
+            case .terminated:
+                t.finishTermination()
+                return .terminated
+            }
+        }
+        return (result, back, userContext)
+    }
+
+    /// Makes `thread` (already moved to running) the one this primary runs.
+    private func install(_ thread: UMSThread) {
+        executionCount &+= 1
+        thread.primaryRef = Unmanaged.passUnretained(self)
         thread.primaryNative = nativeContext
         self.thread = thread
         carrier.runningThreadID = ObjectIdentifier(thread)
-        carrier.runningUserContext = thread.userContext
-        csup_ctx_switch(nativeContext, thread.ctx)
-        self.thread = nil
-        carrier.runningThreadID = nil
-        carrier.runningUserContext = nil
-        executing = false
-        switch thread.exitReason {
-        case .yielded(let p):
-            yieldCount &+= 1
-            // running -> ready. Release: the saved context is published.
-            thread.state.store(UMSThread.State.ready.rawValue, ordering: .releasing)
-            return .yielded(p)
-        case .blocked:
-            handOffToKernelThread(thread)
-            return .blocked(.systemCall)
-        case .terminated:
-            thread.finishTermination()
-            return .terminated
-        }
+        csup_tls_set_user_context(thread.userContext)
     }
 
     /// The thread has switched out with a pending blocking call: give it to

@@ -48,7 +48,9 @@ public final class UMSThread: @unchecked Sendable {
     @exclusivity(unchecked) var exitReason: ExitReason = .terminated
     /// The primary executing this thread (written by that primary before the
     /// switch in; read by the thread on the same pthread).
-    @exclusivity(unchecked) unowned(unsafe) var primary: UMSPrimary?
+    /// (Unmanaged: copied on every directed switch without reference counting.)
+    @exclusivity(unchecked) var primaryRef: Unmanaged<UMSPrimary>?
+    var primary: UMSPrimary? { primaryRef?.takeUnretainedValue() }
     /// That primary's native context (set with `primary`).
     @exclusivity(unchecked) var primaryNative: OpaquePointer?
     /// The blocking call's closure: written by the UT, read and cleared by
@@ -146,11 +148,11 @@ public final class UMSThread: @unchecked Sendable {
     /// primary executed the thread, read without touching any reference
     /// count (the hot path of schedulers built on UMS; set the user context
     /// before the thread is executed, as ConcRT does at creation).
+    @inlinable
     public static var currentOnPrimaryUserContext: UnsafeMutableRawPointer? {
-        guard let raw = csup_tls_get_carrier() else { return nil }
-        // Why this is sound: as above; the thread is kept alive by the
-        // primary executing it for as long as it runs here.
-        return Unmanaged<Carrier>.fromOpaque(raw)._withUnsafeGuaranteedRef { $0.runningUserContext }
+        // An out-of-line C thread-local read: the slot is fresh even when
+        // the caller has migrated to another pthread since its last read.
+        csup_tls_get_user_context()
     }
 
     /// The current state (a snapshot).
@@ -205,6 +207,63 @@ public final class UMSThread: @unchecked Sendable {
         }
         exitReason = .yielded(param)
         csup_ctx_switch(ctx, native)
+    }
+
+    // MARK: Directed switch (for schedulers in this package)
+
+    /// Directed switch: the running thread (`self`, on the calling primary)
+    /// yields with `param`, and the primary runs `next` at once, without
+    /// the two switches through the primary's scheduler context. Returns
+    /// false (and changes nothing) when `next` is not ready; otherwise
+    /// returns true when some primary executes `self` again.
+    ///
+    /// Protocol:
+    /// - `next` must be owned by the caller (taken from its queue) and
+    ///   ready; it moves to running here (acquire load, plain store),
+    ///   before the switch.
+    /// - `self` stays *running* after the switch, so nobody can execute
+    ///   it, until the code that resumes next on this primary (`next`, right
+    ///   after its own switch returns) calls ``completeSwitchOut()`` on it:
+    ///   only then are its registers saved. The caller's scheduler must
+    ///   arrange that hand-off (ConcRT keeps it per virtual processor).
+    /// - The primary's pending `execute` returns for whichever thread of
+    ///   the chain finally switches back to it; see
+    ///   ``UMSPrimary/executeReportingThread(_:)``.
+    package func switchRunning(to next: UMSThread, param: Int) -> Bool {
+        guard let raw = csup_tls_get_carrier() else {
+            preconditionFailure("UMS: switchRunning called outside a primary")
+        }
+        // Why this is sound: the carrier is kept alive by its primary for as
+        // long as the slot names it. Only a primary's carrier names a
+        // running thread, so this also checks that we are on a primary.
+        let carrier = Unmanaged<Carrier>.fromOpaque(raw)
+        precondition(carrier._withUnsafeGuaranteedRef { $0.runningThreadID == ObjectIdentifier(self) },
+                     "UMS: switchRunning called on a thread that is not the one running here")
+        // ready -> running. The caller took `next` exclusively (a scheduler
+        // queue's pop), so a load and a store suffice: nobody else may move
+        // a ready thread it does not own. Acquire: pairs with the release
+        // that published `next`'s saved context.
+        guard next.state.load(ordering: .acquiring) == State.ready.rawValue else { return false }
+        next.state.store(State.running.rawValue, ordering: .relaxed)
+        exitReason = .yielded(param)
+        next.primaryRef = primaryRef
+        next.primaryNative = primaryNative
+        let nextContext = next.userContext
+        carrier._withUnsafeGuaranteedRef { c in
+            c.thread = next
+            c.runningThreadID = ObjectIdentifier(next)
+        }
+        csup_tls_set_user_context(nextContext)
+        csup_ctx_switch(ctx, next.ctx)
+        return true
+    }
+
+    /// Finishes a directed switch away from this thread (see
+    /// ``switchRunning(to:param:)``): running → ready. Call it only from
+    /// the thread that was switched to, after its switch returned.
+    package func completeSwitchOut() {
+        // Release: publishes the saved context to whoever executes it next.
+        state.store(State.ready.rawValue, ordering: .releasing)
     }
 
     /// Saves this context and resumes the primary's scheduler context.

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import XCTest
 @testable import ConcRT
 import CSupport
@@ -103,6 +104,36 @@ final class ContextTests: XCTestCase {
         try s.shutdown()
         XCTAssertEqual(log.value.count, 6)
         XCTAssertGreaterThan(s.statistics.yields, 0)
+    }
+
+    /// Two contexts waking each other through events (directed switches on
+    /// one VP) must not starve a context that yields: the ring gets a turn
+    /// every few runnext takes. Without that rule the yielder never runs
+    /// again and the pair never stops.
+    func testPingPongPairDoesNotStarveOthers() throws {
+        let s = try makeScheduler(1)
+        let a = Event(), b = Event(), pairDone = Event(), yielderDone = Event()
+        let stop = Atomic<Bool>(false)
+        let rounds = Counter()
+        s.scheduleTask {
+            while !stop.load(ordering: .relaxed) { b.set(); a.wait(); a.reset(); rounds.add() }
+            b.set()
+            pairDone.set()
+        }
+        s.scheduleTask {
+            while !stop.load(ordering: .relaxed) { b.wait(); b.reset(); a.set() }
+            a.set()
+        }
+        s.scheduleTask {
+            // Starts once the pair is running, then needs 200 turns.
+            for _ in 0..<200 { Context.yield() }
+            stop.store(true, ordering: .relaxed)
+            yielderDone.set()
+        }
+        XCTAssertTrue(yielderDone.wait(timeout: .seconds(30)), "a yielding context starved behind a ping-pong pair")
+        XCTAssertTrue(pairDone.wait(timeout: .seconds(30)))
+        XCTAssertGreaterThan(rounds.value, 0)
+        try s.shutdown(timeout: .seconds(10))
     }
 
     func testOversubscribeAddsAVirtualProcessor() throws {

@@ -105,7 +105,7 @@ private func syncTask(_ s: Scheduler, _ body: @escaping @Sendable () -> Void) ->
 }
 
 private func isBlocked(_ c: Context?) -> Bool {
-    c?.blockState.load(ordering: .acquiring) == Context.BlockState.blocked
+    c?.isWaiting == true
 }
 
 /// True when pthread `tid` of this process sits in futex(2) (it parked).

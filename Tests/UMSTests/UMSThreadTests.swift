@@ -67,6 +67,53 @@ final class UMSThreadTests: XCTestCase {
         XCTAssertEqual(seen.value, [true, true, true])
     }
 
+    /// A directed switch: T1 hands its primary straight to T2; T2 finishes
+    /// T1's switch-out; the primary's execute(T1) reports T2's yield; T1
+    /// then runs again from where it switched. A thread that is not ready
+    /// is refused and nothing changes.
+    func testDirectedSwitchHandsThePrimaryToAnotherThread() throws {
+        let list = try UMSCompletionList()
+        let steps = Box<[String]>([])
+        let threads = Box<[UMSThread]>([])
+        let otherList = try UMSCompletionList()
+        let queued = try UMSThread(completionList: otherList) {}
+        let t1 = try UMSThread(completionList: list, userContext: UnsafeMutableRawPointer(bitPattern: 0x10)) {
+            let me = UMSThread.current!
+            // Not ready: itself (running), and a thread still queued.
+            XCTAssertFalse(me.switchRunning(to: me, param: 0))
+            XCTAssertFalse(me.switchRunning(to: threads.value[2], param: 0))
+            steps.value.append("t1 before")
+            XCTAssertTrue(me.switchRunning(to: threads.value[1], param: 5))
+            steps.value.append("t1 after")
+        }
+        let t2 = try UMSThread(completionList: list, userContext: UnsafeMutableRawPointer(bitPattern: 0x20)) {
+            let t1 = threads.value[0]
+            // Running on the primary now, as the current thread.
+            XCTAssertTrue(UMSThread.current === threads.value[1])
+            XCTAssertEqual(UMSThread.currentOnPrimaryUserContext, UnsafeMutableRawPointer(bitPattern: 0x20))
+            XCTAssertEqual(t1.currentState, .running, "t1 stays running until its switch-out is completed")
+            t1.completeSwitchOut()
+            XCTAssertEqual(t1.currentState, .ready)
+            steps.value.append("t2")
+            try! UMSThread.yield(7)
+            steps.value.append("t2 again")
+        }
+        threads.value = [t1, t2, queued]
+        try UMS.enterSchedulingMode { p in
+            XCTAssertEqual(list.dequeue(timeout: .zero).count, 2)
+            let r = try p.executeReportingThread(t1)
+            XCTAssertEqual(r.result, .yielded(7))
+            XCTAssertTrue(r.thread.takeUnretainedValue() === t2)
+            XCTAssertEqual(r.userContext, UnsafeMutableRawPointer(bitPattern: 0x20))
+            XCTAssertEqual(try p.execute(t1), .terminated)
+            XCTAssertEqual(try p.execute(t2), .terminated)
+            XCTAssertEqual(queued.currentState, .queued)
+            XCTAssertTrue(otherList.dequeue(timeout: .zero).first === queued)
+            XCTAssertEqual(try p.execute(queued), .terminated)
+        }
+        XCTAssertEqual(steps.value, ["t1 before", "t2", "t1 after", "t2 again"])
+    }
+
     func testInvalidStackSizeThrows() throws {
         let list = try UMSCompletionList()
         XCTAssertThrowsError(try UMSThread(completionList: list, stackSize: 100) {}) { e in

@@ -18,17 +18,25 @@ import UMS
 ///        └─unblock─▶ unblockedEarly (next block() returns at once)
 ///                             └─unblock─▶ unblockedWhileBlocking (primary requeues it)
 ///
-/// `block()` only announces (CAS running→blocking) and switches to the
-/// primary; the primary commits (CAS blocking→blocked) after the switch has
-/// saved the context. An unblock that lands before the commit turns the
-/// state into `unblockedWhileBlocking` and the primary requeues the context
-/// itself; one that lands after finds `blocked` and queues it. Either way
-/// nobody resumes a context whose registers are still being saved, and no
-/// wake-up is lost. Every transition is an acquire-release CAS.
+/// `block()` only announces (CAS running→blocking) and switches out; the
+/// commit (CAS blocking→blocked) is made after the switch has saved the
+/// context, by the primary or, after a directed switch, by the context
+/// switched to (see VirtualProcessor). An unblock that lands before the
+/// commit turns the state into `unblockedWhileBlocking` and the committer
+/// requeues the context itself; one that lands after finds `blocked` and
+/// queues it. Either way nobody resumes a context whose registers are still
+/// being saved, and no wake-up is lost. Every transition is an
+/// acquire-release CAS.
+///
+/// A plain ``Event/wait()`` does not use this word: it switches out with
+/// the `.park` reason and is registered on the event after the switch
+/// (see ``Event``), so a pending ``unblock()`` stays pending for the next
+/// ``block()``.
 public final class Context: @unchecked Sendable {
-    // @unchecked Sendable: `blockState` is atomic; `vp`, `yieldReason` and
-    // `exitRequested` are touched only by the context itself and by the
-    // primary executing it, on the same pthread.
+    // @unchecked Sendable: `blockState` and `parkedOnEvent` are atomic;
+    // `vpRef`, `yieldReason`, `parkEvent` and `exitRequested` are touched
+    // only by the context itself and by the primary (or the context) that
+    // switches it out, on the same pthread.
 
     /// Unique id within the process. [Context::GetId]
     public let id: Int
@@ -243,6 +251,11 @@ public final class Context: @unchecked Sendable {
     /// one's suspension (VirtualProcessor.finishDirectSwitch). Otherwise
     /// goes through the primary.
     static func suspend(_ me: Unmanaged<Context>, _ reason: YieldReason) {
+        // Why the unretained references are sound: `me` is the running
+        // context (kept by its thread's user context), its VP lives as long
+        // as the scheduler, threads live as long as their contexts, and
+        // `next` was taken exclusively from runnext (a queued context
+        // cannot terminate).
         let (vp, thread) = me._withUnsafeGuaranteedRef { c in
             c.yieldReason = reason
             return (c.vpRef.unsafelyUnwrapped, c.threadRef.unsafelyUnwrapped)

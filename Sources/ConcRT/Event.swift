@@ -41,7 +41,7 @@ import UMS
 /// release/acquire carries them to the VP that runs it.
 public final class Event: @unchecked Sendable {
     // @unchecked Sendable: `word` is atomic; the multi list is under its mutex.
-    let word = Atomic<UInt>(0)
+    private let word = Atomic<UInt>(0)
     private let multi = Mutex<[(Waiter, Int)]>([])
 
     static let signaledBit: UInt = 1

@@ -12,9 +12,11 @@ import Glibc
 /// Work sources, in the order a virtual processor looks at them:
 /// completion list (contexts back from the kernel), its runnable contexts,
 /// its own deque, the schedule-group and injection queues, other VPs'
-/// deques (stealing). No lock is taken on spawn, pop, steal or completion;
-/// runnable queues have one lock per VP; injection and group queues (for
-/// submissions from outside) have one lock per queue.
+/// deques (stealing). No lock is taken on spawn, pop, steal, completion,
+/// event wait/set, or a wake-up by a context of the same VP (its `runnext`
+/// slot is one atomic word); other runnable contexts go to a per-VP ring
+/// under that VP's lock; injection and group queues (for submissions from
+/// outside) have one lock per queue.
 ///
 /// Wake-up protocol: an idle VP sleeps on the completion list's futex
 /// (``UMSCompletionList/prepareToWait()``), so completions wake it. A
@@ -233,6 +235,8 @@ public final class Scheduler: @unchecked Sendable {
     /// the common case, from a VP of the context's own scheduler, touches
     /// no reference count.
     static func makeRunnable(_ c: Unmanaged<Context>) {
+        // Why this is sound: a waiter's context is parked, so kept alive by
+        // its thread's user context until it runs again.
         let sid = c._withUnsafeGuaranteedRef { $0.schedulerID }
         if let vp = Context.currentVirtualProcessor(of: sid) {
             vp._withUnsafeGuaranteedRef { v in c._withUnsafeGuaranteedRef { v.pushRunnable($0, front: true) } }

@@ -7,7 +7,8 @@ public struct SchedulerStatistics: Sendable, Equatable, CustomStringConvertible 
     public var tasksRun: Int
     /// Items taken from another virtual processor's deque.
     public var steals: Int
-    /// Times a primary executed a context.
+    /// Times a context was switched in: by a primary's execute, or by a
+    /// directed switch from a blocking context to a runnable one.
     public var contextSwitches: Int
     /// Cooperative blocks (events, locks, joins on stolen work, Context.block).
     public var blocks: Int

@@ -12,15 +12,28 @@ import Glibc
 /// Primary loop, each pass:
 ///   1. drain the scheduler's completion list into this VP's runnable queue
 ///      (the UMS rule: completions before anything runs);
-///   2. run a runnable context, if any;
+///   2. run a runnable context, if any (`runnext` first, then the ring;
+///      after 16 `runnext` takes in a row, the ring or one queued task
+///      first: see ``fairTurn()``);
 ///   3. else run a task context (from the idle cache, or a new one), which
 ///      takes tasks from the local deque, the injection and group queues,
 ///      and steals from other VPs;
 ///   4. when that context found nothing, sleep (see ``sleep()``).
 ///
+/// Directed switches: a context that parks on an event or blocks while
+/// `runnext` holds a context switches straight to it, without a pass of
+/// this loop (``takeDirectSwitchTarget(from:)``). The context switched to
+/// finishes the other's suspension first thing after its own switch
+/// returns (``finishDirectSwitch(into:)``): only then are the other's
+/// registers saved, so only then may it be registered on the event or
+/// marked blocked, where a waker could resume it. Refused while
+/// completions wait and at the 16-take streak limit, so the loop still
+/// drains completions, fires timers and serves the ring.
+///
 /// Ownership: the deque's bottom end belongs to whichever context this VP
-/// is running (one at a time, on this pthread); thieves use the top. The
-/// runnable queue and counters are shared; the idle cache is owner-only.
+/// is running (one at a time, on this pthread); thieves use the top.
+/// `runnext`, the ring and the counters are shared; the idle cache,
+/// `switchedOut` and the streak are owner-only.
 @usableFromInline
 final class VirtualProcessor: @unchecked Sendable {
     let index: Int
@@ -350,6 +363,9 @@ final class VirtualProcessor: @unchecked Sendable {
     /// mark its thread ready and commit its suspension.
     @inline(__always)
     static func finishDirectSwitch(into c: Context) {
+        // Why this is sound: `from` is alive (its thread's user context
+        // holds it, and it cannot terminate while switched out) and owned
+        // by this VP's running context until finished here.
         c.vpRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { vp in
             guard let from = vp.switchedOut else { return }
             vp.switchedOut = nil

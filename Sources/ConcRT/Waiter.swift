@@ -10,8 +10,12 @@ import UMS
 /// of a wait-for-multiple) wakes the waiter, exactly once. A context waiter
 /// parks with Context.block (an unblock that comes first is kept); a thread
 /// waiter parks on a futex word (0 -> 1 on wake).
+///
+/// A plain ``Event/wait()`` needs no claim: the context's own reusable
+/// waiter (or a pthread's) sits on the event's waiter stack, and the single
+/// `set()` that takes the stack wakes it (``wakeParked()``).
 final class Waiter: @unchecked Sendable {
-    // @unchecked Sendable: `claimed`, `word` are atomics; `context` and
+    // @unchecked Sendable: `claimed`, `word` are atomics; `contextRef` and
     // `index` are set before the waiter is published.
     /// Unowned: a waiter is used only while its context waits (alive), and
     /// a context keeps its own reusable waiter (no cycle).
@@ -75,8 +79,12 @@ final class Waiter: @unchecked Sendable {
         if let c = contextRef {
             Scheduler.makeRunnable(c)
         } else {
-            csup_u32_store_release(word!, 1)
-            _ = csup_futex_wake(word!, 1)
+            // Read the word's address first: once it is 1 the pthread may
+            // return and free this waiter (unretained here). A wake on
+            // memory freed meanwhile is harmless: futex waiters re-check.
+            let w = word.unsafelyUnwrapped
+            csup_u32_store_release(w, 1)
+            _ = csup_futex_wake(w, 1)
         }
     }
 

@@ -11,14 +11,17 @@ import UMS
 /// number of contexts grows with the number of blocked ones, not with the
 /// number of tasks.
 ///
-/// Block/unblock protocol (the `blockState` word):
+/// Runtime block protocol (the `blockState` word), used by locks, timed
+/// and multiple waits, joins, and underneath the public ``block()`` /
+/// ``unblock()`` pair (which keeps its own word, `userBlock`, so the two
+/// never take each other's wake-ups):
 ///
-///     running ──block()──▶ blocking ──primary commits──▶ blocked ──unblock──▶ running (queued)
-///        │                    │
-///        └─unblock─▶ unblockedEarly (next block() returns at once)
-///                             └─unblock─▶ unblockedWhileBlocking (primary requeues it)
+///     running ──block──▶ blocking ──commit──▶ blocked ──unblock──▶ running (queued)
+///        │                  │
+///        └─unblock─▶ unblockedEarly (the next block returns at once)
+///                           └─unblock─▶ unblockedWhileBlocking (the committer requeues it)
 ///
-/// `block()` only announces (CAS running→blocking) and switches out; the
+/// A block only announces (CAS running→blocking) and switches out; the
 /// commit (CAS blocking→blocked) is made after the switch has saved the
 /// context, by the primary or, after a directed switch, by the context
 /// switched to (see VirtualProcessor). An unblock that lands before the
@@ -28,12 +31,16 @@ import UMS
 /// being saved, and no wake-up is lost. Every transition is an
 /// acquire-release CAS.
 ///
-/// A plain ``Event/wait()`` does not use this word: it switches out with
-/// the `.park` reason and is registered on the event after the switch
-/// (see ``Event``), so a pending ``unblock()`` stays pending for the next
-/// ``block()``.
+/// Every runtime unblock is paired with exactly one runtime block (a
+/// waker claims its waiter once; ``unblock()`` unblocks only a context
+/// that announced its ``block()``), so `unblockedEarly` is always taken by
+/// the block it belongs to.
+///
+/// A plain ``Event/wait()`` uses neither word: it switches out with the
+/// `.park` reason and is registered on the event after the switch (see
+/// ``Event``).
 public final class Context: @unchecked Sendable {
-    // @unchecked Sendable: `blockState` and `parkedOnEvent` are atomic;
+    // @unchecked Sendable: `blockState`, `userBlock` and `parkedOnEvent` are atomic;
     // `vpRef`, `yieldReason`, `parkEvent` and `exitRequested` are touched
     // only by the context itself and by the primary (or the context) that
     // switches it out, on the same pthread.
@@ -63,6 +70,17 @@ public final class Context: @unchecked Sendable {
     /// Schedule group of the task being run (0: none).
     @exclusivity(unchecked) var scheduleGroupID = 0
     let blockState = Atomic<Int>(BlockState.running)
+    /// The public block()/unblock() pairing, kept apart from `blockState`
+    /// (which runtime waits use), so that a pending user unblock is never
+    /// taken by a lock or join wait, and a user unblock never wakes one:
+    ///
+    ///     none ──unblock──▶ permit ──block()──▶ none          (unblock first)
+    ///     none ──block()──▶ waiting ──unblock──▶ none + runtime unblock
+    let userBlock = Atomic<Int>(UserBlock.none)
+
+    enum UserBlock {
+        static let none = 0, permit = 1, waiting = 2
+    }
     @exclusivity(unchecked) var yieldReason: YieldReason = .idle
     @exclusivity(unchecked) var exitRequested = false
     /// The waiter record this context reuses for plain `Event.wait()`s
@@ -202,19 +220,52 @@ public final class Context: @unchecked Sendable {
     /// first makes this return at once. [Context::Block]
     public static func block() throws(ConcRTError) {
         guard let c = currentInternal else { throw .notOnContext }
+        // An unblock that came first: consume it.
+        if c.userBlock.compareExchange(expected: UserBlock.permit, desired: UserBlock.none,
+                                       ordering: .acquiringAndReleasing).exchanged { return }
+        // Announce the wait; from now on an unblock wakes us through the
+        // runtime block below (its own word keeps an unblock that lands
+        // before blockInternal switches out).
+        let (announced, seen) = c.userBlock.compareExchange(expected: UserBlock.none, desired: UserBlock.waiting,
+                                                           ordering: .acquiringAndReleasing)
+        if !announced {
+            // Only an unblock (none -> permit) can have come in between;
+            // only this context moves permit -> none.
+            precondition(seen == UserBlock.permit, "ConcRT: block() from a context in user block state \(seen)")
+            c.userBlock.store(UserBlock.none, ordering: .releasing)
+            return
+        }
         c.blockInternal()
     }
 
-    /// Makes a blocked context runnable. May come before the matching
-    /// ``block()``. [Context::Unblock]
+    /// Makes a context blocked in ``block()`` runnable. May come before the
+    /// matching ``block()``: then that one returns at once. [Context::Unblock]
     ///
-    /// Pair it only with ``block()``: a context waiting in an ``Event``, a
-    /// lock or a join is blocked by the runtime, and unblocking it is
-    /// unbalanced (as in ConcRT) and stops the program with a message.
-    /// - Throws: ``ConcRTError/selfUnblock``, ``ConcRTError/unbalancedUnblock``.
+    /// It pairs only with ``block()``: it never wakes a context waiting in an
+    /// ``Event``, a lock or a join (that context takes the unblock with it
+    /// as a permit for its next ``block()``), and those waits never consume
+    /// it.
+    /// - Throws: ``ConcRTError/selfUnblock``; ``ConcRTError/unbalancedUnblock``
+    ///   when an unblock is already pending.
     public func unblock() throws(ConcRTError) {
         if Context.currentInternal === self { throw .selfUnblock }
-        try unblockChecked()
+        while true {
+            let s = userBlock.load(ordering: .acquiring)
+            switch s {
+            case UserBlock.none:
+                if userBlock.compareExchange(expected: s, desired: UserBlock.permit,
+                                             ordering: .acquiringAndReleasing).exchanged { return }
+            case UserBlock.waiting:
+                if userBlock.compareExchange(expected: s, desired: UserBlock.none,
+                                             ordering: .acquiringAndReleasing).exchanged {
+                    // The context committed to exactly one blockInternal().
+                    unblockInternal()
+                    return
+                }
+            default:
+                throw .unbalancedUnblock
+            }
+        }
     }
 
     func blockInternal() {
@@ -308,16 +359,17 @@ public final class Context: @unchecked Sendable {
         }
     }
 
-    /// For runtime-internal wakers (latches, events): an unbalanced unblock
-    /// there is a runtime bug, so it traps with the reason.
+    /// For runtime-internal wakers (latches, locks, multiple waits) and
+    /// ``unblock()``: an unbalanced unblock here is a runtime bug, so it
+    /// traps with the reason.
     /// `wakeIdle`: also wake an idle VP for it (a join continuation: it
     /// usually heads a large part of the remaining work).
     func unblockInternal(wakeIdle: Bool = false) {
         do {
             try unblockChecked(wakeIdle: wakeIdle)
         } catch {
-            preconditionFailure("ConcRT: context \(id) was already unblocked when its event, lock or join released it: "
-                                + "Context.unblock() was called on it while it waited in a runtime primitive (unbalanced unblock)")
+            preconditionFailure("ConcRT: context \(id) was unblocked twice for one block (runtime bug: a waiter "
+                                + "of an event, lock or join was released twice)")
         }
     }
 

@@ -39,12 +39,48 @@ final class ContextTests: XCTestCase {
             // unblock has landed, so it is an unblock *before* block.
             s.scheduleTask { try! me.unblock(); unblocked.add() }
             while unblocked.value == 0 { Context.yield() }
-            XCTAssertEqual(me.blockState.load(ordering: .acquiring), Context.BlockState.unblockedEarly)
+            XCTAssertEqual(me.userBlock.load(ordering: .acquiring), Context.UserBlock.permit)
             try! Context.block()   // consumes the early unblock
             done.set()
         }
         XCTAssertTrue(done.wait(timeout: .seconds(10)))
         try s.shutdown()
+    }
+
+    /// An unblock that comes before block() is kept for that block(): a
+    /// lock wait, a timed event wait and a plain event wait in between
+    /// neither take it (a contended lock is still waited for) nor are
+    /// woken by it.
+    func testEarlyUnblockIsNotTakenByRuntimeWaits() throws {
+        let s = try makeScheduler(2)
+        let cs = CriticalSection()
+        try cs.lock()   // held by this pthread
+        let me = Box<Context?>(nil)
+        let unblocked = Event(), timedOut = Box(false), gotLock = Box(false), finished = Event()
+        let released = Atomic<Bool>(false)
+        s.scheduleTask {
+            me.value = Context.current
+            unblocked.wait()   // the unblock lands while we wait here
+            timedOut.value = !Event().wait(timeout: .milliseconds(20))
+            try! cs.lock()     // contended: must wait for the unlock below
+            gotLock.value = released.load(ordering: .acquiring)
+            try! cs.unlock()
+            try! Context.block()   // takes the early unblock: returns at once
+            finished.set()
+        }
+        XCTAssertTrue(eventually { me.value != nil })
+        try me.value!.unblock()
+        XCTAssertThrowsError(try me.value!.unblock()) { XCTAssertEqual($0 as? ConcRTError, .unbalancedUnblock) }
+        unblocked.set()
+        XCTAssertTrue(eventually { me.value!.isWaiting }, "the context did not wait for the held lock")
+        usleep(20_000)
+        XCTAssertFalse(finished.isSet)
+        released.store(true, ordering: .releasing)
+        try cs.unlock()
+        XCTAssertTrue(finished.wait(timeout: .seconds(10)))
+        XCTAssertTrue(timedOut.value, "a timed wait returned early")
+        XCTAssertTrue(gotLock.value, "the lock wait returned before the lock was released")
+        try s.shutdown(timeout: .seconds(10))
     }
 
     func testDoubleUnblockAndSelfUnblockAreErrors() throws {

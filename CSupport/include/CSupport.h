@@ -13,6 +13,7 @@
  *   csup_deque.h     Chase-Lev work-stealing deque of pointers
  *   csup_lifo.h      ABA-safe lock-free LIFO (idle kernel-thread pool)
  *   csup_tls.h       per-pthread carrier slot, read without TLS caching
+ *   csup_lock.h      futex mutex with no thread identity (safe across migration)
  *   csup_overflow.h  guard-page overflow reporting on a sigaltstack
  */
 #ifndef CSUPPORT_H
@@ -31,5 +32,6 @@
 #include "csup_atomic.h"
 #include "csup_thread.h"
 #include "csup_closure.h"
+#include "csup_lock.h"
 
 #endif

@@ -35,6 +35,7 @@ import ConcRT
 import Foundation
 import PPL
 import Synchronization
+import UMS
 
 // MARK: Options
 
@@ -246,12 +247,12 @@ final class ClientReport: Sendable {
     let mismatches = Atomic<Int>(0)
     /// Round-trip time of every chunk, in nanoseconds (appended once per
     /// connection, so the lock is taken N times, not once per chunk).
-    let latencies = Mutex<[UInt64]>([])
+    let latencies = MigrationSafeMutex<[UInt64]>([])
     /// The same without each connection's first chunk: the first one also
     /// waits for the server to accept the connection, which under a flood
     /// of connects is most of its time.
-    let laterLatencies = Mutex<[UInt64]>([])
-    let firstError = Mutex<String?>(nil)
+    let laterLatencies = MigrationSafeMutex<[UInt64]>([])
+    let firstError = MigrationSafeMutex<String?>(nil)
 
     func failed(_ connection: Int, _ message: String) {
         failedConnections.wrappingAdd(1, ordering: .relaxed)

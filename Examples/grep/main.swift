@@ -41,6 +41,7 @@ import ConcRT
 import Foundation
 import PPL
 import Synchronization
+import UMS
 
 struct Options {
     var pattern: [UInt8] = []
@@ -154,8 +155,8 @@ func contains(_ p: UnsafeRawPointer, _ count: Int, _ pattern: UnsafeRawBufferPoi
 /// only while formatting and writing one line; no task blocks while holding
 /// it (the write to stdout is a plain write on the virtual processor).
 final class Printer: Sendable {
-    private let remaining: Mutex<Int>
-    init(limit: Int) { remaining = Mutex(limit) }
+    private let remaining: MigrationSafeMutex<Int>
+    init(limit: Int) { remaining = MigrationSafeMutex(limit) }
 
     func line(_ path: String, _ number: Int, _ bytes: UnsafeRawBufferPointer) {
         remaining.withLock { left in

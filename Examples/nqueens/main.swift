@@ -29,6 +29,7 @@ import ConcRT
 import Foundation
 import PPL
 import Synchronization
+import UMS
 
 struct Options {
     var n = 12
@@ -164,7 +165,7 @@ func parallelCount(_ board: Board, depth: Int, tasks: Counter) throws -> Int {
 /// What the first-solution search shares between its tasks.
 final class Search: Sendable {
     let source = CancellationTokenSource()
-    let solution = Mutex<[Int]?>(nil)
+    let solution = MigrationSafeMutex<[Int]?>(nil)
     let scheduled = Counter(), started = Counter()
 
     /// Keeps the first solution reported and cancels everything else.

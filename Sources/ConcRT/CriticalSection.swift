@@ -1,5 +1,6 @@
 import CSupport
 import Synchronization
+import UMS
 
 /// Who is calling: a context (its id) or a plain pthread (minus its tid).
 @inline(__always)
@@ -21,7 +22,7 @@ public final class CriticalSection: @unchecked Sendable {
         var queue: [(Waiter, Int)] = []   // (waiter, its token)
         var head = 0
     }
-    private let state = Mutex<State>(State())
+    private let state = MigrationSafeMutex<State>(State())
 
     public init() {}
 
@@ -91,7 +92,7 @@ public final class ReaderWriterLock: @unchecked Sendable {
         var waitingWriters: [(Waiter, Int)] = []
         var waitingReaders: [Waiter] = []
     }
-    private let state = Mutex<State>(State())
+    private let state = MigrationSafeMutex<State>(State())
 
     public init() {}
 

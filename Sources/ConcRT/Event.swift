@@ -42,7 +42,7 @@ import UMS
 public final class Event: @unchecked Sendable {
     // @unchecked Sendable: `word` is atomic; the multi list is under its mutex.
     private let word = Atomic<UInt>(0)
-    private let multi = Mutex<[(Waiter, Int)]>([])
+    private let multi = MigrationSafeMutex<[(Waiter, Int)]>([])
 
     static let signaledBit: UInt = 1
     static let multiBit: UInt = 2

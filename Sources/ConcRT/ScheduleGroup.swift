@@ -1,4 +1,5 @@
 import Synchronization
+import UMS
 
 /// A set of tasks the scheduler keeps together. [concurrency::ScheduleGroup]
 ///
@@ -12,7 +13,7 @@ public final class ScheduleGroup: @unchecked Sendable {
     /// [ScheduleGroup::Id]
     public let id: Int
     unowned(unsafe) let scheduler: Scheduler
-    private let queue = Mutex<WorkRing>(WorkRing())
+    private let queue = MigrationSafeMutex<WorkRing>(WorkRing())
     let queued = Atomic<Int>(0)
     private let pending = Atomic<Int>(0)
 
@@ -50,7 +51,7 @@ public final class ScheduleGroup: @unchecked Sendable {
 /// VPs looking for queued work).
 final class ScheduleGroupRegistry: @unchecked Sendable {
     // @unchecked Sendable: `groups` under the mutex; `count` atomic.
-    private let groups = Mutex<[ScheduleGroup]>([])
+    private let groups = MigrationSafeMutex<[ScheduleGroup]>([])
     private let count = Atomic<Int>(0)
     private let queuedTotal = Atomic<Int>(0)
 

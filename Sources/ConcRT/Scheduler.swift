@@ -39,10 +39,10 @@ public final class Scheduler: @unchecked Sendable {
     static let temporarySlots = 16
     /// Running primaries' pthreads, joined at shutdown (or when a temporary
     /// VP is reused).
-    private let primaryThreads = Mutex<[pthread_t]>([])
+    private let primaryThreads = MigrationSafeMutex<[pthread_t]>([])
     private let startedPrimaries = Atomic<Int>(0)
     private let startFailures = Atomic<Int>(0)
-    private let startFailure = Mutex<String?>(nil)
+    private let startFailure = MigrationSafeMutex<String?>(nil)
     let stats = StatisticsCounters()
     let timers = TimerQueue()
     let searchers = Atomic<Int>(0)
@@ -51,7 +51,7 @@ public final class Scheduler: @unchecked Sendable {
     let sleepingVPs = Atomic<Int>(0)
     let untimedSleepers = Atomic<Int>(0)
     let spinNanoseconds: Int64 = 30_000
-    private let injection = Mutex<WorkRing>(WorkRing())
+    private let injection = MigrationSafeMutex<WorkRing>(WorkRing())
     private let injectedCount = Atomic<Int>(0)
     /// Heap tasks scheduled and not finished (for shutdown).
     let outstanding = Atomic<Int>(0)

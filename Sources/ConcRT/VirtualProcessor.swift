@@ -42,7 +42,7 @@ final class VirtualProcessor: @unchecked Sendable {
     let cpu: Int?
     /// Runnable contexts: unblocked ones from this VP go to the front (LIFO,
     /// like Go's runnext: the waker usually blocks next), others to the back.
-    private let runnable = Mutex<ContextRing>(ContextRing())
+    private let runnable = MigrationSafeMutex<ContextRing>(ContextRing())
     /// Contexts in `runnable` (not counting `runnext`).
     private let runnableCount = Atomic<Int>(0)
     /// One context unblocked by this VP's running context (the bits of an
@@ -624,7 +624,7 @@ struct ContextRing: ~Copyable {
 
 /// Allocator of small process-unique VP numbers (lowest free first).
 enum GlobalVPIndex {
-    private static let free = Mutex<(next: Int, released: [Int])>((0, []))
+    private static let free = MigrationSafeMutex<(next: Int, released: [Int])>((0, []))
     static func acquire() -> Int {
         free.withLock { s in
             if let i = s.released.popLast() { return i }

@@ -110,7 +110,7 @@ final class Waiter: @unchecked Sendable {
 final class TimerQueue: @unchecked Sendable {
     // @unchecked Sendable: `entries` under `lock`; `next` is atomic.
     private struct Entry { var deadline: Int64; var seq: Int; var fire: () -> Void }
-    private let lock = Mutex<Void>(())
+    private let lock = MigrationSafeMutex<Void>(())
     private var entries: [Entry] = []
     private var seq = 0
     /// Earliest deadline (ns, monotonic), Int64.max when none. Relaxed

@@ -1,6 +1,7 @@
 import ConcRT
 import CSupport
 import Synchronization
+import UMS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -64,7 +65,7 @@ final class CancellationState: Sendable {
         var nextID = 1
         var callbacks: [(Int, @Sendable () -> Void)] = []
     }
-    private let inner = Mutex<Inner>(Inner())
+    private let inner = MigrationSafeMutex<Inner>(Inner())
     /// Mirror of `canceled` for lock-free polling (release on cancel).
     private let flag = Atomic<Bool>(false)
 

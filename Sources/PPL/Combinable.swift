@@ -1,6 +1,7 @@
 import ConcRT
 import CSupport
 import Synchronization
+import UMS
 
 /// Per-virtual-processor values, combined at the end. [combinable<T>]
 ///
@@ -18,7 +19,7 @@ public final class Combinable<T>: @unchecked Sendable {
     private final class Slot { var value: T; init(_ v: T) { value = v } }
     private static var capacity: Int { 1024 }
     private let slots: UnsafeMutablePointer<Atomic<UnsafeMutableRawPointer?>>
-    private let threadSlots = Mutex<[Int: Slot]>([:])
+    private let threadSlots = MigrationSafeMutex<[Int: Slot]>([:])
     private let initializer: @Sendable () -> T
 
     /// [combinable::combinable(init)]

@@ -1,5 +1,6 @@
 import ConcRT
 import Synchronization
+import UMS
 
 /// How a future ended. [task_status]
 public enum FutureStatus: Sendable, Equatable {
@@ -27,7 +28,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
         var continuations: [@Sendable (Result<Value, any Error>) -> Void] = []
         var waiters: [Event] = []
     }
-    private let state = Mutex<State>(State())
+    private let state = MigrationSafeMutex<State>(State())
     let scheduler: Scheduler
 
     /// Schedules `body`; the future completes with what it returns or
@@ -164,7 +165,7 @@ extension Future {
         let out = Future<(index: Int, value: Value)>(pendingOn: futures.first?.scheduler)
         precondition(!futures.isEmpty, "PPL: whenAny needs at least one future")
         let failures = Atomic<Int>(0)
-        let firstError = Mutex<(any Error)?>(nil)
+        let firstError = MigrationSafeMutex<(any Error)?>(nil)
         for (i, f) in futures.enumerated() {
             f.onComplete { r in
                 switch r {

@@ -1,5 +1,6 @@
 import ConcRT
 import Synchronization
+import UMS
 
 /// How a parallel loop cuts its range into chunks. [partitioners]
 public enum Partitioner: Sendable {
@@ -24,7 +25,7 @@ public enum Partitioner: Sendable {
 public final class AffinityPartitioner: @unchecked Sendable {
     // @unchecked Sendable: `lastVP` slots are atomics; the layout is set
     // under `lock`.
-    private let lock = Mutex<Void>(())
+    private let lock = MigrationSafeMutex<Void>(())
     private(set) var chunkCount = 0
     private var count = -1
     private var lastVP: UnsafeMutablePointer<Atomic<Int>>?

@@ -1,6 +1,7 @@
 import ConcRT
 import CSupport
 import Synchronization
+import UMS
 
 /// How a group's (or a future's) work ended. [task_group_status]
 public enum TaskGroupStatus: Sendable, Equatable {
@@ -29,7 +30,7 @@ public final class TaskGroup: @unchecked Sendable {
     let scheduler: Scheduler
     let scope: CancellationScope
     private let pending = Atomic<Int>(0)
-    private let lock = Mutex<State>(State())
+    private let lock = MigrationSafeMutex<State>(State())
     private let failed = Atomic<Bool>(false)
 
     private struct State {

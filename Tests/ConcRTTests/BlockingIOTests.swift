@@ -16,7 +16,7 @@ import Glibc
 
 /// Failures seen off the test thread (contexts, pthreads); asserted on it.
 private final class IOFailures: Sendable {
-    private let list = Mutex<[String]>([])
+    private let list = MigrationSafeMutex<[String]>([])
     func record(_ s: String) { list.withLock { if $0.count < 30 { $0.append(s) } } }
     func check(_ cond: Bool, _ msg: @autoclosure () -> String) { if !cond { record(msg()) } }
     var all: [String] { list.withLock { $0 } }
@@ -255,7 +255,7 @@ final class BlockingIOTests: XCTestCase {
         let f = IOFailures()
         let data = (0..<channels).map { ioBytes(perChannel, seed: UInt64($0 + 1)) }
         let expected = data.map { IOChecksum.of($0) }
-        let results = Mutex<[Int: IOChecksum]>([:])
+        let results = MigrationSafeMutex<[Int: IOChecksum]>([:])
         let finished = Counter()
         let allDone = Event()
         let ends: [(Int32, Int32, Bool)] = (0..<channels).map { c in
@@ -329,7 +329,7 @@ final class BlockingIOTests: XCTestCase {
                 if writersDone.add() == writers { allWritten.set() }
             }
         }
-        let readerResult = Mutex<(Int, [Int])?>(nil)
+        let readerResult = MigrationSafeMutex<(Int, [Int])?>(nil)
         let readerDone = ioTask(s) {
             f.run("reader") {
                 var next = [Int](repeating: 0, count: writers)
@@ -447,7 +447,7 @@ final class BlockingIOTests: XCTestCase {
             let (a, b) = ioSocketPair()
             let listener = ioListener()
             let entered = Event()
-            let result = Mutex<Int>(-1)
+            let result = MigrationSafeMutex<Int>(-1)
             let before = s.statistics.kernelBlocks
             let blocked = ioTask(s) {
                 entered.set()

@@ -13,7 +13,7 @@ import UMS
 
 /// Failures seen off the test thread (contexts, pthreads); asserted on it.
 private final class StressFailures: Sendable {
-    private let list = Mutex<[String]>([])
+    private let list = MigrationSafeMutex<[String]>([])
     func record(_ s: String) { list.withLock { if $0.count < 20 { $0.append(s) } } }
     var all: [String] { list.withLock { $0 } }
 }
@@ -180,6 +180,69 @@ final class StressTests: XCTestCase {
         XCTAssertGreaterThan(s.statistics.blocks - blocksBefore, 0)
     }
 
+    func testEventPairsWithKernelBlocksOn2VPs() throws { try eventPairs(vps: 2) }
+    func testEventPairsWithKernelBlocksOn4VPs() throws { try eventPairs(vps: 4) }
+
+    /// Pairs of contexts handing a turn back and forth through two events
+    /// (the park / runnext / directed-switch path), with random yields,
+    /// spins and real blocking calls (Blocking.sleep) on either side, so
+    /// chains of directed switches end in kernel blocks, yields and parks
+    /// on every VP. Each side must see exactly `rounds` turns, in order.
+    /// A random pause: a yield, a real blocking call, a spin, or nothing.
+    private static func jitter(_ rng: inout StressRNG) {
+        switch rng.below(32) {
+        case 0: Context.yield()
+        case 1: try! Blocking.sleep(for: .microseconds(rng.below(50)))
+        case 2, 3: stressSpin(rng.below(1_000))
+        default: break
+        }
+    }
+
+    private func eventPairs(vps: Int) throws {
+        let pairs = longMode ? 256 : 64
+        let rounds = longMode ? 10_000 : 1_000
+        let s = try makeScheduler(vps)
+        let failures = StressFailures()
+        let finished = Counter()
+        let allDone = Event()
+        for p in 0..<pairs {
+            let toA = Event(), toB = Event()
+            let turn = Atomic<Int>(0)   // even: A's turn, odd: B's
+            s.scheduleTask {
+                var rng = StressRNG(seed: UInt64(2 * p + 1))
+                for k in 0..<rounds {
+                    if turn.load(ordering: .acquiring) != 2 * k { failures.record("pair \(p) A: turn \(turn.load(ordering: .relaxed)) at round \(k)") }
+                    StressTests.jitter(&rng)
+                    turn.store(2 * k + 1, ordering: .releasing)
+                    toB.set()
+                    toA.wait()
+                    toA.reset()
+                }
+                if finished.add() == 2 * pairs { allDone.set() }
+            }
+            s.scheduleTask {
+                var rng = StressRNG(seed: UInt64(2 * p + 2))
+                for k in 0..<rounds {
+                    toB.wait()
+                    toB.reset()
+                    if turn.load(ordering: .acquiring) != 2 * k + 1 { failures.record("pair \(p) B: turn \(turn.load(ordering: .relaxed)) at round \(k)") }
+                    StressTests.jitter(&rng)
+                    turn.store(2 * k + 2, ordering: .releasing)
+                    toA.set()
+                }
+                if finished.add() == 2 * pairs { allDone.set() }
+            }
+        }
+        let ok = allDone.wait(timeout: .seconds(longMode ? 300 : 60))
+        XCTAssertTrue(ok, "event pairs: \(finished.value) of \(2 * pairs) contexts finished (lost wake-up?); \(s.statistics)")
+        XCTAssertEqual(failures.all, [])
+        guard ok else { return }
+        try s.shutdown(timeout: .seconds(30))
+        let st = s.statistics
+        XCTAssertGreaterThan(st.kernelBlocks, 0, "\(st)")
+        XCTAssertEqual(st.liveContexts, 0)
+    }
+
     func testTokenRingOn2VPs() throws { try tokenRing(vps: 2) }
     func testTokenRingOn4VPs() throws { try tokenRing(vps: 4) }
 
@@ -191,7 +254,7 @@ final class StressTests: XCTestCase {
         let rounds = longMode ? 20_000 : 3_000
         let s = try makeScheduler(vps)
         let failures = StressFailures()
-        let registry = Mutex<[Context?]>(Array(repeating: nil, count: n))
+        let registry = MigrationSafeMutex<[Context?]>(Array(repeating: nil, count: n))
         let passes = Box(0)
         let finished = Counter()
         let allDone = Event()
@@ -238,7 +301,7 @@ final class StressTests: XCTestCase {
         let rounds = longMode ? 2_000 : 300
         let s = try makeScheduler(vps)
         let failures = StressFailures()
-        let contexts = Mutex<[Context?]>(Array(repeating: nil, count: sleepers))
+        let contexts = MigrationSafeMutex<[Context?]>(Array(repeating: nil, count: sleepers))
         let armed = UnsafeMutablePointer<UInt32>.allocate(capacity: sleepers)
         armed.initialize(repeating: 0, count: sleepers)
         defer { armed.deallocate() }
@@ -306,7 +369,7 @@ final class StressTests: XCTestCase {
     /// idle VP meanwhile (the idle VP must be woken for it).
     func testUnblockedContextRunsOnIdleVirtualProcessor() throws {
         let s = try makeScheduler(2)
-        let target = Mutex<Context?>(nil)
+        let target = MigrationSafeMutex<Context?>(nil)
         let resumed = SyncedFlag()
         let targetDone = Event()
         s.scheduleTask {
@@ -317,7 +380,7 @@ final class StressTests: XCTestCase {
         }
         XCTAssertTrue(eventually { target.withLock { $0 }?.blockState.load(ordering: .acquiring) == Context.BlockState.blocked })
         usleep(100_000)   // both VPs go idle and sleep
-        let sawIt = Mutex<Bool>(false)
+        let sawIt = MigrationSafeMutex<Bool>(false)
         let wakerDone = Event()
         s.scheduleTask {
             try! target.withLock { $0 }!.unblock()
@@ -339,7 +402,7 @@ final class StressTests: XCTestCase {
     func testShutdownWaitsForRunInFlight() throws {
         let s = try makeScheduler(2)
         let started = Event()
-        let result = Mutex<Int?>(nil)
+        let result = MigrationSafeMutex<Int?>(nil)
         let runnerDone = Event()
         let runner = Thread {
             let v = s.run { () -> Int in

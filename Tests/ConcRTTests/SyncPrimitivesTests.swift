@@ -12,7 +12,7 @@ import UMS
 
 /// Failures seen off the test thread (contexts, pthreads); asserted on it.
 private final class SyncFailures: Sendable {
-    private let list = Mutex<[String]>([])
+    private let list = MigrationSafeMutex<[String]>([])
     func record(_ s: String) { list.withLock { if $0.count < 30 { $0.append(s) } } }
     func check(_ cond: Bool, _ msg: @autoclosure () -> String) { if !cond { record(msg()) } }
     var all: [String] { list.withLock { $0 } }
@@ -186,7 +186,7 @@ final class SyncPrimitivesTests: XCTestCase {
         let s = try makeScheduler(2)
         let e = Event()
         let returned = Counter()
-        let results = Mutex<[Bool]>([])
+        let results = MigrationSafeMutex<[Bool]>([])
         var done: [Event] = []
         for i in 0..<6 {
             done.append(syncTask(s) {
@@ -219,8 +219,8 @@ final class SyncPrimitivesTests: XCTestCase {
         let s = try makeScheduler(2)
         for round in 0..<20 {
             let e = Event()
-            let ctx = Mutex<Context?>(nil)
-            let tid = Mutex<Int64>(0)
+            let ctx = MigrationSafeMutex<Context?>(nil)
+            let tid = MigrationSafeMutex<Int64>(0)
             let ctxDone = syncTask(s) {
                 ctx.withLock { $0 = Context.current }
                 e.wait()
@@ -264,8 +264,8 @@ final class SyncPrimitivesTests: XCTestCase {
     func testTimedWaitWokenBySetBeforeDeadline() throws {
         let s = try makeScheduler(2)
         let e = Event()
-        let ctx = Mutex<Context?>(nil)
-        let result = Mutex<(Bool, Int64)?>(nil)
+        let ctx = MigrationSafeMutex<Context?>(nil)
+        let result = MigrationSafeMutex<(Bool, Int64)?>(nil)
         let done = syncTask(s) {
             ctx.withLock { $0 = Context.current }
             let t0 = syncNow()
@@ -289,7 +289,7 @@ final class SyncPrimitivesTests: XCTestCase {
         for waiters in [1, 8] {
             let e = Event()
             let ran = Counter()
-            let ctxs = Mutex<[Context]>([])
+            let ctxs = MigrationSafeMutex<[Context]>([])
             var done: [Event] = []
             for _ in 0..<waiters {
                 done.append(syncTask(s) {
@@ -300,7 +300,7 @@ final class SyncPrimitivesTests: XCTestCase {
             }
             XCTAssertTrue(eventually { ctxs.withLock { $0.count == waiters && $0.allSatisfy(isBlocked) } })
             usleep(100_000)   // both VPs go idle and sleep
-            let sawWaitersRun = Mutex<Bool>(false)
+            let sawWaitersRun = MigrationSafeMutex<Bool>(false)
             let setter = syncTask(s) {
                 e.set()
                 // Busy for up to 2 s (never blocks or yields), watching for
@@ -536,7 +536,7 @@ final class SyncPrimitivesTests: XCTestCase {
         let s = try makeScheduler(1)
         let cs = CriticalSection()
         try cs.lock()
-        let ctx = Mutex<Context?>(nil)
+        let ctx = MigrationSafeMutex<Context?>(nil)
         let got = SyncFlag()
         let waiterDone = syncTask(s) {
             ctx.withLock { $0 = Context.current }
@@ -559,12 +559,12 @@ final class SyncPrimitivesTests: XCTestCase {
     func testCriticalSectionFIFOHandOff() throws {
         let s = try makeScheduler(2)
         let cs = CriticalSection()
-        let order = Mutex<[Int]>([])
+        let order = MigrationSafeMutex<[Int]>([])
         let hold = Event()
         try cs.lock()
         var done: [Event] = []
         for k in 1...5 {
-            let ctx = Mutex<Context?>(nil)
+            let ctx = MigrationSafeMutex<Context?>(nil)
             done.append(syncTask(s) {
                 ctx.withLock { $0 = Context.current }
                 try! cs.lock()
@@ -575,7 +575,7 @@ final class SyncPrimitivesTests: XCTestCase {
             XCTAssertTrue(eventually { isBlocked(ctx.withLock { $0 }) }, "waiter \(k) did not block")
         }
         // A pthread queues last.
-        let tid = Mutex<Int64>(0)
+        let tid = MigrationSafeMutex<Int64>(0)
         done.append(syncThread {
             tid.withLock { $0 = csup_gettid() }
             try! cs.lock()
@@ -694,7 +694,7 @@ final class SyncPrimitivesTests: XCTestCase {
     func testReaderWriterLockWriterPreference() throws {
         let s = try makeScheduler(2)
         let rw = ReaderWriterLock()
-        let log = Mutex<[String]>([])
+        let log = MigrationSafeMutex<[String]>([])
         @Sendable func append(_ s: String) { log.withLock { $0.append(s) } }
         let r1Held = Event(), releaseR1 = Event(), releaseW1 = Event()
         let r1 = syncTask(s) {
@@ -706,7 +706,7 @@ final class SyncPrimitivesTests: XCTestCase {
             try! rw.unlock()
         }
         XCTAssertTrue(r1Held.wait(timeout: .seconds(10)))
-        let w1Ctx = Mutex<Context?>(nil), w2Ctx = Mutex<Context?>(nil), r2Ctx = Mutex<Context?>(nil)
+        let w1Ctx = MigrationSafeMutex<Context?>(nil), w2Ctx = MigrationSafeMutex<Context?>(nil), r2Ctx = MigrationSafeMutex<Context?>(nil)
         let w1 = syncTask(s) {
             w1Ctx.withLock { $0 = Context.current }
             try! rw.lock()

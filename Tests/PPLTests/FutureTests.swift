@@ -88,14 +88,19 @@ final class FutureTests: XCTestCase {
     func testCancellationStormWithTenThousandFutures() throws {
         let src = CancellationTokenSource()
         let started = Counter()
+        // The first 100 wait (blocking only their contexts) until after the
+        // cancel, so some are canceled however fast the rest run.
+        let gate = Event()
         let fs = (0..<10_000).map { i in
             Future(scheduler: testScheduler, token: src.token) { () throws -> Int in
                 started.add()
+                if i < 100 { gate.wait() }
                 try checkCancellation()
                 return i
             }
         }
         src.cancel()
+        gate.set()
         var completed = 0, canceled = 0
         for (i, f) in fs.enumerated() {
             switch f.wait() {

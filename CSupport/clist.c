@@ -59,7 +59,13 @@ void *csup_clist_node_item(const csup_clist_node *n) { return n->item; }
 void csup_clist_node_set_item(csup_clist_node *n, void *item) { n->item = item; }
 csup_clist_node *csup_clist_node_next(const csup_clist_node *n) { return n->next; }
 
-int csup_clist_is_empty(csup_clist *l) { return cds_wfcq_empty(&l->head, &l->tail); }
+/* The hot "anything queued?" check of every scheduler pass: the same two
+ * relaxed loads as cds_wfcq_empty (head's next, then tail, on the public
+ * struct layout), without a call into the shared library. A snapshot. */
+int csup_clist_is_empty(csup_clist *l) {
+    return __atomic_load_n(&l->head.node.next, __ATOMIC_RELAXED) == NULL
+        && __atomic_load_n(&l->tail.p, __ATOMIC_RELAXED) == &l->head.node;
+}
 
 void csup_clist_enqueue(csup_clist *l, csup_clist_node *n) {
     cds_wfcq_node_init(&n->node);

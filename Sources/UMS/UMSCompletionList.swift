@@ -27,7 +27,7 @@ public final class UMSCompletionList: @unchecked Sendable {
     // @unchecked Sendable: every mutable field is an Atomic or is owned by
     // the C list, which is thread-safe by construction (csup_clist.h).
 
-    let clist: OpaquePointer
+    @usableFromInline let clist: OpaquePointer
     let kernelThreads: KernelThreadPool
     /// Threads queued now (incremented before the enqueue, decremented by the
     /// dequeuer). Relaxed: a statistic, also read by `delete()`.
@@ -94,6 +94,7 @@ public final class UMSCompletionList: @unchecked Sendable {
     }
 
     /// True when no thread is queued (a snapshot).
+    @inlinable
     public var isEmpty: Bool { csup_clist_is_empty(clist) != 0 }
 
     /// An event descriptor (an eventfd) that becomes readable when a thread

@@ -34,7 +34,7 @@ public final class UMSThread: @unchecked Sendable {
         case queued = 0, ready, running, inKernel, terminated
     }
 
-    let state: Atomic<Int>
+    @usableFromInline let state: Atomic<Int>
     let ctx: OpaquePointer          // csup_ctx*, freed in deinit
     private var stack: csup_stack   // returned to the cache at termination
     private var stackReleased = false
@@ -261,6 +261,7 @@ public final class UMSThread: @unchecked Sendable {
     /// Finishes a directed switch away from this thread (see
     /// ``switchRunning(to:param:)``): running → ready. Call it only from
     /// the thread that was switched to, after its switch returned.
+    @inlinable
     package func completeSwitchOut() {
         // Release: publishes the saved context to whoever executes it next.
         state.store(State.ready.rawValue, ordering: .releasing)

@@ -169,23 +169,14 @@ public final class Context: @unchecked Sendable {
         return Unmanaged<Context>.fromOpaque(p).takeUnretainedValue()
     }
 
-    /// Calls `body` with the calling context without retaining it (nil
-    /// outside a scheduler context). For hot paths.
-    @inline(__always)
-    static func withCurrent<R>(_ body: (Context?) -> R) -> R {
-        guard let p = UMSThread.currentOnPrimaryUserContext else { return body(nil) }
-        // Why this is sound: the context is running this code, so its +1
-        // (held by its thread's user context) outlives the call.
-        return Unmanaged<Context>.fromOpaque(p)._withUnsafeGuaranteedRef { body($0) }
-    }
-
     /// The virtual processor of the calling context if it belongs to
     /// `scheduler` (unretained; nil elsewhere). For hot paths: no
     /// reference count is touched.
     @inline(__always)
     static func currentVirtualProcessor(of scheduler: ObjectIdentifier) -> Unmanaged<VirtualProcessor>? {
         guard let p = UMSThread.currentOnPrimaryUserContext else { return nil }
-        // Why this is sound: the context is running this code (see withCurrent).
+        // Why this is sound: the context is running this code, so its +1
+        // (held by its thread's user context) outlives the call.
         return Unmanaged<Context>.fromOpaque(p)._withUnsafeGuaranteedRef { me in
             me.schedulerID == scheduler ? me.vpRef : nil
         }
@@ -386,7 +377,7 @@ public final class Context: @unchecked Sendable {
             case BlockState.blocked:
                 if blockState.compareExchange(expected: s, desired: BlockState.running,
                                               ordering: .acquiringAndReleasing).exchanged {
-                    scheduler.makeRunnable(self, wakeIdle: wakeIdle)
+                    Scheduler.makeRunnable(Unmanaged.passUnretained(self), wakeIdle: wakeIdle)
                     return
                 }
             default:

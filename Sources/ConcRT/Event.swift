@@ -130,41 +130,36 @@ public final class Event: @unchecked Sendable {
         // A pthread outside any scheduler: push a waiter with its own futex
         // word, then sleep on it.
         let w = Waiter()
+        if pushPlainWaiter(Unmanaged.passUnretained(w)) { w.park() }
+        withExtendedLifetime(w) {}
+    }
+
+    /// Pushes a plain waiter onto the word's stack unless the event is
+    /// signaled (then returns false). The release half of the CAS publishes
+    /// the waiter's link (and, for a context, its saved state) to the setter.
+    private func pushPlainWaiter(_ w: Unmanaged<Waiter>) -> Bool {
+        let bits = UInt(bitPattern: w.toOpaque())
         var old = word.load(ordering: .acquiring)
         while true {
-            if old & Self.signaledBit != 0 { return }
-            w.nextBits = old & Self.pointerMask
-            let (done, seen) = word.compareExchange(
-                expected: old, desired: UInt(bitPattern: Unmanaged.passUnretained(w).toOpaque()) | (old & Self.multiBit),
-                ordering: .acquiringAndReleasing)
-            if done { break }
+            if old & Self.signaledBit != 0 { return false }
+            w._withUnsafeGuaranteedRef { $0.nextBits = old & Self.pointerMask }
+            let (done, seen) = word.compareExchange(expected: old, desired: bits | (old & Self.multiBit),
+                                                    ordering: .acquiringAndReleasing)
+            if done { return true }
             old = seen
         }
-        w.park()
-        withExtendedLifetime(w) {}
     }
 
     /// Primary side of a context's plain wait, after the switch saved it:
     /// push its waiter unless the event is signaled by now. False: signaled,
     /// resume the context.
     static func commitPark(_ c: Context, on e: Event) -> Bool {
-        let w = c.parkWaiter
-        let bits = UInt(bitPattern: w.toOpaque())
-        var old = e.word.load(ordering: .acquiring)
-        // Before the push: once pushed, a setter may resume the context,
-        // which clears the flag.
+        // Set before the push: once pushed, a setter may resume the
+        // context, which clears the flag.
         c.parkedOnEvent.store(true, ordering: .relaxed)
-        while true {
-            if old & signaledBit != 0 {
-                c.parkedOnEvent.store(false, ordering: .relaxed)
-                return false
-            }
-            w._withUnsafeGuaranteedRef { $0.nextBits = old & pointerMask }
-            let (done, seen) = e.word.compareExchange(expected: old, desired: bits | (old & multiBit),
-                                                      ordering: .acquiringAndReleasing)
-            if done { return true }
-            old = seen
-        }
+        if e.pushPlainWaiter(c.parkWaiter) { return true }
+        c.parkedOnEvent.store(false, ordering: .relaxed)
+        return false
     }
 
     /// Waits until the event is signaled or the timeout passes. Returns true

@@ -213,33 +213,23 @@ public final class Scheduler: @unchecked Sendable {
         }
     }
 
-    /// Queues a context that was unblocked. From a VP of this scheduler it
-    /// goes to the front of that VP's queue (it usually runs next, when the
-    /// waker blocks); from elsewhere to its last VP, and a sleeper is woken.
-    func makeRunnable(_ c: Context, wakeIdle: Bool = false) {
+    /// Queues a context that was unblocked (unretained: a blocked or parked
+    /// context is kept alive by its thread's user context until it runs
+    /// again). From a VP of its scheduler it goes to that VP's `runnext`
+    /// (it usually runs next, when the waker blocks), touching no reference
+    /// count; from elsewhere to its last VP, and a sleeper is woken.
+    /// `wakeIdle`: also wake an idle VP (a join continuation).
+    static func makeRunnable(_ c: Unmanaged<Context>, wakeIdle: Bool = false) {
         // From a VP of this scheduler: like Go's runnext, the waker usually
         // blocks next and this VP runs the woken context at once, so no
         // sleeper is woken for it (a futex wake per unblock would dominate a
         // ping-pong). If the waker stays busy instead, an idle VP takes the
         // context: idle VPs sleep at most 1 ms while another VP is awake,
         // then steal runnable contexts from a VP that has not switched.
-        if let vp = Context.currentVirtualProcessor(of: ObjectIdentifier(self)) {
-            vp._withUnsafeGuaranteedRef { $0.pushRunnable(c, front: true) }
-            if wakeIdle { notifyWork() }
-            return
-        }
-        makeRunnableFromOutside(c)
-    }
-
-    /// ``makeRunnable(_:wakeIdle:)`` for an unretained context (a waiter's):
-    /// the common case, from a VP of the context's own scheduler, touches
-    /// no reference count.
-    static func makeRunnable(_ c: Unmanaged<Context>) {
-        // Why this is sound: a waiter's context is parked, so kept alive by
-        // its thread's user context until it runs again.
         let sid = c._withUnsafeGuaranteedRef { $0.schedulerID }
         if let vp = Context.currentVirtualProcessor(of: sid) {
             vp._withUnsafeGuaranteedRef { v in c._withUnsafeGuaranteedRef { v.pushRunnable($0, front: true) } }
+            if wakeIdle { vp._withUnsafeGuaranteedRef { $0.scheduler.notifyWork() } }
             return
         }
         let ctx = c.takeUnretainedValue()

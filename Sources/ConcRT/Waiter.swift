@@ -59,16 +59,13 @@ final class Waiter: @unchecked Sendable {
     @inline(__always)
     func claim() -> Bool { !claimed.exchange(true, ordering: .acquiringAndReleasing) }
 
-    var isClaimed: Bool { claimed.load(ordering: .acquiring) }
-
     /// Wakes the waiter (only after winning `claim()`).
     func wake(result: Int) {
         self.result = result
         if let c = context {
             c.unblockInternal()
         } else {
-            csup_u32_store_release(word!, 1)
-            _ = csup_futex_wake(word!, 1)
+            wakeThread()
         }
     }
 
@@ -79,13 +76,18 @@ final class Waiter: @unchecked Sendable {
         if let c = contextRef {
             Scheduler.makeRunnable(c)
         } else {
-            // Read the word's address first: once it is 1 the pthread may
-            // return and free this waiter (unretained here). A wake on
-            // memory freed meanwhile is harmless: futex waiters re-check.
-            let w = word.unsafelyUnwrapped
-            csup_u32_store_release(w, 1)
-            _ = csup_futex_wake(w, 1)
+            wakeThread()
         }
+    }
+
+    /// A thread waiter: set its futex word and wake it. The word's address
+    /// is read first: once it is 1 the pthread may return and free this
+    /// waiter (unretained on the event path). A wake on memory freed
+    /// meanwhile is harmless: futex waiters re-check.
+    private func wakeThread() {
+        let w = word.unsafelyUnwrapped
+        csup_u32_store_release(w, 1)
+        _ = csup_futex_wake(w, 1)
     }
 
     /// Thread waiters: one futex wait of at most `nanoseconds`; true once woken.

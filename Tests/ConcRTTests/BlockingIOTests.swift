@@ -40,8 +40,6 @@ private final class IOFailures: Sendable {
     }
 }
 
-private func ioNow() -> Int64 { csup_monotonic_ns() }
-
 private func ioPipe() -> (r: Int32, w: Int32) {
     var fds: [Int32] = [-1, -1]
     let r = csup_sys_pipe(&fds, 0)
@@ -114,24 +112,14 @@ private struct IOChecksum: Equatable {
     }
 }
 
-private struct IORNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
-    mutating func next() -> UInt64 {
-        state ^= state >> 12; state ^= state << 25; state ^= state >> 27
-        return state &* 0x2545_F491_4F6C_DD1D
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
-
 private func ioBytes(_ n: Int, seed: UInt64) -> [UInt8] {
-    var rng = IORNG(seed: seed)
+    var rng = TestRNG(seed: seed)
     return (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next() >> 24) }
 }
 
 /// Reads `fd` to end of file (read or recv), in chunks of random size.
 private func ioDrain(_ fd: Int32, useRecv: Bool, seed: UInt64) throws -> IOChecksum {
-    var rng = IORNG(seed: seed)
+    var rng = TestRNG(seed: seed)
     var sum = IOChecksum()
     let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 16)
     defer { buf.deallocate() }
@@ -146,7 +134,7 @@ private func ioDrain(_ fd: Int32, useRecv: Bool, seed: UInt64) throws -> IOCheck
 
 /// Writes `data` in chunks of random size (write/writeAll or send/sendAll).
 private func ioPump(_ fd: Int32, _ data: [UInt8], useSend: Bool, seed: UInt64) throws {
-    var rng = IORNG(seed: seed)
+    var rng = TestRNG(seed: seed)
     try data.withUnsafeBytes { all in
         var off = 0
         while off < all.count {
@@ -162,28 +150,6 @@ private func ioPump(_ fd: Int32, _ data: [UInt8], useSend: Bool, seed: UInt64) t
     }
 }
 
-@discardableResult
-private func ioThread(_ body: @escaping @Sendable () -> Void) -> Event {
-    let done = Event()
-    let t = Thread {
-        body()
-        done.set()
-    }
-    t.stackSize = 1 << 20
-    t.start()
-    return done
-}
-
-@discardableResult
-private func ioTask(_ s: Scheduler, _ body: @escaping @Sendable () -> Void) -> Event {
-    let done = Event()
-    s.scheduleTask {
-        body()
-        done.set()
-    }
-    return done
-}
-
 final class BlockingIOTests: XCTestCase {
     // MARK: Every call, from a context and from a plain pthread
 
@@ -191,9 +157,9 @@ final class BlockingIOTests: XCTestCase {
         let s = try makeScheduler(2)
         let f = IOFailures()
         let kernelBefore = s.statistics.kernelBlocks
-        let done = ioTask(s) {
+        let done = runAsTask(s) {
             f.check(Context.current != nil, "not on a context")
-            checkEveryCall(f, onContext: true, elsewhere: { ioTask(s, $0) })
+            checkEveryCall(f, onContext: true, elsewhere: { runAsTask(s, $0) })
         }
         XCTAssertTrue(done.wait(timeout: .seconds(120)))
         XCTAssertEqual(f.all, [])
@@ -203,7 +169,7 @@ final class BlockingIOTests: XCTestCase {
 
     func testEveryCallFromPlainThread() {
         let f = IOFailures()
-        let done = ioThread { checkEveryCall(f, onContext: false, elsewhere: { ioThread($0) }) }
+        let done = runOnNewThread { checkEveryCall(f, onContext: false, elsewhere: { runOnNewThread($0) }) }
         XCTAssertTrue(done.wait(timeout: .seconds(120)))
         XCTAssertEqual(f.all, [])
     }
@@ -219,9 +185,9 @@ final class BlockingIOTests: XCTestCase {
         XCTAssertEqual(Array(buf[0..<n]), msg)
         let tid = csup_gettid()
         XCTAssertEqual(Blocking.call { csup_gettid() }, tid, "outside a scheduler the call runs on the caller's thread")
-        let t0 = ioNow()
+        let t0 = monotonicNow()
         try Blocking.sleep(for: .milliseconds(20))
-        XCTAssertGreaterThanOrEqual(ioNow() - t0, 20_000_000)
+        XCTAssertGreaterThanOrEqual(monotonicNow() - t0, 20_000_000)
     }
 
     // MARK: Errors
@@ -229,9 +195,9 @@ final class BlockingIOTests: XCTestCase {
     func testErrorsCarryCallNameAndErrno() throws {
         let s = try makeScheduler(2)
         let f = IOFailures()
-        let onCtx = ioTask(s) { checkErrors(f, place: "context") }
+        let onCtx = runAsTask(s) { checkErrors(f, place: "context") }
         XCTAssertTrue(onCtx.wait(timeout: .seconds(60)))
-        let onThread = ioThread { checkErrors(f, place: "thread") }
+        let onThread = runOnNewThread { checkErrors(f, place: "thread") }
         XCTAssertTrue(onThread.wait(timeout: .seconds(60)))
         XCTAssertEqual(f.all, [])
         try s.shutdown(timeout: .seconds(10))
@@ -263,7 +229,7 @@ final class BlockingIOTests: XCTestCase {
             let (a, b) = ioSocketPair(); return (a, b, true)
         }
         let kernelBefore = s.statistics.kernelBlocks
-        let start = ioNow()
+        let start = monotonicNow()
         // Readers first, so most of them block on empty channels.
         for c in 0..<channels {
             let (r, _, sock) = ends[c]
@@ -298,7 +264,7 @@ final class BlockingIOTests: XCTestCase {
         try s.shutdown(timeout: .seconds(30))
         XCTAssertGreaterThan(s.statistics.kernelBlocks - kernelBefore, 0)
         print("BlockingIOTests: \(channels * perChannel) bytes over \(channels) channels on \(vps) VPs in "
-              + "\(String(format: "%.0f", Double(ioNow() - start) / 1e6)) ms; \(s.statistics)")
+              + "\(String(format: "%.0f", Double(monotonicNow() - start) / 1e6)) ms; \(s.statistics)")
     }
 
     func testManyWritersOnePipeAtomicMessagesOn2VPs() throws { try manyWritersOnePipe(vps: 2) }
@@ -330,7 +296,7 @@ final class BlockingIOTests: XCTestCase {
             }
         }
         let readerResult = MigrationSafeMutex<(Int, [Int])?>(nil)
-        let readerDone = ioTask(s) {
+        let readerDone = runAsTask(s) {
             f.run("reader") {
                 var next = [Int](repeating: 0, count: writers)
                 var pending: [UInt8] = []
@@ -387,7 +353,7 @@ final class BlockingIOTests: XCTestCase {
         let payload = longMode ? 1 << 20 : 64 * 1024
         let f = IOFailures()
         let served = Counter()
-        let serverDone = ioTask(s) {
+        let serverDone = runAsTask(s) {
             f.run("server") {
                 var pfd = pollfd(fd: lfd, events: Int16(POLLIN), revents: 0)
                 for _ in 0..<clients {
@@ -424,8 +390,8 @@ final class BlockingIOTests: XCTestCase {
             }
         }
         var done: [Event] = []
-        for id in 0..<taskClients { done.append(ioTask(s) { client(id) }) }
-        for id in 0..<threadClients { done.append(ioThread { client(taskClients + id) }) }
+        for id in 0..<taskClients { done.append(runAsTask(s) { client(id) }) }
+        for id in 0..<threadClients { done.append(runOnNewThread { client(taskClients + id) }) }
         for d in done { XCTAssertTrue(d.wait(timeout: .seconds(60)), "a client did not finish") }
         XCTAssertTrue(serverDone.wait(timeout: .seconds(60)))
         XCTAssertTrue(eventually(timeout: 30) { served.value == clients })
@@ -449,7 +415,7 @@ final class BlockingIOTests: XCTestCase {
             let entered = Event()
             let result = MigrationSafeMutex<Int>(-1)
             let before = s.statistics.kernelBlocks
-            let blocked = ioTask(s) {
+            let blocked = runAsTask(s) {
                 entered.set()
                 f.run(kind) {
                     var buf = [UInt8](repeating: 0, count: 8)
@@ -490,7 +456,7 @@ final class BlockingIOTests: XCTestCase {
             }
             XCTAssertTrue(entered.wait(timeout: .seconds(10)), kind)
             XCTAssertTrue(eventually { s.statistics.kernelBlocks > before }, "\(kind): never went to the kernel thread")
-            let other = ioTask(s) { _ = (0..<1_000).reduce(0, +) }
+            let other = runAsTask(s) { _ = (0..<1_000).reduce(0, +) }
             XCTAssertTrue(other.wait(timeout: .seconds(10)), "\(kind): the only VP was held by a blocked call")
             if kind != "sleep" { XCTAssertFalse(blocked.isSet, "\(kind): returned before it was released") }
             // Release it.
@@ -663,9 +629,9 @@ private func checkEveryCall(_ f: IOFailures, onContext: Bool, elsewhere: (@escap
     f.run("poll") {
         let (r, w) = ioPipe()
         var p = pollfd(fd: r, events: Int16(POLLIN), revents: 0)
-        var t0 = ioNow()
+        var t0 = monotonicNow()
         var n = try Blocking.poll(&p, count: 1, timeoutMilliseconds: 30)
-        f.check(n == 0 && ioNow() - t0 >= 30_000_000, "poll timeout: \(n) after \(ioNow() - t0) ns")
+        f.check(n == 0 && monotonicNow() - t0 >= 30_000_000, "poll timeout: \(n) after \(monotonicNow() - t0) ns")
         n = try Blocking.poll(&p, count: 1, timeoutMilliseconds: 0)
         f.check(n == 0, "poll(0) on an empty pipe: \(n)")
         var byte: UInt8 = 1
@@ -675,7 +641,7 @@ private func checkEveryCall(_ f: IOFailures, onContext: Bool, elsewhere: (@escap
         _ = Glibc.read(r, &byte, 1)
         let writer = elsewhere { usleep(20_000); var x: UInt8 = 2; _ = Glibc.write(w, &x, 1) }
         p.revents = 0
-        t0 = ioNow()
+        t0 = monotonicNow()
         n = try Blocking.poll(&p, count: 1, timeoutMilliseconds: 20_000)
         f.check(n == 1 && p.revents & Int16(POLLIN) != 0, "poll woken by a write: \(n) \(p.revents)")
         f.check(writer.wait(timeout: .seconds(10)), "poll writer did not finish")
@@ -683,9 +649,9 @@ private func checkEveryCall(_ f: IOFailures, onContext: Bool, elsewhere: (@escap
     }
     // sleep(for:): at least the duration; zero and negative return at once.
     f.run("sleep") {
-        let t0 = ioNow()
+        let t0 = monotonicNow()
         try Blocking.sleep(for: .milliseconds(25))
-        f.check(ioNow() - t0 >= 25_000_000, "sleep returned early")
+        f.check(monotonicNow() - t0 >= 25_000_000, "sleep returned early")
         try Blocking.sleep(for: .zero)
         try Blocking.sleep(for: .milliseconds(-5))
     }

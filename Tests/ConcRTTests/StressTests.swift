@@ -18,19 +18,6 @@ private final class StressFailures: Sendable {
     var all: [String] { list.withLock { $0 } }
 }
 
-/// Small fast PRNG (xorshift64*), one per task.
-private struct StressRNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
-    mutating func next() -> UInt64 {
-        state ^= state >> 12; state ^= state << 25; state ^= state >> 27
-        return state &* 0x2545_F491_4F6C_DD1D
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
-
-private func stressNow() -> Int64 { csup_monotonic_ns() }
-
 /// Spins a little (no syscall), to vary interleavings.
 @inline(never)
 private func stressSpin(_ n: Int) {
@@ -80,7 +67,7 @@ final class StressTests: XCTestCase {
         counts.initialize(repeating: 0)
         defer { counts.deallocate() }
         let cb = Box(counts)
-        let start = stressNow()
+        let start = monotonicNow()
         // Some straight from outside (the injection queue), from 4 pthreads
         // at once...
         let outside = 20_000
@@ -97,7 +84,7 @@ final class StressTests: XCTestCase {
             s.scheduleTask { tree.run(lo, hi) }
         }
         try s.shutdown(timeout: .seconds(longMode ? 600 : 120))
-        let seconds = Double(stressNow() - start) / 1e9
+        let seconds = Double(monotonicNow() - start) / 1e9
         var bad = 0
         var firstBad = -1
         for i in 0..<n where counts[i] != 1 {
@@ -136,7 +123,7 @@ final class StressTests: XCTestCase {
                 s.scheduleTask {
                     // A
                     pair.a = Context.current!
-                    var rng = StressRNG(seed: UInt64(p * 2 + 1))
+                    var rng = TestRNG(seed: UInt64(p * 2 + 1))
                     do {
                         for _ in 0..<rounds {
                             switch rng.below(8) {
@@ -152,7 +139,7 @@ final class StressTests: XCTestCase {
                     }
                     if finished.add() == 2 * pairs { allDone.set() }
                 }
-                var rng = StressRNG(seed: UInt64(p * 2 + 2))
+                var rng = TestRNG(seed: UInt64(p * 2 + 2))
                 do {
                     for _ in 0..<rounds {
                         try Context.block()
@@ -189,7 +176,7 @@ final class StressTests: XCTestCase {
     /// chains of directed switches end in kernel blocks, yields and parks
     /// on every VP. Each side must see exactly `rounds` turns, in order.
     /// A random pause: a yield, a real blocking call, a spin, or nothing.
-    private static func jitter(_ rng: inout StressRNG) {
+    private static func jitter(_ rng: inout TestRNG) {
         switch rng.below(32) {
         case 0: Context.yield()
         case 1: try! Blocking.sleep(for: .microseconds(rng.below(50)))
@@ -209,7 +196,7 @@ final class StressTests: XCTestCase {
             let toA = Event(), toB = Event()
             let turn = Atomic<Int>(0)   // even: A's turn, odd: B's
             s.scheduleTask {
-                var rng = StressRNG(seed: UInt64(2 * p + 1))
+                var rng = TestRNG(seed: UInt64(2 * p + 1))
                 for k in 0..<rounds {
                     if turn.load(ordering: .acquiring) != 2 * k { failures.record("pair \(p) A: turn \(turn.load(ordering: .relaxed)) at round \(k)") }
                     StressTests.jitter(&rng)
@@ -221,7 +208,7 @@ final class StressTests: XCTestCase {
                 if finished.add() == 2 * pairs { allDone.set() }
             }
             s.scheduleTask {
-                var rng = StressRNG(seed: UInt64(2 * p + 2))
+                var rng = TestRNG(seed: UInt64(2 * p + 2))
                 for k in 0..<rounds {
                     toB.wait()
                     toB.reset()
@@ -308,7 +295,7 @@ final class StressTests: XCTestCase {
         let armedBox = Box(armed)
         let sleepersDone = Counter()
         let wakes = Counter()
-        let deadline = stressNow() + 60_000_000_000
+        let deadline = monotonicNow() + 60_000_000_000
         let allSleepersDone = Event()
         for k in 0..<sleepers {
             s.scheduleTask {
@@ -328,9 +315,9 @@ final class StressTests: XCTestCase {
         let all = contexts.withLock { $0.map { $0! } }
         let ctxBox = Box(all)
         @Sendable func waker(seed: UInt64, onContext: Bool) {
-            var rng = StressRNG(seed: seed)
+            var rng = TestRNG(seed: seed)
             while sleepersDone.value < sleepers {
-                if stressNow() > deadline { failures.record("waker \(seed): deadline passed"); return }
+                if monotonicNow() > deadline { failures.record("waker \(seed): deadline passed"); return }
                 let k = rng.below(sleepers)
                 var expected: UInt32 = 1
                 if csup_u32_cas_acq_rel(armedBox.value + k, &expected, 0) {
@@ -384,8 +371,8 @@ final class StressTests: XCTestCase {
         let wakerDone = Event()
         s.scheduleTask {
             try! target.withLock { $0 }!.unblock()
-            let deadline = stressNow() + 2_000_000_000
-            while !resumed.isSet && stressNow() < deadline { csup_cpu_relax() }
+            let deadline = monotonicNow() + 2_000_000_000
+            while !resumed.isSet && monotonicNow() < deadline { csup_cpu_relax() }
             sawIt.withLock { $0 = resumed.isSet }
             wakerDone.set()
         }
@@ -415,9 +402,9 @@ final class StressTests: XCTestCase {
         }
         runner.start()
         XCTAssertTrue(started.wait(timeout: .seconds(10)))
-        let t0 = stressNow()
+        let t0 = monotonicNow()
         XCTAssertNoThrow(try s.shutdown(timeout: .seconds(10)))
-        let waitedMs = Double(stressNow() - t0) / 1e6
+        let waitedMs = Double(monotonicNow() - t0) / 1e6
         XCTAssertTrue(runnerDone.wait(timeout: .seconds(10)), "Scheduler.run never returned after shutdown (waited \(waitedMs) ms)")
         XCTAssertEqual(result.withLock { $0 }, 42)
         XCTAssertGreaterThanOrEqual(waitedMs, 200, "shutdown returned while a run was in flight")
@@ -463,9 +450,9 @@ final class StressTests: XCTestCase {
             gate.set()
         }
         setter.start()
-        let start = stressNow()
+        let start = monotonicNow()
         try s.shutdown(timeout: .seconds(60))
-        let waited = Double(stressNow() - start) / 1e6
+        let waited = Double(monotonicNow() - start) / 1e6
         XCTAssertTrue(s.isShutDown)
         XCTAssertEqual(ran.value, sleepers * (1 + childrenPerSleeper) + gateWaiters + queued)
         XCTAssertEqual(s.statistics.liveContexts, 0)

@@ -45,3 +45,41 @@ func makeScheduler(_ vps: Int, cache: Int = 8, stack: Int = 256 * 1024) throws -
     try Scheduler(policy: SchedulerPolicy(minConcurrency: vps, maxConcurrency: vps,
                                           contextStackSize: stack, localContextCacheSize: cache))
 }
+
+/// Small fast PRNG (xorshift64*), one per task or thread.
+struct TestRNG {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
+    mutating func next() -> UInt64 {
+        state ^= state >> 12; state ^= state << 25; state ^= state >> 27
+        return state &* 0x2545_F491_4F6C_DD1D
+    }
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+}
+
+func monotonicNow() -> Int64 { csup_monotonic_ns() }
+
+/// Runs `body` on a new plain pthread; the returned event is set when it
+/// has finished.
+@discardableResult
+func runOnNewThread(_ body: @escaping @Sendable () -> Void) -> Event {
+    let done = Event()
+    let t = Thread {
+        body()
+        done.set()
+    }
+    t.stackSize = 1 << 20
+    t.start()
+    return done
+}
+
+/// Schedules `body` as a task; the returned event is set when it finished.
+@discardableResult
+func runAsTask(_ s: Scheduler, _ body: @escaping @Sendable () -> Void) -> Event {
+    let done = Event()
+    s.scheduleTask {
+        body()
+        done.set()
+    }
+    return done
+}

@@ -40,18 +40,6 @@ private func isImproperUnlock(_ e: ConcRTError) -> Bool {
     return false
 }
 
-private struct SyncRNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
-    mutating func next() -> UInt64 {
-        state ^= state >> 12; state ^= state << 25; state ^= state >> 27
-        return state &* 0x2545_F491_4F6C_DD1D
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
-
-private func syncNow() -> Int64 { csup_monotonic_ns() }
-
 /// Gives up the processor: Context.yield on a context, sched_yield on a
 /// pthread.
 private func syncYield(_ onContext: Bool) {
@@ -77,31 +65,6 @@ private final class SyncGauge: Sendable {
             cur = seen
         }
     }
-}
-
-/// Runs `body` on a new plain pthread; the returned event is set when it
-/// has finished.
-@discardableResult
-private func syncThread(_ body: @escaping @Sendable () -> Void) -> Event {
-    let done = Event()
-    let t = Thread {
-        body()
-        done.set()
-    }
-    t.stackSize = 1 << 20
-    t.start()
-    return done
-}
-
-/// Schedules `body` as a task; the returned event is set when it finished.
-@discardableResult
-private func syncTask(_ s: Scheduler, _ body: @escaping @Sendable () -> Void) -> Event {
-    let done = Event()
-    s.scheduleTask {
-        body()
-        done.set()
-    }
-    return done
 }
 
 private func isBlocked(_ c: Context?) -> Bool {
@@ -139,7 +102,7 @@ final class SyncPrimitivesTests: XCTestCase {
         XCTAssertTrue(e.wait(timeout: .zero))
         // Untimed waits on a set event return at once (run on a helper
         // thread so a bug fails the test instead of hanging it).
-        let untimed = syncThread {
+        let untimed = runOnNewThread {
             _ = e.wait(timeout: nil)
             e.wait()
             _ = Event.waitForMultiple([e], waitAll: true, timeout: nil)
@@ -158,7 +121,7 @@ final class SyncPrimitivesTests: XCTestCase {
     /// result after at least the timeout.
     func testEventTimeoutsFromPlainThread() {
         let f = SyncFailures()
-        XCTAssertTrue(syncThread { checkEventTimeouts(f, context: "thread") }.wait(timeout: .seconds(60)))
+        XCTAssertTrue(runOnNewThread { checkEventTimeouts(f, context: "thread") }.wait(timeout: .seconds(60)))
         XCTAssertEqual(f.all, [])
     }
 
@@ -168,14 +131,14 @@ final class SyncPrimitivesTests: XCTestCase {
         let s = try makeScheduler(1)
         let f = SyncFailures()
         let other = Event()
-        let done = syncTask(s) {
+        let done = runAsTask(s) {
             checkEventTimeouts(f, context: "context")
             // While this context waits, the only VP runs the other task.
             s.scheduleTask { other.set() }
             f.check(other.wait(timeout: .seconds(10)), "the other task did not run while a context waited")
-            let t0 = syncNow()
+            let t0 = monotonicNow()
             let r = Event().wait(timeout: .milliseconds(100))
-            f.check(!r && syncNow() - t0 >= 100_000_000, "second timed wait")
+            f.check(!r && monotonicNow() - t0 >= 100_000_000, "second timed wait")
         }
         XCTAssertTrue(done.wait(timeout: .seconds(30)))
         XCTAssertEqual(f.all, [])
@@ -189,7 +152,7 @@ final class SyncPrimitivesTests: XCTestCase {
         let results = MigrationSafeMutex<[Bool]>([])
         var done: [Event] = []
         for i in 0..<6 {
-            done.append(syncTask(s) {
+            done.append(runAsTask(s) {
                 if i % 2 == 0 { e.wait(); results.withLock { $0.append(true) } } else {
                     let r = e.wait(timeout: .seconds(60)); results.withLock { $0.append(r) }
                 }
@@ -197,7 +160,7 @@ final class SyncPrimitivesTests: XCTestCase {
             })
         }
         for i in 0..<3 {
-            done.append(syncThread {
+            done.append(runOnNewThread {
                 if i == 0 { e.wait(); results.withLock { $0.append(true) } } else {
                     let r = e.wait(timeout: .seconds(60)); results.withLock { $0.append(r) }
                 }
@@ -221,11 +184,11 @@ final class SyncPrimitivesTests: XCTestCase {
             let e = Event()
             let ctx = MigrationSafeMutex<Context?>(nil)
             let tid = MigrationSafeMutex<Int64>(0)
-            let ctxDone = syncTask(s) {
+            let ctxDone = runAsTask(s) {
                 ctx.withLock { $0 = Context.current }
                 e.wait()
             }
-            let threadDone = syncThread {
+            let threadDone = runOnNewThread {
                 tid.withLock { $0 = csup_gettid() }
                 e.wait()
             }
@@ -243,7 +206,7 @@ final class SyncPrimitivesTests: XCTestCase {
 
     func testWaitForMultipleFromPlainThread() {
         let f = SyncFailures()
-        let done = syncThread { checkWaitForMultiple(f, spawn: { body in syncThread(body) }) }
+        let done = runOnNewThread { checkWaitForMultiple(f, spawn: { body in runOnNewThread(body) }) }
         XCTAssertTrue(done.wait(timeout: .seconds(60)))
         XCTAssertEqual(f.all, [])
     }
@@ -251,8 +214,8 @@ final class SyncPrimitivesTests: XCTestCase {
     func testWaitForMultipleFromContext() throws {
         let s = try makeScheduler(2)
         let f = SyncFailures()
-        let done = syncTask(s) {
-            checkWaitForMultiple(f, spawn: { body in syncTask(s, body) })
+        let done = runAsTask(s) {
+            checkWaitForMultiple(f, spawn: { body in runAsTask(s, body) })
         }
         XCTAssertTrue(done.wait(timeout: .seconds(60)))
         XCTAssertEqual(f.all, [])
@@ -266,11 +229,11 @@ final class SyncPrimitivesTests: XCTestCase {
         let e = Event()
         let ctx = MigrationSafeMutex<Context?>(nil)
         let result = MigrationSafeMutex<(Bool, Int64)?>(nil)
-        let done = syncTask(s) {
+        let done = runAsTask(s) {
             ctx.withLock { $0 = Context.current }
-            let t0 = syncNow()
+            let t0 = monotonicNow()
             let r = e.wait(timeout: .seconds(30))
-            result.withLock { $0 = (r, syncNow() - t0) }
+            result.withLock { $0 = (r, monotonicNow() - t0) }
         }
         XCTAssertTrue(eventually { isBlocked(ctx.withLock { $0 }) })
         e.set()
@@ -292,7 +255,7 @@ final class SyncPrimitivesTests: XCTestCase {
             let ctxs = MigrationSafeMutex<[Context]>([])
             var done: [Event] = []
             for _ in 0..<waiters {
-                done.append(syncTask(s) {
+                done.append(runAsTask(s) {
                     ctxs.withLock { $0.append(Context.current!) }
                     e.wait()
                     ran.add()
@@ -301,12 +264,12 @@ final class SyncPrimitivesTests: XCTestCase {
             XCTAssertTrue(eventually { ctxs.withLock { $0.count == waiters && $0.allSatisfy(isBlocked) } })
             usleep(100_000)   // both VPs go idle and sleep
             let sawWaitersRun = MigrationSafeMutex<Bool>(false)
-            let setter = syncTask(s) {
+            let setter = runAsTask(s) {
                 e.set()
                 // Busy for up to 2 s (never blocks or yields), watching for
                 // the waiters to run elsewhere.
-                let deadline = syncNow() + 2_000_000_000
-                while ran.value < waiters && syncNow() < deadline { csup_cpu_relax() }
+                let deadline = monotonicNow() + 2_000_000_000
+                while ran.value < waiters && monotonicNow() < deadline { csup_cpu_relax() }
                 sawWaitersRun.withLock { $0 = ran.value == waiters }
             }
             XCTAssertTrue(setter.wait(timeout: .seconds(30)))
@@ -343,7 +306,7 @@ final class SyncPrimitivesTests: XCTestCase {
         let waitsDone = Counter(), timeouts = Counter(), wakes = Counter()
 
         @Sendable func waiterLoop(seed: UInt64) {
-            var rng = SyncRNG(seed: seed)
+            var rng = TestRNG(seed: seed)
             for _ in 0..<rounds {
                 let k = 1 + rng.below(3)
                 var idx: [Int] = []
@@ -351,7 +314,7 @@ final class SyncPrimitivesTests: XCTestCase {
                 let evs = idx.map { events[$0] }
                 let afterFinal = finalSet.isSet
                 let timeoutMs = rng.below(4)
-                let t0 = syncNow()
+                let t0 = monotonicNow()
                 switch rng.below(5) {
                 case 0:   // any, untimed
                     let r = Event.waitForMultiple(evs, waitAll: false, timeout: nil)
@@ -362,7 +325,7 @@ final class SyncPrimitivesTests: XCTestCase {
                     let r = Event.waitForMultiple(evs, waitAll: false, timeout: .milliseconds(timeoutMs))
                     if r == Event.timeoutResult {
                         timeouts.add()
-                        f.check(syncNow() - t0 >= Int64(timeoutMs) * 1_000_000, "timed any: early timeout")
+                        f.check(monotonicNow() - t0 >= Int64(timeoutMs) * 1_000_000, "timed any: early timeout")
                         f.check(!afterFinal, "timed any: timeout with every event set")
                     } else {
                         f.check((0..<k).contains(r), "timed any returned \(r)")
@@ -373,7 +336,7 @@ final class SyncPrimitivesTests: XCTestCase {
                     let r = Event.waitForMultiple(evs, waitAll: true, timeout: .milliseconds(timeoutMs))
                     if r == Event.timeoutResult {
                         timeouts.add()
-                        f.check(syncNow() - t0 >= Int64(timeoutMs) * 1_000_000, "timed all: early timeout")
+                        f.check(monotonicNow() - t0 >= Int64(timeoutMs) * 1_000_000, "timed all: early timeout")
                         f.check(!afterFinal, "timed all: timeout with every event set")
                     } else {
                         f.check(r == 0, "all returned \(r)")
@@ -395,7 +358,7 @@ final class SyncPrimitivesTests: XCTestCase {
                         wakes.add()
                     } else {
                         timeouts.add()
-                        f.check(syncNow() - t0 >= Int64(timeoutMs) * 1_000_000, "wait(timeout:): early timeout")
+                        f.check(monotonicNow() - t0 >= Int64(timeoutMs) * 1_000_000, "wait(timeout:): early timeout")
                         f.check(!afterFinal, "wait(timeout:): timeout with the event set")
                     }
                 }
@@ -403,7 +366,7 @@ final class SyncPrimitivesTests: XCTestCase {
             }
         }
         @Sendable func setterLoop(seed: UInt64, onContext: Bool) {
-            var rng = SyncRNG(seed: seed)
+            var rng = TestRNG(seed: seed)
             for _ in 0..<setterOps {
                 let i = rng.below(nEvents)
                 if rng.below(2) == 0 {
@@ -430,16 +393,16 @@ final class SyncPrimitivesTests: XCTestCase {
             }
         }
         for w in 0..<waiterThreads {
-            syncThread {
+            runOnNewThread {
                 waiterLoop(seed: UInt64(100_000 + w))
                 if waitersFinished.add() == totalWaiters { allWaitersDone.set() }
             }
         }
         var setters: [Event] = []
         for i in 0..<setterTasks {
-            setters.append(syncTask(s) { setterLoop(seed: UInt64(500 + i), onContext: true) })
+            setters.append(runAsTask(s) { setterLoop(seed: UInt64(500 + i), onContext: true) })
         }
-        setters.append(syncThread { setterLoop(seed: 999, onContext: false) })
+        setters.append(runOnNewThread { setterLoop(seed: 999, onContext: false) })
         for d in setters { XCTAssertTrue(d.wait(timeout: .seconds(60)), "a setter did not finish") }
         // Final set: every event signaled for good; every waiter must return.
         for i in 0..<nEvents { sets[i].add(); events[i].set() }
@@ -484,7 +447,7 @@ final class SyncPrimitivesTests: XCTestCase {
                 }
                 if finished.add() == n { allDone.set() }
             }
-            if threadSlots.contains(k) { syncThread(body) } else { s.scheduleTask(body) }
+            if threadSlots.contains(k) { runOnNewThread(body) } else { s.scheduleTask(body) }
         }
         events[0].set()
         let ok = allDone.wait(timeout: .seconds(60))
@@ -499,7 +462,7 @@ final class SyncPrimitivesTests: XCTestCase {
 
     func testCriticalSectionFromPlainThreads() {
         let f = SyncFailures()
-        let done = syncThread { checkCriticalSection(f, elsewhere: { body in syncThread(body) }) }
+        let done = runOnNewThread { checkCriticalSection(f, elsewhere: { body in runOnNewThread(body) }) }
         XCTAssertTrue(done.wait(timeout: .seconds(60)))
         XCTAssertEqual(f.all, [])
     }
@@ -507,7 +470,7 @@ final class SyncPrimitivesTests: XCTestCase {
     func testCriticalSectionFromContexts() throws {
         let s = try makeScheduler(2)
         let f = SyncFailures()
-        let done = syncTask(s) { checkCriticalSection(f, elsewhere: { body in syncTask(s, body) }) }
+        let done = runAsTask(s) { checkCriticalSection(f, elsewhere: { body in runAsTask(s, body) }) }
         XCTAssertTrue(done.wait(timeout: .seconds(60)))
         XCTAssertEqual(f.all, [])
         try s.shutdown(timeout: .seconds(10))
@@ -519,7 +482,7 @@ final class SyncPrimitivesTests: XCTestCase {
         let cs = CriticalSection()
         try cs.lock()   // the test thread owns it
         let f = SyncFailures()
-        let done = syncTask(s) {
+        let done = runAsTask(s) {
             f.check((try? cs.tryLock()) == false, "a context took a lock held by a pthread")
             f.expect("context unlocks the pthread's lock", isImproperUnlock) { try cs.unlock() }
         }
@@ -538,14 +501,14 @@ final class SyncPrimitivesTests: XCTestCase {
         try cs.lock()
         let ctx = MigrationSafeMutex<Context?>(nil)
         let got = SyncFlag()
-        let waiterDone = syncTask(s) {
+        let waiterDone = runAsTask(s) {
             ctx.withLock { $0 = Context.current }
             try! cs.lock()
             got.set()
             try! cs.unlock()
         }
         XCTAssertTrue(eventually { isBlocked(ctx.withLock { $0 }) })
-        let other = syncTask(s) {}
+        let other = runAsTask(s) {}
         XCTAssertTrue(other.wait(timeout: .seconds(10)), "the VP was held by a context waiting for a lock")
         XCTAssertFalse(got.isSet)
         try cs.unlock()
@@ -565,7 +528,7 @@ final class SyncPrimitivesTests: XCTestCase {
         var done: [Event] = []
         for k in 1...5 {
             let ctx = MigrationSafeMutex<Context?>(nil)
-            done.append(syncTask(s) {
+            done.append(runAsTask(s) {
                 ctx.withLock { $0 = Context.current }
                 try! cs.lock()
                 order.withLock { $0.append(k) }
@@ -576,7 +539,7 @@ final class SyncPrimitivesTests: XCTestCase {
         }
         // A pthread queues last.
         let tid = MigrationSafeMutex<Int64>(0)
-        done.append(syncThread {
+        done.append(runOnNewThread {
             tid.withLock { $0 = csup_gettid() }
             try! cs.lock()
             order.withLock { $0.append(6) }
@@ -619,7 +582,7 @@ final class SyncPrimitivesTests: XCTestCase {
             inside.value = false
         }
         @Sendable func worker(seed: UInt64, iterations: Int, onContext: Bool) {
-            var rng = SyncRNG(seed: seed)
+            var rng = TestRNG(seed: seed)
             do {
                 for _ in 0..<iterations {
                     let yield = rng.below(4) == 0
@@ -653,7 +616,7 @@ final class SyncPrimitivesTests: XCTestCase {
             }
         }
         for t in 0..<2 {
-            syncThread {
+            runOnNewThread {
                 worker(seed: UInt64(50_000 + t), iterations: threadIterations, onContext: false)
                 if finished.add() == total { allDone.set() }
             }
@@ -674,7 +637,7 @@ final class SyncPrimitivesTests: XCTestCase {
 
     func testReaderWriterLockFromPlainThreads() {
         let f = SyncFailures()
-        let done = syncThread { checkReaderWriterLock(f, elsewhere: { body in syncThread(body) }) }
+        let done = runOnNewThread { checkReaderWriterLock(f, elsewhere: { body in runOnNewThread(body) }) }
         XCTAssertTrue(done.wait(timeout: .seconds(60)))
         XCTAssertEqual(f.all, [])
     }
@@ -682,7 +645,7 @@ final class SyncPrimitivesTests: XCTestCase {
     func testReaderWriterLockFromContexts() throws {
         let s = try makeScheduler(2)
         let f = SyncFailures()
-        let done = syncTask(s) { checkReaderWriterLock(f, elsewhere: { body in syncTask(s, body) }) }
+        let done = runAsTask(s) { checkReaderWriterLock(f, elsewhere: { body in runAsTask(s, body) }) }
         XCTAssertTrue(done.wait(timeout: .seconds(60)))
         XCTAssertEqual(f.all, [])
         try s.shutdown(timeout: .seconds(10))
@@ -697,7 +660,7 @@ final class SyncPrimitivesTests: XCTestCase {
         let log = MigrationSafeMutex<[String]>([])
         @Sendable func append(_ s: String) { log.withLock { $0.append(s) } }
         let r1Held = Event(), releaseR1 = Event(), releaseW1 = Event()
-        let r1 = syncTask(s) {
+        let r1 = runAsTask(s) {
             rw.lockRead()
             append("R1 in")
             r1Held.set()
@@ -707,7 +670,7 @@ final class SyncPrimitivesTests: XCTestCase {
         }
         XCTAssertTrue(r1Held.wait(timeout: .seconds(10)))
         let w1Ctx = MigrationSafeMutex<Context?>(nil), w2Ctx = MigrationSafeMutex<Context?>(nil), r2Ctx = MigrationSafeMutex<Context?>(nil)
-        let w1 = syncTask(s) {
+        let w1 = runAsTask(s) {
             w1Ctx.withLock { $0 = Context.current }
             try! rw.lock()
             append("W1 in")
@@ -716,7 +679,7 @@ final class SyncPrimitivesTests: XCTestCase {
             try! rw.unlock()
         }
         XCTAssertTrue(eventually { isBlocked(w1Ctx.withLock { $0 }) }, "a writer did not wait for a reader")
-        let w2 = syncTask(s) {
+        let w2 = runAsTask(s) {
             w2Ctx.withLock { $0 = Context.current }
             try! rw.lock()
             append("W2 in")
@@ -724,7 +687,7 @@ final class SyncPrimitivesTests: XCTestCase {
             try! rw.unlock()
         }
         XCTAssertTrue(eventually { isBlocked(w2Ctx.withLock { $0 }) })
-        let r2 = syncTask(s) {
+        let r2 = runAsTask(s) {
             r2Ctx.withLock { $0 = Context.current }
             rw.lockRead()
             append("R2 in")
@@ -762,7 +725,7 @@ final class SyncPrimitivesTests: XCTestCase {
         let allDone = Event()
         let total = tasks + 2
         @Sendable func worker(seed: UInt64, onContext: Bool) {
-            var rng = SyncRNG(seed: seed)
+            var rng = TestRNG(seed: seed)
             do {
                 for _ in 0..<iterations {
                     let yield = rng.below(4) == 0
@@ -794,7 +757,7 @@ final class SyncPrimitivesTests: XCTestCase {
             if finished.add() == total { allDone.set() }
         }
         for t in 0..<tasks { s.scheduleTask { worker(seed: UInt64(t + 1), onContext: true) } }
-        for t in 0..<2 { syncThread { worker(seed: UInt64(9_000 + t), onContext: false) } }
+        for t in 0..<2 { runOnNewThread { worker(seed: UInt64(9_000 + t), onContext: false) } }
         let ok = allDone.wait(timeout: .seconds(60))
         XCTAssertTrue(ok, "\(finished.value) of \(total) workers finished")
         XCTAssertEqual(f.all, [])
@@ -810,19 +773,19 @@ final class SyncPrimitivesTests: XCTestCase {
 /// Timed waits that must time out, from whatever the caller is.
 private func checkEventTimeouts(_ f: SyncFailures, context: String) {
     let a = Event(), b = Event(), c = Event()
-    var t0 = syncNow()
+    var t0 = monotonicNow()
     f.check(!a.wait(timeout: .milliseconds(50)), "\(context): wait(timeout:) on an unset event returned true")
-    f.check(syncNow() - t0 >= 50_000_000, "\(context): wait(timeout:) returned before the timeout")
+    f.check(monotonicNow() - t0 >= 50_000_000, "\(context): wait(timeout:) returned before the timeout")
     f.check(!a.wait(timeout: .zero), "\(context): zero timeout")
-    t0 = syncNow()
+    t0 = monotonicNow()
     var r = Event.waitForMultiple([a, b, c], waitAll: false, timeout: .milliseconds(30))
     f.check(r == Event.timeoutResult, "\(context): any: \(r)")
-    f.check(syncNow() - t0 >= 30_000_000, "\(context): any returned before the timeout")
+    f.check(monotonicNow() - t0 >= 30_000_000, "\(context): any returned before the timeout")
     b.set()
-    t0 = syncNow()
+    t0 = monotonicNow()
     r = Event.waitForMultiple([a, b, c], waitAll: true, timeout: .milliseconds(30))
     f.check(r == Event.timeoutResult, "\(context): all with one set: \(r)")
-    f.check(syncNow() - t0 >= 30_000_000, "\(context): all returned before the timeout")
+    f.check(monotonicNow() - t0 >= 30_000_000, "\(context): all returned before the timeout")
     r = Event.waitForMultiple([a, b, c], waitAll: true, timeout: .zero)
     f.check(r == Event.timeoutResult, "\(context): all, zero timeout: \(r)")
     a.set(); c.set()
@@ -874,10 +837,10 @@ private func checkWaitForMultiple(_ f: SyncFailures, spawn: (@escaping @Sendable
             usleep(10_000); evs[2].set()
             usleep(10_000); evs[1].set()
         }
-        let t0 = syncNow()
+        let t0 = monotonicNow()
         let r = Event.waitForMultiple(evs, waitAll: true, timeout: .seconds(30))
         f.check(r == 0, "all, set later, returned \(r)")
-        f.check(syncNow() - t0 >= 15_000_000, "all returned before the last event was set")
+        f.check(monotonicNow() - t0 >= 15_000_000, "all returned before the last event was set")
         f.check(setter.wait(timeout: .seconds(10)), "setter did not finish")
         for e in evs { e.reset() }
         let setter2 = spawn { usleep(5_000); for e in evs { e.set() } }
@@ -888,10 +851,10 @@ private func checkWaitForMultiple(_ f: SyncFailures, spawn: (@escaping @Sendable
     do {
         let evs = (0..<3).map { _ in Event() }
         let setter = spawn { usleep(5_000); evs[0].set(); evs[1].set() }
-        let t0 = syncNow()
+        let t0 = monotonicNow()
         let r = Event.waitForMultiple(evs, waitAll: true, timeout: .milliseconds(60))
         f.check(r == Event.timeoutResult, "all with #2 unset returned \(r)")
-        f.check(syncNow() - t0 >= 60_000_000, "all timed out early")
+        f.check(monotonicNow() - t0 >= 60_000_000, "all timed out early")
         f.check(setter.wait(timeout: .seconds(10)), "setter did not finish")
     }
     // The same event listed twice: one wake, a valid index.
@@ -913,9 +876,9 @@ private func checkWaitForMultiple(_ f: SyncFailures, spawn: (@escaping @Sendable
         f.check(setter.wait(timeout: .seconds(10)), "setter did not finish")
         evs[1].set(); evs[2].set()
         let other = Event()
-        let t0 = syncNow()
+        let t0 = monotonicNow()
         f.check(!other.wait(timeout: .milliseconds(20)), "a stale registration woke a later wait")
-        f.check(syncNow() - t0 >= 20_000_000, "a later timed wait returned early")
+        f.check(monotonicNow() - t0 >= 20_000_000, "a later timed wait returned early")
     }
 }
 
@@ -968,9 +931,9 @@ private func checkCriticalSection(_ f: SyncFailures, elsewhere: (@escaping @Send
         f.check(try !cs.tryLock(), "tryLock succeeded while another owner held the lock")
         f.expect("unlock of someone else's lock", isImproperUnlock) { try cs.unlock() }
         let setter = elsewhere { usleep(20_000); release.set() }
-        let t0 = syncNow()
+        let t0 = monotonicNow()
         try cs.lock()
-        f.check(syncNow() - t0 >= 10_000_000, "lock() did not wait for the owner")
+        f.check(monotonicNow() - t0 >= 10_000_000, "lock() did not wait for the owner")
         f.check(release.isSet, "lock() returned before the owner released")
         try cs.unlock()
         f.check(other.wait(timeout: .seconds(10)) && setter.wait(timeout: .seconds(10)), "helpers did not finish")

@@ -34,7 +34,7 @@ let package = Package(
         // Layer 1: Windows 7 User-Mode Scheduling, rebuilt on pthreads.
         .target(name: "UMS", dependencies: ["CSupport"]),
         // Layer 2: ConcRT-style scheduler on the UMS core.
-        .target(name: "ConcRT", dependencies: ["UMS", "CSupport"]),
+        .target(name: "ConcRT", dependencies: ["UMS", "CSupport"], exclude: ["Idle/README.md"]),
         // Layer 3: PPL-style task API.
         .target(name: "PPL", dependencies: ["ConcRT", "UMS", "CSupport"]),
         // Heap-allocation counter, linked into the benchmark only.

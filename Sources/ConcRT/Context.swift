@@ -11,30 +11,7 @@ import UMS
 /// number of contexts grows with the number of blocked ones, not with the
 /// number of tasks.
 ///
-/// Runtime block protocol (the `blockState` word), used by locks, timed
-/// and multiple waits, joins, and underneath the public ``block()`` /
-/// ``unblock()`` pair (which keeps its own word, `userBlock`, so the two
-/// never take each other's wake-ups):
-///
-///     running ──block──▶ blocking ──commit──▶ blocked ──unblock──▶ running (queued)
-///        │                  │
-///        └─unblock─▶ unblockedEarly (the next block returns at once)
-///                           └─unblock─▶ unblockedWhileBlocking (the committer requeues it)
-///
-/// A block only announces (CAS running→blocking) and switches out; the
-/// commit (CAS blocking→blocked) is made after the switch has saved the
-/// context, by the primary or, after a directed switch, by the context
-/// switched to (see VirtualProcessor). An unblock that lands before the
-/// commit turns the state into `unblockedWhileBlocking` and the committer
-/// requeues the context itself; one that lands after finds `blocked` and
-/// queues it. Either way nobody resumes a context whose registers are still
-/// being saved, and no wake-up is lost. Every transition is an
-/// acquire-release CAS.
-///
-/// Every runtime unblock is paired with exactly one runtime block (a
-/// waker claims its waiter once; ``unblock()`` unblocks only a context
-/// that announced its ``block()``), so `unblockedEarly` is always taken by
-/// the block it belongs to.
+/// Blocking protocols: see `BlockProtocol.swift`.
 ///
 /// A plain ``Event/wait()`` uses neither word: it switches out with the
 /// `.park` reason and is registered on the event after the switch (see
@@ -69,18 +46,14 @@ public final class Context: @unchecked Sendable {
     }
     /// Schedule group of the task being run (0: none).
     @exclusivity(unchecked) var scheduleGroupID = 0
-    let blockState = Atomic<Int>(BlockState.running)
+    let blockState = Atomic<BlockState>(.running)
     /// The public block()/unblock() pairing, kept apart from `blockState`
     /// (which runtime waits use), so that a pending user unblock is never
     /// taken by a lock or join wait, and a user unblock never wakes one:
     ///
     ///     none ──unblock──▶ permit ──block()──▶ none          (unblock first)
     ///     none ──block()──▶ waiting ──unblock──▶ none + runtime unblock
-    let userBlock = Atomic<Int>(UserBlock.none)
-
-    enum UserBlock {
-        static let none = 0, permit = 1, waiting = 2
-    }
+    let userBlock = Atomic<UserBlock>(.none)
     @exclusivity(unchecked) var yieldReason: YieldReason = .idle
     @exclusivity(unchecked) var exitRequested = false
     /// The waiter record this context reuses for plain `Event.wait()`s
@@ -97,17 +70,12 @@ public final class Context: @unchecked Sendable {
     /// True while the context waits: parked on an event, or blocked (a
     /// lock, a timed or multiple wait, a join, ``block()``). A snapshot.
     var isWaiting: Bool {
-        parkedOnEvent.load(ordering: .relaxed) || blockState.load(ordering: .acquiring) == BlockState.blocked
+        parkedOnEvent.load(ordering: .relaxed) || blockState.load(ordering: .acquiring) == .blocked
     }
     /// Storage behind `layerLocal` (touched only by this context).
     @exclusivity(unchecked) var _layerLocal: AnyObject?
     /// Oversubscription nesting of this context.
     var oversubscription: [VirtualProcessor] = []
-
-    enum BlockState {
-        static let running = 0, blocking = 1, blocked = 2
-        static let unblockedEarly = 3, unblockedWhileBlocking = 4
-    }
 
     enum YieldReason: Int {
         /// Found no work: cache me, maybe sleep.
@@ -207,74 +175,6 @@ public final class Context: @unchecked Sendable {
         c.switchOut(.yield)
     }
 
-    /// Blocks the calling context until ``unblock()``. An unblock that came
-    /// first makes this return at once. [Context::Block]
-    public static func block() throws(ConcRTError) {
-        guard let c = currentInternal else { throw .notOnContext }
-        // An unblock that came first: consume it.
-        if c.userBlock.compareExchange(expected: UserBlock.permit, desired: UserBlock.none,
-                                       ordering: .acquiringAndReleasing).exchanged { return }
-        // Announce the wait; from now on an unblock wakes us through the
-        // runtime block below (its own word keeps an unblock that lands
-        // before blockInternal switches out).
-        let (announced, seen) = c.userBlock.compareExchange(expected: UserBlock.none, desired: UserBlock.waiting,
-                                                           ordering: .acquiringAndReleasing)
-        if !announced {
-            // Only an unblock (none -> permit) can have come in between;
-            // only this context moves permit -> none.
-            precondition(seen == UserBlock.permit, "ConcRT: block() from a context in user block state \(seen)")
-            c.userBlock.store(UserBlock.none, ordering: .releasing)
-            return
-        }
-        c.blockInternal()
-    }
-
-    /// Makes a context blocked in ``block()`` runnable. May come before the
-    /// matching ``block()``: then that one returns at once. [Context::Unblock]
-    ///
-    /// It pairs only with ``block()``: it never wakes a context waiting in an
-    /// ``Event``, a lock or a join (that context takes the unblock with it
-    /// as a permit for its next ``block()``), and those waits never consume
-    /// it.
-    /// - Throws: ``ConcRTError/selfUnblock``; ``ConcRTError/unbalancedUnblock``
-    ///   when an unblock is already pending.
-    public func unblock() throws(ConcRTError) {
-        if Context.currentInternal === self { throw .selfUnblock }
-        while true {
-            let s = userBlock.load(ordering: .acquiring)
-            switch s {
-            case UserBlock.none:
-                if userBlock.compareExchange(expected: s, desired: UserBlock.permit,
-                                             ordering: .acquiringAndReleasing).exchanged { return }
-            case UserBlock.waiting:
-                if userBlock.compareExchange(expected: s, desired: UserBlock.none,
-                                             ordering: .acquiringAndReleasing).exchanged {
-                    // The context committed to exactly one blockInternal().
-                    unblockInternal()
-                    return
-                }
-            default:
-                throw .unbalancedUnblock
-            }
-        }
-    }
-
-    func blockInternal() {
-        while true {
-            let s = blockState.load(ordering: .acquiring)
-            if s == BlockState.unblockedEarly {
-                if blockState.compareExchange(expected: s, desired: BlockState.running,
-                                              ordering: .acquiringAndReleasing).exchanged { return }
-                continue
-            }
-            precondition(s == BlockState.running, "ConcRT: block() from a context in state \(s)")
-            if blockState.compareExchange(expected: s, desired: BlockState.blocking,
-                                          ordering: .acquiringAndReleasing).exchanged { break }
-        }
-        withVP { $0.stats.blocks.bump() }
-        Context.suspend(Unmanaged.passUnretained(self), .block)
-    }
-
     /// Switches to the primary with `reason`; returns when this context
     /// runs again (then finishes a directed switch that brought it back).
     @inline(__always)
@@ -350,65 +250,6 @@ public final class Context: @unchecked Sendable {
         }
     }
 
-    /// For runtime-internal wakers (latches, locks, multiple waits) and
-    /// ``unblock()``: an unbalanced unblock here is a runtime bug, so it
-    /// traps with the reason.
-    /// `wakeIdle`: also wake an idle VP for it (a join continuation: it
-    /// usually heads a large part of the remaining work).
-    func unblockInternal(wakeIdle: Bool = false) {
-        do {
-            try unblockChecked(wakeIdle: wakeIdle)
-        } catch {
-            preconditionFailure("ConcRT: context \(id) was unblocked twice for one block (runtime bug: a waiter "
-                                + "of an event, lock or join was released twice)")
-        }
-    }
-
-    private func unblockChecked(wakeIdle: Bool = false) throws(ConcRTError) {
-        while true {
-            let s = blockState.load(ordering: .acquiring)
-            switch s {
-            case BlockState.running:
-                if blockState.compareExchange(expected: s, desired: BlockState.unblockedEarly,
-                                              ordering: .acquiringAndReleasing).exchanged { return }
-            case BlockState.blocking:
-                if blockState.compareExchange(expected: s, desired: BlockState.unblockedWhileBlocking,
-                                              ordering: .acquiringAndReleasing).exchanged { return }
-            case BlockState.blocked:
-                if blockState.compareExchange(expected: s, desired: BlockState.running,
-                                              ordering: .acquiringAndReleasing).exchanged {
-                    Scheduler.makeRunnable(Unmanaged.passUnretained(self), wakeIdle: wakeIdle)
-                    return
-                }
-            default:
-                throw .unbalancedUnblock
-            }
-        }
-    }
-
-    /// Primary side, after the context switched out with `.block`.
-    /// Returns true when it must be requeued (an unblock raced the block).
-    func commitBlock() -> Bool {
-        if blockState.compareExchange(expected: BlockState.blocking, desired: BlockState.blocked,
-                                      ordering: .acquiringAndReleasing).exchanged { return false }
-        blockState.store(BlockState.running, ordering: .releasing)
-        return true
-    }
-
-    // MARK: Oversubscription
-
-    /// Adds (true) or removes (false) a temporary virtual processor for the
-    /// length of a long call that holds this one, such as a blocking call
-    /// not made through ``Blocking``. Nests. [Context::Oversubscribe]
-    public static func oversubscribe(_ begin: Bool) throws(ConcRTError) {
-        guard let c = currentInternal else { throw .notOnContext }
-        if begin {
-            c.oversubscription.append(try c.scheduler.addTemporaryVirtualProcessor())
-        } else {
-            guard let vp = c.oversubscription.popLast() else { throw .unbalancedOversubscription }
-            c.scheduler.retireTemporaryVirtualProcessor(vp)
-        }
-    }
 }
 
 /// The context's body refers to it unowned: the thread's user context

@@ -265,13 +265,3 @@ public final class Event: @unchecked Sendable {
         }
     }
 }
-
-extension Scheduler {
-    /// Runs `fire` on a VP once `deadline` (monotonic ns) passes; returns
-    /// the timer's id for `timers.cancel`.
-    func armTimeout(_ deadline: Int64, _ fire: @escaping () -> Void) -> Int {
-        let (id, earliest) = timers.add(deadline: deadline, fire: fire)
-        if earliest { notifyWork(force: true) }
-        return id
-    }
-}

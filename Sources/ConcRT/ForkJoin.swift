@@ -7,9 +7,10 @@ import UMS
 /// deque (the record lives in this frame: no heap allocation), runs `a`,
 /// then pops `b` back. If nobody stole it, `b` runs inline right here: no
 /// context switch, no futex, no allocation. If it was stolen (or this
-/// context migrated while `a` blocked), the joiner helps: it steals and
-/// runs other work while its stack has room, then blocks its context on
-/// the job's latch, and the virtual processor moves on to another context.
+/// context migrated while `a` blocked), the joiner does not help (it runs
+/// no unrelated work on top of this frame: see ``waitForStolen(_:)``): it
+/// spins briefly, then blocks its context on the job's latch, and the
+/// virtual processor moves on to another context.
 extension Context {
     /// Runs `a` on this context while `b` is offered to thieves; returns
     /// when both have run. The caller must be running on `ctx`.
@@ -106,7 +107,7 @@ extension Context {
     /// Number of the current virtual processor, for per-VP data
     /// (Combinable): small, unique in the process among running VPs, and
     /// stable while the caller does not block.
-    package var virtualProcessorGlobalIndex: Int { vp.globalIndex }
+    package var virtualProcessorGlobalIndex: Int { vp.processSlot }
 
     /// Free-form per-context slot for the layer above (the PPL's current
     /// cancellation scope). Only the context itself reads or writes it.

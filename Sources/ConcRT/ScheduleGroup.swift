@@ -13,7 +13,7 @@ public final class ScheduleGroup: @unchecked Sendable {
     /// [ScheduleGroup::Id]
     public let id: Int
     unowned(unsafe) let scheduler: Scheduler
-    private let queue = MigrationSafeMutex<WorkRing>(WorkRing())
+    private let queue = MigrationSafeMutex<Ring<UInt>>(Ring(capacity: 64))
     let queued = Atomic<Int>(0)
     private let pending = Atomic<Int>(0)
 

@@ -18,11 +18,7 @@ import Glibc
 /// under that VP's lock; injection and group queues (for submissions from
 /// outside) have one lock per queue.
 ///
-/// Wake-up protocol: an idle VP sleeps on the completion list's futex
-/// (``UMSCompletionList/prepareToWait()``), so completions wake it. A
-/// producer of any other work calls ``notifyWork(force:)``: unless some VP
-/// is already searching, it wakes one sleeper (no syscall when nobody
-/// sleeps).
+/// Wake-up protocol: see `Idle/README.md` and ``IdleProtocol``.
 public final class Scheduler: @unchecked Sendable {
     // @unchecked Sendable: shared state is atomics, Mutex-protected queues,
     // or set once during init before any primary starts.
@@ -39,19 +35,16 @@ public final class Scheduler: @unchecked Sendable {
     static let temporarySlots = 16
     /// Running primaries' pthreads, joined at shutdown (or when a temporary
     /// VP is reused).
-    private let primaryThreads = MigrationSafeMutex<[pthread_t]>([])
+    let primaryThreads = MigrationSafeMutex<[pthread_t]>([])
     private let startedPrimaries = Atomic<Int>(0)
     private let startFailures = Atomic<Int>(0)
     private let startFailure = MigrationSafeMutex<String?>(nil)
     let stats = StatisticsCounters()
     let timers = TimerQueue()
-    let searchers = Atomic<Int>(0)
-    /// VPs asleep in `VirtualProcessor.sleep` now, and those of them
-    /// asleep with no timeout (they went to sleep when every VP was idle).
-    let sleepingVPs = Atomic<Int>(0)
-    let untimedSleepers = Atomic<Int>(0)
+    /// Sleeping, searching and waking VPs (Idle/IdleProtocol.swift).
+    let idle: IdleProtocol
     let spinNanoseconds: Int64 = 30_000
-    private let injection = MigrationSafeMutex<WorkRing>(WorkRing())
+    private let injection = MigrationSafeMutex<Ring<UInt>>(Ring(capacity: 64))
     private let injectedCount = Atomic<Int>(0)
     /// Heap tasks scheduled and not finished (for shutdown).
     let outstanding = Atomic<Int>(0)
@@ -72,6 +65,7 @@ public final class Scheduler: @unchecked Sendable {
         } catch {
             throw .schedulerStartFailed("\(error)")
         }
+        idle = IdleProtocol(list: completionList)
         let n = policy.virtualProcessorCount
         regularVPCount = n
         let cpus = Int(csup_affinity_count())
@@ -99,7 +93,7 @@ public final class Scheduler: @unchecked Sendable {
         }
     }
 
-    private func startPrimary(_ vp: VirtualProcessor) throws(ConcRTError) {
+    func startPrimary(_ vp: VirtualProcessor) throws(ConcRTError) {
         let tid = try spawnPThread { [self] in
             do {
                 try UMS.enterSchedulingMode(cpu: vp.cpu) { p in
@@ -120,7 +114,7 @@ public final class Scheduler: @unchecked Sendable {
         // Keep nudging sleepers while joining (a VP may be between checks).
         for tid in tids {
             while true {
-                completionList.wakeAllWaiters()
+                idle.wakeAll()
                 if csup_pthread_join_timeout(tid, 2) == 0 { break }
             }
         }
@@ -161,7 +155,7 @@ public final class Scheduler: @unchecked Sendable {
         let node = TaskNode(body: { body(); self.outstanding.wrappingSubtract(1, ordering: .releasing) }, group: group)
         if let group {
             group.enqueue(node.item)
-            notifyWork()
+            idle.notifyWork()
         } else if let c = Context.currentInternal, c.scheduler === self {
             c.vp.push(node.item)
         } else {
@@ -174,7 +168,7 @@ public final class Scheduler: @unchecked Sendable {
         let bits = UInt(bitPattern: item)
         injection.withLock { $0.pushBack(bits) }
         injectedCount.wrappingAdd(1, ordering: .releasing)
-        notifyWork()
+        idle.notifyWork()
     }
 
     /// Creates a schedule group. [Scheduler::CreateScheduleGroup]
@@ -202,17 +196,6 @@ public final class Scheduler: @unchecked Sendable {
     /// True when schedule-group or injection queues hold tasks (a snapshot).
     var hasQueuedTasks: Bool { injectedCount.load(ordering: .acquiring) > 0 || groups.hasWork }
 
-    /// Wakes one sleeping VP for new work, unless a VP is already searching
-    /// (it will find the work). `force` wakes even then.
-    @inline(__always)
-    func notifyWork(force: Bool = false) {
-        // seq_cst: orders the work's publication before the searcher check
-        // (pairs with the searcher's seq_cst increment).
-        if force || searchers.load(ordering: .sequentiallyConsistent) == 0 {
-            completionList.notifyWaiters(1)
-        }
-    }
-
     /// Queues a context that was unblocked (unretained: a blocked or parked
     /// context is kept alive by its thread's user context until it runs
     /// again). From a VP of its scheduler it goes to that VP's `runnext`
@@ -220,16 +203,17 @@ public final class Scheduler: @unchecked Sendable {
     /// count; from elsewhere to its last VP, and a sleeper is woken.
     /// `wakeIdle`: also wake an idle VP (a join continuation).
     static func makeRunnable(_ c: Unmanaged<Context>, wakeIdle: Bool = false) {
-        // From a VP of this scheduler: like Go's runnext, the waker usually
-        // blocks next and this VP runs the woken context at once, so no
-        // sleeper is woken for it (a futex wake per unblock would dominate a
-        // ping-pong). If the waker stays busy instead, an idle VP takes the
-        // context: idle VPs sleep at most 1 ms while another VP is awake,
-        // then steal runnable contexts from a VP that has not switched.
+        // From a VP of this scheduler: like Go's runnext and tokio's LIFO
+        // slot, the waker usually blocks next and this VP runs the woken
+        // context at once, so no sleeper is woken for it (a futex wake per
+        // unblock would dominate a ping-pong). If the waker stays busy
+        // instead, a watching idle VP takes the context (Idle/README.md).
         let sid = c._withUnsafeGuaranteedRef { $0.schedulerID }
         if let vp = Context.currentVirtualProcessor(of: sid) {
-            vp._withUnsafeGuaranteedRef { v in c._withUnsafeGuaranteedRef { v.pushRunnable($0, front: true) } }
-            if wakeIdle { vp._withUnsafeGuaranteedRef { $0.scheduler.notifyWork() } }
+            vp._withUnsafeGuaranteedRef { v in
+                v.pushRunnable(c, front: true)
+                if wakeIdle { v.scheduler.idle.notifyWork() }
+            }
             return
         }
         let ctx = c.takeUnretainedValue()
@@ -240,8 +224,8 @@ public final class Scheduler: @unchecked Sendable {
     /// context on its last VP, and wake a sleeper.
     private func makeRunnableFromOutside(_ c: Context) {
         let target = c.vp.map { $0.retiring.load(ordering: .relaxed) ? virtualProcessors[0] : $0 } ?? virtualProcessors[0]
-        target.pushRunnable(c, front: false)
-        notifyWork(force: true)
+        target.pushRunnable(Unmanaged.passUnretained(c), front: false)
+        idle.notifyWork(force: true)
     }
 
     /// True when any work source holds something (for the idle check).
@@ -256,6 +240,16 @@ public final class Scheduler: @unchecked Sendable {
         return false
     }
 
+    /// True when a VP other than `vp` has runnable contexts queued (a
+    /// seq_cst snapshot: the load half of the idle protocol's pair A).
+    func otherVirtualProcessorHasRunnable(than vp: VirtualProcessor) -> Bool {
+        let n = activeVPCount.load(ordering: .acquiring)
+        for i in 0..<n where virtualProcessors[i] !== vp {
+            if virtualProcessors[i].runQueue.hasRunnable { return true }
+        }
+        return false
+    }
+
     // MARK: Contexts
 
     func makeContext(for vp: VirtualProcessor) -> Context? {
@@ -265,7 +259,9 @@ public final class Scheduler: @unchecked Sendable {
             stats.contextsCreated.add()
             // It starts queued on the completion list: take it (and anything
             // else there) into this VP's runnable queue and run it from there.
-            completionList.drain(timeout: .zero) { t in vp.pushRunnable(Context.of(t), front: false) }
+            completionList.drain(timeout: .zero) { t in
+                vp.pushRunnable(Unmanaged.passUnretained(Context.of(t)), front: false)
+            }
             return vp.popRunnable()?.takeUnretainedValue()
         } catch {
             stats.contextCreationFailures.add()
@@ -279,57 +275,14 @@ public final class Scheduler: @unchecked Sendable {
         Unmanaged<Context>.fromOpaque(c.thread.userContext!).release()
     }
 
-    // MARK: Oversubscription
-
-    /// Starts a temporary VP in a free slot (one whose primary has left).
-    func addTemporaryVirtualProcessor() throws(ConcRTError) -> VirtualProcessor {
-        let slot: VirtualProcessor? = primaryThreads.withLock { _ in
-            for vp in virtualProcessors[regularVPCount...] where !vp.slotInUse {
-                vp.slotInUse = true
-                vp.retiring.store(false, ordering: .releasing)
-                return vp
-            }
-            return nil
-        }
-        guard let vp = slot else {
-            throw .schedulerStartFailed("all \(Self.temporarySlots) oversubscription slots are in use")
-        }
-        if let old = vp.lastPrimary { pthread_join(old, nil); vp.lastPrimary = nil }
-        // Publish the slot to thieves before it can hold work.
-        while true {
-            let n = activeVPCount.load(ordering: .acquiring)
-            if vp.index < n { break }
-            if activeVPCount.compareExchange(expected: n, desired: vp.index + 1, ordering: .acquiringAndReleasing).exchanged { break }
-        }
-        do {
-            try startPrimary(vp)
-        } catch {
-            primaryThreads.withLock { _ in vp.slotInUse = false }
-            throw error
-        }
-        return vp
-    }
-
-    /// Asks a temporary VP to leave once its deque is empty. Its slot is
-    /// reused after its primary has left.
-    func retireTemporaryVirtualProcessor(_ vp: VirtualProcessor) {
-        vp.retiring.store(true, ordering: .releasing)
-        completionList.wakeAllWaiters()
-    }
-
-    func temporaryVirtualProcessorLeft(_ vp: VirtualProcessor) {
-        primaryThreads.withLock { tids in
-            // Its pthread is joined when the slot is reused, or at shutdown.
-            vp.slotInUse = false
-        }
-    }
-
     // MARK: Run and shutdown
 
     /// Runs `body` as a task on this scheduler and waits for its result;
     /// errors are rethrown. From a context of this scheduler it runs inline.
-    /// From any other thread (main, a pthread, a Dispatch queue) that thread
-    /// blocks until the task is done. No heap allocation for the hand-off:
+    /// From a context of another scheduler, that context blocks (its
+    /// virtual processor runs other work meanwhile). From any other thread
+    /// (main, a pthread, a Dispatch queue) that thread blocks until the
+    /// task is done. No heap allocation for the hand-off:
     /// the job record lives on the caller's stack.
     public func run<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         if let c = Context.currentInternal, c.scheduler === self { return try body() }
@@ -341,8 +294,10 @@ public final class Scheduler: @unchecked Sendable {
         return try outcome!.get()
     }
 
-    /// Injects `call` as a stack job and parks the calling (outside) thread
-    /// on the job's latch until a context has run it.
+    /// Injects `call` as a stack job and waits on the job's latch until a
+    /// context has run it. A context of another scheduler blocks (its
+    /// virtual processor runs other work meanwhile); a plain pthread parks
+    /// on the latch's futex.
     private func runOutside(_ call: () -> Void) {
         // Counted like a scheduled task: shutdown() waits for it.
         outstanding.wrappingAdd(1, ordering: .relaxed)
@@ -350,8 +305,23 @@ public final class Scheduler: @unchecked Sendable {
         var job = StackJob()
         withUnsafeMutablePointer(to: &job) { jp in
             StackJob.setClosure(jp, call)
+            let caller = Context.currentInternal
+            // Set before the job is published: the executor reads it after
+            // its exchange sees contextWaiting.
+            if let caller { jp.pointee.waiter = Unmanaged.passUnretained(caller) }
             inject(StackJob.item(jp))
             let word = StackJob.latchWord(jp)
+            if let caller {
+                // A context of another scheduler: block the context, not its
+                // VP. acq_rel: publishes `waiter` to the executor's exchange.
+                var expected = StackJob.pending
+                if csup_u32_cas_acq_rel(word, &expected, StackJob.contextWaiting) {
+                    caller.blockInternal()
+                }
+                assert(csup_u32_load_acquire(word) == StackJob.done,
+                       "Scheduler.runOutside: woken before the job was done (latch \(csup_u32_load_acquire(word)))")
+                return
+            }
             var expected = StackJob.pending
             if csup_u32_cas_acq_rel(word, &expected, StackJob.threadWaiting) {
                 while csup_u32_load_acquire(word) == StackJob.threadWaiting {
@@ -403,35 +373,8 @@ public final class Scheduler: @unchecked Sendable {
             total.tasksRun += v.tasksRun; total.steals += v.steals; total.contextSwitches += v.contextSwitches
             total.blocks += v.blocks; total.yields += v.yields; total.kernelBlocks += v.kernelBlocks
             total.completions += v.completions; total.idleSleeps += v.idleSleeps
+            total.idleWatchExpiries += v.idleWatchExpiries
         }
         return total
-    }
-}
-
-/// A growable ring of work items, kept as their address bits (under a
-/// queue's mutex).
-struct WorkRing: ~Copyable {
-    private var buf: [UInt?] = Array(repeating: nil, count: 64)
-    private var head = 0
-    private(set) var count = 0
-
-    mutating func pushBack(_ x: UInt) {
-        if count == buf.count {
-            var nb = [UInt?](repeating: nil, count: buf.count * 2)
-            for i in 0..<count { nb[i] = buf[(head + i) & (buf.count - 1)] }
-            buf = nb
-            head = 0
-        }
-        buf[(head + count) & (buf.count - 1)] = x
-        count += 1
-    }
-
-    mutating func popFront() -> UInt? {
-        if count == 0 { return nil }
-        let x = buf[head]
-        buf[head] = nil
-        head = (head + 1) & (buf.count - 1)
-        count -= 1
-        return x
     }
 }

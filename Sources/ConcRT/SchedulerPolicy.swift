@@ -12,10 +12,19 @@ import UMS
 /// | SchedulingProtocol             | ``schedulingProtocol``            |
 /// | (UMS vs thread scheduler kind) | ``contextBackend`` (how contexts switch) |
 public struct SchedulerPolicy: Sendable, Equatable {
-    /// Fewest virtual processors. Default: the available CPUs.
+    /// Fewest virtual processors: the scheduler starts at least this many,
+    /// even on fewer CPUs. Default: `min(availableConcurrency, maxConcurrency)`.
+    ///
+    /// The rule, as in ConcRT: the scheduler starts
+    /// ``virtualProcessorCount`` = `max(minConcurrency, min(maxConcurrency,
+    /// availableConcurrency)) × targetOversubscriptionFactor` virtual
+    /// processors. `maxConcurrency` is a cap, not a request: on a 2-CPU
+    /// machine `SchedulerPolicy(maxConcurrency: 4)` gives 2. To get 4 there,
+    /// ask for them: `SchedulerPolicy(minConcurrency: 4, maxConcurrency: 4)`.
     public var minConcurrency: Int
-    /// Most virtual processors. Default: the CPUs this process may use (the
-    /// sched_getaffinity mask, capped by a cgroup v2 `cpu.max` quota).
+    /// Most virtual processors (a cap: see ``minConcurrency`` for the rule).
+    /// Default: the CPUs this process may use (the sched_getaffinity mask,
+    /// capped by a cgroup v2 `cpu.max` quota), or `minConcurrency` if larger.
     public var maxConcurrency: Int
     /// Virtual processors per CPU (1 = one pinned primary per CPU; above 1
     /// the primaries are not pinned).
@@ -82,8 +91,10 @@ public struct SchedulerPolicy: Sendable, Equatable {
         if localContextCacheSize < 0 { throw .invalidPolicy("localContextCacheSize must be >= 0 (got \(localContextCacheSize))") }
     }
 
-    /// Virtual processors the scheduler starts with.
-    var virtualProcessorCount: Int {
+    /// Virtual processors a scheduler with this policy starts on this
+    /// machine: `max(minConcurrency, min(maxConcurrency,
+    /// availableConcurrency)) × targetOversubscriptionFactor`, at most 1024.
+    public var virtualProcessorCount: Int {
         let cpus = max(minConcurrency, min(maxConcurrency, Self.availableConcurrency))
         return min(1024, cpus * targetOversubscriptionFactor)
     }

@@ -21,6 +21,9 @@ public struct SchedulerStatistics: Sendable, Equatable, CustomStringConvertible 
     public var completions: Int
     /// Times a virtual processor went to sleep.
     public var idleSleeps: Int
+    /// Times a sleeping virtual processor woke on its watch timeout to look
+    /// for contexts stranded behind a busy one (see the idle protocol).
+    public var idleWatchExpiries: Int
     public var contextsCreated: Int
     public var contextCreationFailures: Int
     /// Contexts alive now (running, blocked, or cached idle).
@@ -29,6 +32,7 @@ public struct SchedulerStatistics: Sendable, Equatable, CustomStringConvertible 
     public var description: String {
         "tasks=\(tasksRun) steals=\(steals) switches=\(contextSwitches) blocks=\(blocks) yields=\(yields) "
             + "kernelBlocks=\(kernelBlocks) completions=\(completions) idleSleeps=\(idleSleeps) "
+            + "watchExpiries=\(idleWatchExpiries) "
             + "contexts=\(contextsCreated) live=\(liveContexts)"
     }
 }
@@ -47,13 +51,14 @@ final class StatCounter: Sendable {
 final class StatisticsCounters: Sendable {
     let tasksRun = StatCounter(), steals = StatCounter(), contextSwitches = StatCounter()
     let blocks = StatCounter(), yields = StatCounter(), kernelBlocks = StatCounter()
-    let completions = StatCounter(), idleSleeps = StatCounter()
+    let completions = StatCounter(), idleSleeps = StatCounter(), watchExpiries = StatCounter()
     let contextsCreated = StatCounter(), contextCreationFailures = StatCounter()
 
     func snapshot(liveContexts: Int) -> SchedulerStatistics {
         SchedulerStatistics(tasksRun: tasksRun.value, steals: steals.value, contextSwitches: contextSwitches.value,
                             blocks: blocks.value, yields: yields.value, kernelBlocks: kernelBlocks.value,
                             completions: completions.value, idleSleeps: idleSleeps.value,
+                            idleWatchExpiries: watchExpiries.value,
                             contextsCreated: contextsCreated.value,
                             contextCreationFailures: contextCreationFailures.value, liveContexts: liveContexts)
     }

@@ -121,25 +121,53 @@ final class ContextTests: XCTestCase {
         XCTAssertThrowsError(try Context.block()) { XCTAssertEqual($0 as? ConcRTError, .notOnContext) }
     }
 
+    /// Two contexts on one VP that append and yield must interleave
+    /// exactly: 0, 10, 1, 11, 2, 12 (or starting with 10). A yield that
+    /// returned at once would log 0, 1, 2, 10, 11, 12.
     func testYieldLetsOtherContextsRun() throws {
         let s = try makeScheduler(1)
         let log = Box<[Int]>([])
-        let lock = CriticalSection()
+        let start = Event()
         let done = Counter()
         let allDone = Event()
         for i in 0..<2 {
             s.scheduleTask {
+                start.wait()   // both contexts exist before either appends
                 for k in 0..<3 {
-                    try! lock.withLock { log.value.append(i * 10 + k) }
+                    log.value.append(i * 10 + k)   // one VP: no data race
                     Context.yield()
                 }
                 if done.add() == 2 { allDone.set() }
             }
         }
+        XCTAssertTrue(eventually { s.statistics.blocks >= 2 }, "both tasks should be parked on the start event")
+        start.set()
         allDone.wait()
         try s.shutdown()
-        XCTAssertEqual(log.value.count, 6)
-        XCTAssertGreaterThan(s.statistics.yields, 0)
+        // Either task may go first (the event wakes its waiters in any order).
+        XCTAssertTrue(log.value == [0, 10, 1, 11, 2, 12] || log.value == [10, 0, 11, 1, 12, 2],
+                      "contexts did not interleave at each yield: \(log.value)")
+        XCTAssertGreaterThanOrEqual(s.statistics.yields, 6)
+    }
+
+    /// ConcRT's Context::Yield lets other work run, not only other runnable
+    /// contexts: a context that loops on yield on the only VP must let a
+    /// queued task start (here, the task that ends the loop).
+    func testYieldLetsQueuedTasksStart() throws {
+        let s = try makeScheduler(1)
+        let flag = Atomic<Bool>(false)
+        let yields = Counter()
+        let finished = runAsTask(s) {
+            s.scheduleTask { flag.store(true, ordering: .releasing) }   // queued on this VP's deque
+            while !flag.load(ordering: .acquiring) && yields.value < 100_000 {
+                Context.yield()
+                yields.add()
+            }
+        }
+        finished.wait()
+        try s.shutdown()
+        XCTAssertTrue(flag.load(ordering: .acquiring), "the queued task never ran while its VP's only context yielded")
+        XCTAssertLessThanOrEqual(yields.value, 2)
     }
 
     /// Two contexts waking each other through events (directed switches on

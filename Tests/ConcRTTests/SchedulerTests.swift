@@ -150,4 +150,42 @@ final class SchedulerTests: XCTestCase {
         XCTAssertEqual(Scheduler.default.run { 1 }, 1)
         XCTAssertGreaterThanOrEqual(Scheduler.default.virtualProcessorCount, 1)
     }
+
+    /// A task on scheduler A that calls `B.run` blocks its context, not
+    /// A's only virtual processor: another task on A can still run (here it
+    /// releases B's body; with A's VP parked this would deadlock, so the
+    /// body's wait has a timeout that reports it).
+    func testRunFromAnotherSchedulersTaskBlocksTheContextNotTheVirtualProcessor() throws {
+        let a = try makeScheduler(1), b = try makeScheduler(1)
+        let release = Event()
+        let released = Box<Bool>(false)
+        let done = runAsTask(a) {
+            released.value = b.run { release.wait(timeout: .seconds(10)) }
+        }
+        XCTAssertTrue(eventually { a.statistics.blocks >= 1 }, "A's task should block its context in B.run")
+        runAsTask(a) { release.set() }.wait()
+        done.wait()
+        XCTAssertTrue(released.value, "B's body was not released: A's virtual processor was held by B.run")
+        try a.shutdown()
+        try b.shutdown()
+    }
+
+    /// An idle VP beside one that runs a single long task wakes rarely: its
+    /// watch timeout backs off to 10 ms (the idle protocol). The 1 ms poll
+    /// it replaces woke it about 300 times in these 300 ms.
+    func testIdleVirtualProcessorBesideABusyOneStaysAsleep() throws {
+        let s = try makeScheduler(2)
+        // Let both VPs settle asleep first.
+        runAsTask(s) {}.wait()
+        usleep(20_000)
+        let before = s.statistics
+        runAsTask(s) {
+            let end = monotonicNow() + 300_000_000
+            while monotonicNow() < end {}
+        }.wait()
+        let after = s.statistics
+        try s.shutdown()
+        let wakes = (after.idleSleeps - before.idleSleeps) + (after.idleWatchExpiries - before.idleWatchExpiries)
+        XCTAssertLessThan(wakes, 100, "the idle VP woke \(wakes) times in 300 ms beside a busy one")
+    }
 }

@@ -1,0 +1,147 @@
+import CSupport
+import Synchronization
+import UMS
+
+/// How virtual processors go idle, stay idle, and are woken. The design
+/// note beside this file (`Idle/README.md`) gives the steps, which atomic
+/// pairs with which, and the proof sketch that no wake-up is lost; the
+/// SPIN model `Tests/Models/idle.pml` checks it.
+///
+/// Summary:
+/// - An idle VP sleeps on the completion list's futex (so completions wake
+///   it) after registering (`prepareToWait`), announcing itself in the
+///   counters below, and re-checking every work source.
+/// - Producers of tasks or of contexts queued from outside call
+///   ``notifyWork(force:)``: one sleeper is woken unless a VP is searching
+///   (it will find the work).
+/// - A context woken by a running context goes to that VP's `runnext`
+///   with no wake-up (the waker usually blocks next and its VP runs it).
+///   So that it is not stranded behind a waker that stays busy, a VP that
+///   goes to sleep while another VP is awake **watches**: it sleeps with a
+///   timeout that backs off from ``firstWatchInterval`` to
+///   ``maxWatchInterval`` and, on each expiry, takes a runnable context
+///   from a VP that has not switched since its last look. A VP that goes
+///   to sleep while every other VP sleeps sleeps **untimed** (timers
+///   aside); a `runnext` push then wakes it (``runnextPushed()``), so it
+///   starts watching.
+/// - A watch expiry costs a futex return and a few loads, not a context
+///   switch or a steal sweep, so a VP idle beside a busy one uses well
+///   under 1 CPU-ms per second (`ums-bench idle --busy`).
+final class IdleProtocol: @unchecked Sendable {
+    // @unchecked Sendable: atomics only, plus an immutable list reference.
+
+    /// VPs in ``VirtualProcessor/search(_:)`` now. seq_cst: producers read
+    /// it after publishing work (see notifyWork).
+    let searching = Atomic<Int>(0)
+    /// VPs inside ``sleep(_:napNanoseconds:)`` now (registered or asleep).
+    let sleeping = Atomic<Int>(0)
+    /// Sleepers with no watch timeout: a `runnext` push must wake them.
+    /// seq_cst: the load half of the runnext store-load pair.
+    let untimed = Atomic<Int>(0)
+
+    /// First watch timeout after going to sleep beside an awake VP.
+    static let firstWatchInterval: Int64 = 1_000_000
+    /// Longest watch timeout (Go's sysmon backs off to 10 ms as well).
+    static let maxWatchInterval: Int64 = 10_000_000
+
+    /// Unretained: the scheduler owns the list and outlives this object.
+    private let list: Unmanaged<UMSCompletionList>
+
+    init(list: UMSCompletionList) {
+        self.list = Unmanaged.passUnretained(list)
+    }
+
+    // MARK: Producer side
+
+    /// Wakes one sleeping VP for new work, unless a VP is searching (it
+    /// will find the work). `force` wakes even then.
+    @inline(__always)
+    func notifyWork(force: Bool = false) {
+        // seq_cst: ordered after the work's publication in the single total
+        // order with the searcher's seq_cst increment (Idle/README.md, pair B).
+        if force || searching.load(ordering: .sequentiallyConsistent) == 0 {
+            list._withUnsafeGuaranteedRef { $0.notifyWaiters(1) }
+        }
+    }
+
+    /// After a running context pushed a context to its VP's `runnext`:
+    /// wake the untimed sleepers so they watch (pair A in the note). A
+    /// load and no system call while every sleeper is already watching.
+    @inline(__always)
+    func runnextPushed() {
+        let n = untimed.load(ordering: .sequentiallyConsistent)
+        if n > 0 { list._withUnsafeGuaranteedRef { $0.notifyWaiters(n) } }
+    }
+
+    /// Wakes every sleeper (shutdown, a VP asked to retire).
+    func wakeAll() { list._withUnsafeGuaranteedRef { $0.wakeAllWaiters() } }
+
+    // MARK: Searcher side
+
+    @inline(__always)
+    func beginSearch() { searching.wrappingAdd(1, ordering: .sequentiallyConsistent) }
+
+    @inline(__always)
+    func endSearch() { searching.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
+
+    /// True when `self` is the only searcher (after a successful steal: more
+    /// work may be left, so wake another VP to help).
+    @inline(__always)
+    var isLoneSearcher: Bool { searching.load(ordering: .relaxed) == 1 }
+
+    // MARK: Sleeper side
+
+    /// Sleeps `vp` until there is work for it. Returns at once when the
+    /// re-check after registering finds work. `napNanoseconds`: return
+    /// after at most that long whatever happens (used when no context
+    /// could be made: blocked ones may come back and free memory).
+    func sleep(_ vp: VirtualProcessor, napNanoseconds: Int64? = nil) {
+        let s = vp.scheduler
+        var interval = Self.firstWatchInterval
+        vp.stats.idleSleeps.bump()
+        while true {
+            // 1. Register on the futex: a notify from now on ends the wait.
+            let ticket = list._withUnsafeGuaranteedRef { $0.prepareToWait() }
+            // 2. Announce. Others awake: watch them; else sleep untimed,
+            //    announced before the re-check (pair A).
+            let asleep = sleeping.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
+            var watching = asleep < s.activeVPCount.load(ordering: .acquiring)
+            if !watching { untimed.wrappingAdd(1, ordering: .sequentiallyConsistent) }
+            // 3. Re-check every work source.
+            let found = s.hasWork(for: vp) || vp.retiring.load(ordering: .acquiring) || s.readyToStop
+                || vp.stealFromBusyVirtualProcessor()
+            if !found, !watching, s.otherVirtualProcessorHasRunnable(than: vp) {
+                // A runnext pushed before our announcement: watch it.
+                untimed.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+                watching = true
+                interval = Self.firstWatchInterval
+            }
+            if found {
+                if !watching { untimed.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
+                sleeping.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+                list._withUnsafeGuaranteedRef { $0.cancelWait() }
+                return
+            }
+            if watching { vp.snapshotSwitchCounts() }
+            // 4. Sleep until the earliest of: a timer, the watch interval,
+            //    the caller's nap.
+            var timeout = s.timers.nanosecondsUntilNextDeadline()
+            if watching { timeout = min(timeout ?? .max, interval) }
+            if let nap = napNanoseconds { timeout = min(timeout ?? .max, nap) }
+            list._withUnsafeGuaranteedRef { l in
+                l.wait(ticket: ticket, timeout: timeout.map { .nanoseconds($0) })
+            }
+            if !watching { untimed.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
+            sleeping.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+            if napNanoseconds != nil { return }
+            // 5. Awake: real work, a due timer, or a stop ends the sleep.
+            if s.hasWork(for: vp) || vp.retiring.load(ordering: .acquiring) || s.readyToStop { return }
+            // 6. A watch expiry (or a wake for work somebody else took):
+            //    take a stranded runnable context, or back off.
+            if vp.stealFromBusyVirtualProcessor() { return }
+            vp.stats.watchExpiries.bump()
+            interval = s.otherVirtualProcessorHasRunnable(than: vp)
+                ? Self.firstWatchInterval : min(interval * 2, Self.maxWatchInterval)
+        }
+    }
+}

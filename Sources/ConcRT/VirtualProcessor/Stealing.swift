@@ -1,0 +1,107 @@
+import CSupport
+import UMS
+
+/// Stealing: how an out-of-work VP takes work from the others.
+///
+/// - **Tasks** (``search(_:)``): sweeps over the other VPs' deques from a
+///   random start, with exponential backoff between sweeps (a thief that
+///   re-reads a busy owner's deque indices in a tight loop keeps bouncing
+///   the owner's cache lines), for up to the scheduler's spin window.
+///   While searching, the VP counts as a searcher in the idle protocol,
+///   so producers do not wake sleepers for work it will find anyway.
+///   A steal that loses a race (another thief, or the owner's pop of the
+///   last item, took the item between our reads) is retried on the same
+///   victim, since its deque was not empty.
+/// - **Runnable contexts** (``stealFromBusyVirtualProcessor()``): only from
+///   a VP whose switch count has not moved since this VP's last snapshot
+///   (its running context is busy, so what waits in its run queue is
+///   stranded). A VP that is switching will run them itself, soon, with
+///   their caches warm.
+extension VirtualProcessor {
+    enum SearchResult { case item(WorkItem), handoff, nothing }
+
+    /// Steals from other VPs for up to the scheduler's spin window.
+    func search(_ ctx: Context?) -> SearchResult {
+        let s = scheduler
+        s.idle.beginSearch()
+        defer { s.idle.endSearch() }
+        let start = csup_monotonic_ns()
+        let deadline = start + s.spinNanoseconds
+        let busyAfter = start + 10_000
+        snapshotSwitchCounts()
+        var round = 0
+        var backoff = 16
+        while true {
+            if let item = stealOnce() {
+                stats.steals.bump()
+                // More may be left: if nobody else is searching, wake one.
+                if s.idle.isLoneSearcher { s.idle.notifyWork(force: true) }
+                return .item(item)
+            }
+            if let item = s.takeQueued(for: self, context: ctx) { return .item(item) }
+            if runQueue.hasRunnable || completionsPending
+                || (retiring.load(ordering: .relaxed) && csup_deque_size(deque) == 0) || s.readyToStop {
+                return .handoff
+            }
+            round += 1
+            if round & 15 == 0 {
+                let now = csup_monotonic_ns()
+                if now > busyAfter, stealFromBusyVirtualProcessor() { return .handoff }
+                if now > deadline { return .nothing }
+            }
+            for _ in 0..<backoff { csup_cpu_relax() }
+            backoff = min(backoff * 2, 512)
+        }
+    }
+
+    /// Records every VP's switch count, for ``stealFromBusyVirtualProcessor()``.
+    func snapshotSwitchCounts() {
+        let vps = scheduler.virtualProcessors
+        if seenSwitches.count != vps.count { seenSwitches = Array(repeating: -1, count: vps.count) }
+        let n = scheduler.activeVPCount.load(ordering: .acquiring)
+        for i in 0..<n { seenSwitches[i] = vps[i].switchCount.load(ordering: .relaxed) }
+    }
+
+    /// Takes a runnable context from a VP that has not switched since the
+    /// last snapshot (its running context is busy); true if one was taken
+    /// (it is now on this VP's run queue).
+    func stealFromBusyVirtualProcessor() -> Bool {
+        let vps = scheduler.virtualProcessors
+        // No snapshot yet (this VP has not searched): take one; a VP is
+        // "busy" only relative to an earlier snapshot.
+        if seenSwitches.count != vps.count { snapshotSwitchCounts(); return false }
+        let n = scheduler.activeVPCount.load(ordering: .acquiring)
+        for i in 0..<n where vps[i] !== self {
+            let v = vps[i]
+            if v.runQueue.hasRunnable,
+               v.switchCount.load(ordering: .relaxed) == seenSwitches[i],
+               let c = v.runQueue.steal() {
+                stats.steals.bump()
+                pushRunnable(c, front: false)
+                return true
+            }
+        }
+        return false
+    }
+
+    /// One sweep over the other VPs' deques, from a random start. A lost
+    /// race is retried on the same victim (bounded), since it had work.
+    func stealOnce() -> WorkItem? {
+        let vps = scheduler.virtualProcessors
+        let n = scheduler.activeVPCount.load(ordering: .acquiring)
+        if n <= 1 { return nil }
+        rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17
+        let start = Int(rng % UInt64(n))
+        for k in 0..<n {
+            let v = vps[(start + k) % n]
+            if v === self { continue }
+            for _ in 0..<4 {
+                var lost: Int32 = 0
+                if let item = csup_deque_steal(v.deque, &lost) { return item }
+                if lost == 0 { break }
+                csup_cpu_relax()
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,333 @@
+import CSupport
+import Synchronization
+import UMS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A virtual processor: one UMS primary (pinned where the mask allows)
+/// with its own task deque, run queue and idle-context cache.
+/// [VirtualProcessor / virtual processor root]
+///
+/// This file is the primary's loop. Each pass:
+///   1. drain the scheduler's completion list into this VP's run queue
+///      (the UMS rule: completions before anything runs), fire due timers;
+///   2. after a streak of `runnext` takes, or after a `Context.yield()`,
+///      give queued work a turn (`FairTurns.swift`);
+///   3. run a runnable context, if any (`runnext` first, then the ring:
+///      `Queues/RunQueue.swift`);
+///   4. else run a task context (from the idle cache, or a new one), which
+///      runs tasks from the local deque, the group and injection queues,
+///      and steals from other VPs (`TaskLoop.swift`, `Stealing.swift`);
+///   5. when that context found nothing, sleep (`Idle/IdleProtocol.swift`).
+///
+/// After each execute, the context that came back is acted on by its
+/// switch-out reason: a park or block is committed (registered on its
+/// event, or marked blocked), an idle or hand-off context is cached, a
+/// yielding one is requeued behind the others.
+///
+/// Ownership: the deque's bottom end belongs to whichever context this VP
+/// is running (one at a time, on this pthread); thieves use the top. The
+/// run queue has an owner side and a thief side. The idle cache,
+/// `switchedOut`, the fairness fields and the steal snapshot are
+/// owner-only (`@exclusivity(unchecked)`: only this VP's pthread touches
+/// them, and only one context runs here at a time).
+@usableFromInline
+final class VirtualProcessor: @unchecked Sendable {
+    /// This VP's index in its scheduler (0..<virtualProcessorCount for the
+    /// regular VPs, then the oversubscription slots).
+    let index: Int
+    unowned(unsafe) let scheduler: Scheduler
+    let deque: OpaquePointer
+    let cpu: Int?
+    let runQueue = RunQueue()
+    @exclusivity(unchecked) private var idleCache: [Context] = []
+    /// True for oversubscription VPs asked to leave.
+    let retiring = Atomic<Bool>(false)
+    let temporary: Bool
+    /// Temporary slots: taken while a primary runs it (under the
+    /// scheduler's thread lock).
+    var slotInUse = false
+    /// The pthread of this VP's last primary (temporary slots).
+    var lastPrimary: pthread_t?
+    /// xorshift state for the steal start (owner-only).
+    @exclusivity(unchecked) var rng: UInt64
+    /// Index of the schedule group this VP took from last (owner-only).
+    @exclusivity(unchecked) var lastGroupIndex = 0
+    /// This VP's counters (mostly written by its own pthread: no sharing).
+    let stats = StatisticsCounters()
+    /// Executions so far (owner-written with a plain load and store,
+    /// relaxed): a thief that sees it unchanged across a watch or spin
+    /// window knows this VP is stuck in one context and may take its
+    /// runnable contexts.
+    let switchCount = Atomic<Int>(0)
+    /// Thief-side snapshot of the other VPs' switch counts (owner-only).
+    @exclusivity(unchecked) var seenSwitches: [Int] = []
+    /// Set when the last task context found nothing: sleep next.
+    @exclusivity(unchecked) private var wantsSleep = false
+
+    // Fair turns and directed switches (FairTurns.swift, DirectSwitch.swift).
+
+    /// The context that made a directed switch to the one now running here,
+    /// until that one finishes its suspension (owner-only).
+    @exclusivity(unchecked) var switchedOut: Unmanaged<Context>?
+    /// `runnext` takes in a row, by this loop or by directed switches
+    /// (owner-only). See ``runnextLimit``.
+    @exclusivity(unchecked) var runnextStreak = 0
+    /// Set for a task context started by a fair turn: it runs one task
+    /// before it looks at runnable contexts again (owner-only).
+    @exclusivity(unchecked) var runOneTaskFirst = false
+    /// Set when a context yielded: queued tasks get a turn before the
+    /// yielder runs again (owner-only).
+    @exclusivity(unchecked) var yieldTurnPending = false
+
+    init(index: Int, scheduler: Scheduler, cpu: Int?, temporary: Bool) throws(ConcRTError) {
+        guard let d = csup_deque_create(256) else { throw .schedulerStartFailed("out of memory for a deque") }
+        self.index = index
+        self.scheduler = scheduler
+        self.deque = d
+        self.cpu = cpu
+        self.temporary = temporary
+        self.rng = UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15
+        self.completions = Unmanaged.passUnretained(scheduler.completionList)
+    }
+
+    deinit { csup_deque_destroy(deque) }
+
+    /// The scheduler's completion list, unretained (the scheduler owns it
+    /// and outlives its VPs), so hot-path checks touch no reference count.
+    private let completions: Unmanaged<UMSCompletionList>
+
+    /// True when contexts are queued on the completion list (a snapshot).
+    @inline(__always)
+    var completionsPending: Bool { completions._withUnsafeGuaranteedRef { !$0.isEmpty } }
+
+    // MARK: Local deque (owner: the context running on this VP)
+
+    @usableFromInline
+    func push(_ item: WorkItem) {
+        if csup_deque_push(deque, item) != 0 {
+            // The deque could not grow: run the item now instead of losing it.
+            runWorkItem(item)
+            return
+        }
+        scheduler.idle.notifyWork()
+    }
+
+    @inline(__always)
+    func pop() -> WorkItem? { csup_deque_pop(deque) }
+
+    /// Pops items until `target` is found (returns true: it is ours to run
+    /// inline) or the deque is empty (false: it was stolen or migrated).
+    /// Other items found on the way are run: they were pushed above the
+    /// target by code that did not join them (fire-and-forget tasks).
+    @usableFromInline
+    func popUntil(_ target: WorkItem) -> Bool {
+        while let x = csup_deque_pop(deque) {
+            if x == target { return true }
+            runWorkItem(x)
+        }
+        return false
+    }
+
+    /// True when this VP's deque or run queue holds something.
+    var hasLocalWork: Bool {
+        csup_deque_size(deque) > 0 || runQueue.hasRunnable
+    }
+
+    // MARK: Run queue (owner side)
+
+    /// Queues a runnable context here. `front`: woken by the context
+    /// running on this VP (goes to `runnext`, and the idle protocol is told).
+    @inline(__always)
+    func pushRunnable(_ c: Unmanaged<Context>, front: Bool) {
+        if runQueue.push(c, front: front) { scheduler.idle.runnextPushed() }
+    }
+
+    /// Takes the next runnable context and counts a `runnext` take in the
+    /// streak (FairTurns.swift).
+    @inline(__always)
+    func popRunnable() -> Unmanaged<Context>? {
+        guard let (c, fromRunnext) = runQueue.pop() else {
+            runnextStreak = 0
+            return nil
+        }
+        runnextStreak = fromRunnext ? runnextStreak + 1 : 0
+        return c
+    }
+
+    // MARK: Primary loop
+
+    /// A small process-unique number while this VP's primary runs (reused
+    /// after it leaves): an index for per-VP data such as combinable values.
+    private(set) var processSlot = -1
+
+    func run(_ primary: UMSPrimary) {
+        processSlot = ProcessSlots.acquire()
+        defer { ProcessSlots.release(processSlot) }
+        let list = scheduler.completionList
+        while true {
+            if !list.isEmpty {
+                list.drain(timeout: .zero) { t in
+                    self.stats.completions.bump()
+                    self.pushRunnable(Unmanaged.passUnretained(Context.of(t)), front: false)
+                }
+            }
+            scheduler.timers.fireExpired()
+            if let c = takeFairTurn() {
+                execute(c, primary)
+                continue
+            }
+            if let c = popRunnable() {
+                execute(c, primary)
+                continue
+            }
+            if retiring.load(ordering: .relaxed) && !hasLocalWork { break }
+            if scheduler.readyToStop { break }
+            if wantsSleep {
+                wantsSleep = false
+                scheduler.idle.sleep(self)
+                continue
+            }
+            guard let c = takeIdleContext() else {
+                // No context could be made (stack or memory exhausted): nap
+                // a little for blocked ones to return rather than spin.
+                scheduler.idle.sleep(self, napNanoseconds: 1_000_000)
+                continue
+            }
+            execute(Unmanaged.passUnretained(c), primary)
+        }
+        // Leaving: end the cached contexts.
+        for c in idleCache { terminate(c, primary) }
+        idleCache.removeAll()
+        if temporary { scheduler.temporaryVirtualProcessorLeft(self) }
+    }
+
+    /// Executes `context` until it switches out, then acts on its reason.
+    /// Unretained: see RunQueue.
+    func execute(_ context: Unmanaged<Context>, _ primary: UMSPrimary) {
+        assert(switchedOut == nil, "VirtualProcessor.execute: VP \(index) entered with a switched-out context pending")
+        let thread = context._withUnsafeGuaranteedRef { c in
+            c.vpRef = Unmanaged.passUnretained(self)
+            return c.threadRef.unsafelyUnwrapped
+        }
+        countSwitch()
+        let r: (result: UMSExecuteResult, thread: Unmanaged<UMSThread>, userContext: UnsafeMutableRawPointer?)
+        do {
+            r = try thread._withUnsafeGuaranteedRef { try primary.executeReportingThread($0) }
+        } catch {
+            context._withUnsafeGuaranteedRef { c in
+                fatalError("VirtualProcessor.execute: internal error executing context \(c.id): \(error)")
+            }
+        }
+        // The context that came back: `context`, or the last one of a chain
+        // of directed switches that began with it.
+        // Why this is sound: a context's user context holds its +1.
+        Unmanaged<Context>.fromOpaque(r.userContext!)._withUnsafeGuaranteedRef { c in
+            switch r.result {
+            case .blocked:
+                stats.kernelBlocks.bump()
+            case .terminated:
+                scheduler.contextEnded(c)
+            case .yielded:
+                switch c.yieldReason {
+                case .park, .block:
+                    finishSuspension(c)
+                case .idle:
+                    cache(c, primary)
+                    wantsSleep = true
+                case .handoff:
+                    cache(c, primary)
+                case .yield:
+                    pushRunnable(Unmanaged.passUnretained(c), front: false)
+                    yieldTurnPending = true
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    func countSwitch() {
+        stats.contextSwitches.bump()
+        switchCount.store(switchCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+    }
+
+    /// A context that switched out to park on an event or to block, now
+    /// saved: commit that (register on the event / blocked state). If it was
+    /// signaled or unblocked meanwhile, it runs again next.
+    @inline(__always)
+    func finishSuspension(_ c: Context) {
+        switch c.yieldReason {
+        case .park:
+            let e = c.parkEvent.unsafelyUnwrapped
+            c.parkEvent = nil
+            if !e._withUnsafeGuaranteedRef({ Event.commitPark(c, on: $0) }) {
+                pushRunnable(Unmanaged.passUnretained(c), front: true)
+            }
+        case .block:
+            if c.commitBlock() { pushRunnable(Unmanaged.passUnretained(c), front: true) }
+        case .idle, .handoff, .yield:
+            preconditionFailure("VirtualProcessor.finishSuspension: context \(c.id) switched out with \(c.yieldReason), not park or block")
+        }
+    }
+
+    // MARK: Idle contexts
+
+    private func cache(_ c: Context, _ primary: UMSPrimary) {
+        assert(c.yieldReason == .idle || c.yieldReason == .handoff,
+               "VirtualProcessor.cache: context \(c.id) is \(c.yieldReason), not idle")
+        if idleCache.count < scheduler.policy.localContextCacheSize {
+            idleCache.append(c)
+        } else {
+            terminate(c, primary)
+        }
+    }
+
+    private func terminate(_ c: Context, _ primary: UMSPrimary) {
+        c.exitRequested = true
+        c.vpRef = Unmanaged.passUnretained(self)
+        do {
+            let r = try primary.execute(c.thread)
+            precondition(r == .terminated, "VirtualProcessor.terminate: context \(c.id) did not exit: \(r)")
+        } catch {
+            fatalError("VirtualProcessor.terminate: internal error ending context \(c.id): \(error)")
+        }
+        scheduler.contextEnded(c)
+    }
+
+    /// A cached idle context, else a new one (nil when none can be made).
+    func takeIdleContext() -> Context? {
+        if let c = idleCache.popLast() {
+            assert(c.yieldReason == .idle || c.yieldReason == .handoff,
+                   "VirtualProcessor.takeIdleContext: cached context \(c.id) is \(c.yieldReason)")
+            return c
+        }
+        return scheduler.makeContext(for: self)
+    }
+}
+
+extension Context {
+    /// The Context behind a UMS thread of a scheduler.
+    static func of(_ t: UMSThread) -> Context {
+        // Why this is sound: every UMS thread on a scheduler's completion
+        // list is a context, whose userContext holds a +1 on it.
+        let c = Unmanaged<Context>.fromOpaque(t.userContext!).takeUnretainedValue()
+        c.adopt(t)
+        return c
+    }
+}
+
+/// Allocator of small process-unique numbers for running VPs (lowest free
+/// first), so per-VP data (combinable values) can be indexed across
+/// schedulers.
+enum ProcessSlots {
+    private static let free = MigrationSafeMutex<(next: Int, released: [Int])>((0, []))
+    static func acquire() -> Int {
+        free.withLock { s in
+            if let i = s.released.popLast() { return i }
+            s.next += 1
+            return s.next - 1
+        }
+    }
+    static func release(_ i: Int) { free.withLock { $0.released.append(i) } }
+}

@@ -1,6 +1,9 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// swift-argument-parser, used by ums-bench and every example.
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+
 let package = Package(
     name: "swift-ums",
     platforms: [.macOS(.v15)],
@@ -14,6 +17,8 @@ let package = Package(
     dependencies: [
         // `swift package generate-documentation` (DocC catalogs per module).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        // Command-line parsing for ums-bench and the examples.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         // liburcu (Debian: liburcu-dev), found with pkg-config.
@@ -39,14 +44,14 @@ let package = Package(
         .target(name: "PPL", dependencies: ["ConcRT", "UMS", "CSupport"]),
         // Heap-allocation counter, linked into the benchmark only.
         .target(name: "CMallocCounter", path: "Sources/CMallocCounter"),
-        .executableTarget(name: "ums-bench", dependencies: ["UMS", "ConcRT", "PPL", "CSupport", "CMallocCounter"],
+        .executableTarget(name: "ums-bench", dependencies: ["UMS", "ConcRT", "PPL", "CSupport", "CMallocCounter", argumentParser],
                           path: "Sources/ums-bench"),
-        .executableTarget(name: "ums-sample", dependencies: ["UMS"], path: "Examples/ums-sample"),
-        .executableTarget(name: "fib", dependencies: ["PPL", "ConcRT"], path: "Examples/fib"),
-        .executableTarget(name: "nqueens", dependencies: ["PPL", "ConcRT", "UMS"], path: "Examples/nqueens"),
-        .executableTarget(name: "sort", dependencies: ["PPL", "ConcRT"], path: "Examples/sort"),
-        .executableTarget(name: "grep", dependencies: ["PPL", "ConcRT", "UMS"], path: "Examples/grep"),
-        .executableTarget(name: "echo-server", dependencies: ["PPL", "ConcRT", "UMS"], path: "Examples/echo-server"),
+        .executableTarget(name: "ums-sample", dependencies: ["UMS", argumentParser], path: "Examples/ums-sample"),
+        .executableTarget(name: "fib", dependencies: ["PPL", "ConcRT", argumentParser], path: "Examples/fib"),
+        .executableTarget(name: "nqueens", dependencies: ["PPL", "ConcRT", "UMS", argumentParser], path: "Examples/nqueens"),
+        .executableTarget(name: "sort", dependencies: ["PPL", "ConcRT", argumentParser], path: "Examples/sort"),
+        .executableTarget(name: "grep", dependencies: ["PPL", "ConcRT", "UMS", argumentParser], path: "Examples/grep"),
+        .executableTarget(name: "echo-server", dependencies: ["PPL", "ConcRT", "UMS", argumentParser], path: "Examples/echo-server"),
         .testTarget(name: "UMSTests", dependencies: ["UMS", "CSupport"]),
         .testTarget(name: "ConcRTTests", dependencies: ["ConcRT", "UMS", "CSupport"]),
         .testTarget(name: "PPLTests", dependencies: ["PPL", "ConcRT", "UMS", "CSupport"]),

@@ -4,14 +4,14 @@ import Dispatch
 import Foundation
 import PPL
 
-/// ConcRT-layer workloads: signalwait, blockmix (WORKLOADS.md), idle and
-/// contexts.
+/// ConcRT-layer workloads: signalwait, blockmix (WORKLOADS.md) and
+/// contexts. (idle is in IdleBench.swift.)
 enum ConcRTBench {
     // MARK: signalwait
 
     static func signalwait(_ h: Harness) throws {
-        let n = h.int("iterations", 1_000_000)
-        let vps = h.int("vps", 0)
+        let n = h.options.iterations ?? 1_000_000
+        let vps = h.options.vps ?? 0
         let s = vps > 0 ? try Scheduler(policy: SchedulerPolicy(minConcurrency: vps, maxConcurrency: vps)) : Scheduler.default
         let ns = h.median("signalwait ums") { () -> Double in
             let evA = Event(), evB = Event(), done = Event()
@@ -28,7 +28,7 @@ enum ConcRTBench {
         }
         h.report("signalwait", "ums", ns, "ns/roundtrip")
         h.progress("  scheduler: \(s.statistics)")
-        let bn = h.int("baseline-iterations", 100_000)
+        let bn = h.options.baselineIterations ?? 100_000
         let cv = h.median("signalwait condvar", reps: 1) { condvarPingPong(bn) }
         h.report("signalwait", "baseline-pthread-condvar", cv, "ns/roundtrip")
     }
@@ -70,8 +70,8 @@ enum ConcRTBench {
     }
 
     static func blockmix(_ h: Harness) throws {
-        let tasks = h.int("tasks", 256), rounds = h.int("rounds", 10)
-        let cpuUs = Int64(h.int("cpu-us", 500)), blockUs = Int64(h.int("block-us", 2000))
+        let tasks = h.options.tasks ?? 256, rounds = h.options.rounds ?? 10
+        let cpuUs = Int64(h.options.cpuUs ?? 500), blockUs = Int64(h.options.blockUs ?? 2000)
         let cores = Double(SchedulerPolicy.availableConcurrency)
         let ideal = max(Double(tasks * rounds) * Double(cpuUs) / cores, Double(rounds) * Double(cpuUs + blockUs)) / 1000
         let note = String(format: "(ideal %.1f ms)", ideal)
@@ -90,7 +90,7 @@ enum ConcRTBench {
             return Double(csup_monotonic_ns() - t0) / 1e6
         }
         h.report("blockmix", "ums", ums, "ms", note + String(format: " (%.2fx ideal)", ums / ideal))
-        if h.int("baselines", 1) == 0 { return }
+        if !h.options.baselines { return }
         let tg = h.median("blockmix taskgroup", reps: 1) { () -> Double in
             blockingAsync {
                 let t0 = csup_monotonic_ns()
@@ -121,21 +121,6 @@ enum ConcRTBench {
         h.report("blockmix", "baseline-dispatch", dq, "ms", note + String(format: " (%.2fx ideal)", dq / ideal))
     }
 
-    // MARK: idle
-
-    static func idle(_ h: Harness) throws {
-        let s = try Scheduler()
-        s.run {}
-        for _ in 0..<100 { s.scheduleTask {} }
-        usleep(200_000)   // past every spin window
-        let cpu0 = csup_process_cpu_ns(), t0 = csup_monotonic_ns()
-        usleep(1_000_000)
-        let cpuMs = Double(csup_process_cpu_ns() - cpu0) / 1e6
-        let wallS = Double(csup_monotonic_ns() - t0) / 1e9
-        try s.shutdown()
-        h.report("idle", "ums", cpuMs / wallS, "cpu-ms/s", "(\(s.virtualProcessorCount) virtual processors idle for 1 s)")
-    }
-
     // MARK: contexts
 
     static func rssBytes() -> Int {
@@ -145,7 +130,7 @@ enum ConcRTBench {
     }
 
     static func contexts(_ h: Harness) throws {
-        let n = h.int("contexts", 100_000)
+        let n = h.options.contexts ?? 100_000
         let s = try Scheduler(policy: SchedulerPolicy(contextStackSize: 64 * 1024))
         s.run {}
         let gate = Event(), arrived = Event(), finished = Event()

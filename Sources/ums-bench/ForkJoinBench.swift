@@ -11,7 +11,7 @@ enum ForkJoinBench {
     // MARK: nullfork
 
     static func nullfork(_ h: Harness) throws {
-        let n = h.int("iterations", 1_000_000)
+        let n = h.options.iterations ?? 1_000_000
         let s = Scheduler.default
         var allocsPerOp = 0.0
         let ns = try h.median("nullfork ums") {
@@ -26,7 +26,7 @@ enum ForkJoinBench {
         }
         h.report("nullfork", "ums", ns, "ns/op", String(format: "(heap allocations per task: %.3f)", allocsPerOp))
 
-        let bn = h.int("baseline-iterations", 50_000)
+        let bn = h.options.baselineIterations ?? 50_000
         let tg = h.median("nullfork taskgroup", reps: 1) { swiftTaskGroupNullfork(bn) }
         h.report("nullfork", "baseline-swift-taskgroup", tg, "ns/op")
         let al = h.median("nullfork async-let", reps: 1) { swiftAsyncLetNullfork(bn) }
@@ -81,7 +81,7 @@ enum ForkJoinBench {
     }
 
     static func run(_ h: Harness) throws {
-        let n = h.int("n", 30)
+        let n = h.options.n ?? 30
         let expected = fibSerial(n)
         let s = Scheduler.default
         var allocs = 0.0
@@ -99,7 +99,7 @@ enum ForkJoinBench {
         h.report("fib", "ums", ms, "ms", String(format: "(fib(%d)=%d, heap allocations per task: %.3f)", n, expected, allocs))
         h.progress("  scheduler: \(s.statistics)")
 
-        if h.int("baselines", 1) != 0 {
+        if h.options.baselines {
             let tg = try h.median("fib taskgroup", reps: 1) { () throws -> Double in
                 let (r, t) = blockingAsync { () async -> (Int, Double) in
                     let t0 = csup_monotonic_ns()

@@ -8,7 +8,7 @@ import UMS
 /// pthreads ping-ponging through futex words, the kernel's own round trip.
 enum HandoffBench {
     static func run(_ h: Harness) throws {
-        let n = h.int("iterations", 100_000)
+        let n = h.options.iterations ?? 100_000
         let ums = try h.median("handoff ums") { try handoff(n) }
         h.report("handoff", "ums", ums, "ns/op", "(blockingCall round trip: UT->KT->completion list->UT)")
         let futex = h.median("handoff futex") { futexPingPong(n) }

@@ -17,7 +17,9 @@ final class Harness: @unchecked Sendable {
     var reps = 5
     var warmup = 1
     var figures: [Figure] = []
-    var options: [String: String] = [:]
+    /// The workloads' size and mode options from the command line; nil
+    /// means the workload's own default.
+    var options = BenchOptions()
 
     func report(_ workload: String, _ impl: String, _ value: Double, _ unit: String, _ note: String = "") {
         let v = value >= 100 ? String(format: "%.1f", value) : String(format: "%.2f", value)
@@ -43,8 +45,6 @@ final class Harness: @unchecked Sendable {
         xs.sort()
         return xs[xs.count / 2]
     }
-
-    func int(_ key: String, _ def: Int) -> Int { options[key].flatMap { Int($0) } ?? def }
 }
 
 /// Wall-clock nanoseconds of `body`.

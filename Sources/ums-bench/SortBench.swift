@@ -6,7 +6,7 @@ import PPL
 /// the result is checked sorted (and a permutation, by sum and xor).
 enum SortBench {
     static func run(_ h: Harness) throws {
-        let n = h.int("n", 10_000_000)
+        let n = h.options.n ?? 10_000_000
         var rng = SplitMix64(seed: 42)
         let input = (0..<n).map { _ in rng.next() }
         let sum = input.reduce(0, &+), xor = input.reduce(0, ^)

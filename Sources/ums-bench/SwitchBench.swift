@@ -22,7 +22,7 @@ enum SwitchBench {
     }
 
     static func run(_ h: Harness) throws {
-        let n = h.int("iterations", 10_000_000)
+        let n = h.options.iterations ?? 10_000_000
         for backend in UMSContextBackend.allCases {
             let iters = backend == .ucontext ? n / 10 : n
             let ns = try h.median("switch \(backend)") { try pingPong(backend, iters) }

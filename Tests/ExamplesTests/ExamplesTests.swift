@@ -79,4 +79,59 @@ final class ExamplesTests: XCTestCase {
         XCTAssertEqual(status, 0, out)
         XCTAssertTrue(out.contains("terminated   8"), out)
     }
+
+    /// Every command's --help exits 0 and documents its options.
+    func testHelpListsOptions() throws {
+        let expected: [(String, [String])] = [
+            ("fib", ["--n <N>", "--cutoff <C>", "--short"]),
+            ("nqueens", ["--n <N>", "--depth <D>", "--first", "--short"]),
+            ("sort", ["--n <N>", "--seed <S>", "--dist <D>", "--short"]),
+            ("grep", ["PATTERN", "DIR", "--max-print <N>", "--max-files <N>", "--buffer <BYTES>", "--serial"]),
+            ("echo-server", ["--self-test", "--serve <PORT>", "--client <PORT>", "--connections <N>", "--bytes <B>", "--chunk <C>"]),
+            ("ums-sample", ["--workers <N>", "--rounds <R>", "--overflow-demo"]),
+            ("ums-bench", ["--reps <N>", "--warmup <N>", "--json <FILE>", "--iterations <N>", "--busy", "idle-busy"]),
+        ]
+        for (name, options) in expected {
+            let (status, out) = try run(name, ["--help"])
+            XCTAssertEqual(status, 0, "\(name) --help: \(out)")
+            for option in options { XCTAssertTrue(out.contains(option), "\(name) --help lacks \(option):\n\(out)") }
+        }
+    }
+
+    /// Bad input is a usage error (non-zero) that names the problem.
+    func testBadArgumentsAreRejected() throws {
+        let (s1, o1) = try run("ums-bench", ["skynet"])
+        XCTAssertNotEqual(s1, 0, o1)
+        XCTAssertTrue(o1.contains("unknown workload 'skynet'") && o1.contains("switch handoff nullfork"), o1)
+        let (s2, o2) = try run("ums-bench", ["fib", "--busy"])
+        XCTAssertNotEqual(s2, 0, o2)
+        XCTAssertTrue(o2.contains("--busy"), o2)
+        let (s3, o3) = try run("ums-sample", ["--workers", "3"])
+        XCTAssertNotEqual(s3, 0, o3)
+        XCTAssertTrue(o3.contains("--workers must be an even number"), o3)
+        let (s4, o4) = try run("fib", ["--n", "93"])
+        XCTAssertNotEqual(s4, 0, o4)
+        XCTAssertTrue(o4.contains("0...92"), o4)
+    }
+
+    /// `ums-bench idle --busy` prints one figure in the shared output
+    /// contract: `idle-busy ums <value> cpu-ms/s (... idleSleeps +N)`.
+    func testBenchIdleBusyFigure() throws {
+        let (status, out) = try run("ums-bench", ["idle", "--busy"])
+        XCTAssertEqual(status, 0, out)
+        let lines = out.split(separator: "\n").filter { $0.hasPrefix("idle-busy ") }
+        XCTAssertEqual(lines.count, 1, out)
+        let fields = lines.first?.split(separator: " ") ?? []
+        XCTAssertGreaterThanOrEqual(fields.count, 5, out)
+        guard fields.count >= 5 else { return }
+        XCTAssertEqual(fields[1], "ums", out)
+        let value = Double(fields[2])
+        XCTAssertNotNil(value, out)
+        // Idle VPs beside a busy one cannot burn more than their own CPUs'
+        // worth (1000 cpu-ms/s each), nor less than nothing (by more than
+        // clock granularity).
+        if let value { XCTAssertTrue((-5.0...1000.0).contains(value), out) }
+        XCTAssertEqual(fields[3], "cpu-ms/s", out)
+        XCTAssertTrue(lines.first?.contains("idleSleeps +") == true, out)
+    }
 }

@@ -12,20 +12,8 @@
 // All traffic stays on 127.0.0.1: the server binds the loopback address
 // only, and the client connects only there.
 //
-//   echo-server [--self-test] [--connections N] [--bytes B] [--chunk C] [--short]
-//       Default mode. Starts the server in-process on an ephemeral port
-//       (bind port 0, then getsockname), runs the client against it, shuts
-//       the server down cleanly and prints
-//       `echoed: OK connections: N bytes: TOTAL`.
-//       Defaults: 1000 connections x 16384 bytes in 1024-byte chunks.
-//   echo-server --serve PORT
-//       Serves 127.0.0.1:PORT until killed.
-//   echo-server --client PORT [--connections N] [--bytes B] [--chunk C]
-//       Opens N concurrent connections to 127.0.0.1:PORT; each sends B
-//       bytes, one chunk at a time, waits for the chunk's echo and checks
-//       every byte. Prints throughput (MB/s) and the p50/p99 round-trip
-//       time of a chunk.
-//   --short: 100 connections x 4096 bytes, for quick tests.
+// Modes: --self-test (default: server and client in one process),
+// --serve PORT, --client PORT. Run `echo-server --help` for the options.
 //
 // The exit status is non-zero on any mismatch, lost byte, or failed
 // connection. Every loop is bounded: reads time out (SO_RCVTIMEO), the
@@ -39,8 +27,11 @@ import UMS
 
 // MARK: Options
 
+/// Which side(s) run: both in one process, the server alone, or the client
+/// against a server on 127.0.0.1:PORT.
 enum Mode { case selfTest, serve(UInt16), client(UInt16) }
 
+/// The mode and the client's load.
 struct Options {
     var mode = Mode.selfTest
     var connections = 1000
@@ -48,44 +39,7 @@ struct Options {
     var chunk = 1024
 }
 
-func parseOptions() -> Options {
-    var o = Options()
-    var args = CommandLine.arguments.dropFirst()
-    func int(_ flag: String) -> Int {
-        guard let v = args.popFirst(), let i = Int(v) else { fail("\(flag) needs an integer") }
-        return i
-    }
-    func port(_ flag: String) -> UInt16 {
-        let p = int(flag)
-        guard let p16 = UInt16(exactly: p) else { fail("\(flag) needs a port number 0...65535") }
-        return p16
-    }
-    while let a = args.popFirst() {
-        switch a {
-        case "--self-test": o.mode = .selfTest
-        case "--serve": o.mode = .serve(port(a))
-        case "--client": o.mode = .client(port(a))
-        case "--connections": o.connections = int(a)
-        case "--bytes": o.bytes = int(a)
-        case "--chunk": o.chunk = int(a)
-        case "--short": o.connections = 100; o.bytes = 4096
-        case "-h", "--help":
-            print("usage: echo-server [--self-test] | --serve PORT | --client PORT  [--connections N] [--bytes B] [--chunk C] [--short]")
-            exit(0)
-        default: fail("unknown argument \(a)")
-        }
-    }
-    if o.connections < 1 || o.connections > 10_000 { fail("--connections must be in 1...10000") }
-    if o.bytes < 1 || o.chunk < 1 || o.chunk > 1 << 20 { fail("--bytes must be >= 1, --chunk in 1...1048576") }
-    if case .client(let p) = o.mode, p == 0 { fail("--client needs the server's port") }
-    return o
-}
-
-func fail(_ message: String) -> Never {
-    FileHandle.standardError.write("echo-server: \(message)\n".data(using: .utf8)!)
-    exit(2)
-}
-
+/// Prints `echo-server: MESSAGE` on stderr.
 func warn(_ message: String) {
     FileHandle.standardError.write("echo-server: \(message)\n".data(using: .utf8)!)
 }
@@ -378,66 +332,4 @@ func printSchedulerStatistics() {
     let s = Scheduler.default.statistics
     print("  scheduler (\(Scheduler.default.virtualProcessorCount) virtual processors): kernelBlocks \(s.kernelBlocks)"
           + "  contextSwitches \(s.contextSwitches)  contextsCreated \(s.contextsCreated)  idleSleeps \(s.idleSleeps)")
-}
-
-// MARK: Main
-
-// A peer that vanishes must not kill us with SIGPIPE (send already uses
-// MSG_NOSIGNAL; this covers everything else).
-signal(SIGPIPE, SIG_IGN)
-let o = parseOptions()
-
-switch o.mode {
-case .serve(let port):
-    let server = try EchoServer(port: port, idleTimeoutSeconds: 300)
-    server.start()
-    print("echo-server: listening on 127.0.0.1:\(server.port) (until killed)")
-    fflush(nil)   // all output streams
-    // Bounded only by the process's life: report now and then.
-    var lastAccepted = -1
-    while true {
-        sleep(10)
-        let a = server.accepted.load(ordering: .relaxed)
-        if a != lastAccepted {
-            print("echo-server: \(a) connections accepted, \(server.bytesEchoed.load(ordering: .relaxed)) bytes echoed")
-            fflush(nil)   // all output streams
-            lastAccepted = a
-        }
-    }
-
-case .client(let port):
-    let (report, elapsed) = try runClient(port: port, o)
-    let ok = printClientReport(report, elapsed: elapsed, o)
-    printSchedulerStatistics()
-    if ok { print("echoed: OK connections: \(o.connections) bytes: \(o.connections * o.bytes)") }
-    exit(ok ? 0 : 1)
-
-case .selfTest:
-    let server = try EchoServer(port: 0, idleTimeoutSeconds: 30)
-    server.start()
-    // Let the accept loop start before the client floods the scheduler,
-    // so that the server is listening from a task of its own (bounded:
-    // 10 s).
-    for _ in 0..<10_000 where !server.acceptorRunning.load(ordering: .acquiring) { usleep(1000) }
-    print("self-test: server on 127.0.0.1:\(server.port)")
-    let clientStart = monotonicNanoseconds()
-    let (report, elapsed) = try runClient(port: server.port, o)
-    var ok = printClientReport(report, elapsed: elapsed, o)
-    try server.stop()
-    let accepted = server.accepted.load(ordering: .relaxed)
-    let echoed = server.bytesEchoed.load(ordering: .relaxed)
-    // Each accept is a blocking call, taken in turn with every other
-    // context's: under a flood of connects, the last connection is
-    // accepted late (which is why first-chunk times are reported apart).
-    let acceptSpan = Double(server.lastAcceptTime.load(ordering: .relaxed) &- clientStart) / 1e6
-    print("  server: accepted \(accepted) (the last \(String(format: "%.1f", acceptSpan)) ms after the client started)"
-          + "  echoed \(echoed) bytes  connection errors \(server.connectionErrors.load(ordering: .relaxed))  shut down cleanly")
-    printSchedulerStatistics()
-    ok = ok && accepted == o.connections && echoed == o.connections * o.bytes
-    if ok {
-        print("echoed: OK connections: \(o.connections) bytes: \(o.connections * o.bytes)")
-    } else {
-        print("echoed: FAILED connections: \(o.connections) bytes: \(o.connections * o.bytes)")
-    }
-    exit(ok ? 0 : 1)
 }

@@ -18,11 +18,7 @@
 // discarded, and running serial searches notice it through
 // isTaskCancellationRequested() and return early.
 //
-//   nqueens [--n N] [--depth D] [--first] [--short]
-//     --n N       board size (default 12; 1...30)
-//     --depth D   rows split into tasks before the serial search (default 3)
-//     --first     find one solution, print it, cancel the rest
-//     --short     n = 10 (724 solutions), for quick tests
+// Run `nqueens --help` for the options.
 //
 // Output (count mode): `nqueens(N): solutions: COUNT ...`.
 import ConcRT
@@ -30,41 +26,6 @@ import Foundation
 import PPL
 import Synchronization
 import UMS
-
-struct Options {
-    var n = 12
-    var depth = 3
-    var first = false
-}
-
-func parseOptions() -> Options {
-    var o = Options()
-    var args = CommandLine.arguments.dropFirst()
-    func int(_ flag: String) -> Int {
-        guard let v = args.popFirst(), let i = Int(v) else { fail("\(flag) needs an integer") }
-        return i
-    }
-    while let a = args.popFirst() {
-        switch a {
-        case "--n": o.n = int(a)
-        case "--depth": o.depth = int(a)
-        case "--first": o.first = true
-        case "--short": o.n = 10
-        case "-h", "--help":
-            print("usage: nqueens [--n N] [--depth D] [--first] [--short]")
-            exit(0)
-        default: fail("unknown argument \(a)")
-        }
-    }
-    if o.n < 1 || o.n > 30 { fail("--n must be in 1...30") }
-    if o.depth < 0 { fail("--depth must be >= 0") }
-    return o
-}
-
-func fail(_ message: String) -> Never {
-    FileHandle.standardError.write("nqueens: \(message)\n".data(using: .utf8)!)
-    exit(2)
-}
 
 /// Known solution counts (OEIS A000170), index = board size.
 let knownCounts: [Int] = [1, 1, 0, 0, 2, 10, 4, 40, 92, 352, 724, 2680, 14200, 73712, 365596,
@@ -216,50 +177,3 @@ func isValidSolution(_ columns: [Int], n: Int) -> Bool {
 func milliseconds(_ d: Duration) -> String {
     String(format: "%.1f", Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15)
 }
-
-// MARK: Main
-
-let o = parseOptions()
-let scheduler = Scheduler.default
-let clock = ContinuousClock()
-let start = clock.now
-var ok = true
-
-if o.first {
-    let search = Search()
-    let status = try scheduler.run {
-        // The outermost group is the one holding the token.
-        let outer = TaskGroup(token: search.source.token)
-        outer.run { try parallelFind(Board(n: o.n), depth: o.depth, search: search) }
-        return try outer.wait()
-    }
-    let elapsed = clock.now - start
-    let skipped = search.scheduled.total - search.started.total
-    if let s = search.solution.withLock({ $0 }) {
-        print("nqueens(\(o.n)) first solution: \(s)  time: \(milliseconds(elapsed)) ms")
-        for col in s {
-            print("  " + (0..<o.n).map { $0 == col ? "Q" : "." }.joined(separator: " "))
-        }
-        let valid = isValidSolution(s, n: o.n)
-        print("  valid: \(valid)  group status: \(status)  tasks scheduled: \(search.scheduled.total),"
-              + " discarded by cancellation before starting: \(skipped)")
-        ok = valid && status == .canceled
-    } else {
-        print("nqueens(\(o.n)) no solution  time: \(milliseconds(elapsed)) ms  group status: \(status)")
-        ok = o.n < knownCounts.count && knownCounts[o.n] == 0
-    }
-} else {
-    let tasks = Counter()
-    let count = try scheduler.run { try parallelCount(Board(n: o.n), depth: o.depth, tasks: tasks) }
-    let elapsed = clock.now - start
-    var line = "nqueens(\(o.n)): solutions: \(count)  time: \(milliseconds(elapsed)) ms"
-        + "  (\(tasks.total) tasks to depth \(o.depth), \(scheduler.virtualProcessorCount) virtual processors)"
-    if o.n < knownCounts.count {
-        let good = knownCounts[o.n] == count
-        line += good ? "  check: OK" : "  check: MISMATCH (expected \(knownCounts[o.n]))"
-        ok = good
-    }
-    print(line)
-}
-print("  scheduler: \(scheduler.statistics)")
-exit(ok ? 0 : 1)

@@ -9,41 +9,16 @@
 // reads from pipes that their partner workers write to. When a worker
 // blocks, its primary goes straight on with another worker.
 //
-//   ums-sample [--workers N] [--rounds R]
-//   ums-sample --overflow-demo     overflows a thread's stack on purpose
-//                                  to show the guard-page report
+// Run `ums-sample --help` for the options.
 import CSupport
 import Foundation
 import Synchronization
 import UMS
 
+/// How many workers, and how many rounds each runs.
 struct Options {
     var workers = 16
     var rounds = 5
-    var overflowDemo = false
-}
-
-func parseOptions() -> Options {
-    var o = Options()
-    var args = CommandLine.arguments.dropFirst()
-    while let a = args.popFirst() {
-        switch a {
-        case "--workers": o.workers = Int(args.popFirst() ?? "") ?? o.workers
-        case "--rounds": o.rounds = Int(args.popFirst() ?? "") ?? o.rounds
-        case "--overflow-demo": o.overflowDemo = true
-        case "-h", "--help":
-            print("usage: ums-sample [--workers N] [--rounds R] [--overflow-demo]")
-            exit(0)
-        default:
-            FileHandle.standardError.write("ums-sample: unknown argument \(a)\n".data(using: .utf8)!)
-            exit(2)
-        }
-    }
-    if o.workers < 2 || o.workers % 2 != 0 || o.rounds < 1 {
-        FileHandle.standardError.write("ums-sample: --workers must be an even number >= 2, --rounds >= 1\n".data(using: .utf8)!)
-        exit(2)
-    }
-    return o
 }
 
 /// Event counters (relaxed: totals read after every primary has returned).
@@ -75,7 +50,8 @@ func recurse(_ depth: Int) -> Int {
     }
 }
 
-func overflowDemo() throws {
+/// Runs a thread that recurses until it overflows its 64 KiB stack.
+func runOverflowDemo() throws {
     let list = try UMSCompletionList()
     _ = try UMSThread(completionList: list, stackSize: 64 * 1024, name: "overflow-demo") {
         print(recurse(0))
@@ -85,10 +61,8 @@ func overflowDemo() throws {
     }
 }
 
-func main() throws {
-    let o = parseOptions()
-    if o.overflowDemo { try overflowDemo(); return }
-
+/// Runs the workers on one pinned primary per CPU and prints the tallies.
+func runSample(_ o: Options) throws {
     let list = try UMSCompletionList()
     let ready = ReadyQueue()
     let tally = Tally()
@@ -183,11 +157,4 @@ func main() throws {
     print("  piped bytes  \(tally.bytesPiped.load(ordering: .relaxed))")
     print("  kernel threads created \(s.kernelThreadsCreated) for \(s.blockingCalls) blocking calls")
     print(String(format: "  elapsed      %.1f ms", elapsed * 1000))
-}
-
-do {
-    try main()
-} catch {
-    FileHandle.standardError.write("ums-sample: \(error)\n".data(using: .utf8)!)
-    exit(1)
 }

@@ -1,16 +1,6 @@
 // grep: many tasks doing blocking file I/O, and CPUs that stay busy.
 //
-//   grep PATTERN DIR [--max-print N] [--max-files N] [--buffer BYTES] [--serial] [--short]
-//     PATTERN          a fixed string (bytes, case-sensitive), like grep -F
-//     DIR              directory searched recursively (symbolic links are
-//                      not followed)
-//     --max-print N    print at most N matching lines (default 20)
-//     --max-files N    search at most N files (default: all)
-//     --buffer BYTES   read buffer per file (default 65536)
-//     --short          --max-files 2000, for quick tests
-//     --serial         search on the main thread, one file after another
-//                      (outside the scheduler the Blocking calls are plain
-//                      system calls), for comparison
+// Run `grep --help` for the arguments and options.
 //
 // The directory tree is listed first (readdir). Then every file gets
 // its own task in one TaskGroup, and each task reads its file with plain
@@ -43,6 +33,7 @@ import PPL
 import Synchronization
 import UMS
 
+/// What to search for, where, and how.
 struct Options {
     var pattern: [UInt8] = []
     var directory = ""
@@ -52,40 +43,7 @@ struct Options {
     var serial = false
 }
 
-func parseOptions() -> Options {
-    var o = Options()
-    var positional: [String] = []
-    var args = CommandLine.arguments.dropFirst()
-    func int(_ flag: String) -> Int {
-        guard let v = args.popFirst(), let i = Int(v) else { fail("\(flag) needs an integer") }
-        return i
-    }
-    while let a = args.popFirst() {
-        switch a {
-        case "--max-print": o.maxPrint = int(a)
-        case "--max-files": o.maxFiles = int(a)
-        case "--buffer": o.bufferSize = int(a)
-        case "--short": o.maxFiles = 2000
-        case "--serial": o.serial = true
-        case "--": positional.append(contentsOf: args); args = []
-        case "-h", "--help":
-            print("usage: grep PATTERN DIR [--max-print N] [--max-files N] [--buffer BYTES] [--serial] [--short]")
-            exit(0)
-        default:
-            if a.hasPrefix("--") { fail("unknown argument \(a)") }
-            positional.append(a)
-        }
-    }
-    guard positional.count == 2 else { fail("usage: grep PATTERN DIR [--max-print N] [--short]") }
-    o.pattern = Array(positional[0].utf8)
-    o.directory = positional[1]
-    if o.pattern.isEmpty { fail("PATTERN must not be empty") }
-    if o.maxPrint < 0 || o.maxFiles < 0 { fail("--max-print and --max-files must be >= 0") }
-    // The buffer must hold a carried-over pattern tail and still have room.
-    if o.bufferSize < 2 * o.pattern.count || o.bufferSize < 64 { fail("--buffer is too small for the pattern") }
-    return o
-}
-
+/// Prints `grep: MESSAGE` on stderr and exits with status 2.
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write("grep: \(message)\n".data(using: .utf8)!)
     exit(2)
@@ -261,73 +219,7 @@ func searchFile(_ path: String, pattern: UnsafeRawBufferPointer, bufferSize: Int
     return t
 }
 
-// MARK: Main
-
+/// A duration in milliseconds, one decimal.
 func milliseconds(_ d: Duration) -> String {
     String(format: "%.1f", Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15)
 }
-
-let o = parseOptions()
-let scheduler = Scheduler.default
-let clock = ContinuousClock()
-let start = clock.now
-
-let files = listFiles(o.directory, limit: o.maxFiles)
-let listed = clock.now
-
-// The pattern lives for the whole search; tasks share it read-only.
-let patternBytes = UnsafeMutableRawBufferPointer.allocate(byteCount: o.pattern.count, alignment: 1)
-patternBytes.copyBytes(from: o.pattern)
-nonisolated(unsafe) let pattern = UnsafeRawBufferPointer(patternBytes)
-
-let printer = Printer(limit: o.maxPrint)
-// Per-virtual-processor totals: each task adds its file's totals to the
-// local value of the VP it finishes on; nothing shared is touched per file.
-let totals = Combinable<Totals> { Totals() }
-let errorsShown = Atomic<Int>(0)
-let before = scheduler.statistics
-let bufferSize = o.bufferSize
-
-/// One file's task: search it and add its totals to this VP's local value.
-@Sendable func task(_ path: String) {
-    do {
-        let t = try searchFile(path, pattern: pattern, bufferSize: bufferSize, printer: printer)
-        totals.withLocal { $0 = $0 + t }
-    } catch {
-        // Unreadable files are reported, not fatal (a throw would cancel
-        // the whole group).
-        totals.withLocal { $0.errors += 1 }
-        if errorsShown.wrappingAdd(1, ordering: .relaxed).oldValue < 5 {
-            FileHandle.standardError.write("grep: \(path): \(error)\n".data(using: .utf8)!)
-        }
-    }
-}
-
-if o.serial {
-    for path in files { task(path) }
-} else {
-    try scheduler.run {
-        let group = TaskGroup()
-        for path in files {
-            group.run { task(path) }
-        }
-        try group.wait()
-    }
-}
-
-let end = clock.now
-let after = scheduler.statistics
-let sum = totals.combine(+)
-
-print("searched \(files.count) files (\(sum.binaryFiles) binary, \(sum.errors) unreadable) in \(o.directory);"
-      + " listing took \(milliseconds(listed - start)) ms, searching \(milliseconds(end - listed)) ms")
-print("scheduler (\(scheduler.virtualProcessorCount) virtual processors): kernelBlocks: \(after.kernelBlocks - before.kernelBlocks)"
-      + "  contextSwitches: \(after.contextSwitches - before.contextSwitches)"
-      + "  completions: \(after.completions - before.completions)"
-      + "  contextsCreated: \(after.contextsCreated - before.contextsCreated)"
-      + "  tasks: \(after.tasksRun - before.tasksRun)  steals: \(after.steals - before.steals)"
-      + "  idleSleeps: \(after.idleSleeps - before.idleSleeps)")
-print("  every kernel block parked one context on a kernel thread while its virtual processor switched to"
-      + " another task; the virtual processors went idle \(after.idleSleeps - before.idleSleeps) times in all")
-print("matches: \(sum.matches) files: \(sum.files) bytes: \(sum.bytes) time: \(milliseconds(end - start)) ms")
-exit(sum.files + sum.errors == files.count ? 0 : 1)

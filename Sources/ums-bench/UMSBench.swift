@@ -1,0 +1,146 @@
+// ums-bench: the project's benchmark. One workload per name
+// (../shared/peers/WORKLOADS.md), output in the shared contract: one line
+// per figure on stdout, `<workload> <impl> <value> <unit> [free text]`;
+// progress on stderr.
+//
+//   ums-bench WORKLOAD... [options]     e.g. ums-bench handoff idle contexts --reps 3
+//   ums-bench all
+import ArgumentParser
+import CSupport
+import Foundation
+
+/// The workloads, in the order `all` runs them: name, one-line summary for
+/// --help, and the function that runs and reports it.
+let workloads: [(name: String, summary: String, run: @Sendable (Harness) throws -> Void)] = [
+    ("switch", "two contexts ping-pong through the raw switch; ns/switch", SwitchBench.run),
+    ("handoff", "one UMS.blockingCall round trip (UT->KT->UT); ns/op", HandoffBench.run),
+    ("nullfork", "spawn one empty task and wait for it; ns/op", ForkJoinBench.nullfork),
+    ("fib", "fib(30), one task per call; ms", ForkJoinBench.run),
+    ("sort", "sort 10,000,000 random UInt64 keys in place; ms", SortBench.run),
+    ("signalwait", "two tasks alternate waiting on events; ns/roundtrip", ConcRTBench.signalwait),
+    ("blockmix", "256 tasks x 10 rounds: 500 us CPU, 2000 us nanosleep(2); ms", ConcRTBench.blockmix),
+    ("idle", "CPU burnt by an idle scheduler; --busy: beside a busy VP; cpu-ms/s", IdleBench.run),
+    ("contexts", "100,000 tasks blocked on an event; KiB RSS each, ms", ConcRTBench.contexts),
+]
+
+@main
+struct UMSBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ums-bench",
+        abstract: "The project's benchmark: the shared workloads and in-process baselines.",
+        discussion: """
+            Output: one line per figure on stdout, `<workload> <impl> <value> <unit> [free text]` \
+            (the contract of ../shared/peers/README.md); progress and scheduler statistics go \
+            to stderr. Figures whose impl starts with `baseline-` are in-process comparisons \
+            (Swift TaskGroup, Dispatch, pthreads), not the runtime. Each figure is the median \
+            of --reps measured runs after --warmup unmeasured ones (baselines: one run; idle \
+            and contexts: one run).
+
+            Workloads (`all` runs every one, in this order):
+            \(workloads.map { "  \($0.name.padding(toLength: 11, withPad: " ", startingAt: 0))\($0.summary)" }.joined(separator: "\n"))
+
+            idle --busy prints `idle-busy ums <value> cpu-ms/s`: on a scheduler of --vps \
+            (default 2) virtual processors, one runs a single task that spins for 1 s without \
+            blocking; value = (process CPU time over that window, CLOCK_PROCESS_CPUTIME_ID, \
+            minus the task's own CPU time, CLOCK_THREAD_CPUTIME_ID read inside the task) / \
+            window seconds. That is what the idle virtual processors burn beside a busy one; \
+            the free text gives the scheduler's idleSleeps count over the run.
+            """)
+
+    @Argument(help: ArgumentHelp("Workloads to run, in order; `all` for every one.", valueName: "workload"))
+    var workloadNames: [String]
+
+    @Option(help: ArgumentHelp("Measured runs per figure; the median is reported (>= 1).", valueName: "N"))
+    var reps = 5
+
+    @Option(help: ArgumentHelp("Unmeasured runs before the measured ones (>= 0).", valueName: "N"))
+    var warmup = 1
+
+    @Option(help: ArgumentHelp("Also write every figure as JSON to FILE.", valueName: "FILE"))
+    var json: String?
+
+    @Option(help: ArgumentHelp("Operations per run: switch (default 10,000,000; ucontext a tenth), handoff (100,000), nullfork (1,000,000), signalwait (1,000,000).",
+                               valueName: "N"))
+    var iterations: Int?
+
+    @Option(help: ArgumentHelp("Operations per baseline run: nullfork (default 50,000), signalwait (100,000).", valueName: "N"))
+    var baselineIterations: Int?
+
+    @Option(help: ArgumentHelp("Virtual processors: signalwait (default: the default scheduler's, one per CPU); idle --busy (default 2, >= 2).",
+                               valueName: "N"))
+    var vps: Int?
+
+    @Option(help: ArgumentHelp("blockmix: tasks (default 256).", valueName: "N"))
+    var tasks: Int?
+
+    @Option(help: ArgumentHelp("blockmix: rounds of CPU then block per task (default 10).", valueName: "N"))
+    var rounds: Int?
+
+    @Option(help: ArgumentHelp("blockmix: CPU spun per round, in microseconds (default 500).", valueName: "US"))
+    var cpuUs: Int?
+
+    @Option(help: ArgumentHelp("blockmix: nanosleep(2) per round, in microseconds (default 2000).", valueName: "US"))
+    var blockUs: Int?
+
+    @Option(help: ArgumentHelp("contexts: tasks that block on one event at once (default 100,000).", valueName: "N"))
+    var contexts: Int?
+
+    @Option(help: ArgumentHelp("fib: which Fibonacci number (default 30); sort: element count (default 10,000,000).", valueName: "N"))
+    var n: Int?
+
+    @Flag(inversion: .prefixedNo, help: "Run the in-process baselines of fib and blockmix too.")
+    var baselines = true
+
+    @Flag(help: "idle: measure the idle virtual processors beside one busy one instead (prints idle-busy).")
+    var busy = false
+
+    /// The workloads to run, `all` expanded, in command-line order.
+    var selected: [(name: String, summary: String, run: @Sendable (Harness) throws -> Void)] {
+        workloadNames.flatMap { name in name == "all" ? workloads : workloads.filter { $0.name == name } }
+    }
+
+    func validate() throws {
+        let valid = workloads.map(\.name) + ["all"]
+        for name in workloadNames where !valid.contains(name) {
+            throw ValidationError("unknown workload '\(name)'; valid workloads: \(valid.joined(separator: " "))")
+        }
+        if reps < 1 { throw ValidationError("--reps must be >= 1 (got \(reps))") }
+        if warmup < 0 { throw ValidationError("--warmup must be >= 0 (got \(warmup))") }
+        let counts: [(String, Int?)] = [("--iterations", iterations), ("--baseline-iterations", baselineIterations),
+                                        ("--tasks", tasks), ("--rounds", rounds), ("--contexts", contexts)]
+        for (flag, value) in counts {
+            if let value, value < 1 { throw ValidationError("\(flag) must be >= 1 (got \(value))") }
+        }
+        if let cpuUs, cpuUs < 0 { throw ValidationError("--cpu-us must be >= 0 (got \(cpuUs))") }
+        if let blockUs, blockUs < 0 { throw ValidationError("--block-us must be >= 0 (got \(blockUs))") }
+        if let n, n < 0 { throw ValidationError("--n must be >= 0 (got \(n))") }
+        if let vps, vps < 1 { throw ValidationError("--vps must be >= 1 (got \(vps))") }
+        if busy {
+            if !selected.contains(where: { $0.name == "idle" }) { throw ValidationError("--busy is a mode of the idle workload; name idle (or all)") }
+            if let vps, vps < 2 { throw ValidationError("idle --busy needs --vps >= 2: one busy and at least one idle (got \(vps))") }
+        }
+    }
+
+    func run() throws {
+        let h = Harness()
+        h.reps = reps
+        h.warmup = warmup
+        h.options = BenchOptions(iterations: iterations, baselineIterations: baselineIterations, vps: vps,
+                                 tasks: tasks, rounds: rounds, cpuUs: cpuUs, blockUs: blockUs,
+                                 baselines: baselines, contexts: contexts, n: n, busy: busy)
+        do {
+            for w in selected {
+                h.progress("ums-bench: \(w.name)")
+                try w.run(h)
+            }
+            if let json {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try enc.encode(h.figures).write(to: URL(fileURLWithPath: json))
+            }
+        } catch {
+            h.progress("ums-bench: FAILED: \(error)")
+            throw ExitCode.failure
+        }
+    }
+}

@@ -91,7 +91,8 @@ enum IdleBench {
         let othersMs = Double((w.process1 - w.process0) - (w.thread1 - w.thread0)) / 1e6
         let idle = vps - 1 == 1 ? "1 idle virtual processor" : "\(vps - 1) idle virtual processors"
         let note = "(\(idle) beside 1 spinning for " + String(format: "%.2f s; spinning task %.1f cpu-ms", windowS, taskMs)
-            + "; idleSleeps +\(after.idleSleeps - before.idleSleeps))"
+            + "; idleSleeps +\(after.idleSleeps - before.idleSleeps)"
+            + ", watchExpiries +\(after.idleWatchExpiries - before.idleWatchExpiries))"
         h.report("idle-busy", "ums", othersMs / windowS, "cpu-ms/s", note)
     }
 }

@@ -130,6 +130,7 @@ csup_clist_node *csup_clist_take_all(csup_clist *l, int64_t timeout_ns) {
         }
         uint32_t seq = __atomic_load_n(&l->seq, __ATOMIC_SEQ_CST);
         __atomic_fetch_add(&l->waiters, 1, __ATOMIC_SEQ_CST);
+        csup_fence_seq_cst();   /* see csup_clist_prepare_wait */
         if (cds_wfcq_empty(&l->head, &l->tail))
             csup_futex_wait(&l->seq, seq, remaining);
         __atomic_fetch_sub(&l->waiters, 1, __ATOMIC_SEQ_CST);
@@ -164,6 +165,15 @@ int csup_clist_event_fd(csup_clist *l) {
 uint32_t csup_clist_prepare_wait(csup_clist *l) {
     uint32_t seq = __atomic_load_n(&l->seq, __ATOMIC_SEQ_CST);
     __atomic_fetch_add(&l->waiters, 1, __ATOMIC_SEQ_CST);
+    /* The waiter's half of the Dekker pair with the enqueuer's fence
+     * (waiters += 1, then look at the work sources). A seq_cst RMW does not
+     * order the relaxed loads that follow it in C11 (cds_wfcq_empty,
+     * csup_clist_is_empty, the caller's re-checks), and on aarch64
+     * (ldaxr/stlxr) a later load may be satisfied before the stlxr is
+     * visible: then the enqueuer reads waiters == 0 while we read the list
+     * empty, and we sleep on an unbumped seq. The fence forbids that. On
+     * x86 the RMW is already a full barrier; this path is about to sleep. */
+    csup_fence_seq_cst();
     return seq;
 }
 

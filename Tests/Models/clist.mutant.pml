@@ -1,3 +1,4 @@
+/* MUTANT of clist.pml (same text with MUTANT defined below): see the "Mutant" paragraph of its header. */
 /*
  * clist.pml -- the completion list's wake-up protocol (no lost wake-up) and
  * its eventfd ("readable whenever the list is non-empty").

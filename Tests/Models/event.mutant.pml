@@ -1,3 +1,4 @@
+/* MUTANT of event.pml (same text with MUTANT defined below): see the "Mutant" paragraph of its header. */
 /*
  * event.pml -- ConcRT's Event word: set / reset / plain wait committed after
  * the switch (commitPark) / timed (wait-for-multiple) wait under the mutex

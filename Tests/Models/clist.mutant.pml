@@ -22,8 +22,8 @@
  *
  * Variables -> source:
  *   q         items in the wfcqueue (tail != head); an enqueue's xchg on the
- *             tail (cds_wfcq_enqueue, clist.c:75) is one atomic step; the
- *             splice (cds_wfcq_splice_blocking, clist.c:99) takes all.
+ *             tail (cds_wfcq_enqueue, clist.c:93) is one atomic step; the
+ *             splice (cds_wfcq_splice_blocking, clist.c:117) takes all.
  *   seq       csup_clist.seq, the futex word (byte; wrap is harmless)
  *   waiters   csup_clist.waiters
  *   fd        csup_clist.event_fd (0: -1, 1: created)
@@ -44,15 +44,17 @@
  * modelled (every sleep is untimed: the worst case for liveness).
  *
  * Memory model: SPIN explores sequentially consistent interleavings. The C
- * code is sequentially consistent for this Dekker pair only because of the
- * seq_cst fence on each side (clist.c:83 / csup_clist_notify, and the fence
- * after waiters += 1 in prepare_wait / take_all).
+ * code behaves so for this Dekker pair (enqueuer: item, then waiters;
+ * waiter: waiters, then item) only because of a seq_cst fence on each side:
+ * clist.c's fence before the enqueuer's / notifier's load of `waiters`, and
+ * the fence after `waiters += 1` in prepare_wait / take_all.
  *
  * Properties:
- *   safety  (pan -a... no: plain pan): assert in monitor: when nothing is in
- *           flight, a non-empty list has a readable eventfd; vp never takes
- *           more than was queued. Invalid end states are off (-E): vps loop
- *           for ever by design.
+ *   safety  (spin -DSAFETY, pan -E): the monitor's asserts: when nothing
+ *           is in flight, a non-empty list has a readable eventfd; the vps
+ *           never take more than was queued. Invalid end states are not
+ *           checked (-E): the vps loop (and sleep) for ever by design; lost
+ *           wake-ups are the liveness property's job.
  *   liveness (pan -a -f, LTL `progress`): under weak fairness, every item
  *           and the other work are eventually taken. Weak fairness is
  *           honest here: it only says a thread that can run (not asleep in
@@ -65,8 +67,8 @@
  * look and its registration is never seen -> lost wake-up.
  */
 
-#define NITEMS 2
 #define MUTANT 1
+#define NITEMS 2
 
 byte q = 0;
 byte seq = 0;
@@ -82,7 +84,7 @@ byte inflight = 0;
 bit  prodDone = 0;
 bit  notDone = 0;
 
-/* csup_futex_wake(&seq, 1): wakes one sleeper, if any (clist.c:86, 180ish) */
+/* csup_futex_wake(&seq, 1): wakes one sleeper, if any (clist.c:104, :213) */
 inline futex_wake_one() {
     atomic {
         if
@@ -93,27 +95,27 @@ inline futex_wake_one() {
     }
 }
 
-/* csup_clist_enqueue, clist.c:70-88 */
+/* csup_clist_enqueue, clist.c:87-106 */
 inline enqueue() {
     bit was_nonempty;
-    atomic { was_nonempty = (q > 0); q++;                   /* clist.c:75 xchg tail */
+    atomic { was_nonempty = (q > 0); q++;                   /* clist.c:93 xchg tail */
              if :: !was_nonempty -> inflight++ :: else -> skip fi }
     if
     :: !was_nonempty ->
         if
-        :: fd ->                                            /* clist.c:77-78 */
-            pending = 1;                                    /* clist.c:79 */
-            evcount = 1                                     /* clist.c:80 signal */
+        :: fd ->                                            /* clist.c:95-96 */
+            pending = 1;                                    /* clist.c:97 */
+            evcount = 1                                     /* clist.c:98 signal */
         :: else -> skip
         fi;
         inflight--
     :: else -> skip
     fi;
-    /* clist.c:83 fence; :84 load waiters */
+    /* clist.c:101 fence; :102 load waiters */
     if
     :: waiters > 0 ->
-        seq++;                                              /* clist.c:85 */
-        futex_wake_one()                                    /* clist.c:86 */
+        seq++;                                              /* clist.c:103 */
+        futex_wake_one()                                    /* clist.c:104 */
     :: else -> skip
     fi
 }
@@ -128,19 +130,19 @@ active proctype producer() {
 }
 
 active proctype notifier() {
-    /* csup_clist_event_fd, clist.c:144-162 (first call: creates) */
-    atomic { fd = 1; inflight++ }                           /* clist.c:154 publish */
+    /* csup_clist_event_fd, clist.c:164-182 (first call: creates) */
+    atomic { fd = 1; inflight++ }                           /* clist.c:174 publish */
     if
-    :: q > 0 ->                                             /* clist.c:155 */
-        pending = 1;                                        /* clist.c:156 */
-        evcount = 1                                         /* clist.c:157 */
+    :: q > 0 ->                                             /* clist.c:175 */
+        pending = 1;                                        /* clist.c:176 */
+        evcount = 1                                         /* clist.c:177 */
     :: else -> skip
     fi;
     inflight--;
     /* Scheduler.inject: work visible (injectedCount += 1, Scheduler.swift:176) */
     work = 1;
     /* notifyWork (Scheduler.swift:209-213): searchers == 0 assumed (worst
-     * case); csup_clist_notify(1), clist.c: fence; load waiters */
+     * case); csup_clist_notify(1), clist.c:209-215: fence; load waiters */
     if
     :: waiters > 0 ->
         seq++;
@@ -156,48 +158,54 @@ proctype vp(byte me) {
     do
     :: /* VirtualProcessor.run: `if !list.isEmpty { list.drain(timeout: .zero) }`
         * (VirtualProcessor.swift:205-210) -> csup_clist_take_all(0) ->
-        * splice_out, clist.c:90-113 */
+        * splice_out, clist.c:108-132 */
         if
         :: q > 0 ->
             atomic { inflight++;
-                     if :: fd -> e = pending; pending = 0 :: else -> e = 0 fi }  /* clist.c:91-92 */
-            if :: e -> evcount = 0; e = 0 :: else -> skip fi;  /* clist.c:93 drain */
-            atomic { taken = taken + q; q = 0; inflight-- } /* clist.c:94-99 */
+                     if :: fd -> e = pending; pending = 0 :: else -> e = 0 fi }  /* clist.c:109-110 */
+            if :: e -> evcount = 0; e = 0 :: else -> skip fi;  /* clist.c:111 drain */
+            atomic { taken = taken + q; q = 0; inflight-- } /* clist.c:112-117 */
         :: else -> skip
         fi;
         /* pop the injection queue (Scheduler.swift:195-198) */
         atomic { if :: work -> work = 0; wtaken = 1 :: else -> skip fi };
         /* VirtualProcessor.sleep, VirtualProcessor.swift:538-567 */
-        atomic { ticket = seq; waiters++ }                  /* prepare_wait clist.c:164-167 (load seq; fetch_add) */
+        ticket = seq;                                       /* prepare_wait clist.c:185 load seq */
+        waiters++;                                          /* :186 fetch_add, :195 fence */
 #ifndef MUTANT
         if
-        :: q > 0 || work -> atomic { waiters--; ticket = 0 } /* :542 hasWork (Scheduler.swift:249) -> cancel_wait */
+        :: q > 0 -> atomic { waiters--; ticket = 0 }        /* :542 hasWork: !completionList.isEmpty (Scheduler.swift:249) -> cancel_wait */
         :: else ->
+          if
+          :: work -> atomic { waiters--; ticket = 0 }       /* hasWork: injectedCount > 0 (Scheduler.swift:249) -> cancel_wait */
+          :: else ->
 #else
         if
         :: false -> skip
         :: true ->
 #endif
-            /* csup_clist_wait, clist.c:174-178 */
+            /* csup_clist_wait, clist.c:203-207 */
             if
             :: q == 0 -> atomic { if :: seq == ticket -> asleep[me] = 1 :: else -> skip fi };
                         !asleep[me]                         /* futex_wait(&seq, ticket) */
             :: else -> skip
             fi;
             atomic { waiters--; ticket = 0 }                /* fetch_sub (ticket reset: dead) */
+#ifndef MUTANT
+          fi
+#endif
         fi
     od
 }
 
 init { atomic { run vp(0); run vp(1) } }
 
-/* Safety monitor (compiled with spin -DSAFETY): its asserts run at a
- * nondeterministic point of every interleaving, so they hold in every
- * reachable state. Left out of the liveness run (smaller state space). */
+/* Safety monitor (compiled with spin -DSAFETY): enabled only in a state
+ * that breaks the invariant, where it fails at once; otherwise blocked, so
+ * it adds no interleavings. Left out of the liveness run. */
 #ifdef SAFETY
 active proctype monitor() {
-    assert(inflight > 0 || q == 0 || fd == 0 || evcount == 1);
-    assert(taken <= NITEMS)
+    atomic { !((inflight > 0 || q == 0 || fd == 0 || evcount == 1) && taken <= NITEMS) -> assert(false) }
 }
 #endif
 

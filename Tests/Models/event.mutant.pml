@@ -235,10 +235,12 @@ active proctype timer() {
     fi
 }
 
+/* Safety monitor (spin -DSAFETY): enabled only in a state that breaks the
+ * invariant (signaled => no plain waiter on the stack; a stack entry is a
+ * parked waiter), where it fails at once; otherwise blocked. */
 #ifdef SAFETY
 active proctype monitor() {
-    assert(!(word & SIG) || !(word & PLAIN));               /* signaled => no plain waiter */
-    assert(!(word & PLAIN) || pushed)
+    atomic { !((!(word & SIG) || !(word & PLAIN)) && (!(word & PLAIN) || pushed)) -> assert(false) }
 }
 #endif
 

@@ -11,6 +11,23 @@
 #include <unistd.h>
 #include <urcu/wfcqueue.h>
 
+/* ThreadSanitizer does not see liburcu (an uninstrumented shared library):
+ * the wfcqueue's xchg on the tail (enqueue) and the consumer's reads of the
+ * links (splice) order everything an enqueuer wrote before the enqueue
+ * (the node's fields, the queued object) before the dequeuer's reads, but
+ * TSan would report those accesses as races. Under TSan only, the node
+ * address carries the same edge explicitly: release before the enqueue,
+ * acquire when the node is taken out. No effect on other builds. */
+#if defined(CSUP_TSAN)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#  define CSUP_TSAN_RELEASE(p) __tsan_release(p)
+#  define CSUP_TSAN_ACQUIRE(p) __tsan_acquire(p)
+#else
+#  define CSUP_TSAN_RELEASE(p) ((void)0)
+#  define CSUP_TSAN_ACQUIRE(p) ((void)0)
+#endif
+
 struct csup_clist_node {
     struct cds_wfcq_node node;
     void *item;
@@ -70,6 +87,7 @@ int csup_clist_is_empty(csup_clist *l) {
 void csup_clist_enqueue(csup_clist *l, csup_clist_node *n) {
     cds_wfcq_node_init(&n->node);
     n->next = NULL;
+    CSUP_TSAN_RELEASE(n);   /* see the top of this file */
     /* Returns false when the queue was empty before. The xchg inside is a
      * full barrier (uatomic_xchg), which orders it before the loads below. */
     bool was_nonempty = cds_wfcq_enqueue(&l->head, &l->tail, &n->node);
@@ -103,6 +121,7 @@ static csup_clist_node *splice_out(csup_clist *l) {
         /* The local queue is ours alone: the unlocked iteration is safe. */
         __cds_wfcq_for_each_blocking_safe(&local_head, &local_tail, node, next) {
             csup_clist_node *cn = caa_container_of(node, csup_clist_node, node);
+            CSUP_TSAN_ACQUIRE(cn);   /* pairs with the enqueue's release */
             cn->next = NULL;
             if (last) last->next = cn; else first = cn;
             last = cn;
@@ -130,6 +149,7 @@ csup_clist_node *csup_clist_take_all(csup_clist *l, int64_t timeout_ns) {
         }
         uint32_t seq = __atomic_load_n(&l->seq, __ATOMIC_SEQ_CST);
         __atomic_fetch_add(&l->waiters, 1, __ATOMIC_SEQ_CST);
+        csup_fence_seq_cst();   /* see csup_clist_prepare_wait */
         if (cds_wfcq_empty(&l->head, &l->tail))
             csup_futex_wait(&l->seq, seq, remaining);
         __atomic_fetch_sub(&l->waiters, 1, __ATOMIC_SEQ_CST);
@@ -164,6 +184,15 @@ int csup_clist_event_fd(csup_clist *l) {
 uint32_t csup_clist_prepare_wait(csup_clist *l) {
     uint32_t seq = __atomic_load_n(&l->seq, __ATOMIC_SEQ_CST);
     __atomic_fetch_add(&l->waiters, 1, __ATOMIC_SEQ_CST);
+    /* The waiter's half of the Dekker pair with the enqueuer's fence
+     * (waiters += 1, then look at the work sources). A seq_cst RMW does not
+     * order the relaxed loads that follow it in C11 (cds_wfcq_empty,
+     * csup_clist_is_empty, the caller's re-checks), and on aarch64
+     * (ldaxr/stlxr) a later load may be satisfied before the stlxr is
+     * visible: then the enqueuer reads waiters == 0 while we read the list
+     * empty, and we sleep on an unbumped seq. The fence forbids that. On
+     * x86 the RMW is already a full barrier; this path is about to sleep. */
+    csup_fence_seq_cst();
     return seq;
 }
 

@@ -18,7 +18,12 @@ void csup_lifo_init(csup_lifo *l) { __atomic_store_n(&l->head, 0, __ATOMIC_RELAX
 void csup_lifo_push(csup_lifo *l, csup_lifo_node *n) {
     uint64_t old = __atomic_load_n(&l->head, __ATOMIC_RELAXED);
     do {
-        n->next = ptr_of(old);
+        /* Atomic (relaxed), not a plain store: a pop that read a stale head
+         * may be reading n->next right now (csup_lifo_pop, "n stays
+         * allocated"); its CAS will fail, but a plain store racing with that
+         * load is a data race in C11 (ThreadSanitizer reports it). The CAS
+         * below (release) publishes the link. */
+        __atomic_store_n(&n->next, ptr_of(old), __ATOMIC_RELAXED);
     } while (!__atomic_compare_exchange_n(&l->head, &old, pack(n, old), 1,
                                           __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 }

@@ -8,8 +8,10 @@
  * (several primaries may share one list).
  *
  * Wake-up protocol (no lost wake-up, no syscall when nobody sleeps):
- *   dequeuer: read seq; waiters += 1 (seq_cst); re-check emptiness;
- *             futex_wait(seq, old seq); waiters -= 1.
+ *   dequeuer: read seq; waiters += 1 (seq_cst) + seq_cst fence; re-check
+ *             emptiness; futex_wait(seq, old seq); waiters -= 1.
+ *             (The fence: a seq_cst RMW alone does not order the relaxed
+ *             loads of the re-check in C11, nor on aarch64.)
  *   enqueuer: enqueue (xchg: a full barrier); if waiters > 0 (seq_cst):
  *             seq += 1, futex_wake(seq, 1).
  * Either the dequeuer's re-check sees the item, or the enqueuer sees the

@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import XCTest
 @testable import ConcRT
@@ -86,7 +87,7 @@ final class SchedulerTests: XCTestCase {
     }
 
     func testShutdownReleasesThreadsStacksAndDescriptors() throws {
-        let baseline = ResourceCounts.now()
+        let baseline = try ResourceCounts.now()
         do {
             let s = try makeScheduler(2)
             let c = Counter()
@@ -99,7 +100,8 @@ final class SchedulerTests: XCTestCase {
             try s.shutdown()
             XCTAssertEqual(c.value, 200)
         }
-        XCTAssertTrue(eventually { ResourceCounts.now().isWithin(baseline) }, "\(ResourceCounts.now()) vs \(baseline)")
+        let settled = try ResourceCounts.settle(within: baseline)
+        XCTAssertTrue(settled.ok, "\(settled.last) vs \(baseline)")
     }
 
     func testStatisticsCount() throws {

@@ -1,3 +1,4 @@
+import TestSupport
 import XCTest
 import Foundation
 @testable import UMS
@@ -160,14 +161,15 @@ final class UMSErrorTests: XCTestCase {
     }
 
     func testKernelThreadReservationFailureThrowsAndLeaksNothing() throws {
-        let before = ResourceCounts.now()
+        let before = try ResourceCounts.now()
         UMS._injectKernelThreadCreationFailures(2)
         XCTAssertThrowsError(try UMSCompletionList(reservingKernelThreads: 3)) { e in
             XCTAssertEqual(e as? UMSError, .kernelThreadCreationFailed(errno: EAGAIN))
             XCTAssertTrue("\(e)".contains("pthread_create"))
         }
         UMS._injectKernelThreadCreationFailures(0)
-        XCTAssertTrue(eventually { ResourceCounts.now().isWithin(before) }, "\(ResourceCounts.now()) vs \(before)")
+        let settled = try ResourceCounts.settle(within: before)
+        XCTAssertTrue(settled.ok, "\(settled.last) vs \(before)")
         let list = try UMSCompletionList(reservingKernelThreads: 2)
         XCTAssertEqual(list.idleKernelThreads, 2)
     }

@@ -52,9 +52,12 @@ let package = Package(
         .executableTarget(name: "sort", dependencies: ["PPL", "ConcRT", argumentParser], path: "Examples/sort"),
         .executableTarget(name: "grep", dependencies: ["PPL", "ConcRT", "UMS", argumentParser], path: "Examples/grep"),
         .executableTarget(name: "echo-server", dependencies: ["PPL", "ConcRT", "UMS", argumentParser], path: "Examples/echo-server"),
-        .testTarget(name: "UMSTests", dependencies: ["UMS", "CSupport"]),
-        .testTarget(name: "ConcRTTests", dependencies: ["ConcRT", "UMS", "CSupport"]),
-        .testTarget(name: "PPLTests", dependencies: ["PPL", "ConcRT", "UMS", "CSupport"]),
+        // Shared by the test targets: resource counts, eventually, boxes,
+        // counters (no XCTest dependency: failures are thrown).
+        .target(name: "TestSupport", dependencies: ["UMS"], path: "Tests/TestSupport"),
+        .testTarget(name: "UMSTests", dependencies: ["UMS", "CSupport", "TestSupport"]),
+        .testTarget(name: "ConcRTTests", dependencies: ["ConcRT", "UMS", "CSupport", "TestSupport"]),
+        .testTarget(name: "PPLTests", dependencies: ["PPL", "ConcRT", "UMS", "CSupport", "TestSupport"]),
         .testTarget(name: "ExamplesTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]

@@ -84,6 +84,15 @@ int csup_clist_is_empty(csup_clist *l) {
         && __atomic_load_n(&l->tail.p, __ATOMIC_RELAXED) == &l->head.node;
 }
 
+/* is_empty plus a relaxed look at event_pending: a stale signal (left by an
+ * enqueue that raced with a splice) sends the poll through splice_out,
+ * which drains it. Missing a just-set flag is harmless: the next poll sees
+ * it. */
+int csup_clist_idle(csup_clist *l) {
+    return csup_clist_is_empty(l)
+        && __atomic_load_n(&l->event_pending, __ATOMIC_RELAXED) == 0;
+}
+
 void csup_clist_enqueue(csup_clist *l, csup_clist_node *n) {
     cds_wfcq_node_init(&n->node);
     n->next = NULL;
@@ -179,6 +188,13 @@ int csup_clist_event_fd(csup_clist *l) {
     }
     pthread_mutex_unlock(&l->event_lock);
     return fd;
+}
+
+void csup_clist_test_late_signal(csup_clist *l) {
+    int fd = __atomic_load_n(&l->event_fd, __ATOMIC_ACQUIRE);
+    if (fd < 0) return;
+    __atomic_store_n(&l->event_pending, 1, __ATOMIC_SEQ_CST);
+    csup_eventfd_signal(fd);
 }
 
 uint32_t csup_clist_prepare_wait(csup_clist *l) {

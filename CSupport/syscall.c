@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -64,6 +65,8 @@ CSUP_NOINLINE csup_result csup_sys_socket_error(int fd) {
         return (csup_result){ .value = -1, .err = errno };
     return soerr ? (csup_result){ .value = -1, .err = soerr } : (csup_result){ .value = 0, .err = 0 };
 }
+
+const char *csup_errno_name(int err) { return strerrorname_np(err); }
 
 CSUP_NOINLINE int csup_errno_now(void) { return errno; }
 CSUP_NOINLINE void csup_errno_set(int value) { errno = value; }

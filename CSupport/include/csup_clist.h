@@ -21,8 +21,13 @@
  * empty, it sets `event_pending` and writes 1 to the eventfd. A dequeue
  * first clears `event_pending` (and drains the eventfd when it was set),
  * then splices. So the descriptor is readable whenever the list is not
- * empty; it may be readable with nothing queued (a spurious wake-up: the
- * dequeue that follows returns no items).
+ * empty; it may be readable with nothing queued (a dequeue raced with the
+ * enqueue between its splice and its signal: a spurious wake-up, and the
+ * dequeue that follows returns no items and resets the descriptor). The
+ * owner never reads the descriptor itself: a read after its dequeue could
+ * consume the signal of an item queued since, and it would then sleep in
+ * poll with that item queued. A poll-only dequeue that finds the list
+ * empty still resets a pending signal (csup_clist_idle is false then).
  */
 #ifndef CSUP_CLIST_H
 #define CSUP_CLIST_H
@@ -56,6 +61,11 @@ csup_clist_node *csup_clist_take_all(csup_clist *list, int64_t timeout_ns);
 /* True when nothing is queued (a racy snapshot). */
 int csup_clist_is_empty(csup_clist *list);
 
+/* True when nothing is queued and no event signal is pending (a racy
+ * snapshot): a poll (timeout 0) may then return NULL without calling
+ * csup_clist_take_all, which also resets a pending event descriptor. */
+int csup_clist_idle(csup_clist *list);
+
 /* Wakes every dequeuer sleeping in take_all (they return NULL if still
  * empty once their timeout allows; used to interrupt waits at shutdown). */
 void csup_clist_wake_all(csup_clist *list);
@@ -79,5 +89,11 @@ uint32_t csup_clist_waiters(csup_clist *list);
 
 /* The event descriptor, created on first call. Returns fd or -errno. */
 int csup_clist_event_fd(csup_clist *list);
+
+/* Test hook: does what an enqueue onto an empty list does after its splice
+ * lost the race to a dequeuer (event_pending = 1, eventfd signalled), so
+ * that a test can check that the next dequeue resets the descriptor. No-op
+ * before the descriptor exists. */
+void csup_clist_test_late_signal(csup_clist *list);
 
 #endif

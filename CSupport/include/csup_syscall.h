@@ -46,6 +46,10 @@ csup_result csup_sys_fcntl_setfl(int fd, int flags);
 /* getsockopt(SO_ERROR), for finishing a non-blocking connect. */
 csup_result csup_sys_socket_error(int fd);
 
+/* The symbolic name of an errno value ("EBADF"), or NULL when unknown
+ * (glibc's strerrorname_np). For error messages. */
+const char *csup_errno_name(int err);
+
 /* errno of this thread, read now (for tests). */
 int csup_errno_now(void);
 void csup_errno_set(int value);

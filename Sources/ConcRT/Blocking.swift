@@ -9,7 +9,7 @@ public struct BlockingError: Error, Equatable, Sendable, CustomStringConvertible
     public let call: String
     public let errno: Int32
     public init(call: String, errno: Int32) { self.call = call; self.errno = errno }
-    public var description: String { "\(call) failed: \(String(cString: strerror(errno))) (errno \(errno))" }
+    public var description: String { "\(call): \(UMS.describe(errno: errno))" }
 }
 
 /// Blocking system calls that never cost the scheduler a CPU.
@@ -143,8 +143,8 @@ public enum Blocking {
 
     /// A real nanosleep(2) in the kernel, on the kernel thread.
     public static func sleep(for duration: Duration) throws(BlockingError) {
-        let ns = UMSCompletionList.nanoseconds(duration)
-        let deadline = UMSCompletionList.deadline(after: duration)
+        let ns = duration.saturatingNanoseconds
+        let deadline = UMSDeadline(after: duration).nanoseconds
         var left = ns
         while left > 0 {
             let r = UMS.blockingCall { csup_sys_nanosleep(left) }

@@ -15,10 +15,6 @@ public enum ConcRTError: Error, Equatable, Sendable, CustomStringConvertible {
     case selfUnblock
     /// `Context.block()` or `yield()` was called outside a scheduler context.
     case notOnContext
-    /// A non-reentrant lock was taken again by its owner. [improper_lock]
-    case improperLock(String)
-    /// A lock was released by a caller that does not hold it.
-    case improperUnlock(String)
     /// `oversubscribe(false)` without a matching `oversubscribe(true)`.
     case unbalancedOversubscription
 
@@ -31,8 +27,6 @@ public enum ConcRTError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unbalancedUnblock: return "ConcRT: context unblocked twice without a block in between"
         case .selfUnblock: return "ConcRT: a context cannot unblock itself"
         case .notOnContext: return "ConcRT: not running on a scheduler context"
-        case .improperLock(let s): return "ConcRT: improper lock: \(s)"
-        case .improperUnlock(let s): return "ConcRT: improper unlock: \(s)"
         case .unbalancedOversubscription: return "ConcRT: oversubscribe(false) without a matching oversubscribe(true)"
         }
     }

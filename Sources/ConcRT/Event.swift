@@ -176,7 +176,7 @@ public final class Event: @unchecked Sendable {
     /// waits on each unsignaled one in turn and re-checks them all.
     public static func waitForMultiple(_ events: [Event], waitAll: Bool, timeout: Duration?) -> Int {
         precondition(!events.isEmpty, "ConcRT: waitForMultiple needs at least one event")
-        let deadline = timeout.map { UMSCompletionList.deadline(after: $0) }
+        let deadline = timeout.map { UMSDeadline(after: $0).nanoseconds }
         if waitAll {
             while true {
                 guard let pending = events.firstIndex(where: { !$0.isSet }) else { return 0 }

@@ -1,4 +1,5 @@
 import CSupport
+import UMS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,7 +23,7 @@ func spawnPThread(stackSize: Int = 1 << 20, _ body: @escaping @Sendable () -> Vo
     }, arg)
     if err != 0 {
         Unmanaged<Start>.fromOpaque(arg).release()
-        throw .schedulerStartFailed("pthread_create: \(String(cString: strerror(err))) (errno \(err))")
+        throw .schedulerStartFailed("pthread_create: \(UMS.describe(errno: err))")
     }
     return tid
 }

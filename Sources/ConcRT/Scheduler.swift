@@ -345,7 +345,7 @@ public final class Scheduler: @unchecked Sendable {
         precondition(Context.currentInternal?.scheduler !== self,
                      "ConcRT: shutdown() called from one of the scheduler's own contexts; call it from outside")
         if stopped.load(ordering: .acquiring) { return }
-        let deadline = timeout.map { UMSCompletionList.deadline(after: $0) }
+        let deadline = timeout.map { UMSDeadline(after: $0).nanoseconds }
         var pause: UInt32 = 50
         while outstanding.load(ordering: .acquiring) > 0 {
             if let d = deadline, csup_monotonic_ns() > d {

@@ -15,9 +15,10 @@ extension UMS {
     /// Anywhere else (a plain pthread, a primary's scheduler code, inside
     /// another blocking call) `body` just runs.
     ///
-    /// Read errno inside `body`, in the same C function that made the call
-    /// (the CSupport `csup_sys_*` wrappers return it by value): the thread
-    /// resumes on another pthread, whose errno is unrelated.
+    /// Read errno inside `body`, in the same non-inlined function that made
+    /// the call, and return it with the result: the thread resumes on
+    /// another pthread, whose errno is unrelated (and glibc lets compiled
+    /// code keep errno's address across calls).
     public static func blockingCall<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         guard let c = Carrier.current, let p = c.primary, let t = c.thread else {
             return try body()

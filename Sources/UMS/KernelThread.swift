@@ -69,6 +69,7 @@ final class KernelThread: @unchecked Sendable {
     /// Primary side: hand `thread` (already switched out, state inKernel)
     /// to this idle KT.
     func start(_ thread: UMSThread) {
+        thread.assertState(.inKernel, "KernelThread.start")
         assigned = thread
         if csup_u32_exchange_acq_rel(commandWord, Command.run.rawValue) == Command.sleeping.rawValue {
             csup_futex_wake(commandWord, 1)
@@ -80,8 +81,9 @@ final class KernelThread: @unchecked Sendable {
         csup_futex_wake(commandWord, 1)
     }
 
-    /// Waits for a command other than idle: spin, then sleep.
-    private func awaitCommand() -> UInt32 {
+    /// Waits for a command other than idle: spin, then sleep. Returns run
+    /// or exit.
+    private func awaitCommand() -> Command {
         var cmd = csup_u32_load_acquire(commandWord)
         if cmd == Command.idle.rawValue {
             let deadline = csup_monotonic_ns() + KernelThread.spinNanoseconds
@@ -102,21 +104,28 @@ final class KernelThread: @unchecked Sendable {
             _ = csup_futex_wait(commandWord, Command.sleeping.rawValue, -1)
             cmd = csup_u32_load_acquire(commandWord)
         }
-        return cmd
+        guard let command = Command(rawValue: cmd) else {
+            preconditionFailure("KernelThread.awaitCommand: bad command word \(cmd)")
+        }
+        return command
     }
 
     /// The KT's pthread body.
     func main() {
         csup_tls_set_carrier(Unmanaged.passUnretained(carrier).toOpaque())
-        while true {
-            if awaitCommand() == Command.exit.rawValue { break }
-            runAssigned()
+        loop: while true {
+            switch awaitCommand() {
+            case .run: runAssigned()
+            case .exit: break loop
+            case .idle, .sleeping:
+                preconditionFailure("KernelThread.main: awaitCommand returned a waiting command")
+            }
         }
         csup_tls_set_carrier(nil)
     }
 
     private func runAssigned() {
-        guard let t = assigned else { fatalError("UMS: kernel thread woken without a thread") }
+        guard let t = assigned else { preconditionFailure("KernelThread.runAssigned: woken to run with no thread assigned") }
         assigned = nil
         KernelThread.runCall(of: t, carrier: carrier)
         // Back to the pool before queuing the thread: if it blocks again at
@@ -147,7 +156,7 @@ final class KernelThread: @unchecked Sendable {
         list.inKernelCount.wrappingSubtract(1, ordering: .relaxed)
         // inKernel -> queued. Release: the call's effects and the cleared
         // pendingCall are visible to whoever dequeues the thread.
-        t.state.store(UMSThread.State.queued.rawValue, ordering: .releasing)
+        t.move(from: .inKernel, to: .queued, "KernelThread.complete")
         list.enqueue(t)
         withExtendedLifetime(list) {}
     }

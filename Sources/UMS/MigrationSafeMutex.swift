@@ -1,7 +1,7 @@
 import CSupport
 
-/// A mutex for code that runs on UMS threads (and so on ConcRT contexts and
-/// PPL tasks): its lock word records no thread identity, so it stays
+/// A mutex for code that runs on UMS threads (and so on any scheduler
+/// built on them): its lock word records no thread identity, so it stays
 /// correct when the code that uses it migrates between pthreads.
 /// [no UMS equivalent; like an SRWLOCK in exclusive mode]
 ///
@@ -10,16 +10,17 @@ import CSupport
 /// inlined into the caller. A UMS thread that blocks can resume on another
 /// pthread, and in release builds the optimizer may keep that
 /// thread-local's address across the blocking call (for example, a loop
-/// that takes a `Mutex` and runs tasks that block). After a migration the
+/// that takes a `Mutex` and runs work that blocks). After a migration the
 /// `Mutex` then names the wrong pthread and traps ("Recursive call to lock
 /// Mutex", "Call to unlock Mutex on a thread which hasn't acquired the
 /// lock"). This mutex uses a plain three-state futex word (CSupport's
 /// `csup_lock`), out of line, with no thread identity.
 ///
-/// Never hold it across a blocking call or a cooperative wait: a contended
-/// lock spins briefly, then sleeps the whole pthread (the virtual
-/// processor). For waits that should block only the context, use ConcRT's
-/// `CriticalSection`.
+/// Never hold it across a blocking call or a yield: a contended lock spins
+/// briefly, then sleeps the whole pthread (the primary, and with it every
+/// UMS thread it would run). For waits that should suspend only the UMS
+/// thread, use a lock of the scheduler built on UMS that parks the waiting
+/// thread and returns its primary to the scheduler.
 public struct MigrationSafeMutex<Value: ~Copyable>: ~Copyable, @unchecked Sendable {
     // @unchecked Sendable: `value` is reached only between acquire and
     // release of `word` (acquire/release ordering in csup_lock.c).

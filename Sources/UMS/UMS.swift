@@ -11,22 +11,26 @@ import Synchronization
 /// | `DequeueUmsCompletionListItems` | ``UMSCompletionList/dequeue(timeout:)`` |
 /// | `GetUmsCompletionListEvent`     | ``UMSCompletionList/eventDescriptor()`` |
 /// | `DeleteUmsCompletionList`       | ``UMSCompletionList/delete()``          |
-/// | `CreateUmsThreadContext` + `CreateRemoteThreadEx` | ``UMSThread/init(completionList:stackSize:backend:name:body:)`` |
+/// | `CreateUmsThreadContext` + `CreateRemoteThreadEx` | ``UMSThread/init(completionList:stackSize:backend:name:userContext:body:)`` |
 /// | `EnterUmsSchedulingMode`        | ``UMS/enterSchedulingMode(cpu:_:)``     |
 /// | `ExecuteUmsThread`              | ``UMSPrimary/execute(_:)``              |
 /// | `UmsThreadYield`                | ``UMSThread/yield(_:)``                 |
+/// | (none: a yield that names the next thread, like `SwitchToFiber`) | ``UMSThread/switchRunning(to:param:)``, ``UMSThread/completeSwitchOut()`` |
 /// | `GetCurrentUmsThread`           | ``UMSThread/current``                   |
 /// | `Query/SetUmsThreadInformation` | ``UMSThread/isSuspended``, ``UMSThread/isTerminated``, ``UMSThread/userContext`` |
 /// | scheduler entry point reasons   | ``UMSExecuteResult``                    |
 /// | a UT entering the kernel        | ``UMS/blockingCall(_:)``                |
+/// | `GetLastError` + `FormatMessage` | ``UMSError``, ``UMS/describe(errno:)`` |
+/// | a timeout re-checked against the tick count | ``UMSDeadline``, `Duration.saturatingNanoseconds` |
 public enum UMS {
     /// The context-switch mechanism used for new threads when none is given.
     /// Settable at run time; existing threads keep theirs.
     public static var defaultBackend: UMSContextBackend {
-        get { UMSContextBackend(rawValue: defaultBackendStorage.load(ordering: .relaxed)) ?? .assembly }
-        set { defaultBackendStorage.store(newValue.rawValue, ordering: .relaxed) }
+        get { defaultBackendStorage.load(ordering: .relaxed) }
+        set { defaultBackendStorage.store(newValue, ordering: .relaxed) }
     }
-    private static let defaultBackendStorage = Atomic<Int>(UMSContextBackend.assembly.rawValue)
+    /// Relaxed: an independent setting, read once per thread creation.
+    private static let defaultBackendStorage = Atomic<UMSContextBackend>(.assembly)
 
     /// Default usable stack size for a UMS thread: 256 KiB, committed lazily.
     public static let defaultStackSize = 256 * 1024
@@ -53,7 +57,7 @@ public enum UMS {
 }
 
 /// How a context switch is done.
-public enum UMSContextBackend: Int, Sendable, CaseIterable {
+public enum UMSContextBackend: Int, Sendable, CaseIterable, AtomicRepresentable {
     /// Hand-written register switch (x86_64 and aarch64): callee-saved
     /// registers, stack pointer and FP control words; no system call.
     case assembly = 0
@@ -61,7 +65,12 @@ public enum UMSContextBackend: Int, Sendable, CaseIterable {
     /// makes an `rt_sigprocmask` system call.
     case ucontext = 1
 
-    var csup: csup_backend { self == .assembly ? CSUP_BACKEND_ASM : CSUP_BACKEND_UCONTEXT }
+    var csup: csup_backend {
+        switch self {
+        case .assembly: return CSUP_BACKEND_ASM
+        case .ucontext: return CSUP_BACKEND_UCONTEXT
+        }
+    }
 }
 
 /// Snapshot of the process-wide UMS counters.

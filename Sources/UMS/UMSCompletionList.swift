@@ -74,8 +74,9 @@ public final class UMSCompletionList: @unchecked Sendable {
     /// Returns how many threads were taken.
     @discardableResult
     public func drain(timeout: Duration? = .zero, _ body: (UMSThread) -> Void) -> Int {
-        let ns: Int64 = timeout.map { $0 == .zero ? 0 : Self.nanoseconds($0) } ?? -1
-        if ns == 0 && csup_clist_is_empty(clist) != 0 { return 0 }
+        let ns: Int64 = timeout.map { $0.saturatingNanoseconds } ?? -1
+        // The hot idle poll: nothing queued and no event signal to reset.
+        if ns == 0 && csup_clist_idle(clist) != 0 { return 0 }
         guard var node = csup_clist_take_all(clist, ns) else { return 0 }
         var n = 0
         while true {
@@ -100,8 +101,18 @@ public final class UMSCompletionList: @unchecked Sendable {
     /// An event descriptor (an eventfd) that becomes readable when a thread
     /// is queued to an empty list. [GetUmsCompletionListEvent]
     ///
-    /// Created on first call and owned by the list (do not close it). It may
-    /// be readable with nothing queued; follow it with `dequeue(timeout: .zero)`.
+    /// Created on first call and owned by the list: do not close it, and do
+    /// not read it. Every ``dequeue(timeout:)`` and ``drain(timeout:_:)``
+    /// resets it (including one that finds nothing queued), so the loop is:
+    /// poll the descriptor, then dequeue. It is readable whenever a thread is
+    /// queued; it may also be readable with nothing queued (a dequeue raced
+    /// with the enqueue that signalled it), and the dequeue that follows then
+    /// returns no thread and resets it. Why not read it yourself: a read
+    /// after your dequeue can consume the signal of a thread queued since,
+    /// and your next poll would then sleep with that thread queued.
+    ///
+    /// - Throws: ``UMSError/systemCallFailed(call:errno:)`` when `eventfd`
+    ///   fails (for example EMFILE).
     public func eventDescriptor() throws(UMSError) -> Int32 {
         let fd = csup_clist_event_fd(clist)
         if fd < 0 { throw .systemCallFailed(call: "eventfd", errno: -fd) }
@@ -140,7 +151,7 @@ public final class UMSCompletionList: @unchecked Sendable {
     /// Sleeps until a thread is queued, a notification after `ticket`, or
     /// the timeout (nil: forever); unregisters the waiter.
     public func wait(ticket: UInt32, timeout: Duration?) {
-        csup_clist_wait(clist, ticket, timeout.map { Self.nanoseconds($0) } ?? -1)
+        csup_clist_wait(clist, ticket, timeout.map { $0.saturatingNanoseconds } ?? -1)
     }
 
     /// Wakes up to `count` waiters, if any are registered (a fence and a
@@ -159,20 +170,5 @@ public final class UMSCompletionList: @unchecked Sendable {
         // drain(); the node is the thread's own and is on no other list.
         _ = Unmanaged.passRetained(t)
         csup_clist_enqueue(clist, t.node)
-    }
-
-    /// The monotonic-clock time (ns) `d` from now, saturating at Int64.max.
-    package static func deadline(after d: Duration) -> Int64 {
-        let n = nanoseconds(d), now = csup_monotonic_ns()
-        return n > Int64.max - now ? Int64.max : now + n
-    }
-
-    /// A duration in nanoseconds for the C layer: negative is 0, huge
-    /// saturates at Int64.max. Shared with ConcRT (package access).
-    package static func nanoseconds(_ d: Duration) -> Int64 {
-        let c = d.components
-        if c.seconds < 0 { return 0 }
-        if c.seconds > Int64.max / 1_000_000_000 - 1 { return Int64.max }
-        return c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000
     }
 }

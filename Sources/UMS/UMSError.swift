@@ -1,7 +1,18 @@
-/// Errors thrown by the UMS core.
+import CSupport
+
+/// Errors thrown by the UMS core: one concrete type for every failure of
+/// the runtime itself, so `catch let e as UMSError` (or
+/// `catch UMSError.alreadyInSchedulingMode`) catches them all.
+/// [Windows: FALSE + GetLastError from the UMS functions]
+///
+/// An error thrown by your own code (a scheduler body given to
+/// ``UMS/enterSchedulingMode(cpu:_:)``, a blocking call's closure) is
+/// rethrown unchanged, never wrapped in this type.
 ///
 /// Each case names the misuse or the exhausted resource, so a message read
-/// in a log says what to change.
+/// in a log says what to change. Messages that carry an errno use the
+/// style of ``UMS/describe(errno:)``: `mmap: ENOMEM (errno 12): Cannot
+/// allocate memory`.
 public enum UMSError: Error, Equatable, Sendable, CustomStringConvertible {
     /// `execute` was called from a thread that is not in scheduling mode
     /// (not a primary). [ExecuteUmsThread from a non-UMS-scheduler thread]
@@ -11,7 +22,9 @@ public enum UMSError: Error, Equatable, Sendable, CustomStringConvertible {
     /// `enterSchedulingMode` was called on a thread that already is a
     /// primary, or from inside a UMS thread.
     case alreadyInSchedulingMode
-    /// The thread is running on a primary right now.
+    /// The thread is running on a primary right now, or was switched out
+    /// by a directed switch that is not completed yet
+    /// (``UMSThread/completeSwitchOut()``).
     case threadRunning
     /// The thread's body has returned.
     case threadTerminated
@@ -59,15 +72,15 @@ public enum UMSError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .invalidStackSize(requested, minimum):
             return "UMS: stack size \(requested) is invalid (minimum \(minimum) bytes)"
         case let .stackAllocationFailed(e):
-            return "UMS: could not map a context stack (mmap: \(errnoName(e)))"
+            return "UMS: could not map a context stack: mmap: \(UMS.describe(errno: e))"
         case let .kernelThreadCreationFailed(e):
-            return "UMS: could not create a kernel thread (pthread_create: \(errnoName(e)))"
+            return "UMS: could not create a kernel thread: pthread_create: \(UMS.describe(errno: e))"
         case let .completionListNotEmpty(queued, inKernel):
             return "UMS: completion list still holds \(queued) queued thread(s) and \(inKernel) in blocking calls; drain it first"
         case let .affinityFailed(cpu, e):
-            return "UMS: could not pin the primary to CPU \(cpu) (\(errnoName(e)))"
+            return "UMS: could not pin the primary to CPU \(cpu): pthread_setaffinity_np: \(UMS.describe(errno: e))"
         case let .systemCallFailed(call, e):
-            return "UMS: \(call) failed (\(errnoName(e)))"
+            return "UMS: \(call): \(UMS.describe(errno: e))"
         case .outOfMemory:
             return "UMS: out of memory for a runtime record"
         }
@@ -80,7 +93,13 @@ import Glibc
 import Musl
 #endif
 
-/// "ENOMEM (Cannot allocate memory)" for an errno value.
-func errnoName(_ e: Int32) -> String {
-    "errno \(e): \(String(cString: strerror(e)))"
+extension UMS {
+    /// An errno value as every error message of UMS and the layers above
+    /// it shows it: `EBADF (errno 9): Bad file descriptor`. Prefix it with
+    /// the failing call: `read: EBADF (errno 9): Bad file descriptor`.
+    /// [Windows: FormatMessage for a GetLastError code]
+    public static func describe(errno e: Int32) -> String {
+        let name = csup_errno_name(e).map { String(cString: $0) } ?? "E?"
+        return "\(name) (errno \(e)): \(String(cString: strerror(e)))"
+    }
 }

@@ -39,11 +39,17 @@ public final class UMSPrimary {
     /// Published in the pthread's carrier slot while in scheduling mode.
     private(set) var carrier: Carrier!
     @exclusivity(unchecked) private var executing = false
-    /// Threads executed by this primary (owner-only counter).
-    @exclusivity(unchecked) public private(set) var executionCount = 0
-    /// Yields seen by this primary (owner-only counter). Neither counter
-    /// counts directed switches between threads (a scheduler in this
-    /// package keeps its own count of those).
+    /// Successful ``execute(_:)`` calls on this primary (owner-only
+    /// counter): one per call, not one per distinct thread, and not
+    /// counting the threads a directed switch ran inside that call.
+    @exclusivity(unchecked) public private(set) var executeCount = 0
+    /// Old name of ``executeCount``, which it always counted.
+    @available(*, deprecated, renamed: "executeCount")
+    public var executionCount: Int { executeCount }
+    /// Yields seen by this primary (owner-only counter): `execute` calls
+    /// that returned ``UMSExecuteResult/yielded(_:)``. Directed switches
+    /// (``UMSThread/switchRunning(to:param:)``) are not counted; a
+    /// scheduler that uses them keeps its own count.
     @exclusivity(unchecked) public internal(set) var yieldCount = 0
 
     init(cpu: Int?, nativeContext: OpaquePointer) {
@@ -76,30 +82,39 @@ public final class UMSPrimary {
     }
 
     /// ``execute(_:)`` that also names the thread the result is about and
-    /// its user context: `thread` itself unless it made a directed switch
-    /// (``UMSThread/switchRunning(to:param:)``), in which case the result
-    /// is about the last thread of that chain, the one that switched back
-    /// to this primary. Unretained: that thread is alive (it is ready,
-    /// blocked in the kernel, or just terminated and still referenced by
-    /// its owner).
-    package func executeReportingThread(_ thread: UMSThread) throws(UMSError)
+    /// its user context. [the UMS scheduler entry point's "which thread"
+    /// argument]
+    ///
+    /// The result is about `thread` itself unless it made a directed switch
+    /// (``UMSThread/switchRunning(to:param:)``); then it is about the last
+    /// thread of that chain, the one that yielded, blocked or terminated
+    /// back to this primary. Every earlier thread of the chain is still
+    /// *running* until its switch-out is completed, which the chain itself
+    /// must have done (see ``UMSThread/completeSwitchOut()``).
+    ///
+    /// Same callers, states and errors as ``execute(_:)``.
+    ///
+    /// - Returns: the result; the thread it is about, unretained (it is
+    ///   alive: ready, in the kernel, or just terminated and still
+    ///   referenced by whoever owns it); and that thread's user context as
+    ///   it was when it last ran here.
+    public func executeReportingThread(_ thread: UMSThread) throws(UMSError)
         -> (result: UMSExecuteResult, thread: Unmanaged<UMSThread>, userContext: UnsafeMutableRawPointer?) {
         // Pointer comparison with the pthread's carrier slot: no retain.
         guard csup_tls_get_carrier() == Unmanaged.passUnretained(carrier).toOpaque() else { throw .notAPrimary }
         guard !executing, carrier.runningThreadID == nil else { throw .executeFromUMSThread }
         // ready -> running. Acquire: the thread's saved context (written by
         // whoever switched it out) is visible before we switch into it.
-        let (ok, seen) = thread.state.compareExchange(
-            expected: UMSThread.State.ready.rawValue,
-            desired: UMSThread.State.running.rawValue,
-            ordering: .acquiring)
+        let (ok, seen) = thread.state.compareExchange(expected: .ready, desired: .running, ordering: .acquiring)
         guard ok else {
-            switch UMSThread.State(rawValue: seen)! {
+            switch seen {
             case .running: throw .threadRunning
             case .terminated: throw .threadTerminated
             case .inKernel: throw .threadBlockedInKernel
             case .queued: throw .threadQueuedOnCompletionList
-            case .ready: throw .threadRunning
+            case .ready:
+                // A strong compare-and-exchange fails only on another value.
+                preconditionFailure("execute: bad UMS thread state ready after a failed ready→running exchange")
             }
         }
         executing = true
@@ -118,7 +133,7 @@ public final class UMSPrimary {
             case .yielded(let p):
                 yieldCount &+= 1
                 // running -> ready. Release: the saved context is published.
-                t.state.store(UMSThread.State.ready.rawValue, ordering: .releasing)
+                t.move(from: .running, to: .ready, "execute (yielded)")
                 return .yielded(p)
             case .blocked:
                 handOffToKernelThread(t)
@@ -133,7 +148,7 @@ public final class UMSPrimary {
 
     /// Makes `thread` (already moved to running) the one this primary runs.
     private func install(_ thread: UMSThread) {
-        executionCount &+= 1
+        executeCount &+= 1
         thread.primaryRef = Unmanaged.passUnretained(self)
         thread.primaryNative = nativeContext
         self.thread = thread
@@ -148,7 +163,7 @@ public final class UMSPrimary {
     private func handOffToKernelThread(_ thread: UMSThread) {
         let list = thread.completionList!
         list.inKernelCount.wrappingAdd(1, ordering: .relaxed)
-        thread.state.store(UMSThread.State.inKernel.rawValue, ordering: .releasing)
+        thread.move(from: .running, to: .inKernel, "handOffToKernelThread")
         do {
             let kt = try list.kernelThreads.acquire()
             kt.start(thread)
@@ -165,30 +180,42 @@ extension UMS {
     /// [EnterUmsSchedulingMode]
     ///
     /// The body is the scheduler: it dequeues threads from completion lists
-    /// and calls ``UMSPrimary/execute(_:)`` on them. When it returns, the
-    /// pthread leaves scheduling mode and its CPU affinity is restored.
+    /// and calls ``UMSPrimary/execute(_:)`` on them. When it returns (or
+    /// throws), the pthread leaves scheduling mode and its CPU affinity is
+    /// restored.
     ///
-    /// - Parameter cpu: pins the primary to this CPU for the duration.
+    /// Errors: the runtime's own failures are thrown as ``UMSError`` before
+    /// `body` runs; an error thrown by `body` is rethrown unchanged. So
+    ///
+    ///     do { try UMS.enterSchedulingMode { p in try schedule(p) } }
+    ///     catch UMSError.alreadyInSchedulingMode { ... }
+    ///     catch let e as MySchedulerError { ... }
+    ///
+    /// - Parameters:
+    ///   - cpu: pins the primary to this CPU for the duration.
+    ///   - body: the scheduler, run on this pthread with its ``UMSPrimary``;
+    ///     do not let the primary escape (it refuses other pthreads).
     /// - Throws: ``UMSError/alreadyInSchedulingMode``,
     ///   ``UMSError/affinityFailed(cpu:errno:)``, ``UMSError/outOfMemory``,
-    ///   or whatever `body` throws.
+    ///   ``UMSError/systemCallFailed(call:errno:)`` (sigaltstack), or
+    ///   whatever `body` throws, as it was thrown.
     @discardableResult
-    public static func enterSchedulingMode<R, E: Error>(
+    public static func enterSchedulingMode<R>(
         cpu: Int? = nil,
-        _ body: (UMSPrimary) throws(E) -> R
-    ) throws(PrimaryError<E>) -> R {
-        if Carrier.current != nil { throw .ums(.alreadyInSchedulingMode) }
+        _ body: (UMSPrimary) throws -> R
+    ) throws -> R {
+        if Carrier.current != nil { throw UMSError.alreadyInSchedulingMode }
         var savedMask: UnsafeMutableRawPointer?
         if let cpu {
             let err = csup_affinity_pin_self(Int32(cpu), &savedMask)
-            if err != 0 { throw .ums(.affinityFailed(cpu: cpu, errno: err)) }
+            if err != 0 { throw UMSError.affinityFailed(cpu: cpu, errno: err) }
         }
         defer { if savedMask != nil { csup_affinity_restore(savedMask) } }
-        guard let native = csup_ctx_create_native() else { throw .ums(.outOfMemory) }
+        guard let native = csup_ctx_create_native() else { throw UMSError.outOfMemory }
         defer { csup_ctx_destroy(native) }
         _ = csup_overflow_install()
         let altErr = csup_overflow_thread_enter()
-        if altErr != 0 { throw .ums(.systemCallFailed(call: "sigaltstack", errno: altErr)) }
+        if altErr != 0 { throw UMSError.systemCallFailed(call: "sigaltstack", errno: altErr) }
         defer { csup_overflow_thread_exit() }
         let primary = UMSPrimary(cpu: cpu, nativeContext: native)
         // Why this is sound: `primary` is kept alive until the slot is
@@ -198,11 +225,7 @@ extension UMS {
             csup_tls_set_carrier(nil)
             withExtendedLifetime(primary) {}
         }
-        do {
-            return try body(primary)
-        } catch {
-            throw .body(error)
-        }
+        return try body(primary)
     }
 
     /// Runs ``UMSPrimary/execute(_:)`` on the calling pthread's primary.
@@ -211,11 +234,4 @@ extension UMS {
         guard let p = Carrier.current?.primary else { throw .notAPrimary }
         return try p.execute(thread)
     }
-}
-
-/// Error of ``UMS/enterSchedulingMode(cpu:_:)``: the runtime's, or the
-/// scheduler body's.
-public enum PrimaryError<Body: Error>: Error {
-    case ums(UMSError)
-    case body(Body)
 }

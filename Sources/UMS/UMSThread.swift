@@ -5,12 +5,24 @@ import Synchronization
 /// execute, paired with a kernel thread for its blocking calls.
 /// [CreateUmsThreadContext + CreateRemoteThreadEx]
 ///
-/// Life cycle (the `state` word, changed with atomic read-modify-writes):
+/// Life cycle (the `state` word, an atomic ``State``):
 ///
 ///     queued ──dequeue──▶ ready ──execute──▶ running ─┬─ yield ──────▶ ready
-///       ▲                                             ├─ blockingCall ▶ inKernel ─┐
+///       ▲                   ▲  ──directed switch──▶   ├─ blockingCall ▶ inKernel ─┐
+///       │                   └── completeSwitchOut ◀───┤                           │
 ///       └──────────────── KT queues it on return ◀────┼───────────────────────────┘
 ///                                                     └─ body returns ▶ terminated
+///
+/// Who moves the word, and with which ordering:
+/// - ready → running: ``UMSPrimary/execute(_:)`` or a directed switch
+///   (``switchRunning(to:param:)``), always a compare-and-exchange with
+///   acquire ordering, so of two primaries racing for one ready thread
+///   exactly one wins, and the winner sees the saved registers.
+/// - every other transition is made by the only party that owns the thread
+///   in the source state (the dequeuer, the primary it switched back to, its
+///   kernel thread, or the code that completes a directed switch): a
+///   release store, checked against the expected source state in debug
+///   builds (a failed check names the function and the state it found).
 ///
 /// A new thread starts *queued* on its completion list, not running.
 /// Termination is reported once, by ``UMSPrimary/execute(_:)`` returning
@@ -29,12 +41,34 @@ public final class UMSThread: @unchecked Sendable {
     // mutable fields are handed between pthreads only through the state
     // transitions above, each a release/acquire pair (documented per field).
 
-    /// States of the life cycle above.
-    public enum State: Int, Sendable {
-        case queued = 0, ready, running, inKernel, terminated
+    /// States of the life cycle above. [UmsThreadIsSuspended /
+    /// UmsThreadIsTerminated report a summary of it]
+    public enum State: UInt8, Sendable, AtomicRepresentable, CustomStringConvertible {
+        /// On its completion list: dequeue it before executing it.
+        case queued = 0
+        /// Dequeued (or yielded, or switched out) and not running: a
+        /// primary may execute it, or a running thread switch to it.
+        case ready
+        /// Running on a primary, or switched out by a directed switch that
+        /// is not completed yet.
+        case running
+        /// Inside a blocking call on a kernel thread.
+        case inKernel
+        /// Its body returned. Final.
+        case terminated
+
+        public var description: String {
+            switch self {
+            case .queued: return "queued"
+            case .ready: return "ready"
+            case .running: return "running"
+            case .inKernel: return "inKernel"
+            case .terminated: return "terminated"
+            }
+        }
     }
 
-    @usableFromInline let state: Atomic<Int>
+    @usableFromInline let state: Atomic<State>
     let ctx: OpaquePointer          // csup_ctx*, freed in deinit
     private var stack: csup_stack   // returned to the cache at termination
     private var stackReleased = false
@@ -64,12 +98,16 @@ public final class UMSThread: @unchecked Sendable {
     /// Creates a thread that will run `body`, queued on `completionList`.
     ///
     /// - Parameters:
+    ///   - completionList: where the thread starts queued, and where it is
+    ///     queued again each time one of its blocking calls returns.
     ///   - stackSize: usable bytes, at least ``UMS/minimumStackSize``;
     ///     committed lazily, cached for reuse after termination.
     ///   - backend: context-switch mechanism (default ``UMS/defaultBackend``).
     ///   - name: shown in diagnostics (for example a stack-overflow report).
     ///   - userContext: initial ``userContext``, visible to whoever dequeues
     ///     the thread. [UMS_CREATE_THREAD_ATTRIBUTES' UmsContext]
+    ///   - body: the thread's code, run on its own stack by whichever
+    ///     primaries execute it; the thread terminates when it returns.
     /// - Throws: ``UMSError/invalidStackSize(requested:minimum:)``,
     ///   ``UMSError/stackAllocationFailed(errno:)``, ``UMSError/outOfMemory``;
     ///   nothing is leaked on failure.
@@ -102,7 +140,7 @@ public final class UMSThread: @unchecked Sendable {
         self.ctx = c
         self.stack = st
         self.node = n
-        self.state = Atomic(State.queued.rawValue)
+        self.state = Atomic(State.queued)
         self.completionList = completionList
         self.body = body
         self.backend = backend
@@ -147,7 +185,7 @@ public final class UMSThread: @unchecked Sendable {
     /// The ``userContext`` of ``currentOnPrimary`` as it was when the
     /// primary executed the thread, read without touching any reference
     /// count (the hot path of schedulers built on UMS; set the user context
-    /// before the thread is executed, as ConcRT does at creation).
+    /// before the thread is executed, for example at creation).
     @inlinable
     public static var currentOnPrimaryUserContext: UnsafeMutableRawPointer? {
         // An out-of-line C thread-local read: the slot is fresh even when
@@ -156,13 +194,15 @@ public final class UMSThread: @unchecked Sendable {
     }
 
     /// The current state (a snapshot).
-    public var currentState: State { State(rawValue: state.load(ordering: .acquiring))! }
+    public var currentState: State { state.load(ordering: .acquiring) }
 
     /// True when the thread is not running and not terminated: queued,
     /// ready, or inside a blocking call. [UmsThreadIsSuspended]
     public var isSuspended: Bool {
-        let s = currentState
-        return s == .queued || s == .ready || s == .inKernel
+        switch currentState {
+        case .queued, .ready, .inKernel: return true
+        case .running, .terminated: return false
+        }
     }
 
     /// True once the body has returned. [UmsThreadIsTerminated]
@@ -197,9 +237,9 @@ public final class UMSThread: @unchecked Sendable {
     /// current thread. Traps if this thread is not the one running on the
     /// calling primary.
     public func yieldRunning(_ param: Int) {
-        // Raw pointers only: this is the hot path of every cooperative block
-        // in ConcRT, and retain/release pairs held across the switch are
-        // most of its cost.
+        // Raw pointers only: this is the hot path of a scheduler's every
+        // cooperative wait, and retain/release pairs held across the switch
+        // are most of its cost.
         guard let native = primaryNative, let raw = csup_tls_get_carrier(),
               Unmanaged<Carrier>.fromOpaque(raw)._withUnsafeGuaranteedRef({ $0.runningThreadID == ObjectIdentifier(self) })
         else {
@@ -209,42 +249,65 @@ public final class UMSThread: @unchecked Sendable {
         csup_ctx_switch(ctx, native)
     }
 
-    // MARK: Directed switch (for schedulers in this package)
+    // MARK: Directed switch
 
-    /// Directed switch: the running thread (`self`, on the calling primary)
-    /// yields with `param`, and the primary runs `next` at once, without
-    /// the two switches through the primary's scheduler context. Returns
-    /// false (and changes nothing) when `next` is not ready; otherwise
-    /// returns true when some primary executes `self` again.
+    /// Directed switch: the running thread (`self`) gives its primary
+    /// straight to the ready thread `next`, without going through the
+    /// primary's scheduler code in between (one user-mode switch instead of
+    /// two). `param` is recorded as if `self` had called ``yield(_:)``.
+    /// [UMS has no public equivalent; Windows' scheduler entry point is
+    /// always re-entered. Comparable to SwitchToFiber between two threads
+    /// that belong to one primary]
     ///
-    /// Protocol:
-    /// - `next` must be owned by the caller (taken from its queue) and
-    ///   ready; it moves to running here (acquire load, plain store),
-    ///   before the switch.
-    /// - `self` stays *running* after the switch, so nobody can execute
-    ///   it, until the code that resumes next on this primary (`next`, right
-    ///   after its own switch returns) calls ``completeSwitchOut()`` on it:
-    ///   only then are its registers saved. The caller's scheduler must
-    ///   arrange that hand-off (ConcRT keeps it per virtual processor).
-    /// - The primary's pending `execute` returns for whichever thread of
-    ///   the chain finally switches back to it; see
-    ///   ``UMSPrimary/executeReportingThread(_:)``.
-    package func switchRunning(to next: UMSThread, param: Int) -> Bool {
+    /// Who may call it: `self`'s own code, while `self` is the thread running
+    /// on the calling primary (not inside a blocking call's closure, which
+    /// runs on a kernel thread). Anything else is a programming error and
+    /// traps, naming the misuse.
+    ///
+    /// States:
+    /// - `next` must be *ready* (dequeued, yielded, or switched out and
+    ///   completed). It moves to *running* here by the same acquire
+    ///   compare-and-exchange as ``UMSPrimary/execute(_:)``, so a racing
+    ///   `execute` or directed switch to the same thread is safe: one wins.
+    ///   When `next` is not ready (queued, running, in the kernel,
+    ///   terminated, or `self`), this returns false and changes nothing.
+    /// - `self` stays *running* after the switch, so no primary can execute
+    ///   it while its registers are being saved. It becomes ready only when
+    ///   ``completeSwitchOut()`` is called on it.
+    ///
+    /// What the caller must arrange: the first code that runs on this
+    /// primary after the switch (normally `next`, right where it resumes:
+    /// after its own `yield`, its own directed switch, its blocking call, or
+    /// at the start of its body) calls ``completeSwitchOut()`` on `self`,
+    /// and only then may publish `self` to other primaries. Until then `self`
+    /// is refused by `execute` (``UMSError/threadRunning``) and by directed
+    /// switches (false). A scheduler built on UMS keeps "the thread to
+    /// complete" per primary and completes it at every resume point.
+    ///
+    /// The primary's pending ``UMSPrimary/execute(_:)`` returns when the last
+    /// thread of a chain of directed switches yields, blocks or terminates;
+    /// ``UMSPrimary/executeReportingThread(_:)`` says which thread that was.
+    ///
+    /// - Returns: false, at once, when `next` is not ready; true when some
+    ///   primary resumes `self` again (by `execute` or a directed switch).
+    public func switchRunning(to next: UMSThread, param: Int) -> Bool {
         guard let raw = csup_tls_get_carrier() else {
-            preconditionFailure("UMS: switchRunning called outside a primary")
+            preconditionFailure("switchRunning: called outside a primary (no UMS thread is running on this pthread)")
         }
-        // Why this is sound: the carrier is kept alive by its primary for as
-        // long as the slot names it. Only a primary's carrier names a
-        // running thread, so this also checks that we are on a primary.
+        // Why this is sound: the carrier is kept alive by its primary (or
+        // kernel thread) for as long as the slot names it. Only a primary's
+        // carrier names a running thread, so this also checks that we are
+        // on a primary and not inside a blocking call.
         let carrier = Unmanaged<Carrier>.fromOpaque(raw)
         precondition(carrier._withUnsafeGuaranteedRef { $0.runningThreadID == ObjectIdentifier(self) },
-                     "UMS: switchRunning called on a thread that is not the one running here")
-        // ready -> running. The caller took `next` exclusively (a scheduler
-        // queue's pop), so a load and a store suffice: nobody else may move
-        // a ready thread it does not own. Acquire: pairs with the release
-        // that published `next`'s saved context.
-        guard next.state.load(ordering: .acquiring) == State.ready.rawValue else { return false }
-        next.state.store(State.running.rawValue, ordering: .relaxed)
+                     "switchRunning: called on a UMS thread that is not the one running on this primary")
+        assertState(.running, "switchRunning")
+        // ready -> running, exactly as execute does. Acquire: pairs with the
+        // release that made `next` ready, so its saved registers are
+        // visible before we switch into them.
+        guard next.state.compareExchange(expected: .ready, desired: .running, ordering: .acquiring).exchanged else {
+            return false
+        }
         exitReason = .yielded(param)
         next.primaryRef = primaryRef
         next.primaryNative = primaryNative
@@ -258,16 +321,41 @@ public final class UMSThread: @unchecked Sendable {
         return true
     }
 
-    /// Finishes a directed switch away from this thread (see
-    /// ``switchRunning(to:param:)``): running → ready. Call it only from
-    /// the thread that was switched to, after its switch returned.
+    /// Completes a directed switch away from this thread (see
+    /// ``switchRunning(to:param:)``): running → ready, with release
+    /// ordering, which publishes the registers the switch saved.
+    ///
+    /// Call it once per directed switch, from the code that runs on the
+    /// same primary after that switch (normally the thread switched to),
+    /// never from this thread itself and never before the switch. In debug
+    /// builds a thread that is not running traps, naming its state.
     @inlinable
-    package func completeSwitchOut() {
-        // Release: publishes the saved context to whoever executes it next.
-        state.store(State.ready.rawValue, ordering: .releasing)
+    public func completeSwitchOut() {
+        assert(state.load(ordering: .relaxed) == .running,
+               "completeSwitchOut: bad UMS thread state \(state.load(ordering: .relaxed)) (expected running)")
+        state.store(.ready, ordering: .releasing)
     }
 
-    /// Saves this context and resumes the primary's scheduler context.
+    /// Debug-build check of a state invariant: `function: bad UMS thread
+    /// state X (expected Y)`. The load is relaxed: in every caller the state
+    /// cannot change under it (the caller owns the thread in that state).
+    @inline(__always)
+    func assertState(_ expected: State, _ function: StaticString) {
+        assert(state.load(ordering: .relaxed) == expected,
+               "\(function): bad UMS thread state \(state.load(ordering: .relaxed)) (expected \(expected))")
+    }
+
+    /// An owner's transition: checks the source state (debug builds), then
+    /// stores the new one with release ordering (publishes everything the
+    /// owner wrote, such as saved registers, to the next owner).
+    @inline(__always)
+    func move(from old: State, to new: State, _ function: StaticString) {
+        assertState(old, function)
+        state.store(new, ordering: .releasing)
+    }
+
+    /// Saves this thread's registers and resumes the primary's own context
+    /// (the scheduler code waiting in `execute`).
     /// Returns when a primary executes the thread again.
     @inline(__always)
     func switchToPrimary(_ p: UMSPrimary) {
@@ -275,9 +363,11 @@ public final class UMSThread: @unchecked Sendable {
     }
 
     func markDequeued() {
-        // queued -> ready. Acquire pairs with the release of the enqueuer's
-        // transition, so the thread's saved context is visible here.
-        state.store(State.ready.rawValue, ordering: .releasing)
+        // queued -> ready, by the dequeuer (the only owner of a thread just
+        // taken off the list). The enqueuer's writes are visible here through
+        // the queue (its xchg is a full barrier, the splice reads through
+        // it); the release passes them on to whichever primary executes it.
+        move(from: .queued, to: .ready, "markDequeued")
     }
 
     /// Runs the body on this thread's stack, then records termination.
@@ -302,7 +392,7 @@ public final class UMSThread: @unchecked Sendable {
     func finishTermination() {
         releaseStack()
         completionList = nil
-        state.store(State.terminated.rawValue, ordering: .releasing)
+        move(from: .running, to: .terminated, "finishTermination")
         Counters.bump(Counters.threadsTerminated)
     }
 
@@ -318,7 +408,7 @@ public final class UMSThread: @unchecked Sendable {
 private let umsThreadEntry: @convention(c) (UnsafeMutableRawPointer?) -> Void = { raw in
     let (from, to) = UMSThread.runBodyAndFinish(raw!)
     csup_ctx_switch_final(from, to)
-    fatalError("UMS: a terminated thread was resumed")
+    fatalError("umsThreadEntry: a terminated UMS thread was resumed")
 }
 
 #if canImport(Glibc)

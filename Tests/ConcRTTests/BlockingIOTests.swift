@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Synchronization
 import XCTest
@@ -202,8 +203,9 @@ final class BlockingIOTests: XCTestCase {
         XCTAssertEqual(f.all, [])
         try s.shutdown(timeout: .seconds(10))
         let e = BlockingError(call: "read", errno: EBADF)
-        XCTAssertTrue(e.description.contains("read"))
-        XCTAssertTrue(e.description.contains("\(EBADF)"))
+        XCTAssertEqual(e.description, "read: EBADF (errno \(EBADF)): \(String(cString: strerror(EBADF)))",
+                       "one errno style across UMS and ConcRT")
+        XCTAssertTrue("\(UMSError.systemCallFailed(call: "read", errno: EBADF))".hasSuffix(e.description))
     }
 
     // MARK: Stress: byte-exact streams

@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import XCTest
 @testable import ConcRT
@@ -86,7 +87,7 @@ final class SchedulerTests: XCTestCase {
     }
 
     func testShutdownReleasesThreadsStacksAndDescriptors() throws {
-        let baseline = ResourceCounts.now()
+        let baseline = try ResourceCounts.now()
         do {
             let s = try makeScheduler(2)
             let c = Counter()
@@ -99,7 +100,8 @@ final class SchedulerTests: XCTestCase {
             try s.shutdown()
             XCTAssertEqual(c.value, 200)
         }
-        XCTAssertTrue(eventually { ResourceCounts.now().isWithin(baseline) }, "\(ResourceCounts.now()) vs \(baseline)")
+        let settled = try ResourceCounts.settle(within: baseline)
+        XCTAssertTrue(settled.ok, "\(settled.last) vs \(baseline)")
     }
 
     func testStatisticsCount() throws {
@@ -124,7 +126,7 @@ final class SchedulerTests: XCTestCase {
             let ids = Box<Set<Int>>([])
             let lock = CriticalSection()
             for _ in 0..<500 {
-                g1.scheduleTask { a.add(); _ = try! lock.withLock { ids.value.insert(Context.current!.scheduleGroupIDValue) } }
+                g1.scheduleTask { a.add(); _ = lock.withLock { ids.value.insert(Context.current!.scheduleGroupIDValue) } }
                 g2.scheduleTask { b.add() }
             }
             try s.shutdown()

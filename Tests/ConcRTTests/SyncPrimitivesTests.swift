@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Synchronization
 import XCTest
@@ -28,16 +29,6 @@ private final class SyncFailures: Sendable {
             record("\(what): unexpected error \(error)")
         }
     }
-}
-
-private func isImproperLock(_ e: ConcRTError) -> Bool {
-    if case .improperLock = e { return true }
-    return false
-}
-
-private func isImproperUnlock(_ e: ConcRTError) -> Bool {
-    if case .improperUnlock = e { return true }
-    return false
 }
 
 /// Gives up the processor: Context.yield on a context, sched_yield on a
@@ -480,14 +471,13 @@ final class SyncPrimitivesTests: XCTestCase {
     func testCriticalSectionOwnerIsTheCallerNotTheLockObject() throws {
         let s = try makeScheduler(1)
         let cs = CriticalSection()
-        try cs.lock()   // the test thread owns it
+        cs.lock()   // the test thread owns it
         let f = SyncFailures()
         let done = runAsTask(s) {
-            f.check((try? cs.tryLock()) == false, "a context took a lock held by a pthread")
-            f.expect("context unlocks the pthread's lock", isImproperUnlock) { try cs.unlock() }
+            f.check(cs.tryLock() == false, "a context took a lock held by a pthread")
         }
         XCTAssertTrue(done.wait(timeout: .seconds(10)))
-        try cs.unlock()
+        cs.unlock()
         XCTAssertEqual(f.all, [])
         try s.shutdown(timeout: .seconds(10))
     }
@@ -498,20 +488,20 @@ final class SyncPrimitivesTests: XCTestCase {
     func testCriticalSectionBlocksTheContextNotTheVirtualProcessor() throws {
         let s = try makeScheduler(1)
         let cs = CriticalSection()
-        try cs.lock()
+        cs.lock()
         let ctx = MigrationSafeMutex<Context?>(nil)
         let got = SyncFlag()
         let waiterDone = runAsTask(s) {
             ctx.withLock { $0 = Context.current }
-            try! cs.lock()
+            cs.lock()
             got.set()
-            try! cs.unlock()
+            cs.unlock()
         }
         XCTAssertTrue(eventually { isBlocked(ctx.withLock { $0 }) })
         let other = runAsTask(s) {}
         XCTAssertTrue(other.wait(timeout: .seconds(10)), "the VP was held by a context waiting for a lock")
         XCTAssertFalse(got.isSet)
-        try cs.unlock()
+        cs.unlock()
         XCTAssertTrue(waiterDone.wait(timeout: .seconds(10)))
         XCTAssertTrue(got.isSet)
         try s.shutdown(timeout: .seconds(10))
@@ -524,16 +514,16 @@ final class SyncPrimitivesTests: XCTestCase {
         let cs = CriticalSection()
         let order = MigrationSafeMutex<[Int]>([])
         let hold = Event()
-        try cs.lock()
+        cs.lock()
         var done: [Event] = []
         for k in 1...5 {
             let ctx = MigrationSafeMutex<Context?>(nil)
             done.append(runAsTask(s) {
                 ctx.withLock { $0 = Context.current }
-                try! cs.lock()
+                cs.lock()
                 order.withLock { $0.append(k) }
                 if k == 1 { _ = hold.wait(timeout: .seconds(30)) }
-                try! cs.unlock()
+                cs.unlock()
             })
             XCTAssertTrue(eventually { isBlocked(ctx.withLock { $0 }) }, "waiter \(k) did not block")
         }
@@ -541,18 +531,18 @@ final class SyncPrimitivesTests: XCTestCase {
         let tid = MigrationSafeMutex<Int64>(0)
         done.append(runOnNewThread {
             tid.withLock { $0 = csup_gettid() }
-            try! cs.lock()
+            cs.lock()
             order.withLock { $0.append(6) }
-            try! cs.unlock()
+            cs.unlock()
         })
         XCTAssertTrue(eventually { let t = tid.withLock { $0 }; return t != 0 && inFutexWait(t) })
-        try cs.unlock()
-        XCTAssertFalse(try cs.tryLock(), "unlock must hand the lock to the oldest waiter, not leave it free")
+        cs.unlock()
+        XCTAssertFalse(cs.tryLock(), "unlock must hand the lock to the oldest waiter, not leave it free")
         hold.set()
         for d in done { XCTAssertTrue(d.wait(timeout: .seconds(10))) }
         XCTAssertEqual(order.withLock { $0 }, [1, 2, 3, 4, 5, 6])
-        XCTAssertTrue(try cs.tryLock())
-        try cs.unlock()
+        XCTAssertTrue(cs.tryLock())
+        cs.unlock()
         try s.shutdown(timeout: .seconds(10))
     }
 
@@ -583,27 +573,23 @@ final class SyncPrimitivesTests: XCTestCase {
         }
         @Sendable func worker(seed: UInt64, iterations: Int, onContext: Bool) {
             var rng = TestRNG(seed: seed)
-            do {
-                for _ in 0..<iterations {
-                    let yield = rng.below(4) == 0
-                    switch rng.below(6) {
-                    case 0:
-                        if try cs.tryLock() {
-                            critical(yield, onContext: onContext)
-                            try cs.unlock()
-                        } else {
-                            try cs.withLock { critical(yield, onContext: onContext) }
-                        }
-                    case 1:
-                        try cs.withLock { critical(yield, onContext: onContext) }
-                    default:
-                        try cs.lock()
+            for _ in 0..<iterations {
+                let yield = rng.below(4) == 0
+                switch rng.below(6) {
+                case 0:
+                    if cs.tryLock() {
                         critical(yield, onContext: onContext)
-                        try cs.unlock()
+                        cs.unlock()
+                    } else {
+                        cs.withLock { critical(yield, onContext: onContext) }
                     }
+                case 1:
+                    cs.withLock { critical(yield, onContext: onContext) }
+                default:
+                    cs.lock()
+                    critical(yield, onContext: onContext)
+                    cs.unlock()
                 }
-            } catch {
-                f.record("worker \(seed): \(error)")
             }
         }
         let finished = Counter()
@@ -627,8 +613,8 @@ final class SyncPrimitivesTests: XCTestCase {
         guard ok else { return }
         XCTAssertEqual(counter.value, tasks * iterations + 2 * threadIterations)
         XCTAssertFalse(inside.value)
-        XCTAssertTrue(try cs.tryLock(), "the lock is free at the end")
-        try cs.unlock()
+        XCTAssertTrue(cs.tryLock(), "the lock is free at the end")
+        cs.unlock()
         try s.shutdown(timeout: .seconds(30))
         XCTAssertGreaterThan(s.statistics.blocks - blocksBefore, 0, "contexts never contended: \(s.statistics)")
     }
@@ -666,32 +652,32 @@ final class SyncPrimitivesTests: XCTestCase {
             r1Held.set()
             _ = releaseR1.wait(timeout: .seconds(30))
             append("R1 out")
-            try! rw.unlock()
+            rw.unlock()
         }
         XCTAssertTrue(r1Held.wait(timeout: .seconds(10)))
         let w1Ctx = MigrationSafeMutex<Context?>(nil), w2Ctx = MigrationSafeMutex<Context?>(nil), r2Ctx = MigrationSafeMutex<Context?>(nil)
         let w1 = runAsTask(s) {
             w1Ctx.withLock { $0 = Context.current }
-            try! rw.lock()
+            rw.lock()
             append("W1 in")
             _ = releaseW1.wait(timeout: .seconds(30))
             append("W1 out")
-            try! rw.unlock()
+            rw.unlock()
         }
         XCTAssertTrue(eventually { isBlocked(w1Ctx.withLock { $0 }) }, "a writer did not wait for a reader")
         let w2 = runAsTask(s) {
             w2Ctx.withLock { $0 = Context.current }
-            try! rw.lock()
+            rw.lock()
             append("W2 in")
             append("W2 out")
-            try! rw.unlock()
+            rw.unlock()
         }
         XCTAssertTrue(eventually { isBlocked(w2Ctx.withLock { $0 }) })
         let r2 = runAsTask(s) {
             r2Ctx.withLock { $0 = Context.current }
             rw.lockRead()
             append("R2 in")
-            try! rw.unlock()
+            rw.unlock()
         }
         XCTAssertTrue(eventually { isBlocked(r2Ctx.withLock { $0 }) || r2.isSet })
         XCTAssertFalse(r2.isSet, "a new reader got in while a writer was waiting")
@@ -726,33 +712,29 @@ final class SyncPrimitivesTests: XCTestCase {
         let total = tasks + 2
         @Sendable func worker(seed: UInt64, onContext: Bool) {
             var rng = TestRNG(seed: seed)
-            do {
-                for _ in 0..<iterations {
-                    let yield = rng.below(4) == 0
-                    if rng.below(5) == 0 {
-                        try rw.withWriteLock {
-                            f.check(writersIn.add(1) == 1 && readersIn.value == 0, "writer not alone")
-                            let v = data.value[0] + 1
-                            for i in 0..<8 { data.value[i] = v }
-                            if yield { syncYield(onContext) }
-                            for i in 8..<16 { data.value[i] = v }
-                            writes.add()
-                            writersIn.add(-1)
-                        }
-                    } else {
-                        try rw.withReadLock {
-                            let n = readersIn.add(1)
-                            maxReaders.raise(to: n)
-                            f.check(writersIn.value == 0, "reader with a writer inside")
-                            let first = data.value[0]
-                            if yield { syncYield(onContext) }
-                            f.check(data.value.allSatisfy { $0 == first }, "torn read")
-                            readersIn.add(-1)
-                        }
+            for _ in 0..<iterations {
+                let yield = rng.below(4) == 0
+                if rng.below(5) == 0 {
+                    rw.withWriteLock {
+                        f.check(writersIn.add(1) == 1 && readersIn.value == 0, "writer not alone")
+                        let v = data.value[0] + 1
+                        for i in 0..<8 { data.value[i] = v }
+                        if yield { syncYield(onContext) }
+                        for i in 8..<16 { data.value[i] = v }
+                        writes.add()
+                        writersIn.add(-1)
+                    }
+                } else {
+                    rw.withReadLock {
+                        let n = readersIn.add(1)
+                        maxReaders.raise(to: n)
+                        f.check(writersIn.value == 0, "reader with a writer inside")
+                        let first = data.value[0]
+                        if yield { syncYield(onContext) }
+                        f.check(data.value.allSatisfy { $0 == first }, "torn read")
+                        readersIn.add(-1)
                     }
                 }
-            } catch {
-                f.record("worker \(seed): \(error)")
             }
             if finished.add() == total { allDone.set() }
         }
@@ -882,124 +864,115 @@ private func checkWaitForMultiple(_ f: SyncFailures, spawn: (@escaping @Sendable
     }
 }
 
-/// CriticalSection: every API and error case. `elsewhere` runs a body as
-/// a different owner (another pthread or context).
+/// CriticalSection: every API, from two owners. `elsewhere` runs a body
+/// as a different owner (another pthread or context). Misuse (re-entry,
+/// unlock by a non-owner) traps: see LockMisuseTests.
 private func checkCriticalSection(_ f: SyncFailures, elsewhere: (@escaping @Sendable () -> Void) -> Event) {
     let cs = CriticalSection()
     func awaitElsewhere(_ what: String, _ body: @escaping @Sendable () -> Void) {
         f.check(elsewhere(body).wait(timeout: .seconds(30)), "\(what) did not finish")
     }
-    f.expect("unlock of a free lock", isImproperUnlock) { try cs.unlock() }
-    do {
-        try cs.lock()
-        f.expect("re-entrant lock", isImproperLock) { try cs.lock() }
-        f.expect("tryLock by the owner", isImproperLock) { _ = try cs.tryLock() }
-        f.expect("withLock by the owner", isImproperLock) { try cs.withLock { f.record("withLock body ran while re-entering") } }
-        awaitElsewhere("non-owner") {
-            f.check((try? cs.tryLock()) == false, "tryLock by a non-owner succeeded on a held lock")
-            f.expect("unlock by a non-owner", isImproperUnlock) { try cs.unlock() }
-        }
-        try cs.unlock()   // still ours after all those errors
-        f.expect("second unlock", isImproperUnlock) { try cs.unlock() }
-        f.check(try cs.tryLock(), "tryLock of a free lock failed")
-        try cs.unlock()
-        // withLock: returns the value, rethrows the body's error, and
-        // releases in both cases.
-        let v = try cs.withLock { 42 }
-        f.check(v == 42, "withLock result \(v)")
-        struct Boom: Error {}
-        do {
-            try cs.withLock { throw Boom() }
-            f.record("withLock swallowed the error")
-        } catch is Boom {
-        } catch {
-            f.record("withLock threw \(error)")
-        }
-        awaitElsewhere("lock after withLock threw") {
-            f.check((try? cs.tryLock()) == true, "lock not released after withLock threw")
-            f.check((try? cs.unlock()) != nil, "unlock by the new owner failed")
-        }
-        // Held elsewhere: lock() waits for it.
-        let held = Event(), release = Event()
-        let other = elsewhere {
-            try! cs.lock()
-            held.set()
-            _ = release.wait(timeout: .seconds(30))
-            try! cs.unlock()
-        }
-        f.check(held.wait(timeout: .seconds(10)), "other owner never got the lock")
-        f.check(try !cs.tryLock(), "tryLock succeeded while another owner held the lock")
-        f.expect("unlock of someone else's lock", isImproperUnlock) { try cs.unlock() }
-        let setter = elsewhere { usleep(20_000); release.set() }
-        let t0 = monotonicNow()
-        try cs.lock()
-        f.check(monotonicNow() - t0 >= 10_000_000, "lock() did not wait for the owner")
-        f.check(release.isSet, "lock() returned before the owner released")
-        try cs.unlock()
-        f.check(other.wait(timeout: .seconds(10)) && setter.wait(timeout: .seconds(10)), "helpers did not finish")
-    } catch {
-        f.record("unexpected: \(error)")
+    cs.lock()
+    f.check(!cs.tryLock(), "tryLock by the owner must return false (not reentrant)")
+    awaitElsewhere("non-owner") {
+        f.check(!cs.tryLock(), "tryLock by a non-owner succeeded on a held lock")
     }
+    cs.unlock()   // still ours after the refused tryLocks
+    f.check(cs.tryLock(), "tryLock of a free lock failed")
+    cs.unlock()
+    // withLock: returns the value, throws exactly the body's error (typed),
+    // and releases in both cases.
+    let v = cs.withLock { 42 }
+    f.check(v == 42, "withLock result \(v)")
+    struct Boom: Error, Equatable { var code: Int }
+    do {
+        try cs.withLock { () throws(Boom) in throw Boom(code: 7) }
+        f.record("withLock swallowed the error")
+    } catch {
+        f.check(error == Boom(code: 7), "withLock threw \(error)")   // `error` is a Boom
+    }
+    awaitElsewhere("lock after withLock threw") {
+        f.check(cs.tryLock(), "lock not released after withLock threw")
+        cs.unlock()
+    }
+    // Held elsewhere: lock() waits for it.
+    let held = Event(), release = Event()
+    let other = elsewhere {
+        cs.lock()
+        held.set()
+        _ = release.wait(timeout: .seconds(30))
+        cs.unlock()
+    }
+    f.check(held.wait(timeout: .seconds(10)), "other owner never got the lock")
+    f.check(!cs.tryLock(), "tryLock succeeded while another owner held the lock")
+    let setter = elsewhere { usleep(20_000); release.set() }
+    let t0 = monotonicNow()
+    cs.lock()
+    f.check(monotonicNow() - t0 >= 10_000_000, "lock() did not wait for the owner")
+    f.check(release.isSet, "lock() returned before the owner released")
+    cs.unlock()
+    f.check(other.wait(timeout: .seconds(10)) && setter.wait(timeout: .seconds(10)), "helpers did not finish")
 }
 
-/// ReaderWriterLock: every API and error case. `elsewhere` runs a body as
-/// another pthread or context.
+/// ReaderWriterLock: every API, from two owners. `elsewhere` runs a body
+/// as another pthread or context. Misuse traps: see LockMisuseTests.
 private func checkReaderWriterLock(_ f: SyncFailures, elsewhere: (@escaping @Sendable () -> Void) -> Event) {
     let rw = ReaderWriterLock()
     func awaitElsewhere(_ what: String, _ body: @escaping @Sendable () -> Void) {
         f.check(elsewhere(body).wait(timeout: .seconds(30)), "\(what) did not finish")
     }
-    f.expect("unlock of a free lock", isImproperUnlock) { try rw.unlock() }
-    do {
-        // Write lock: exclusive, not re-entrant, released only by its owner.
-        try rw.lock()
-        f.expect("writer locks again", isImproperLock) { try rw.lock() }
-        f.expect("withWriteLock by the writer", isImproperLock) { try rw.withWriteLock { f.record("body ran") } }
-        awaitElsewhere("non-owner unlock") {
-            f.expect("unlock of another's write lock", isImproperUnlock) { try rw.unlock() }
-        }
-        // A reader from elsewhere waits until the writer leaves.
-        let readerIn = Event()
-        let reader = elsewhere {
-            rw.lockRead()
-            readerIn.set()
-            try! rw.unlock()
-        }
-        f.check(!readerIn.wait(timeout: .milliseconds(30)), "a reader got in with a writer inside")
-        try rw.unlock()
-        f.check(readerIn.wait(timeout: .seconds(10)), "the reader was not released by the writer's unlock")
-        f.check(reader.wait(timeout: .seconds(10)), "reader did not finish")
-        f.expect("unlock after everything was released", isImproperUnlock) { try rw.unlock() }
-
-        // Read lock: shared (another reader gets in at once); a writer
-        // waits for every reader.
-        rw.lockRead()
-        awaitElsewhere("second reader") {
-            rw.lockRead()   // must not wait: only readers hold it
-            f.check((try? rw.unlock()) != nil, "second reader's unlock failed")
-        }
-        let writerIn = Event()
-        let writer = elsewhere {
-            try! rw.lock()
-            writerIn.set()
-            try! rw.unlock()
-        }
-        f.check(!writerIn.wait(timeout: .milliseconds(30)), "a writer got in with a reader inside")
-        try rw.unlock()
-        f.check(writerIn.wait(timeout: .seconds(10)), "the writer was not released by the last reader")
-        f.check(writer.wait(timeout: .seconds(10)), "writer did not finish")
-
-        // Scoped forms: value, rethrow, release.
-        f.check(try rw.withReadLock { 1 } == 1, "withReadLock result")
-        f.check(try rw.withWriteLock { 2 } == 2, "withWriteLock result")
-        struct Boom: Error {}
-        do { try rw.withWriteLock { throw Boom() }; f.record("withWriteLock swallowed the error") } catch is Boom {} catch { f.record("\(error)") }
-        do { try rw.withReadLock { throw Boom() }; f.record("withReadLock swallowed the error") } catch is Boom {} catch { f.record("\(error)") }
-        awaitElsewhere("writer after the scoped forms threw") {
-            f.check((try? rw.withWriteLock { true }) == true, "lock not released after a scoped form threw")
-        }
-        f.expect("nothing held at the end", isImproperUnlock) { try rw.unlock() }
-    } catch {
-        f.record("unexpected: \(error)")
+    // Write lock: exclusive; try forms refuse while it is held.
+    rw.lock()
+    f.check(!rw.tryLock(), "tryLock by the writer must return false (not reentrant)")
+    f.check(!rw.tryLockRead(), "tryLockRead by the writer must return false")
+    awaitElsewhere("non-owner try") {
+        f.check(!rw.tryLock() && !rw.tryLockRead(), "a try form succeeded with a writer inside")
     }
+    // A reader from elsewhere waits until the writer leaves.
+    let readerIn = Event()
+    let reader = elsewhere {
+        rw.lockRead()
+        readerIn.set()
+        rw.unlock()
+    }
+    f.check(!readerIn.wait(timeout: .milliseconds(30)), "a reader got in with a writer inside")
+    rw.unlock()
+    f.check(readerIn.wait(timeout: .seconds(10)), "the reader was not released by the writer's unlock")
+    f.check(reader.wait(timeout: .seconds(10)), "reader did not finish")
+
+    // Read lock: shared (another reader gets in at once); a writer
+    // waits for every reader.
+    rw.lockRead()
+    f.check(!rw.tryLock(), "tryLock succeeded with a reader inside")
+    awaitElsewhere("second reader") {
+        rw.lockRead()   // must not wait: only readers hold it
+        f.check(rw.tryLockRead(), "tryLockRead refused with only readers inside")
+        rw.unlock()
+        rw.unlock()
+    }
+    let writerIn = Event()
+    let writer = elsewhere {
+        rw.lock()
+        writerIn.set()
+        rw.unlock()
+    }
+    f.check(!writerIn.wait(timeout: .milliseconds(30)), "a writer got in with a reader inside")
+    // Writer preference: with a writer waiting, a new reader is refused.
+    f.check(!rw.tryLockRead(), "tryLockRead got in ahead of a waiting writer")
+    rw.unlock()
+    f.check(writerIn.wait(timeout: .seconds(10)), "the writer was not released by the last reader")
+    f.check(writer.wait(timeout: .seconds(10)), "writer did not finish")
+
+    // Scoped forms: value, typed rethrow, release.
+    f.check(rw.withReadLock { 1 } == 1, "withReadLock result")
+    f.check(rw.withWriteLock { 2 } == 2, "withWriteLock result")
+    struct Boom: Error, Equatable {}
+    do { try rw.withWriteLock { () throws(Boom) in throw Boom() }; f.record("withWriteLock swallowed the error") } catch { f.check(error == Boom(), "\(error)") }
+    do { try rw.withReadLock { () throws(Boom) in throw Boom() }; f.record("withReadLock swallowed the error") } catch { f.check(error == Boom(), "\(error)") }
+    awaitElsewhere("writer after the scoped forms threw") {
+        f.check(rw.tryLock(), "lock not released after a scoped form threw")
+        rw.unlock()
+    }
+    f.check(rw.tryLock(), "nothing held at the end")
+    rw.unlock()
 }

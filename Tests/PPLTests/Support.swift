@@ -2,12 +2,8 @@ import Foundation
 import Synchronization
 @testable import PPL
 import ConcRT
+import TestSupport
 
-final class Counter: Sendable {
-    private let v = Atomic<Int>(0)
-    var value: Int { v.load(ordering: .relaxed) }
-    @discardableResult func add(_ n: Int = 1) -> Int { v.wrappingAdd(n, ordering: .relaxed).newValue }
-}
 
 struct Boom: Error, Equatable { let id: Int }
 

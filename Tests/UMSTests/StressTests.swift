@@ -1,3 +1,4 @@
+import TestSupport
 import XCTest
 import Foundation
 import Synchronization
@@ -24,7 +25,7 @@ final class StressTests: XCTestCase {
 
     func stress(primaries: Int, threads: Int, backend: UMSContextBackend) throws {
         let n = Self.long ? threads * 5 : threads
-        let baseline = ResourceCounts.now()
+        let baseline = try ResourceCounts.now()
         let completions = Counter()      // bodies finished
         let runs = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: n)
         runs.initialize(repeating: 0)
@@ -124,8 +125,8 @@ final class StressTests: XCTestCase {
         XCTAssertGreaterThan(yieldReports.value, n / 2)
         let kts = UMS.statistics.kernelThreadsCreated - kernelThreadsBefore
         XCTAssertLessThanOrEqual(kts, 64 + primaries + 8, "KTs are pooled: bounded by calls in the kernel at once")
-        XCTAssertTrue(eventually { ResourceCounts.now().isWithin(baseline) },
-                      "resources back to baseline: \(ResourceCounts.now()) vs \(baseline)")
+        let settled = try ResourceCounts.settle(within: baseline)
+        XCTAssertTrue(settled.ok, "resources back to baseline: \(settled.last) vs \(baseline)")
     }
 }
 

@@ -1,6 +1,5 @@
 import ConcRT
 import Synchronization
-import UMS
 
 /// How a future ended. [task_status]
 public enum FutureStatus: Sendable, Equatable {

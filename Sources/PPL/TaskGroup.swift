@@ -1,7 +1,5 @@
 import ConcRT
-import CSupport
 import Synchronization
-import UMS
 
 /// How a group's (or a future's) work ended. [task_group_status]
 public enum TaskGroupStatus: Sendable, Equatable {

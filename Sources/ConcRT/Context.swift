@@ -101,7 +101,7 @@ public final class Context: @unchecked Sendable {
     }
     /// This context's ContextLocal values (touched only by this context;
     /// see ContextLocal.swift).
-    @exclusivity(unchecked) var contextLocals = ContextLocalStorage()
+    @usableFromInline @exclusivity(unchecked) var contextLocals = ContextLocalStorage()
     /// Oversubscription nesting of this context.
     var oversubscription: [VirtualProcessor] = []
 

@@ -53,9 +53,9 @@ import Glibc
 /// Values are `Sendable` because the key (and its default) is shared by
 /// every context; a value itself is only touched by the context holding it.
 ///
-/// Cost: a read is a C thread-local read, an array index and a cast; no
-/// lock, no atomic, no allocation once a context's table has grown to the
-/// key's slot. Keys are meant to be created once (a `static let` or a
+/// Cost: a read is a C thread-local read, an array index and a load; no
+/// lock, no atomic, no cast, and no allocation once the table has a box
+/// for the key (made on the key's first store in that context). Keys are meant to be created once (a `static let` or a
 /// global): each one takes a slot number for the life of the process, and
 /// a context's table grows to the highest slot it has stored.
 ///
@@ -68,7 +68,7 @@ public final class ContextLocal<Value: Sendable>: Sendable {
     /// The value seen where none is stored.
     public let defaultValue: Value
     /// This key's slot in every context's table.
-    let slot: Int
+    @usableFromInline let slot: Int
 
     /// Makes a key. Create keys once: each takes a slot for the life of
     /// the process (at most ``maximumKeys``).
@@ -82,25 +82,27 @@ public final class ContextLocal<Value: Sendable>: Sendable {
 
     /// The calling context's value (per pthread off a context), or
     /// ``defaultValue`` when none is stored.
+    @inlinable
     public var value: Value {
-        let stored = ContextLocalStorage.withCurrent(forWriting: false) { $0.get(slot) }
+        let stored = ContextLocalStorage.withCurrent(forWriting: false) { $0.get(slot, Value.self) }
         guard let stored else { return defaultValue }
-        // Why `as!` holds: only this key stores into `slot`, always a Value.
-        return stored as! Value
+        return stored
     }
 
     /// Stores `newValue` for the rest of the running task (until the
     /// pthread exits, off a context). The value it replaces is released.
     /// - Precondition: not inside a blocking call's closure.
+    @inlinable
     public func set(_ newValue: Value) {
-        let old = ContextLocalStorage.withCurrent(forWriting: true) { $0.exchange(slot, newValue) }
+        let old = ContextLocalStorage.withCurrent(forWriting: true) { $0.exchange(slot, Optional(newValue)) }
         _ = old   // released here, outside the table access (its deinit may use keys)
     }
 
     /// Removes the stored value: ``value`` is ``defaultValue`` again.
     /// - Precondition: not inside a blocking call's closure.
+    @inlinable
     public func reset() {
-        let old = ContextLocalStorage.withCurrent(forWriting: true) { $0.exchange(slot, nil) }
+        let old = ContextLocalStorage.withCurrent(forWriting: true) { $0.exchange(slot, Value?.none) }
         _ = old
     }
 
@@ -108,8 +110,9 @@ public final class ContextLocal<Value: Sendable>: Sendable {
     /// before (also when `body` throws). The usual way to use a key: the
     /// value cannot leak past `body`. Allowed everywhere, including inside
     /// a blocking call's closure. [like TaskLocal.withValue]
+    @inlinable
     public func withValue<R, E: Error>(_ newValue: Value, _ body: () throws(E) -> R) throws(E) -> R {
-        let saved = ContextLocalStorage.withCurrent(forWriting: false) { $0.exchange(slot, newValue) }
+        let saved = ContextLocalStorage.withCurrent(forWriting: false) { $0.exchange(slot, Optional(newValue)) }
         defer {
             let replaced = ContextLocalStorage.withCurrent(forWriting: false) { $0.exchange(slot, saved) }
             _ = replaced
@@ -133,41 +136,96 @@ enum ContextLocalSlots {
     }
 }
 
+/// A table entry: one key's value in one table. Boxes are made on a key's
+/// first store in a table and kept (emptied) after, so steady-state stores
+/// allocate nothing and reads cast nothing (`unsafeDowncast`, checked in
+/// debug builds: a slot only ever holds its key's `Value`).
+@usableFromInline
+class ContextLocalBoxBase {
+    @usableFromInline init() {}
+    /// Empties the box; returns the value it held (type-erased, for the
+    /// caller to release outside the table access), or nil when empty.
+    func takeErased() -> Any? { preconditionFailure("ConcRT: ContextLocalBoxBase is abstract") }
+    /// True when the box holds a value (debug checks).
+    var hasValue: Bool { preconditionFailure("ConcRT: ContextLocalBoxBase is abstract") }
+}
+
+@usableFromInline
+final class ContextLocalBox<Value>: ContextLocalBoxBase {
+    // Unchecked exclusivity: a box is touched only by the one context (or
+    // pthread) owning its table, in short accesses that call no user code.
+    @usableFromInline @exclusivity(unchecked) var value: Value?
+    @usableFromInline override init() {}
+    override func takeErased() -> Any? {
+        guard let v = value else { return nil }
+        value = nil
+        return v
+    }
+    override var hasValue: Bool { value != nil }
+}
+
 /// One context's (or one pthread's) table of context-local values,
-/// indexed by key slot. `nil`: nothing stored.
+/// indexed by key slot.
 ///
-/// Invariant (checked in debug builds): `count` is the number of non-nil
-/// entries.
+/// Invariant (checked in debug builds by `checkCount`): `count` is the
+/// number of boxes holding a value.
+@usableFromInline
 struct ContextLocalStorage {
-    private var values: [Any?] = []
-    private(set) var count = 0
+    @usableFromInline var boxes: [ContextLocalBoxBase?] = []
+    @usableFromInline var count = 0
 
-    var isEmpty: Bool { count == 0 }
+    @usableFromInline init() {}
 
-    func get(_ slot: Int) -> Any? {
-        slot < values.count ? values[slot] : nil
+    @inlinable var isEmpty: Bool { count == 0 }
+
+    @inlinable
+    func get<V>(_ slot: Int, _: V.Type) -> V? {
+        guard slot < boxes.count, let b = boxes[slot] else { return nil }
+        return unsafeDowncast(b, to: ContextLocalBox<V>.self).value
     }
 
     /// Stores `new` (nil: removes) and returns what was there; the caller
     /// drops it after the table access ends.
-    mutating func exchange(_ slot: Int, _ new: Any?) -> Any? {
-        if slot >= values.count {
+    @inlinable
+    mutating func exchange<V>(_ slot: Int, _ new: V?) -> V? {
+        let box: ContextLocalBox<V>
+        if slot < boxes.count, let b = boxes[slot] {
+            box = unsafeDowncast(b, to: ContextLocalBox<V>.self)
+        } else {
             if new == nil { return nil }
-            values.append(contentsOf: repeatElement(nil, count: slot + 1 - values.count))
+            box = makeBox(slot)
         }
-        let old = values[slot]
-        values[slot] = new
+        let old = box.value
+        box.value = new
         count += (new == nil ? 0 : 1) - (old == nil ? 0 : 1)
-        assert(count == values.reduce(0) { $0 + ($1 == nil ? 0 : 1) }, "ConcRT: ContextLocal table count out of step")
+        assert(checkCount(), "ConcRT: ContextLocal table count out of step")
         return old
     }
 
-    /// Removes and returns one stored value (nil when empty). The table
-    /// keeps its capacity, so the next task stores without allocating.
+    @usableFromInline
+    mutating func makeBox<V>(_ slot: Int) -> ContextLocalBox<V> {
+        if slot >= boxes.count { boxes.append(contentsOf: repeatElement(nil, count: slot + 1 - boxes.count)) }
+        let b = ContextLocalBox<V>()
+        boxes[slot] = b
+        return b
+    }
+
+    @usableFromInline
+    func checkCount() -> Bool {
+        var n = 0
+        for b in boxes where b?.hasValue == true { n += 1 }
+        return n == count
+    }
+
+    /// Empties one box and returns its value (nil when the table is
+    /// empty). The boxes stay, so the next task stores without allocating.
     mutating func takeAny() -> Any? {
         guard count > 0 else { return nil }
-        for i in values.indices where values[i] != nil {
-            return exchange(i, nil)
+        for b in boxes {
+            if let b, let v = b.takeErased() {
+                count -= 1
+                return v
+            }
         }
         preconditionFailure("ConcRT: ContextLocal table count \(count) with no stored value")
     }
@@ -177,7 +235,7 @@ struct ContextLocalStorage {
     /// Runs `body` on the current table: the running context's, else the
     /// pthread's. `body` must not run user code (no value is released
     /// inside it: callers return replaced values and drop them after).
-    @inline(__always)
+    @inlinable @inline(__always)
     static func withCurrent<R>(forWriting: Bool, _ body: (inout ContextLocalStorage) -> R) -> R {
         if let p = UMSThread.currentOnPrimaryUserContext {
             // Why this is sound: a UMS thread on a primary is a context
@@ -186,13 +244,18 @@ struct ContextLocalStorage {
             // its table.
             return Unmanaged<Context>.fromOpaque(p)._withUnsafeGuaranteedRef { body(&$0.contextLocals) }
         }
-        if forWriting {
-            precondition(UMSThread.current == nil,
-                         "ConcRT: ContextLocal.set/reset inside a blocking call's closure: it runs on a pooled "
-                         + "kernel thread, where the value would outlive the call; set it before the call, "
-                         + "or use withValue(_:_:)")
-        }
+        if forWriting { checkWritableOffContext() }
         return PThreadLocals.table()._withUnsafeGuaranteedRef { body(&$0.storage) }
+    }
+
+    /// A UMS thread with no context here: inside a blocking call's closure
+    /// (or a UMS thread of another scheduler than ConcRT).
+    @usableFromInline
+    static func checkWritableOffContext() {
+        precondition(UMSThread.current == nil,
+                     "ConcRT: ContextLocal.set/reset inside a blocking call's closure (or on a UMS thread that "
+                     + "is not a ConcRT context): it runs on a pooled kernel thread, where the value would "
+                     + "outlive the call; set it before the call, or use withValue(_:_:)")
     }
 
     /// Runs a task's work item with a fresh table on the context `ctx`,
@@ -231,8 +294,10 @@ struct ContextLocalStorage {
 
 /// The per-pthread table for code off a context, in a pthread key whose
 /// destructor releases it (and its values) when the pthread exits.
+@usableFromInline
 final class PThreadLocals {
-    var storage = ContextLocalStorage()
+    // Unchecked exclusivity: only this pthread touches it (see ContextLocalBox).
+    @usableFromInline @exclusivity(unchecked) var storage = ContextLocalStorage()
 
     private static let key: pthread_key_t = {
         var k = pthread_key_t()
@@ -248,6 +313,7 @@ final class PThreadLocals {
     /// This pthread's table (made on first use), unretained: the pthread
     /// key keeps it until the pthread exits, which cannot happen during
     /// the caller's access.
+    @usableFromInline
     static func table() -> Unmanaged<PThreadLocals> {
         if let raw = pthread_getspecific(key) { return Unmanaged.fromOpaque(raw) }
         let t = Unmanaged.passRetained(PThreadLocals())

@@ -41,7 +41,7 @@ let package = Package(
         // Layer 2: ConcRT-style scheduler on the UMS core.
         .target(name: "ConcRT", dependencies: ["UMS", "CSupport"], exclude: ["Idle/README.md"]),
         // Layer 3: PPL-style task API.
-        .target(name: "PPL", dependencies: ["ConcRT", "UMS", "CSupport"]),
+        .target(name: "PPL", dependencies: ["ConcRT"]),
         // Heap-allocation counter, linked into the benchmark only.
         .target(name: "CMallocCounter", path: "Sources/CMallocCounter"),
         .executableTarget(name: "ums-bench", dependencies: ["UMS", "ConcRT", "PPL", "CSupport", "CMallocCounter", argumentParser],

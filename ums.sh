@@ -2,9 +2,11 @@
 # The project's two commands (see README.md):
 #   ./ums.sh run    the main job: builds in release mode and runs the example
 #                   workloads (UMS_SHORT=1 for the short CI mode)
-#   ./ums.sh test   the whole test suite: the C switch test (natively, and on
-#                   aarch64 under qemu-user when installed) and swift test
-# Both install Debian's liburcu-dev first when it is missing.
+#   ./ums.sh test   the whole test suite: the C tests (switch natively and on
+#                   aarch64 under qemu-user when installed; the lock-free
+#                   queues natively and under TSan), the SPIN models, and
+#                   swift test in debug and (runtime layers) release
+# Both install Debian's liburcu-dev first when it is missing (test: also spin).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -12,6 +14,10 @@ ensure_deps() {
     local missing=()
     dpkg -s liburcu-dev >/dev/null 2>&1 || missing+=(liburcu-dev)
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+    if [ "${1:-}" = test ]; then
+        command -v spin >/dev/null 2>&1 || missing+=(spin)
+        command -v cc >/dev/null 2>&1 || missing+=(gcc)
+    fi
     if [ ${#missing[@]} -gt 0 ]; then
         echo "ums.sh: installing ${missing[*]}" >&2
         local sudo=""
@@ -52,8 +58,8 @@ case "${1:-}" in
         run_examples
         ;;
     test)
-        ensure_deps
-        echo "== C context-switch test (x86_64 native; aarch64 under qemu-user when installed)"
+        ensure_deps test
+        echo "== C tests: context switch (x86_64; aarch64 under qemu-user when installed), queues (native and TSan)"
         CSupport/tests/run.sh
         log=$(mktemp)
         trap 'rm -f "$log"' EXIT
@@ -75,6 +81,19 @@ case "${1:-}" in
             fi
             [ "$st" -eq 0 ] || status=$st
         }
+        echo "== SPIN models of the wake-up protocols (each mutant must be rejected)"
+        set +e
+        bash Tests/Models/run.sh | tee "$log"
+        mst=${PIPESTATUS[0]}
+        set -e
+        msum=$(grep -E "^models: [0-9]+ passed, [0-9]+ failed" "$log" | tail -n 1)
+        if [ -n "$msum" ]; then
+            passed=$((passed + $(echo "$msum" | sed -E 's/models: ([0-9]+) passed.*/\1/')))
+            failed=$((failed + $(echo "$msum" | sed -E 's/.* ([0-9]+) failed/\1/')))
+        else
+            failed=$((failed + 1))
+        fi
+        [ "$mst" -eq 0 ] || status=$mst
         echo "== swift test (debug: every test)"
         swift build --build-tests
         swift_tests --skip-build --disable-swift-testing

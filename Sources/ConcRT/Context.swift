@@ -72,8 +72,9 @@ public final class Context: @unchecked Sendable {
     var isWaiting: Bool {
         parkedOnEvent.load(ordering: .relaxed) || blockState.load(ordering: .acquiring) == .blocked
     }
-    /// Storage behind `layerLocal` (touched only by this context).
-    @exclusivity(unchecked) var _layerLocal: AnyObject?
+    /// This context's ContextLocal values (touched only by this context;
+    /// see ContextLocal.swift).
+    @usableFromInline @exclusivity(unchecked) var contextLocals = ContextLocalStorage()
     /// Oversubscription nesting of this context.
     var oversubscription: [VirtualProcessor] = []
 

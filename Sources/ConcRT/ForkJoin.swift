@@ -103,17 +103,5 @@ extension Context {
         }
         return ran
     }
-
-    /// Number of the current virtual processor, for per-VP data
-    /// (Combinable): small, unique in the process among running VPs, and
-    /// stable while the caller does not block.
-    package var virtualProcessorGlobalIndex: Int { vp.processSlot }
-
-    /// Free-form per-context slot for the layer above (the PPL's current
-    /// cancellation scope). Only the context itself reads or writes it.
-    package var layerLocal: AnyObject? {
-        get { _layerLocal }
-        set { _layerLocal = newValue }
-    }
 }
 

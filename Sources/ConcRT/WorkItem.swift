@@ -1,4 +1,5 @@
 import CSupport
+import UMS
 
 /// Work items on the deques are tagged pointers:
 ///   - low bit 0: a retained ``TaskNode`` (a heap task: scheduleTask,
@@ -118,9 +119,18 @@ public struct StackJob {
     }
 }
 
-/// Runs one work item taken from a deque or queue.
+/// Runs one work item taken from a deque or queue, as a task: with a
+/// fresh ContextLocal table on the running context (see ContextLocal).
 @inline(__always) @usableFromInline
 func runWorkItem(_ item: WorkItem) {
+    guard let p = UMSThread.currentOnPrimaryUserContext else { runWorkItemBody(item); return }
+    // Why this is sound: see Context.currentInternal (the running
+    // context's +1 is held by its thread's user context).
+    ContextLocalStorage.runTask(on: Unmanaged<Context>.fromOpaque(p)) { runWorkItemBody(item) }
+}
+
+@inline(__always)
+private func runWorkItemBody(_ item: WorkItem) {
     let bits = UInt(bitPattern: item)
     if bits & 1 != 0 {
         StackJob.execute(UnsafeMutableRawPointer(bitPattern: bits & ~1)!.assumingMemoryBound(to: StackJob.self))

@@ -1,10 +1,5 @@
 import ConcRT
-import CSupport
 import Synchronization
-import UMS
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Thrown by ``checkCancellation()`` and by waits on canceled work.
 /// [task_canceled]
@@ -127,47 +122,16 @@ final class CancellationScope: Sendable {
         return false
     }
 
-    /// The scope of the running task: per context (it migrates with it),
-    /// or per pthread outside a scheduler.
-    static var current: CancellationScope? {
-        get {
-            if let c = Context.current { return c.layerLocal as? CancellationScope }
-            return ThreadScopeSlot.get()
-        }
-        set {
-            if let c = Context.current { c.layerLocal = newValue } else { ThreadScopeSlot.set(newValue) }
-        }
-    }
+    /// The scope of the running task: a context-local value (it stays with
+    /// the context when it blocks and migrates; per pthread off a context).
+    static let currentKey = ContextLocal<CancellationScope?>(default: nil)
+
+    static var current: CancellationScope? { currentKey.value }
 
     /// Runs `body` with `scope` as the current scope.
     @inline(__always)
-    static func with<T>(_ scope: CancellationScope, _ body: () throws -> T) rethrows -> T {
-        let saved = current
-        current = scope
-        defer { current = saved }
-        return try body()
-    }
-}
-
-/// pthread-specific slot for code outside any scheduler.
-enum ThreadScopeSlot {
-    private static let key: pthread_key_t = {
-        var k = pthread_key_t()
-        pthread_key_create(&k) { raw in
-            // Why this is sound: the value is a +1 Unmanaged reference.
-            if let raw { Unmanaged<CancellationScope>.fromOpaque(raw).release() }
-        }
-        return k
-    }()
-
-    static func get() -> CancellationScope? {
-        guard let raw = pthread_getspecific(key) else { return nil }
-        return Unmanaged<CancellationScope>.fromOpaque(raw).takeUnretainedValue()
-    }
-
-    static func set(_ s: CancellationScope?) {
-        if let old = pthread_getspecific(key) { Unmanaged<CancellationScope>.fromOpaque(old).release() }
-        pthread_setspecific(key, s.map { Unmanaged.passRetained($0).toOpaque() })
+    static func with<T, E: Error>(_ scope: CancellationScope, _ body: () throws(E) -> T) throws(E) -> T {
+        try currentKey.withValue(scope, body)
     }
 }
 

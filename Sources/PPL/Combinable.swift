@@ -1,7 +1,8 @@
 import ConcRT
-import CSupport
 import Synchronization
-import UMS
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Per-virtual-processor values, combined at the end. [combinable<T>]
 ///
@@ -38,8 +39,7 @@ public final class Combinable<T>: @unchecked Sendable {
     }
 
     private func slot() -> Slot {
-        if let c = Context.current {
-            let i = c.virtualProcessorGlobalIndex
+        if let i = Context.currentWorkerSlot {
             if i >= 0 && i < Self.capacity {
                 if let p = slots[i].load(ordering: .acquiring) {
                     return Unmanaged<Slot>.fromOpaque(p).takeUnretainedValue()
@@ -52,7 +52,10 @@ public final class Combinable<T>: @unchecked Sendable {
                 return Unmanaged<Slot>.fromOpaque(existing!).takeUnretainedValue()
             }
         }
-        let key = Int(csup_gettid())
+        // Off a context (or past `capacity` VPs): one value per pthread.
+        // A pthread_t is reused only after its thread has exited, so a
+        // reused key never gives one value to two live threads.
+        let key = Int(bitPattern: UInt(pthread_self()))
         return threadSlots.withLock { m in
             if let s = m[key] { return s }
             let s = Slot(initializer())

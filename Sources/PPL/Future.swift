@@ -1,6 +1,5 @@
 import ConcRT
 import Synchronization
-import UMS
 
 /// How a future ended. [task_status]
 public enum FutureStatus: Sendable, Equatable {
@@ -54,6 +53,21 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     public init(error: any Error) {
         scheduler = Scheduler.current ?? Scheduler.default
         state.withLock { $0.result = .failure(error) }
+    }
+
+    /// Dropping a pending future drops its continuations, which own the
+    /// futures they complete: released iteratively (see FutureTeardown),
+    /// so a chain of any length is torn down in constant stack depth.
+    deinit {
+        if state.withLock({ $0.continuations.isEmpty }) { return }
+        // Moved straight from the state into the work list: no local here
+        // may keep the array, or its release would come back on this frame.
+        FutureTeardown.release { list in
+            state.withLock { s in
+                list.items.append(s.continuations)
+                s.continuations = []
+            }
+        }
     }
 
     /// A pending future completed by a ``Promise``.

@@ -1,5 +1,4 @@
 import ConcRT
-import CSupport
 import Synchronization
 
 /// Shared state of one algorithm run: its cancellation scope and the first

@@ -70,7 +70,7 @@ func runJobsInParallel(_ jobs: ArraySlice<@Sendable () -> Void>) throws {
 
 /// The PPL cancellation scope of the context (nil: none).
 @usableFromInline
-func pplCurrentScope(_ ctx: Context) -> AnyObject? { ctx.layerLocal }
+func pplCurrentScope(_ ctx: Context) -> AnyObject? { CancellationScope.current }
 
 /// Runs `body` with `scope` as the current context's scope.
 @usableFromInline

@@ -1,6 +1,5 @@
 import ConcRT
 import Synchronization
-import UMS
 
 /// How a parallel loop cuts its range into chunks. [partitioners]
 public enum Partitioner: Sendable {

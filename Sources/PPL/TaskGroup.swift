@@ -1,7 +1,5 @@
 import ConcRT
-import CSupport
 import Synchronization
-import UMS
 
 /// How a group's (or a future's) work ended. [task_group_status]
 public enum TaskGroupStatus: Sendable, Equatable {
@@ -21,6 +19,15 @@ public enum TaskGroupStatus: Sendable, Equatable {
 ///   started are discarded, running ones see ``isTaskCancellationRequested()``.
 ///   ``wait()`` rethrows that error. When several tasks throw, the error
 ///   recorded first (in time) wins; later ones are dropped.
+/// - **Cancellation contract** (PPL's): ``wait()`` returns `.canceled`
+///   when the group was canceled — by ``cancel()``, by its token, by an
+///   enclosing group's cancellation, or by a task that ended with
+///   ``TaskCanceled`` — whether its tasks then returned early or threw
+///   ``TaskCanceled`` (``checkCancellation()``, a canceled future's `get()`).
+///   ``TaskCanceled`` is never rethrown by ``wait()``; it cancels the group,
+///   like PPL's `task_canceled` escaping a task. Any other error is
+///   rethrown, canceled or not. ``runAndWait(_:)``'s body follows the same
+///   rules as a task.
 /// - ``wait()`` helps: it runs this group's own queued tasks itself (never
 ///   unrelated ones, which could block on something the caller does later),
 ///   then blocks the context (not the thread) until the last task finishes.
@@ -67,9 +74,10 @@ public final class TaskGroup: @unchecked Sendable {
         }
     }
 
-    /// Waits for every task; rethrows the first error. Returns `.canceled`
-    /// when the group (or its token, or an enclosing group) was canceled.
-    /// [task_group::wait]
+    /// Waits for every task; rethrows the first error other than
+    /// ``TaskCanceled``. Returns `.canceled` when the group (or its token,
+    /// or an enclosing group) was canceled, or a task ended with
+    /// ``TaskCanceled``; else `.completed`. [task_group::wait]
     @discardableResult
     public func wait() throws -> TaskGroupStatus {
         if pending.load(ordering: .acquiring) > 0 {
@@ -83,7 +91,10 @@ public final class TaskGroup: @unchecked Sendable {
         return scope.isCanceled ? .canceled : .completed
     }
 
-    /// Runs `body` on the caller, then waits. [task_group::run_and_wait]
+    /// Runs `body` on the caller, then waits. `body` ending with
+    /// ``TaskCanceled`` cancels the group (the result is `.canceled`); any
+    /// other error it throws is rethrown like a task's.
+    /// [task_group::run_and_wait]
     @discardableResult
     public func runAndWait(_ body: () throws -> Void) throws -> TaskGroupStatus {
         do {
@@ -104,7 +115,11 @@ public final class TaskGroup: @unchecked Sendable {
 
     // MARK: Internals
 
+    /// A task (or runAndWait's body) ended with `error`. ``TaskCanceled``
+    /// cancels the group and is not recorded (wait reports `.canceled`);
+    /// the first other error is kept for wait to rethrow.
     private func record(_ error: any Error) {
+        if error is TaskCanceled { scope.cancel(); return }
         if failed.exchange(true, ordering: .acquiringAndReleasing) { return }
         lock.withLock { $0.error = error }
         scope.cancel()
@@ -140,6 +155,12 @@ final class GroupWaiter: Sendable {
 /// Dropping it without waiting is a programming error (its tasks would
 /// outlive the scope that started them) and stops the program with a
 /// message naming the misuse.
+///
+/// Cancellation contract: the same as ``TaskGroup``'s. ``wait()`` and
+/// ``runAndWait(_:)`` return `.canceled` when the group was canceled (by
+/// ``cancel()``, its token, an enclosing group, or a task ending with
+/// ``TaskCanceled``), whether tasks returned early or threw
+/// ``TaskCanceled``; other errors are rethrown.
 public struct StructuredTaskGroup: ~Copyable {
     // Unmanaged (a trivial value) so that `wait` can `discard self`.
     private let ref: Unmanaged<TaskGroup>
@@ -158,7 +179,10 @@ public struct StructuredTaskGroup: ~Copyable {
     /// [structured_task_group::is_canceling]
     public var isCanceling: Bool { group.isCanceling }
 
-    /// Waits for every task and consumes the group. [structured_task_group::wait]
+    /// Waits for every task and consumes the group; `.canceled` or
+    /// `.completed`, or rethrows the first error other than
+    /// ``TaskCanceled`` (see the type's cancellation contract).
+    /// [structured_task_group::wait]
     @discardableResult
     public consuming func wait() throws -> TaskGroupStatus {
         let g = ref.takeRetainedValue()
@@ -166,7 +190,8 @@ public struct StructuredTaskGroup: ~Copyable {
         return try g.wait()
     }
 
-    /// Runs `body` on the caller, then waits; consumes the group.
+    /// Runs `body` on the caller, then waits; consumes the group. `body`
+    /// ending with ``TaskCanceled`` cancels the group.
     /// [structured_task_group::run_and_wait]
     @discardableResult
     public consuming func runAndWait(_ body: () throws -> Void) throws -> TaskGroupStatus {

@@ -27,7 +27,7 @@ failed=0
 # Models whose threads may sleep for ever in a correct final state (idle VPs;
 # a waiter that registered after a reset): the safety run skips the
 # invalid-end-state check (-E); their liveness properties cover wake-ups.
-declare -A endflag=([clist]=-E [event]=-E [kthread]= [stackjob]=)
+declare -A endflag=([clist]=-E [event]=-E [kthread]= [stackjob]= [idle]=)
 
 # check NAME FILE KIND EXPECT: KIND safety|liveness; EXPECT zero|nonzero.
 check() {
@@ -75,7 +75,7 @@ check() {
     fi
 }
 
-for name in clist event kthread stackjob; do
+for name in clist event kthread stackjob idle; do
     check "$name" "$name.pml" safety zero
     check "$name" "$name.pml" liveness zero
     check "$name.mutant" "$name.mutant.pml" liveness nonzero

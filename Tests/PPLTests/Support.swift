@@ -20,3 +20,6 @@ struct Rng {
         return z ^ (z >> 31)
     }
 }
+
+/// LONG=1 runs the long variants of stress tests.
+let longMode = ProcessInfo.processInfo.environment["LONG"] == "1"

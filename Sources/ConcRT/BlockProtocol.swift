@@ -110,7 +110,7 @@ extension Context {
             if blockState.compareExchange(expected: s, desired: .blocking,
                                           ordering: .acquiringAndReleasing).exchanged { break }
         }
-        withVP { $0.stats.blocks.bump() }
+        withVP { $0.stats.blocks.ownerIncrement() }
         Context.suspend(Unmanaged.passUnretained(self), .block)
     }
 

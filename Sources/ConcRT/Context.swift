@@ -45,7 +45,7 @@ public final class Context: @unchecked Sendable {
         try vpRef.unsafelyUnwrapped._withUnsafeGuaranteedRef(body)
     }
     /// Schedule group of the task being run (0: none).
-    @exclusivity(unchecked) var scheduleGroupID = 0
+    @exclusivity(unchecked) var currentGroupID = 0
     let blockState = Atomic<BlockState>(.running)
     /// The public block()/unblock() pairing, kept apart from `blockState`
     /// (which runtime waits use), so that a pending user unblock is never
@@ -58,7 +58,7 @@ public final class Context: @unchecked Sendable {
     @exclusivity(unchecked) var exitRequested = false
     /// The waiter record this context reuses for plain `Event.wait()`s
     /// (owned by `parkWaiterOwner`; used unretained on the hot path).
-    private let parkWaiterOwner = Waiter(forContext: ())
+    private let parkWaiterOwner = Waiter.forContext()
     let parkWaiter: Unmanaged<Waiter>
     /// The event a `.park` switch-out waits on (set by the context before
     /// the switch, read by its primary after it).
@@ -163,7 +163,7 @@ public final class Context: @unchecked Sendable {
 
     /// Schedule group of the task this context is running (0: none).
     /// [Context::GetScheduleGroupId]
-    public var scheduleGroupIDValue: Int { scheduleGroupID }
+    public var scheduleGroupID: Int { currentGroupID }
 
     // MARK: Yield, block, unblock
 
@@ -172,7 +172,7 @@ public final class Context: @unchecked Sendable {
     /// [Context::Yield]
     public static func yield() {
         guard let c = currentInternal else { sched_yield(); return }
-        c.withVP { $0.stats.yields.bump() }
+        c.withVP { $0.stats.yields.ownerIncrement() }
         c.switchOut(.yield)
     }
 
@@ -236,7 +236,7 @@ public final class Context: @unchecked Sendable {
         let ctx = Unmanaged<Context>.fromOpaque(me)
         ctx._withUnsafeGuaranteedRef { c in
             c.parkEvent = Unmanaged.passUnretained(e)
-            c.withVP { $0.stats.blocks.bump() }
+            c.withVP { $0.stats.blocks.ownerIncrement() }
         }
         suspend(ctx, .park)
         // Whoever committed the park cleared parkEvent.

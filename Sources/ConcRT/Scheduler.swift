@@ -182,10 +182,10 @@ public final class Scheduler: @unchecked Sendable {
     /// protocol), then the injection queue.
     func takeQueued(for vp: VirtualProcessor, context: Context?) -> WorkItem? {
         if let (item, gid) = groups.take(for: vp, protocol: policy.schedulingProtocol) {
-            context?.scheduleGroupID = gid
+            context?.currentGroupID = gid
             return item
         }
-        context?.scheduleGroupID = 0
+        context?.currentGroupID = 0
         if injectedCount.load(ordering: .acquiring) == 0 { return nil }
         let bits = injection.withLock { $0.popFront() }
         guard let bits else { return nil }

@@ -44,7 +44,7 @@ final class StatCounter: Sendable {
     @inline(__always) func add(_ n: Int = 1) { v.wrappingAdd(n, ordering: .relaxed) }
     /// For a counter only one pthread writes (a VP's own): a plain load and
     /// store, no locked read-modify-write.
-    @inline(__always) func bump() { v.store(v.load(ordering: .relaxed) &+ 1, ordering: .relaxed) }
+    @inline(__always) func ownerIncrement() { v.store(v.load(ordering: .relaxed) &+ 1, ordering: .relaxed) }
     var value: Int { v.load(ordering: .relaxed) }
 }
 

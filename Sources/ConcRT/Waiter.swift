@@ -48,8 +48,10 @@ final class Waiter: @unchecked Sendable {
 
     /// A context's own waiter for plain event waits (see Context.parkWaiter);
     /// `attach` names the context once it is initialized.
-    init(forContext: Void) {
-        contextRef = nil
+    static func forContext() -> Waiter { Waiter(contextRef: nil) }
+
+    private init(contextRef: Unmanaged<Context>?) {
+        self.contextRef = contextRef
         word = nil
     }
 

@@ -126,7 +126,7 @@ final class SchedulerTests: XCTestCase {
             let ids = Box<Set<Int>>([])
             let lock = CriticalSection()
             for _ in 0..<500 {
-                g1.scheduleTask { a.add(); _ = lock.withLock { ids.value.insert(Context.current!.scheduleGroupIDValue) } }
+                g1.scheduleTask { a.add(); _ = lock.withLock { ids.value.insert(Context.current!.scheduleGroupID) } }
                 g2.scheduleTask { b.add() }
             }
             try s.shutdown()

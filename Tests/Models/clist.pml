@@ -5,7 +5,7 @@
  * Source: CSupport/clist.c, CSupport/include/csup_clist.h,
  *         Sources/UMS/UMSCompletionList.swift (prepareToWait / wait /
  *         cancelWait / notifyWaiters / drain / eventDescriptor),
- *         Sources/ConcRT/VirtualProcessor.swift run() + sleep(),
+ *         Sources/ConcRT/VirtualProcessor/VirtualProcessor.swift run(), Sources/ConcRT/Idle/IdleProtocol.swift sleep(),
  *         Sources/ConcRT/Scheduler.swift notifyWork / hasWork.
  *
  * Processes (one per thread role):
@@ -62,7 +62,7 @@
  *
  * Mutant (clist.mutant.pml): the vp skips the hasWork re-check after
  * prepareToWait (VirtualProcessor.sleep, the `if s.hasWork(for: self)` at
- * VirtualProcessor.swift:542): other work published between the vp's last
+ * Idle/IdleProtocol.swift step 3): other work published between the vp's last
  * look and its registration is never seen -> lost wake-up.
  */
 
@@ -155,7 +155,7 @@ proctype vp(byte me) {
     bit e;
     do
     :: /* VirtualProcessor.run: `if !list.isEmpty { list.drain(timeout: .zero) }`
-        * (VirtualProcessor.swift:205-210) -> csup_clist_take_all(0) ->
+        * (VirtualProcessor/VirtualProcessor.swift run, the drain) -> csup_clist_take_all(0) ->
         * splice_out, clist.c:108-132 */
         if
         :: q > 0 ->
@@ -167,7 +167,7 @@ proctype vp(byte me) {
         fi;
         /* pop the injection queue (Scheduler.swift:195-198) */
         atomic { if :: work -> work = 0; wtaken = 1 :: else -> skip fi };
-        /* VirtualProcessor.sleep, VirtualProcessor.swift:538-567 */
+        /* IdleProtocol.sleep, Idle/IdleProtocol.swift steps 1-5 */
         ticket = seq;                                       /* prepare_wait clist.c:185 load seq */
         waiters++;                                          /* :186 fetch_add, :195 fence */
 #ifndef MUTANT

@@ -5,7 +5,7 @@
  *
  * Source: Sources/ConcRT/Event.swift (line numbers below), the Waiter claim
  * and park/wake in Sources/ConcRT/Waiter.swift, VirtualProcessor
- * .finishSuspension (VirtualProcessor.swift:306-314), Context.park
+ * .finishSuspension (VirtualProcessor/VirtualProcessor.swift), Context.park
  * (Context.swift:334-343).
  *
  * Processes:

@@ -98,7 +98,7 @@ final class IdleProtocol: @unchecked Sendable {
     func sleep(_ vp: VirtualProcessor, napNanoseconds: Int64? = nil) {
         let s = vp.scheduler
         var interval = Self.firstWatchInterval
-        vp.stats.idleSleeps.bump()
+        vp.stats.idleSleeps.ownerIncrement()
         while true {
             // 1. Register on the futex: a notify from now on ends the wait.
             let ticket = list._withUnsafeGuaranteedRef { $0.prepareToWait() }
@@ -139,7 +139,7 @@ final class IdleProtocol: @unchecked Sendable {
             // 6. A watch expiry (or a wake for work somebody else took):
             //    take a stranded runnable context, or back off.
             if vp.stealFromBusyVirtualProcessor() { return }
-            vp.stats.watchExpiries.bump()
+            vp.stats.watchExpiries.ownerIncrement()
             interval = s.otherVirtualProcessorHasRunnable(than: vp)
                 ? Self.firstWatchInterval : min(interval * 2, Self.maxWatchInterval)
         }

@@ -131,11 +131,13 @@ final class RunQueue: @unchecked Sendable {
         (runnext.load(ordering: .relaxed) != 0 ? 1 : 0) + count.load(ordering: .relaxed)
     }
 
-    /// Debug check: the ring's size equals the published count.
-    func assertInvariants(_ function: StaticString = #function) {
+    /// Debug check, for `assert(runQueue.invariantsHold())` (compiled out
+    /// of release builds): the ring's size equals the published count.
+    func invariantsHold(_ function: StaticString = #function) -> Bool {
         ring.withLock { r in
-            assert(r.count == count.load(ordering: .relaxed),
-                   "RunQueue.\(function): ring holds \(r.count) contexts, count says \(count.load(ordering: .relaxed))")
+            let c = count.load(ordering: .relaxed)
+            precondition(r.count == c, "RunQueue (from \(function)): ring holds \(r.count) contexts, count says \(c)")
+            return true
         }
     }
 

@@ -33,7 +33,7 @@ extension VirtualProcessor {
         var backoff = 16
         while true {
             if let item = stealOnce() {
-                stats.steals.bump()
+                stats.steals.ownerIncrement()
                 // More may be left: if nobody else is searching, wake one.
                 if s.idle.isLoneSearcher { s.idle.notifyWork(force: true) }
                 return .item(item)
@@ -76,7 +76,7 @@ extension VirtualProcessor {
             if v.runQueue.hasRunnable,
                v.switchCount.load(ordering: .relaxed) == seenSwitches[i],
                let c = v.runQueue.steal() {
-                stats.steals.bump()
+                stats.steals.ownerIncrement()
                 pushRunnable(c, front: false)
                 return true
             }

@@ -48,7 +48,7 @@ extension VirtualProcessor {
     /// Runs one work item and counts it.
     @inline(__always)
     func runCounted(_ item: WorkItem) {
-        stats.tasksRun.bump()
+        stats.tasksRun.ownerIncrement()
         runWorkItem(item)
     }
 }

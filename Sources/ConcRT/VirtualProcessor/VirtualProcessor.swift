@@ -169,7 +169,7 @@ final class VirtualProcessor: @unchecked Sendable {
         while true {
             if !list.isEmpty {
                 list.drain(timeout: .zero) { t in
-                    self.stats.completions.bump()
+                    self.stats.completions.ownerIncrement()
                     self.pushRunnable(Unmanaged.passUnretained(Context.of(t)), front: false)
                 }
             }
@@ -207,6 +207,7 @@ final class VirtualProcessor: @unchecked Sendable {
     /// Unretained: see RunQueue.
     func execute(_ context: Unmanaged<Context>, _ primary: UMSPrimary) {
         assert(switchedOut == nil, "VirtualProcessor.execute: VP \(index) entered with a switched-out context pending")
+        assert(runQueue.invariantsHold())
         let thread = context._withUnsafeGuaranteedRef { c in
             c.vpRef = Unmanaged.passUnretained(self)
             return c.threadRef.unsafelyUnwrapped
@@ -226,7 +227,7 @@ final class VirtualProcessor: @unchecked Sendable {
         Unmanaged<Context>.fromOpaque(r.userContext!)._withUnsafeGuaranteedRef { c in
             switch r.result {
             case .blocked:
-                stats.kernelBlocks.bump()
+                stats.kernelBlocks.ownerIncrement()
             case .terminated:
                 scheduler.contextEnded(c)
             case .yielded:
@@ -248,7 +249,7 @@ final class VirtualProcessor: @unchecked Sendable {
 
     @inline(__always)
     func countSwitch() {
-        stats.contextSwitches.bump()
+        stats.contextSwitches.ownerIncrement()
         switchCount.store(switchCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
     }
 

@@ -147,7 +147,7 @@ public enum Blocking {
         let deadline = UMSDeadline(after: duration).nanoseconds
         var left = ns
         while left > 0 {
-            let r = UMS.blockingCall { csup_sys_nanosleep(left) }
+            let r = UMS.blockingCall(handOff: true) { csup_sys_nanosleep(left) }
             if r.value == 0 { return }
             if r.err != EINTR { throw BlockingError(call: "nanosleep", errno: r.err) }
             left = deadline - csup_monotonic_ns()

@@ -36,6 +36,8 @@ public final class Scheduler: @unchecked Sendable {
     /// Running primaries' pthreads, joined at shutdown (or when a temporary
     /// VP is reused).
     let primaryThreads = MigrationSafeMutex<[pthread_t]>([])
+    /// Carrier pthreads parked for a retake (PrimaryCarriers.swift).
+    let spareCarriers = MigrationSafeMutex<[PrimaryCarrier]>([])
     private let startedPrimaries = Atomic<Int>(0)
     private let startFailures = Atomic<Int>(0)
     private let startFailure = MigrationSafeMutex<String?>(nil)
@@ -94,28 +96,32 @@ public final class Scheduler: @unchecked Sendable {
     }
 
     func startPrimary(_ vp: VirtualProcessor) throws(ConcRTError) {
-        let tid = try spawnPThread { [self] in
-            do {
-                try UMS.enterSchedulingMode(cpu: vp.cpu) { p in
-                    self.startedPrimaries.wrappingAdd(1, ordering: .releasing)
-                    vp.run(p)
-                }
-            } catch {
-                self.startFailure.withLock { $0 = "virtual processor \(vp.index): \(error)" }
-                self.startFailures.wrappingAdd(1, ordering: .releasing)
-            }
-        }
-        primaryThreads.withLock { $0.append(tid) }
+        try startCarrier(for: vp)
     }
+
+    func primaryStarted() { startedPrimaries.wrappingAdd(1, ordering: .releasing) }
+
+    func primaryFailedToStart(_ message: String) {
+        startFailure.withLock { $0 = message }
+        startFailures.wrappingAdd(1, ordering: .releasing)
+    }
+
+    var isStopping: Bool { stopping.load(ordering: .acquiring) }
 
     /// Wakes every VP until all primaries have left, then joins them.
     private func joinPrimaries() {
-        let tids = primaryThreads.withLock { t in defer { t.removeAll() }; return t }
-        // Keep nudging sleepers while joining (a VP may be between checks).
-        for tid in tids {
-            while true {
-                idle.wakeAll()
-                if csup_pthread_join_timeout(tid, 2) == 0 { break }
+        // Keep nudging sleepers while joining (a VP may be between checks),
+        // and stopping spares (a retaken carrier may park late). Carriers
+        // started meanwhile (replacements) are joined in the next round.
+        while true {
+            let tids = primaryThreads.withLock { t in defer { t.removeAll() }; return t }
+            if tids.isEmpty { break }
+            for tid in tids {
+                while true {
+                    idle.wakeAll()
+                    stopSpareCarriers()
+                    if csup_pthread_join_timeout(tid, 2) == 0 { break }
+                }
             }
         }
     }

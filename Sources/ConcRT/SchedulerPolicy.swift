@@ -37,6 +37,14 @@ public struct SchedulerPolicy: Sendable, Equatable {
     public var schedulingProtocol: SchedulingProtocol
     /// Context-switch mechanism for the scheduler's contexts.
     public var contextBackend: UMSContextBackend
+    /// Lazy kernel entry: a blocking call (``Blocking``, `UMS.blockingCall`)
+    /// runs inline on its virtual processor's pthread, and when it is still
+    /// in the kernel after this long while other work waits, the UMS
+    /// monitor retakes the virtual processor and another pthread carries
+    /// it on. nil: every blocking call goes to a kernel thread at once (the
+    /// Windows UMS shape: about 1.5 µs per call). Default 20 µs (Go's
+    /// sysmon retakes after 20 µs to 10 ms).
+    public var retakeAfter: Duration?
 
     public enum SchedulingProtocol: Sendable, Equatable {
         /// Stay with the schedule group last worked on (cache locality).
@@ -62,7 +70,8 @@ public struct SchedulerPolicy: Sendable, Equatable {
                 contextStackSize: Int = 256 * 1024,
                 localContextCacheSize: Int = 8,
                 schedulingProtocol: SchedulingProtocol = .enhanceScheduleGroupLocality,
-                contextBackend: UMSContextBackend = .assembly) {
+                contextBackend: UMSContextBackend = .assembly,
+                retakeAfter: Duration? = .microseconds(20)) {
         let n = Self.availableConcurrency
         self.maxConcurrency = maxConcurrency ?? max(n, minConcurrency ?? 1)
         self.minConcurrency = minConcurrency ?? min(n, self.maxConcurrency)
@@ -71,6 +80,7 @@ public struct SchedulerPolicy: Sendable, Equatable {
         self.localContextCacheSize = localContextCacheSize
         self.schedulingProtocol = schedulingProtocol
         self.contextBackend = contextBackend
+        self.retakeAfter = retakeAfter
     }
 
     /// Throws ``ConcRTError/invalidPolicy(_:)`` naming the bad value.
@@ -88,6 +98,9 @@ public struct SchedulerPolicy: Sendable, Equatable {
             throw .invalidPolicy("contextStackSize \(contextStackSize) is below the safe minimum \(Self.minimumContextStackSize)")
         }
         if contextStackSize > 1 << 32 { throw .invalidPolicy("contextStackSize \(contextStackSize) is too large") }
+        if let r = retakeAfter, r < .microseconds(1) || r > .seconds(10) {
+            throw .invalidPolicy("retakeAfter must be between 1 µs and 10 s, or nil (got \(r))")
+        }
         if localContextCacheSize < 0 { throw .invalidPolicy("localContextCacheSize must be >= 0 (got \(localContextCacheSize))") }
     }
 

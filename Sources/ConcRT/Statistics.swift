@@ -24,6 +24,12 @@ public struct SchedulerStatistics: Sendable, Equatable, CustomStringConvertible 
     /// Times a sleeping virtual processor woke on its watch timeout to look
     /// for contexts stranded behind a busy one (see the idle protocol).
     public var idleWatchExpiries: Int
+    /// Times the UMS monitor retook a virtual processor from a context's
+    /// blocking call (lazy kernel entry) and another pthread carried on.
+    public var retakes: Int
+    /// Retakes given up because no spare pthread could be had (the call
+    /// was waited for).
+    public var retakeCarrierFailures: Int
     public var contextsCreated: Int
     public var contextCreationFailures: Int
     /// Contexts alive now (running, blocked, or cached idle).
@@ -32,7 +38,7 @@ public struct SchedulerStatistics: Sendable, Equatable, CustomStringConvertible 
     public var description: String {
         "tasks=\(tasksRun) steals=\(steals) switches=\(contextSwitches) blocks=\(blocks) yields=\(yields) "
             + "kernelBlocks=\(kernelBlocks) completions=\(completions) idleSleeps=\(idleSleeps) "
-            + "watchExpiries=\(idleWatchExpiries) "
+            + "watchExpiries=\(idleWatchExpiries) retakes=\(retakes) "
             + "contexts=\(contextsCreated) live=\(liveContexts)"
     }
 }
@@ -53,12 +59,14 @@ final class StatisticsCounters: Sendable {
     let blocks = StatCounter(), yields = StatCounter(), kernelBlocks = StatCounter()
     let completions = StatCounter(), idleSleeps = StatCounter(), watchExpiries = StatCounter()
     let contextsCreated = StatCounter(), contextCreationFailures = StatCounter()
+    let retakes = StatCounter(), retakeCarrierFailures = StatCounter()
 
     func snapshot(liveContexts: Int) -> SchedulerStatistics {
         SchedulerStatistics(tasksRun: tasksRun.value, steals: steals.value, contextSwitches: contextSwitches.value,
                             blocks: blocks.value, yields: yields.value, kernelBlocks: kernelBlocks.value,
                             completions: completions.value, idleSleeps: idleSleeps.value,
                             idleWatchExpiries: watchExpiries.value,
+                            retakes: retakes.value, retakeCarrierFailures: retakeCarrierFailures.value,
                             contextsCreated: contextsCreated.value,
                             contextCreationFailures: contextCreationFailures.value, liveContexts: liveContexts)
     }

@@ -20,10 +20,37 @@ extension UMS {
     /// another pthread, whose errno is unrelated (and glibc lets compiled
     /// code keep errno's address across calls).
     public static func blockingCall<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        try blockingCall(handOff: false, body)
+    }
+
+    /// ``blockingCall(_:)`` with a choice of path on a primary with lazy
+    /// kernel entry (``UMSPrimary/hasLazyKernelEntry``):
+    ///
+    /// - `handOff: false` (the default): the call runs inline on the
+    ///   primary's pthread, on the thread's own stack. If it returns before
+    ///   the monitor's threshold, or while the scheduler has nothing else
+    ///   to run, nothing else happens: no switch, no futex. If it blocks
+    ///   longer while other work waits, the monitor retakes the CPU (a
+    ///   replacement pthread carries on as its primary), and when the call
+    ///   returns the thread goes through its completion list. [Go's
+    ///   entersyscall / exitsyscall]
+    /// - `handOff: true`: the call goes to a kernel thread at once, as on a
+    ///   primary without lazy entry. For calls known to block long (sleeps,
+    ///   waits on other processes, accepts on idle listeners) and for
+    ///   C code that needs a deep stack (the thread's stack is fixed). [Go's
+    ///   entersyscallblock]
+    public static func blockingCall<T, E: Error>(handOff: Bool, _ body: () throws(E) -> T) throws(E) -> T {
         guard let c = Carrier.current, let p = c.primary, let t = c.thread else {
             return try body()
         }
         Counters.bump(Counters.blockingCalls)
+        if p.monitorEntry != nil {
+            // Nested inside an inline call: already "in the kernel".
+            if KernelCallWord.state(p.kernelCall.load(ordering: .relaxed)) == KernelCallWord.inKernel {
+                return try body()
+            }
+            if !handOff { return try inlineCall(p, t, body) }
+        }
         var outcome: Result<T, E>?
         withoutActuallyEscaping({ outcome = Result { () throws(E) -> T in try body() } }) { call in
             t.pendingCall = call
@@ -34,5 +61,30 @@ extension UMS {
             // the thread is queued), so nothing outlives this scope.
         }
         return try outcome!.get()
+    }
+
+    /// Lazy kernel entry's call path (see `LazyKernelEntry/KernelCallWord.swift`).
+    ///
+    /// Inside `body` the code runs as on a plain pthread, as it did on a
+    /// kernel thread: the user-context slot is cleared, so a scheduler on
+    /// top sees no current context (its waits park the pthread, which the
+    /// monitor may retake like any call), and `UMSThread.yield` refuses.
+    @inline(__always)
+    private static func inlineCall<T, E: Error>(_ p: UMSPrimary, _ t: UMSThread, _ body: () throws(E) -> T) throws(E) -> T {
+        let userContext = csup_tls_get_user_context()
+        csup_tls_set_user_context(nil)
+        let w = p.enterKernelCall()
+        let r = Result { () throws(E) -> T in try body() }
+        if p.leaveKernelCall(w) {
+            csup_tls_set_user_context(userContext)
+        } else {
+            // Retaken: this pthread no longer carries the CPU. Go through
+            // the completion list; resumed on some primary, whose execute
+            // installs the user context again.
+            Counters.bump(Counters.retakenCalls)
+            t.exitReason = .retaken
+            t.switchToPrimary(p)
+        }
+        return try r.get()
     }
 }

@@ -47,6 +47,10 @@ public enum UMS {
             kernelThreadsCreated: Counters.kernelThreadsCreated.load(ordering: .relaxed),
             kernelThreadsLive: Counters.kernelThreadsLive.load(ordering: .relaxed),
             inlineFallbacks: Counters.inlineFallbacks.load(ordering: .relaxed),
+            retakes: UMSMonitor.shared.retakes.load(ordering: .relaxed),
+            retakenCalls: Counters.retakenCalls.load(ordering: .relaxed),
+            retakesWithoutReplacement: UMSMonitor.shared.declinedNoReplacement.load(ordering: .relaxed),
+            monitorTicks: UMSMonitor.shared.ticks.load(ordering: .relaxed),
             stacksMapped: Int(csup_stack_mapped_count()),
             stacksCached: Int(csup_stack_cached_count())
         )
@@ -84,6 +88,16 @@ public struct UMSStatistics: Sendable, Equatable {
     /// Blocking calls run on the primary because no kernel thread could be
     /// created (pthread_create failed); the call still completed.
     public var inlineFallbacks: Int
+    /// Primaries the monitor retook from a blocking call (lazy kernel entry).
+    public var retakes: Int
+    /// Inline blocking calls that returned after a retake and went through
+    /// their completion list.
+    public var retakenCalls: Int
+    /// Retakes given up because the handler had no replacement pthread
+    /// (the call was waited for instead).
+    public var retakesWithoutReplacement: Int
+    /// Monitor ticks so far (its CPU cost while calls are in the kernel).
+    public var monitorTicks: Int
     public var stacksMapped: Int
     public var stacksCached: Int
 }
@@ -97,6 +111,8 @@ enum Counters {
     static let kernelThreadsCreated = Atomic<Int>(0)
     static let kernelThreadsLive = Atomic<Int>(0)
     static let inlineFallbacks = Atomic<Int>(0)
+    /// Inline blocking calls that returned after their primary was retaken.
+    static let retakenCalls = Atomic<Int>(0)
     /// Test hook: the next N kernel-thread creations fail with EAGAIN.
     static let injectedKernelThreadFailures = Atomic<Int>(0)
 

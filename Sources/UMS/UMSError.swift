@@ -50,6 +50,9 @@ public enum UMSError: Error, Equatable, Sendable, CustomStringConvertible {
     case systemCallFailed(call: String, errno: Int32)
     /// malloc failed for a runtime record.
     case outOfMemory
+    /// `execute` on a primary whose CPU the monitor retook
+    /// (``UMSPrimary/isRetaken``): leave scheduling mode on this pthread.
+    case primaryRetaken
 
     public var description: String {
         switch self {
@@ -83,6 +86,8 @@ public enum UMSError: Error, Equatable, Sendable, CustomStringConvertible {
             return "UMS: \(call): \(UMS.describe(errno: e))"
         case .outOfMemory:
             return "UMS: out of memory for a runtime record"
+        case .primaryRetaken:
+            return "UMS: execute(_:) on a primary whose CPU was retaken during a blocking call; return from the scheduler body on this pthread"
         }
     }
 }

@@ -1,4 +1,5 @@
 import CSupport
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -51,6 +52,48 @@ public final class UMSPrimary {
     /// (``UMSThread/switchRunning(to:param:)``) are not counted; a
     /// scheduler that uses them keeps its own count.
     @exclusivity(unchecked) public internal(set) var yieldCount = 0
+    /// Lazy kernel entry's word (see `LazyKernelEntry/KernelCallWord.swift`):
+    /// written by this primary's running thread and by the monitor.
+    let kernelCall = Atomic<UInt64>(0)
+    /// The monitor's record, when this primary has a retake handler
+    /// (blocking calls then run inline). Set once before any thread runs.
+    @exclusivity(unchecked) var monitorEntry: UMSMonitor.Entry?
+
+    /// True once the monitor retook this primary's CPU while one of its
+    /// threads was in a blocking call. The scheduler must then leave
+    /// scheduling mode on this pthread (return from the body) without
+    /// touching state that the replacement primary now owns; ``execute(_:)``
+    /// refuses to run anything more here. [no Windows equivalent]
+    public var isRetaken: Bool {
+        KernelCallWord.state(kernelCall.load(ordering: .acquiring)) == KernelCallWord.retaken
+    }
+
+    /// True when blocking calls on this primary run inline (it has a
+    /// retake handler).
+    public var hasLazyKernelEntry: Bool { monitorEntry != nil }
+
+    /// Enters an inline blocking call: returns the word to leave with.
+    @inline(__always)
+    func enterKernelCall() -> UInt64 {
+        let old = kernelCall.load(ordering: .relaxed)
+        assert(KernelCallWord.state(old) == KernelCallWord.running,
+               "UMSPrimary.enterKernelCall: bad kernel-call state \(KernelCallWord.state(old)) (expected running)")
+        let w = KernelCallWord.make(sequence: KernelCallWord.sequence(old) &+ 1, state: KernelCallWord.inKernel)
+        // Release: nothing the monitor reads depends on earlier writes, but
+        // the word must be visible before the call can block for long.
+        kernelCall.store(w, ordering: .releasing)
+        UMSMonitor.shared.noteKernelEntry()
+        return w
+    }
+
+    /// Leaves an inline blocking call: true when this primary still owns
+    /// its CPU (nobody retook it); false when it was retaken.
+    @inline(__always)
+    func leaveKernelCall(_ w: UInt64) -> Bool {
+        let back = KernelCallWord.make(sequence: KernelCallWord.sequence(w), state: KernelCallWord.running)
+        // Acquire-release CAS against the monitor's CAS on the same value.
+        return kernelCall.compareExchange(expected: w, desired: back, ordering: .acquiringAndReleasing).exchanged
+    }
 
     init(cpu: Int?, nativeContext: OpaquePointer) {
         self.cpu = cpu
@@ -103,6 +146,7 @@ public final class UMSPrimary {
         // Pointer comparison with the pthread's carrier slot: no retain.
         guard csup_tls_get_carrier() == Unmanaged.passUnretained(carrier).toOpaque() else { throw .notAPrimary }
         guard !executing, carrier.runningThreadID == nil else { throw .executeFromUMSThread }
+        guard !isRetaken else { throw .primaryRetaken }
         // ready -> running. Acquire: the thread's saved context (written by
         // whoever switched it out) is visible before we switch into it.
         let (ok, seen) = thread.state.compareExchange(expected: .ready, desired: .running, ordering: .acquiring)
@@ -137,6 +181,14 @@ public final class UMSPrimary {
                 return .yielded(p)
             case .blocked:
                 handOffToKernelThread(t)
+                return .blocked(.systemCall)
+            case .retaken:
+                // Its call already returned: queue it as a kernel thread
+                // would after the call. This primary is retaken for good.
+                let list = t.completionList!
+                list.inKernelCount.wrappingAdd(1, ordering: .relaxed)
+                t.move(from: .running, to: .inKernel, "execute (retaken)")
+                KernelThread.complete(t)
                 return .blocked(.systemCall)
             case .terminated:
                 t.finishTermination()
@@ -204,6 +256,26 @@ extension UMS {
         cpu: Int? = nil,
         _ body: (UMSPrimary) throws -> R
     ) throws -> R {
+        try enterSchedulingMode(cpu: cpu, retakeHandler: nil, body)
+    }
+
+    /// ``enterSchedulingMode(cpu:_:)`` with lazy kernel entry: blocking
+    /// calls on this primary's threads run inline, and the UMS monitor
+    /// retakes the CPU from a call still in the kernel after
+    /// `retakeAfter`, through `retakeHandler` (see ``UMSRetakeHandler``
+    /// and ``UMSPrimary/isRetaken``). With a nil handler, every blocking
+    /// call is handed to a kernel thread at once, as Windows UMS did.
+    ///
+    /// - Throws: as ``enterSchedulingMode(cpu:_:)``, and
+    ///   ``UMSError/systemCallFailed(call:errno:)`` when the monitor thread
+    ///   cannot be started.
+    @discardableResult
+    public static func enterSchedulingMode<R>(
+        cpu: Int? = nil,
+        retakeHandler: (any UMSRetakeHandler)?,
+        retakeAfter: Duration = .microseconds(20),
+        _ body: (UMSPrimary) throws -> R
+    ) throws -> R {
         if Carrier.current != nil { throw UMSError.alreadyInSchedulingMode }
         var savedMask: UnsafeMutableRawPointer?
         if let cpu {
@@ -220,6 +292,10 @@ extension UMS {
         let primary = UMSPrimary(cpu: cpu, nativeContext: native)
         // Why this is sound: `primary` is kept alive until the slot is
         // cleared by the defer below.
+        if let retakeHandler {
+            primary.monitorEntry = try UMSMonitor.shared.register(primary, handler: retakeHandler, threshold: retakeAfter)
+        }
+        defer { if let e = primary.monitorEntry { UMSMonitor.shared.unregister(e) } }
         csup_tls_set_carrier(Unmanaged.passUnretained(primary.carrier).toOpaque())
         defer {
             csup_tls_set_carrier(nil)

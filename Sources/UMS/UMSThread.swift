@@ -93,7 +93,11 @@ public final class UMSThread: @unchecked Sendable {
 
     private let userContextBits = Atomic<UInt>(0)
 
-    enum ExitReason { case yielded(Int), blocked, terminated }
+    /// Why the thread last switched to its primary. `retaken`: its inline
+    /// blocking call returned after the monitor retook the primary (see
+    /// `LazyKernelEntry/KernelCallWord.swift`), so it goes through its
+    /// completion list.
+    enum ExitReason { case yielded(Int), blocked, retaken, terminated }
 
     /// Creates a thread that will run `body`, queued on `completionList`.
     ///
@@ -227,7 +231,9 @@ public final class UMSThread: @unchecked Sendable {
     /// - Throws: ``UMSError/notOnUMSThread`` outside a UMS thread running on
     ///   a primary (including inside a blocking call's closure).
     public static func yield(_ param: Int = 0) throws(UMSError) {
-        guard let c = Carrier.current, let p = c.primary, let t = c.thread else { throw .notOnUMSThread }
+        guard let c = Carrier.current, let p = c.primary, let t = c.thread,
+              KernelCallWord.state(p.kernelCall.load(ordering: .relaxed)) != KernelCallWord.inKernel
+        else { throw .notOnUMSThread }
         t.exitReason = .yielded(param)
         t.switchToPrimary(p)
     }

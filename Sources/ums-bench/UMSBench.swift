@@ -14,6 +14,7 @@ import Foundation
 let workloads: [(name: String, summary: String, run: @Sendable (Harness) throws -> Void)] = [
     ("switch", "two contexts ping-pong through the raw switch; ns/switch", SwitchBench.run),
     ("handoff", "one UMS.blockingCall round trip (UT->KT->UT); ns/op", HandoffBench.run),
+    ("syscall", "a wrapped call that does not block, inline vs handed off vs direct; ns/op; and a 100 us one", SyscallBench.run),
     ("nullfork", "spawn one empty task and wait for it; ns/op", ForkJoinBench.nullfork),
     ("fib", "fib(30), one task per call; ms", ForkJoinBench.run),
     ("sort", "sort 10,000,000 random UInt64 keys in place; ms", SortBench.run),

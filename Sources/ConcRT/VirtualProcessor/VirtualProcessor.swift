@@ -90,7 +90,12 @@ final class VirtualProcessor: @unchecked Sendable {
         self.temporary = temporary
         self.rng = UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15
         self.completions = Unmanaged.passUnretained(scheduler.completionList)
+        self.retake = nil
+        self.retake = VirtualProcessorRetake(self)
     }
+
+    /// This VP's answer to the UMS monitor (PrimaryCarriers.swift).
+    private(set) var retake: VirtualProcessorRetake!
 
     deinit { csup_deque_destroy(deque) }
 
@@ -158,13 +163,19 @@ final class VirtualProcessor: @unchecked Sendable {
 
     // MARK: Primary loop
 
-    /// A small process-unique number while this VP's primary runs (reused
-    /// after it leaves): an index for per-VP data such as combinable values.
+    /// A small process-unique number while this VP runs (kept across
+    /// retakes, reused after the VP leaves): an index for per-VP data such
+    /// as combinable values.
     private(set) var processSlot = -1
 
-    func run(_ primary: UMSPrimary) {
-        processSlot = ProcessSlots.acquire()
-        defer { ProcessSlots.release(processSlot) }
+    /// Runs this VP's loop on `primary` until the VP leaves (returns false)
+    /// or the UMS monitor retakes it from a context's blocking call
+    /// (returns true: another carrier runs the VP now, and nothing here
+    /// may touch it; see PrimaryCarriers.swift).
+    func run(_ primary: UMSPrimary) -> Bool {
+        // The slot belongs to the VP, not to this pthread: a replacement
+        // carrier after a retake keeps it; it is released when the VP leaves.
+        if processSlot < 0 { processSlot = ProcessSlots.acquire() }
         let list = scheduler.completionList
         while true {
             if !list.isEmpty {
@@ -175,11 +186,11 @@ final class VirtualProcessor: @unchecked Sendable {
             }
             scheduler.timers.fireExpired()
             if let c = takeFairTurn() {
-                execute(c, primary)
+                if !execute(c, primary) { return true }
                 continue
             }
             if let c = popRunnable() {
-                execute(c, primary)
+                if !execute(c, primary) { return true }
                 continue
             }
             if retiring.load(ordering: .relaxed) && !hasLocalWork { break }
@@ -195,17 +206,23 @@ final class VirtualProcessor: @unchecked Sendable {
                 scheduler.idle.sleep(self, napNanoseconds: 1_000_000)
                 continue
             }
-            execute(Unmanaged.passUnretained(c), primary)
+            if !execute(Unmanaged.passUnretained(c), primary) { return true }
         }
         // Leaving: end the cached contexts.
         for c in idleCache { terminate(c, primary) }
         idleCache.removeAll()
+        ProcessSlots.release(processSlot)
+        processSlot = -1
         if temporary { scheduler.temporaryVirtualProcessorLeft(self) }
+        return false
     }
 
     /// Executes `context` until it switches out, then acts on its reason.
-    /// Unretained: see RunQueue.
-    func execute(_ context: Unmanaged<Context>, _ primary: UMSPrimary) {
+    /// Unretained: see RunQueue. Returns false when the UMS monitor retook
+    /// this VP meanwhile: then it acted on nothing (the context that was in
+    /// its call is on the completion list, and another carrier runs the VP).
+    @discardableResult
+    func execute(_ context: Unmanaged<Context>, _ primary: UMSPrimary) -> Bool {
         assert(switchedOut == nil, "VirtualProcessor.execute: VP \(index) entered with a switched-out context pending")
         assert(runQueue.invariantsHold())
         let thread = context._withUnsafeGuaranteedRef { c in
@@ -220,6 +237,11 @@ final class VirtualProcessor: @unchecked Sendable {
             context._withUnsafeGuaranteedRef { c in
                 fatalError("VirtualProcessor.execute: internal error executing context \(c.id): \(error)")
             }
+        }
+        // Retaken: this pthread no longer carries the VP. Touch nothing.
+        if primary.isRetaken {
+            assert(r.result == .blocked(.systemCall), "VirtualProcessor.execute: retaken with result \(r.result)")
+            return false
         }
         // The context that came back: `context`, or the last one of a chain
         // of directed switches that began with it.
@@ -245,6 +267,7 @@ final class VirtualProcessor: @unchecked Sendable {
                 }
             }
         }
+        return true
     }
 
     @inline(__always)

@@ -1,0 +1,182 @@
+import CSupport
+import Synchronization
+import UMS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The pthreads that carry virtual processors' primaries, and how a VP
+/// moves to another one when the UMS monitor retakes it from a blocking
+/// call (lazy kernel entry: `Sources/UMS/LazyKernelEntry/`).
+///
+/// A carrier enters scheduling mode for one VP and runs its loop. Normally
+/// it does so until the VP leaves (shutdown, a retired oversubscription
+/// VP), then the pthread ends. When the monitor retakes the VP while a
+/// context's call is in the kernel on this pthread:
+///
+/// 1. on the monitor thread, ``VirtualProcessorRetake`` has reserved a
+///    spare carrier (a parked one, or a new pthread) and, after the
+///    monitor's CAS won, assigns it the VP: the spare enters scheduling
+///    mode and runs the VP's loop, which resumes where the VP's state
+///    (deque, run queue, idle cache) stands;
+/// 2. here, the call returns, its leave-CAS fails, the context is queued on
+///    the completion list by UMS, `execute` returns and the VP loop sees
+///    ``UMSPrimary/isRetaken`` and returns at once, touching nothing the
+///    replacement now owns; this pthread leaves scheduling mode and parks
+///    as a spare (up to ``Scheduler/maxSpareCarriers``), else ends.
+///
+/// Handing over: the spare's assignment is published with a release store
+/// of its futex word (after `assigned` is written) and read with an
+/// acquire load, so the spare sees the VP. The VP's own state needs no
+/// hand-over: the old carrier touches none of it after the retake (its
+/// UMS thread was inside a call; the loop checks `isRetaken` right after
+/// `execute` returns), and the replacement starts only after the retake.
+final class PrimaryCarrier: @unchecked Sendable {
+    // @unchecked Sendable: `assigned` is written before the release store of
+    // `word` and read after the acquire load that sees it.
+    private let word: UnsafeMutablePointer<UInt32>
+    private var assigned: VirtualProcessor?
+    private static let parked: UInt32 = 0, go: UInt32 = 1, exit: UInt32 = 2
+
+    init() {
+        word = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+        word.initialize(to: Self.parked)
+    }
+
+    deinit { word.deallocate() }
+
+    /// Parks until given a VP (returned) or told to exit (nil).
+    func park() -> VirtualProcessor? {
+        while true {
+            let w = csup_u32_load_acquire(word)
+            if w == Self.go {
+                csup_u32_store_release(word, Self.parked)
+                let v = assigned
+                assigned = nil
+                return v
+            }
+            if w == Self.exit { return nil }
+            _ = csup_futex_wait(word, Self.parked, -1)
+        }
+    }
+
+    /// Gives this (parked) carrier a VP to run.
+    func assign(_ vp: VirtualProcessor) {
+        assigned = vp
+        csup_u32_store_release(word, Self.go)
+        _ = csup_futex_wake(word, 1)
+    }
+
+    /// Tells this (parked) carrier to end its pthread.
+    func stop() {
+        csup_u32_store_release(word, Self.exit)
+        _ = csup_futex_wake(word, 1)
+    }
+}
+
+/// A VP's answer to the UMS monitor (all methods run on the monitor
+/// thread; `reserved` is touched only there).
+final class VirtualProcessorRetake: UMSRetakeHandler, @unchecked Sendable {
+    unowned(unsafe) let vp: VirtualProcessor
+    private var reserved: PrimaryCarrier?
+
+    init(_ vp: VirtualProcessor) { self.vp = vp }
+
+    /// Worth it while something else waits for this VP or the scheduler:
+    /// its deque or run queue, completions, queued tasks, a due timer.
+    func shouldRetake() -> Bool {
+        let s = vp.scheduler
+        return vp.hasLocalWork || vp.completionsPending || s.hasQueuedTasks || s.timers.hasExpired
+    }
+
+    func reserveReplacement() -> Bool {
+        assert(reserved == nil, "VirtualProcessorRetake.reserveReplacement: VP \(vp.index) already holds a reserved carrier")
+        let s = vp.scheduler
+        if let c = s.takeSpareCarrier() {
+            reserved = c
+            return true
+        }
+        do {
+            reserved = try s.startCarrier(for: nil)
+            return true
+        } catch {
+            s.stats.retakeCarrierFailures.add()
+            return false
+        }
+    }
+
+    func startReplacement() {
+        guard let c = reserved else {
+            preconditionFailure("VirtualProcessorRetake.startReplacement: VP \(vp.index) has no reserved carrier")
+        }
+        reserved = nil
+        vp.scheduler.stats.retakes.add()
+        c.assign(vp)
+    }
+
+    func releaseReplacement() {
+        guard let c = reserved else { return }
+        reserved = nil
+        if !vp.scheduler.offerSpareCarrier(c) { c.stop() }
+    }
+}
+
+extension Scheduler {
+    /// Spare carriers kept parked at most (more end their pthreads).
+    var maxSpareCarriers: Int { max(2, regularVPCount) }
+
+    /// Starts a carrier pthread that runs `vp` (or parks first, for nil).
+    /// Its pthread is joined at shutdown.
+    @discardableResult
+    func startCarrier(for vp: VirtualProcessor?) throws(ConcRTError) -> PrimaryCarrier {
+        let carrier = PrimaryCarrier()
+        let tid = try spawnPThread { [self] in
+            var next = vp ?? carrier.park()
+            var first = vp != nil
+            while let v = next {
+                var retaken = false
+                do {
+                    try UMS.enterSchedulingMode(cpu: v.cpu, retakeHandler: policy.retakeAfter == nil ? nil : v.retake,
+                                                retakeAfter: policy.retakeAfter ?? .zero) { p in
+                        if first { self.primaryStarted() }
+                        retaken = v.run(p)
+                    }
+                } catch {
+                    if first {
+                        self.primaryFailedToStart("virtual processor \(v.index): \(error)")
+                        return
+                    }
+                    // A replacement that cannot enter scheduling mode would
+                    // leave the VP's work stranded: say so.
+                    fatalError("ConcRT: a replacement primary for virtual processor \(v.index) could not start: \(error)")
+                }
+                first = false
+                guard retaken, offerSpareCarrier(carrier) else { return }
+                next = carrier.park()
+            }
+        }
+        primaryThreads.withLock { $0.append(tid) }
+        return carrier
+    }
+
+    /// A parked spare carrier, if any.
+    func takeSpareCarrier() -> PrimaryCarrier? {
+        spareCarriers.withLock { $0.popLast() }
+    }
+
+    /// Parks `c` as a spare unless enough are parked or the scheduler is
+    /// stopping (then false: the caller ends or stops it).
+    func offerSpareCarrier(_ c: PrimaryCarrier) -> Bool {
+        spareCarriers.withLock { spares in
+            if isStopping || spares.count >= maxSpareCarriers { return false }
+            spares.append(c)
+            return true
+        }
+    }
+
+    /// Stops every parked spare (shutdown).
+    func stopSpareCarriers() {
+        let spares = spareCarriers.withLock { s in defer { s.removeAll() }; return s }
+        for c in spares { c.stop() }
+    }
+}

@@ -1,0 +1,31 @@
+/// What a scheduler tells the UMS monitor about one of its primaries, so
+/// that a blocking call does not hold the primary's CPU. [no Windows
+/// equivalent: the Windows kernel returned the CPU to the scheduler on its
+/// own; here a monitor thread does it, as Go's sysmon retakes a P]
+///
+/// Give one to ``UMS/enterSchedulingMode(cpu:retakeHandler:_:)``. Then
+/// ``UMS/blockingCall(_:)`` on that primary's threads runs inline (a call
+/// that does not block costs about two atomic operations), and a call
+/// still in the kernel after the monitor's threshold is *retaken*: the
+/// monitor asks this handler to carry on the CPU's scheduling on another
+/// pthread, and the calling pthread, once its call returns, queues its
+/// thread on its completion list and leaves scheduling mode (see
+/// ``UMSPrimary/isRetaken``).
+///
+/// All four methods are called on the monitor thread, one primary at a
+/// time. They must not block for long: the monitor serves every primary.
+public protocol UMSRetakeHandler: AnyObject, Sendable {
+    /// True when handing the CPU on is worth it: the scheduler has other
+    /// work this CPU could run. False keeps the call inline (it costs
+    /// nothing while nothing else waits).
+    func shouldRetake() -> Bool
+    /// Reserves a pthread that will carry on as this CPU's primary, parked
+    /// until ``startReplacement()``. False when none can be had (for
+    /// example pthread_create failed): the call is then simply waited for.
+    func reserveReplacement() -> Bool
+    /// The retake happened: start the reserved pthread as this CPU's new
+    /// primary.
+    func startReplacement()
+    /// The call returned before the retake: give the reserved pthread back.
+    func releaseReplacement()
+}

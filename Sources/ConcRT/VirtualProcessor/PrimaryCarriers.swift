@@ -122,6 +122,13 @@ final class VirtualProcessorRetake: UMSRetakeHandler, @unchecked Sendable {
 }
 
 extension Scheduler {
+    /// Test hook: the next `count` spare carriers the monitor asks for fail
+    /// to start, as if pthread_create returned EAGAIN.
+    public static func _injectSpareCarrierFailures(_ count: Int) {
+        injectedCarrierFailures.store(count, ordering: .relaxed)
+    }
+    static let injectedCarrierFailures = Atomic<Int>(0)
+
     /// Spare carriers kept parked at most (more end their pthreads).
     var maxSpareCarriers: Int { max(2, regularVPCount) }
 
@@ -129,6 +136,10 @@ extension Scheduler {
     /// Its pthread is joined at shutdown.
     @discardableResult
     func startCarrier(for vp: VirtualProcessor?) throws(ConcRTError) -> PrimaryCarrier {
+        if vp == nil, Self.injectedCarrierFailures.load(ordering: .relaxed) > 0,
+           Self.injectedCarrierFailures.wrappingSubtract(1, ordering: .relaxed).oldValue > 0 {
+            throw .schedulerStartFailed("pthread_create: \(UMS.describe(errno: EAGAIN)) (injected)")
+        }
         let carrier = PrimaryCarrier()
         let tid = try spawnPThread { [self] in
             var next = vp ?? carrier.park()

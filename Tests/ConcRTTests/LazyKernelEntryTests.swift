@@ -1,0 +1,175 @@
+import TestSupport
+import Foundation
+import Synchronization
+import XCTest
+@testable import ConcRT
+import CSupport
+import UMS
+
+/// Lazy kernel entry on a scheduler: wrapped calls run inline; the UMS
+/// monitor retakes a VP whose call blocks while other work waits.
+final class LazyKernelEntryTests: XCTestCase {
+    /// A wrapped call that does not block stays on its VP's pthread and
+    /// costs no retake and no kernel-thread hand-off.
+    func testNonBlockingWrappedCallsStayInline() throws {
+        let s = try makeScheduler(1)
+        let tids = Box<Set<Int64>>([])
+        runAsTask(s) {
+            for _ in 0..<1_000 {
+                let tid = Blocking.call { csup_gettid() }
+                tids.value.insert(tid)
+            }
+        }.wait()
+        let st = s.statistics
+        try s.shutdown()
+        XCTAssertEqual(tids.value.count, 1, "inline calls ran on \(tids.value.count) pthreads")
+        XCTAssertEqual(st.kernelBlocks, 0, "\(st)")
+        XCTAssertEqual(st.retakes, 0, "\(st)")
+    }
+
+    /// With retakeAfter nil every call goes to a kernel thread (the
+    /// Windows UMS shape).
+    func testHandOffPolicyUsesKernelThreads() throws {
+        let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 1, retakeAfter: nil))
+        let main = Box<Int64>(0), inCall = Box<Int64>(0)
+        runAsTask(s) {
+            main.value = csup_gettid()
+            inCall.value = Blocking.call { csup_gettid() }
+        }.wait()
+        let st = s.statistics
+        try s.shutdown()
+        XCTAssertNotEqual(main.value, inCall.value)
+        XCTAssertEqual(st.kernelBlocks, 1, "\(st)")
+    }
+
+    /// A blocked read on the only VP with another task queued: the monitor
+    /// retakes the VP, the other task runs (and releases the reader), the
+    /// reader gets its byte and errno-free result, and the retake shows.
+    func testBlockedReadIsRetakenWhenOtherWorkWaits() throws {
+        let s = try makeScheduler(1)
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let r = fds[0], w = fds[1]
+        let got = Box<Int>(-1)
+        let reader = runAsTask(s) {
+            var b: UInt8 = 0
+            let n = try? withUnsafeMutableBytes(of: &b) { try Blocking.read(r, into: $0) }
+            got.value = n == 1 ? Int(b) : -2
+        }
+        usleep(20_000)   // the reader is in its read, inline
+        let writer = runAsTask(s) {
+            var b: UInt8 = 77
+            _ = Glibc.write(w, &b, 1)
+        }
+        XCTAssertTrue(writer.wait(timeout: .seconds(10)), "the only VP stayed with the blocked read: \(s.statistics)")
+        XCTAssertTrue(reader.wait(timeout: .seconds(10)))
+        XCTAssertEqual(got.value, 77)
+        XCTAssertGreaterThanOrEqual(s.statistics.retakes, 1, "\(s.statistics)")
+        try s.shutdown()
+    }
+
+    /// When no spare pthread can be had, the VP waits for the call (today's
+    /// cost), the failure is counted, and nothing is lost.
+    func testSpareCarrierFailureWaitsForTheCall() throws {
+        let s = try makeScheduler(1)
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let r = fds[0], w = fds[1]
+        Scheduler._injectSpareCarrierFailures(1_000_000)
+        defer { Scheduler._injectSpareCarrierFailures(0) }
+        let got = Box<Int>(-1)
+        let reader = runAsTask(s) {
+            var b: UInt8 = 0
+            let n = try? withUnsafeMutableBytes(of: &b) { try Blocking.read(r, into: $0) }
+            got.value = n == 1 ? Int(b) : -2
+        }
+        usleep(20_000)
+        let other = runAsTask(s) {}
+        XCTAssertTrue(eventually { s.statistics.retakeCarrierFailures > 0 }, "\(s.statistics)")
+        XCTAssertFalse(other.isSet, "the other task ran although no VP was free")
+        var b: UInt8 = 5
+        XCTAssertEqual(Glibc.write(w, &b, 1), 1)
+        XCTAssertTrue(reader.wait(timeout: .seconds(10)))
+        XCTAssertTrue(other.wait(timeout: .seconds(10)))
+        XCTAssertEqual(got.value, 5)
+        XCTAssertEqual(s.statistics.retakes, 0)
+        Scheduler._injectSpareCarrierFailures(0)
+        try s.shutdown()
+    }
+
+    /// Random mixes of inline calls that block (pipe reads released by
+    /// other tasks), calls that do not, hand-offs (sleep) and failing
+    /// calls, on 2 and 4 VPs: every task runs exactly once, every errno
+    /// is right, and pthreads, descriptors and stacks return to baseline.
+    func testRandomMixOn2VPs() throws { try randomMix(vps: 2) }
+    func testRandomMixOn4VPs() throws { try randomMix(vps: 4) }
+
+    private func randomMix(vps: Int) throws {
+        let baseline = try ResourceCounts.now()
+        do {
+            let s = try makeScheduler(vps)
+            let pairs = longMode ? 2_000 : 300
+            let ran = MigrationSafeMutex<[Int]>(Array(repeating: 0, count: pairs * 2))
+            let failures = MigrationSafeMutex<[String]>([])
+            let done = Counter(), allDone = Event()
+            var pipes: [(Int32, Int32)] = []
+            for _ in 0..<pairs {
+                var fds: [Int32] = [0, 0]
+                XCTAssertEqual(pipe(&fds), 0)
+                pipes.append((fds[0], fds[1]))
+            }
+            var rng = TestRNG(seed: UInt64(vps))
+            for i in 0..<pairs {
+                let (r, w) = pipes[i]
+                let kind = rng.below(4)
+                let delayUs = UInt32(rng.below(2_000))
+                // Reader: blocks inline until its writer writes.
+                s.scheduleTask {
+                    ran.withLock { $0[2 * i] += 1 }
+                    var b: UInt8 = 0
+                    do {
+                        let n = try withUnsafeMutableBytes(of: &b) { try Blocking.read(r, into: $0) }
+                        if n != 1 || b != UInt8(truncatingIfNeeded: i) { failures.withLock { $0.append("reader \(i): \(n) bytes, \(b)") } }
+                    } catch {
+                        failures.withLock { $0.append("reader \(i): \(error)") }
+                    }
+                    if done.add() == 2 * pairs { allDone.set() }
+                }
+                // Writer: some work of a random kind first.
+                s.scheduleTask {
+                    ran.withLock { $0[2 * i + 1] += 1 }
+                    switch kind {
+                    case 0: _ = Blocking.call { csup_gettid() }
+                    case 1: try? Blocking.sleep(for: .microseconds(Int(delayUs)))
+                    case 2:
+                        do {
+                            _ = try Blocking.read(-1, into: UnsafeMutableRawBufferPointer(start: nil, count: 0))
+                            failures.withLock { $0.append("writer \(i): read(-1) did not fail") }
+                        } catch let e as BlockingError {
+                            if e.errno != EBADF { failures.withLock { $0.append("writer \(i): errno \(e.errno), not EBADF") } }
+                        } catch {
+                            failures.withLock { $0.append("writer \(i): \(error)") }
+                        }
+                    default: usleep(delayUs)   // unwrapped: holds its VP
+                    }
+                    var b = UInt8(truncatingIfNeeded: i)
+                    do {
+                        _ = try withUnsafeBytes(of: &b) { try Blocking.write(w, from: $0) }
+                    } catch {
+                        failures.withLock { $0.append("writer \(i): \(error)") }
+                    }
+                    if done.add() == 2 * pairs { allDone.set() }
+                }
+            }
+            XCTAssertTrue(allDone.wait(timeout: .seconds(60)), "\(done.value) of \(2 * pairs) done; \(s.statistics)")
+            XCTAssertEqual(failures.withLock { $0 }, [])
+            XCTAssertEqual(ran.withLock { $0 }, Array(repeating: 1, count: pairs * 2))
+            try s.shutdown(timeout: .seconds(30))
+            for (r, w) in pipes { close(r); close(w) }
+        }
+        let (ok, last) = try ResourceCounts.settle(within: baseline)
+        XCTAssertTrue(ok, "resources did not return to baseline \(baseline): \(last)")
+    }
+}

@@ -109,10 +109,32 @@ static inline void swift_tls_in(csup_ctx *ctx) {
     }
 }
 
-void csup_ctx_swift_job_begin(csup_ctx *ctx) { ctx->swift_jobs++; }
-void csup_ctx_swift_job_end(csup_ctx *ctx) {
+/* Debug builds: a job begins and ends with the slots clear on the pthread
+ * (slot 2, the fallback task-local storage, may be set by synchronous code
+ * around the job and is left alone by the runtime). */
+static void check_clear(csup_ctx *ctx, const char *where) {
+#if defined(DEBUG)
+    if (!__atomic_load_n(&csup_swift_tls_layout.ready, __ATOMIC_ACQUIRE)) return;
+    for (int i = 0; i < 2; i++) {
+        if (*swift_slot(i) != 0) {
+            char buf[160];
+            snprintf(buf, sizeof buf, "csup: Swift job %s on context %s with runtime slot %d set\n", where, ctx->name, i);
+            fatal(buf);
+        }
+    }
+#else
+    (void)ctx; (void)where;
+#endif
+}
+
+unsigned csup_ctx_swift_job_begin(csup_ctx *ctx) {
+    if (ctx->swift_jobs == 0) check_clear(ctx, "began");
+    return ++ctx->swift_jobs;
+}
+unsigned csup_ctx_swift_job_end(csup_ctx *ctx) {
     if (ctx->swift_jobs == 0) fatal("csup_ctx_swift_job_end: not inside a Swift job\n");
-    ctx->swift_jobs--;
+    if (--ctx->swift_jobs == 0) check_clear(ctx, "ended");
+    return ctx->swift_jobs;
 }
 void csup_ctx_swift_tls_enter(csup_ctx *ctx) { swift_tls_in(ctx); }
 void csup_ctx_swift_tls_exit(csup_ctx *ctx) { swift_tls_out(ctx); }

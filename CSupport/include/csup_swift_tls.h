@@ -37,9 +37,10 @@ int csup_swift_tls_locate(char *why, size_t n);
 void *csup_swift_current_task(void);
 
 /* Marks `ctx` (the running context) as inside / no longer inside a Swift
- * job; nests. Only the running context calls these, for itself. */
-void csup_ctx_swift_job_begin(csup_ctx *ctx);
-void csup_ctx_swift_job_end(csup_ctx *ctx);
+ * job; nests. Only the running context calls these, for itself. Each
+ * returns the nesting depth after the call. */
+unsigned csup_ctx_swift_job_begin(csup_ctx *ctx);
+unsigned csup_ctx_swift_job_end(csup_ctx *ctx);
 
 /* For a pthread that runs code on behalf of a suspended context (a kernel
  * thread running a blocking call): puts the context's saved slots on the

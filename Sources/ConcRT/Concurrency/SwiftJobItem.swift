@@ -80,16 +80,20 @@ enum SwiftJobItem {
     /// Runs `body` (which runs Swift jobs synchronously) with the calling
     /// context marked as inside a job, so its Swift thread-locals follow it
     /// across switches.
+    /// The outermost job also pins the context to its VP (JobPinning.swift).
     @inline(__always)
     static func withJobTracking(_ body: () -> Void) {
         _ = tlsReady
+        guard let c = Context.currentInternal else {
+            preconditionFailure("ConcRT: a Swift job item was run outside a scheduler context")
+        }
         // The context's record stays the same across migration, so the
         // pointer read before the job is the one to unmark after it.
         let ctx = csup_ctx_current()
-        csup_ctx_swift_job_begin(ctx)
+        if csup_ctx_swift_job_begin(ctx) == 1 { pin(c) }
         body()
         assert(csup_ctx_current() == ctx, "ConcRT: a Swift job returned on another context record")
-        csup_ctx_swift_job_end(ctx)
+        if csup_ctx_swift_job_end(ctx) == 0 { unpin(c) }
     }
 
     /// The generic executor (what the default global executor runs its

@@ -11,11 +11,18 @@
  *   5. current-context slot of Q := from (out-of-line: see csup_tls.h);
  *   6. swift_task_enterThreadLocalContext(from->excl) puts the access set
  *      back, now on Q.
+ * While `from` is inside a Swift job (from->swift_jobs > 0), step 0 saves
+ * the Swift concurrency slots (csup_swift_tls.h) into `from` and clears
+ * them on P, and step 7 writes them back on Q. Both are done by `from`'s
+ * own code on its own stack, before and after the switch, so they pair up
+ * even when the resumer is another pthread.
  * A freshly made context starts in csup_ctx_first_entry, which does 4-6 for
  * itself and calls the entry function.
  */
 #include "csup_config.h"
 #include "include/csup_context.h"
+#include "include/csup_swift_tls.h"
+#include "swift_tls_layout.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -37,11 +44,15 @@
 extern void swift_task_enterThreadLocalContext(char *state) __attribute__((weak));
 extern void swift_task_exitThreadLocalContext(char *state) __attribute__((weak));
 
+static void fatal(const char *msg);
+
 struct csup_ctx {
     void *sp;                 /* asm backend: saved stack pointer */
     csup_backend backend;     /* made contexts only */
     int is_native;            /* a pthread's own context */
     uintptr_t excl[2];        /* Swift exclusivity hand-over state */
+    unsigned swift_jobs;      /* Swift job nesting depth (only the context itself writes it) */
+    uintptr_t swift_tls[CSUP_SWIFT_TLS_SLOTS]; /* saved Swift concurrency slots */
     ucontext_t *uc;           /* ucontext backend (and every native ctx) */
     csup_entry_fn entry;
     void *arg;
@@ -57,6 +68,76 @@ struct csup_ctx {
 #endif
     char name[48];
 };
+
+/* Where the Swift concurrency slots live (filled by csup_swift_tls_locate
+ * in swift_tls.c; `ready` is stored last with release ordering and read
+ * with acquire, so a reader that sees it sees the rest). */
+csup_swift_tls_layout_t csup_swift_tls_layout;
+
+typedef struct { unsigned long ti_module; unsigned long ti_offset; } csup_tls_index;
+extern void *__tls_get_addr(csup_tls_index *ti);
+
+/* This pthread's slot `i` (called fresh after every switch: never cached
+ * across one). */
+static inline uintptr_t *swift_slot(int i) {
+    csup_tls_index ti = { csup_swift_tls_layout.module, csup_swift_tls_layout.offset[i] };
+    return (uintptr_t *)__tls_get_addr(&ti);
+}
+
+/* Step 0: take the slots off this pthread into ctx. */
+static inline void swift_tls_out(csup_ctx *ctx) {
+    if (ctx->swift_jobs == 0 || !__atomic_load_n(&csup_swift_tls_layout.ready, __ATOMIC_ACQUIRE)) return;
+    for (int i = 0; i < CSUP_SWIFT_TLS_SLOTS; i++) {
+        uintptr_t *s = swift_slot(i);
+        ctx->swift_tls[i] = *s;
+        *s = 0;
+    }
+}
+
+/* Step 7: put ctx's slots on this pthread. A pthread that runs contexts
+ * holds no Swift state of its own between them (primaries and kernel
+ * threads never run jobs themselves), so the slots are clear here. */
+static inline void swift_tls_in(csup_ctx *ctx) {
+    if (ctx->swift_jobs == 0 || !__atomic_load_n(&csup_swift_tls_layout.ready, __ATOMIC_ACQUIRE)) return;
+    for (int i = 0; i < CSUP_SWIFT_TLS_SLOTS; i++) {
+        uintptr_t *s = swift_slot(i);
+        if (*s != 0) {
+            fatal("csup: a context inside a Swift job resumed on a pthread that holds Swift concurrency "
+                  "state of its own (a job run outside the scheduler on a primary or kernel thread?)\n");
+        }
+        *s = ctx->swift_tls[i];
+    }
+}
+
+/* Debug builds: a job begins and ends with the slots clear on the pthread
+ * (slot 2, the fallback task-local storage, may be set by synchronous code
+ * around the job and is left alone by the runtime). */
+static void check_clear(csup_ctx *ctx, const char *where) {
+#if defined(DEBUG)
+    if (!__atomic_load_n(&csup_swift_tls_layout.ready, __ATOMIC_ACQUIRE)) return;
+    for (int i = 0; i < 2; i++) {
+        if (*swift_slot(i) != 0) {
+            char buf[160];
+            snprintf(buf, sizeof buf, "csup: Swift job %s on context %s with runtime slot %d set\n", where, ctx->name, i);
+            fatal(buf);
+        }
+    }
+#else
+    (void)ctx; (void)where;
+#endif
+}
+
+unsigned csup_ctx_swift_job_begin(csup_ctx *ctx) {
+    if (ctx->swift_jobs == 0) check_clear(ctx, "began");
+    return ++ctx->swift_jobs;
+}
+unsigned csup_ctx_swift_job_end(csup_ctx *ctx) {
+    if (ctx->swift_jobs == 0) fatal("csup_ctx_swift_job_end: not inside a Swift job\n");
+    if (--ctx->swift_jobs == 0) check_clear(ctx, "ended");
+    return ctx->swift_jobs;
+}
+void csup_ctx_swift_tls_enter(csup_ctx *ctx) { swift_tls_in(ctx); }
+void csup_ctx_swift_tls_exit(csup_ctx *ctx) { swift_tls_out(ctx); }
 
 /* Read by the overflow handler (overflow.c). */
 CSUP_TLS csup_ctx *csup_tls_current_ctx;
@@ -192,6 +273,7 @@ void csup_ctx_rearm(csup_ctx *ctx, csup_entry_fn entry, void *arg) {
     ctx->entry = entry;
     ctx->arg = arg;
     ctx->excl[0] = ctx->excl[1] = 0;
+    ctx->swift_jobs = 0;
     if (arm(ctx) != 0) fatal("csup_ctx_rearm: getcontext failed\n");
 }
 
@@ -222,6 +304,7 @@ static inline csup_backend pick_backend(const csup_ctx *from, const csup_ctx *to
 
 CSUP_NO_TSAN static void do_switch(csup_ctx *from, csup_ctx *to, int final) {
     csup_backend backend = pick_backend(from, to);
+    swift_tls_out(from);
     excl_exit(from);
 #if defined(CSUP_ASAN)
     __sanitizer_start_switch_fiber(final ? NULL : &from->asan_fake_stack, to->stack_lo, to->stack_size);
@@ -245,6 +328,7 @@ CSUP_NO_TSAN static void do_switch(csup_ctx *from, csup_ctx *to, int final) {
 #endif
     set_current(from);
     excl_enter_after_switch(from);
+    swift_tls_in(from);
 }
 
 void csup_ctx_switch(csup_ctx *from, csup_ctx *to) { do_switch(from, to, 0); }

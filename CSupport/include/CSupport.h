@@ -15,6 +15,7 @@
  *   csup_tls.h       per-pthread carrier slot, read without TLS caching
  *   csup_lock.h      futex mutex with no thread identity (safe across migration)
  *   csup_overflow.h  guard-page overflow reporting on a sigaltstack
+ *   csup_swift_tls.h Swift concurrency thread-locals that move with a context in a job
  */
 #ifndef CSUPPORT_H
 #define CSUPPORT_H
@@ -28,6 +29,7 @@
 #include "csup_deque.h"
 #include "csup_lifo.h"
 #include "csup_tls.h"
+#include "csup_swift_tls.h"
 #include "csup_overflow.h"
 #include "csup_atomic.h"
 #include "csup_thread.h"

@@ -17,6 +17,9 @@ public enum ConcRTError: Error, Equatable, Sendable, CustomStringConvertible {
     case notOnContext
     /// `oversubscribe(false)` without a matching `oversubscribe(true)`.
     case unbalancedOversubscription
+    /// ``Scheduler/installAsGlobalExecutor()`` could not install the
+    /// scheduler (another one is installed, or the runtime lacks the hook).
+    case globalExecutorUnavailable(String)
 
     public var description: String {
         switch self {
@@ -28,6 +31,7 @@ public enum ConcRTError: Error, Equatable, Sendable, CustomStringConvertible {
         case .selfUnblock: return "ConcRT: a context cannot unblock itself"
         case .notOnContext: return "ConcRT: not running on a scheduler context"
         case .unbalancedOversubscription: return "ConcRT: oversubscribe(false) without a matching oversubscribe(true)"
+        case .globalExecutorUnavailable(let s): return "ConcRT: cannot install the global executor: \(s)"
         }
     }
 }

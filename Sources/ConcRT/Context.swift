@@ -75,6 +75,11 @@ public final class Context: @unchecked Sendable {
     /// This context's ContextLocal values (touched only by this context;
     /// see ContextLocal.swift).
     @usableFromInline @exclusivity(unchecked) var contextLocals = ContextLocalStorage()
+    /// Index of the VP this context is pinned to while it runs a Swift job
+    /// (-1: not pinned). See Concurrency/JobPinning.swift. Written by the
+    /// context itself (relaxed); read by whoever queues it while it is
+    /// suspended (ordered by the queue hand-off).
+    let swiftJobHome = Atomic<Int>(-1)
     /// Oversubscription nesting of this context.
     var oversubscription: [VirtualProcessor] = []
 

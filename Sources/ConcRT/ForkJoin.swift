@@ -91,7 +91,7 @@ extension Context {
         var ran = 0
         while let item = vp.pop() {
             let bits = UInt(bitPattern: item)
-            if bits & 1 == 0,
+            if bits & 0b11 == 0,   // a TaskNode (not a stack job or a Swift job)
                Unmanaged<TaskNode>.fromOpaque(item).takeUnretainedValue().owner === owner {
                 vp.runCounted(item)
                 ran += 1

@@ -51,7 +51,7 @@ public final class Scheduler: @unchecked Sendable {
     /// Heap tasks scheduled and not finished (for shutdown).
     let outstanding = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
-    private let stopped = Atomic<Bool>(false)
+    let stopped = Atomic<Bool>(false)
     let liveContexts = Atomic<Int>(0)
     let groups = ScheduleGroupRegistry()
 

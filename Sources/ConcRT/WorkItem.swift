@@ -2,10 +2,12 @@ import CSupport
 import UMS
 
 /// Work items on the deques are tagged pointers:
-///   - low bit 0: a retained ``TaskNode`` (a heap task: scheduleTask,
+///   - low bits 00: a retained ``TaskNode`` (a heap task: scheduleTask,
 ///     task groups);
-///   - low bit 1: a ``StackJob`` on some context's (or thread's) stack,
-///     which that owner keeps alive until the job's latch says done.
+///   - low bit 0 set: a ``StackJob`` on some context's (or thread's) stack,
+///     which that owner keeps alive until the job's latch says done;
+///   - low bits 10: a Swift concurrency job or serial-executor drain
+///     (Concurrency/SwiftJobItem.swift).
 @usableFromInline
 typealias WorkItem = UnsafeMutableRawPointer
 
@@ -134,6 +136,8 @@ private func runWorkItemBody(_ item: WorkItem) {
     let bits = UInt(bitPattern: item)
     if bits & 1 != 0 {
         StackJob.execute(UnsafeMutableRawPointer(bitPattern: bits & ~1)!.assumingMemoryBound(to: StackJob.self))
+    } else if SwiftJobItem.isSwiftItem(bits) {
+        SwiftJobItem.run(bits)
     } else {
         let t = Unmanaged<TaskNode>.fromOpaque(item).takeRetainedValue()
         t.body()

@@ -140,10 +140,14 @@ final class KernelThread: @unchecked Sendable {
         let saved = carrier.thread
         carrier.thread = t
         csup_ctx_enter_access_set(t.ctx)
+        // A context inside a Swift job lends its task's runtime slots (see
+        // csup_swift_tls.h) for the call: task-locals read in the closure.
+        csup_ctx_swift_tls_enter(t.ctx)
         if let call = t.pendingCall {
             t.pendingCall = nil
             call()
         }
+        csup_ctx_swift_tls_exit(t.ctx)
         csup_ctx_exit_access_set(t.ctx)
         carrier.thread = saved
     }

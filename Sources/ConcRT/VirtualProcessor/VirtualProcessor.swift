@@ -146,6 +146,7 @@ final class VirtualProcessor: @unchecked Sendable {
     /// running on this VP (goes to `runnext`, and the idle protocol is told).
     @inline(__always)
     func pushRunnable(_ c: Unmanaged<Context>, front: Bool) {
+        if forwardIfPinnedElsewhere(c) { return }   // Concurrency/JobPinning.swift
         if runQueue.push(c, front: front) { scheduler.idle.runnextPushed() }
     }
 
@@ -225,6 +226,7 @@ final class VirtualProcessor: @unchecked Sendable {
     func execute(_ context: Unmanaged<Context>, _ primary: UMSPrimary) -> Bool {
         assert(switchedOut == nil, "VirtualProcessor.execute: VP \(index) entered with a switched-out context pending")
         assert(runQueue.invariantsHold())
+        if forwardIfPinnedElsewhere(context) { return }   // stolen: Concurrency/JobPinning.swift
         let thread = context._withUnsafeGuaranteedRef { c in
             c.vpRef = Unmanaged.passUnretained(self)
             return c.threadRef.unsafelyUnwrapped

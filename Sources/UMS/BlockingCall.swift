@@ -49,7 +49,7 @@ extension UMS {
             if KernelCallWord.state(p.kernelCall.load(ordering: .relaxed)) == KernelCallWord.inKernel {
                 return try body()
             }
-            if !handOff { return try inlineCall(p, t, body) }
+            if !handOff && !t.prefersHandOff { return try inlineCall(p, t, body) }
         }
         var outcome: Result<T, E>?
         withoutActuallyEscaping({ outcome = Result { () throws(E) -> T in try body() } }) { call in

@@ -80,6 +80,11 @@ public final class UMSThread: @unchecked Sendable {
     /// Written by the UT before it switches to its primary; read by that
     /// primary after the switch returns (same pthread: program order).
     @exclusivity(unchecked) var exitReason: ExitReason = .terminated
+    /// When true, ``UMS/blockingCall(_:)`` hands this thread's calls to a
+    /// kernel thread even on a primary with lazy kernel entry (the thread
+    /// must stay on its pthread: a scheduler sets it around code that has
+    /// pinned per-pthread state). Touched only by the thread itself.
+    @exclusivity(unchecked) public var prefersHandOff = false
     /// The primary executing this thread (written by that primary before the
     /// switch in; read by the thread on the same pthread).
     /// (Unmanaged: copied on every directed switch without reference counting.)

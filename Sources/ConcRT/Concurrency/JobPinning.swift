@@ -25,6 +25,13 @@ import UMS
 /// context to its home's ring (the thief side: a lock) and wakes the
 /// sleepers (the home VP may be one; there is no per-VP wake).
 ///
+/// Lazy kernel entry: a VP with a job in flight is not retaken (its
+/// `pinnedJobs` count is read by the monitor thread, relaxed: pins and
+/// unpins happen on the VP's own pthread, which cannot be in a retakeable
+/// call while it pins), and a job's blocking calls hand off to a kernel
+/// thread (`UMSThread.prefersHandOff`), so the VP runs other work while
+/// they block.
+///
 /// Cost: blocked async contexts do not migrate, so a blocked-then-resumed
 /// job waits for its home VP; cooperative (non-Swift-job) contexts are
 /// unaffected. Jobs never run on temporary (oversubscription) VPs, which
@@ -57,10 +64,18 @@ extension SwiftJobItem {
         precondition(!vp.temporary,
                      "ConcRT: a Swift job ran on an oversubscription virtual processor; async jobs cannot run inside Context.oversubscribe")
         c.swiftJobHome.store(vp.index, ordering: .relaxed)
+        // Lazy kernel entry moves a VP to another pthread on a retake, which
+        // would break the pin (it is a pin to the pthread, in truth): while
+        // a job is in flight here the VP is not retaken, and the job's own
+        // blocking calls go to a kernel thread (PrimaryCarriers.swift).
+        vp.pinnedJobs.wrappingAdd(1, ordering: .relaxed)
+        c.threadRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.prefersHandOff = true }
     }
 
     @inline(__always)
     static func unpin(_ c: Context) {
         c.swiftJobHome.store(-1, ordering: .relaxed)
+        c.vp!.pinnedJobs.wrappingSubtract(1, ordering: .relaxed)
+        c.threadRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.prefersHandOff = false }
     }
 }

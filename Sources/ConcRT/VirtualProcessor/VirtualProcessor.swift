@@ -94,6 +94,11 @@ final class VirtualProcessor: @unchecked Sendable {
         self.retake = VirtualProcessorRetake(self)
     }
 
+    /// Swift jobs in flight on this VP (Concurrency/JobPinning.swift): the
+    /// VP is not retaken while any is. Written on the VP's pthread, read by
+    /// the monitor (relaxed).
+    let pinnedJobs = Atomic<Int>(0)
+
     /// This VP's answer to the UMS monitor (PrimaryCarriers.swift).
     private(set) var retake: VirtualProcessorRetake!
 
@@ -226,7 +231,7 @@ final class VirtualProcessor: @unchecked Sendable {
     func execute(_ context: Unmanaged<Context>, _ primary: UMSPrimary) -> Bool {
         assert(switchedOut == nil, "VirtualProcessor.execute: VP \(index) entered with a switched-out context pending")
         assert(runQueue.invariantsHold())
-        if forwardIfPinnedElsewhere(context) { return }   // stolen: Concurrency/JobPinning.swift
+        if forwardIfPinnedElsewhere(context) { return true }   // stolen: Concurrency/JobPinning.swift
         let thread = context._withUnsafeGuaranteedRef { c in
             c.vpRef = Unmanaged.passUnretained(self)
             return c.threadRef.unsafelyUnwrapped

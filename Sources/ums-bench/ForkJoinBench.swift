@@ -17,7 +17,7 @@ enum ForkJoinBench {
         let ns = try h.median("nullfork ums") {
             try s.run { () throws -> Double in
                 let a0 = ums_malloc_count()
-                let t = try timeNs {
+                let t = timeNs {
                     for _ in 0..<n { _ = parallelInvoke({}, {}) }
                 }
                 allocsPerOp = Double(ums_malloc_count() - a0) / Double(n)

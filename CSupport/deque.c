@@ -1,126 +1,142 @@
 /*
- * Chase-Lev deque (see csup_deque.h). Orderings follow Le et al. 2013:
- *   push:  store item (relaxed); release fence; bottom = b + 1 (relaxed)
- *   pop:   bottom = b - 1; seq_cst fence; read top; CAS top for the last item
- *   steal: read top (acquire); seq_cst fence; read bottom (acquire);
- *          read item; CAS top (seq_cst)
+ * Work-stealing deque: the slow halves of push and pop, steal, and the
+ * rest. The protocol and the fast paths are in csup_deque.h.
  */
 #include "csup_config.h"
 #include "include/csup_deque.h"
+#include "include/csup_atomic.h"
 
 #include <errno.h>
-#include <stdatomic.h>
+#include <sched.h>
 #include <stdlib.h>
 
-typedef struct ring {
-    int64_t mask;
-    struct ring *retired_next;     /* older buffers, freed at destroy */
-    _Atomic(void *) slots[];
-} ring;
+#define IMPL(dq) ((csup_deque_impl *)(dq))
 
-struct csup_deque {
-    _Alignas(64) _Atomic int64_t top;
-    _Alignas(64) _Atomic int64_t bottom;
-    _Alignas(64) _Atomic(ring *) buf;
-};
-
-static ring *ring_new(int64_t cap) {
-    ring *r = malloc(sizeof(ring) + (size_t)cap * sizeof(void *));
+static csup_deque_ring *ring_new(int64_t cap) {
+    csup_deque_ring *r = malloc(sizeof(csup_deque_ring) + (size_t)cap * sizeof(void *));
     if (!r) return NULL;
     r->mask = cap - 1;
-    r->retired_next = NULL;
-    for (int64_t i = 0; i < cap; i++) atomic_init(&r->slots[i], NULL);
+    for (int64_t i = 0; i < cap; i++) r->slots[i] = NULL;
     return r;
 }
 
 csup_deque *csup_deque_create(int64_t cap) {
     int64_t c = 16;
     while (c < cap) c <<= 1;
-    csup_deque *d = aligned_alloc(64, sizeof *d);
+    csup_deque_impl *d = aligned_alloc(64, sizeof *d);
     if (!d) return NULL;
-    ring *r = ring_new(c);
+    csup_deque_ring *r = ring_new(c);
     if (!r) { free(d); return NULL; }
-    atomic_init(&d->top, 0);
-    atomic_init(&d->bottom, 0);
-    atomic_init(&d->buf, r);
-    return d;
+    d->top = 0;
+    d->lock = 0;
+    d->bottom = 0;
+    d->ring = r;
+    d->top_cache = 0;
+    return (csup_deque *)d;
 }
 
-void csup_deque_destroy(csup_deque *d) {
-    if (!d) return;
-    ring *r = atomic_load_explicit(&d->buf, memory_order_relaxed);
-    while (r) { ring *next = r->retired_next; free(r); r = next; }
-    free(d);
+void csup_deque_destroy(csup_deque *dq) {
+    if (!dq) return;
+    free(IMPL(dq)->ring);
+    free(dq);
 }
 
-int csup_deque_push(csup_deque *d, void *item) {
-    int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
-    int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
-    ring *r = atomic_load_explicit(&d->buf, memory_order_relaxed);
-    if (b - t > r->mask) {
-        ring *bigger = ring_new((r->mask + 1) * 2);
-        if (!bigger) return ENOMEM;
+/* The thieves' lock. Acquire on taking it, release on leaving: the lock
+ * holder's writes to `top` and `ring` are seen by the next holder. */
+static inline int try_lock(csup_deque_impl *d) {
+    return __atomic_load_n(&d->lock, __ATOMIC_RELAXED) == 0
+        && __atomic_exchange_n(&d->lock, 1, __ATOMIC_ACQUIRE) == 0;
+}
+static void lock(csup_deque_impl *d) {
+    /* Held for a few instructions by a thief; yield if it was preempted. */
+    for (unsigned spins = 0; !try_lock(d); spins++) {
+        if (spins < 64) csup_cpu_relax(); else sched_yield();
+    }
+}
+static inline void unlock(csup_deque_impl *d) {
+    __atomic_store_n(&d->lock, 0, __ATOMIC_RELEASE);
+}
+
+int csup_deque_push_slow(csup_deque *dq, void *item) {
+    csup_deque_impl *d = IMPL(dq);
+    int64_t b = __atomic_load_n(&d->bottom, __ATOMIC_RELAXED);
+    csup_deque_ring *r = d->ring;
+    /* Under the lock `top` is its committed value (no claim in flight),
+     * and no thief reads `ring`: it can be replaced and the old one freed. */
+    lock(d);
+    int64_t t = __atomic_load_n(&d->top, __ATOMIC_RELAXED);
+    d->top_cache = t;
+    if (b - t >= r->mask) {
+        csup_deque_ring *bigger = ring_new((r->mask + 1) * 2);
+        if (!bigger) { unlock(d); return ENOMEM; }
         for (int64_t i = t; i < b; i++)
-            atomic_store_explicit(&bigger->slots[i & bigger->mask],
-                                  atomic_load_explicit(&r->slots[i & r->mask], memory_order_relaxed),
-                                  memory_order_relaxed);
-        bigger->retired_next = r;   /* thieves may still read r */
-        atomic_store_explicit(&d->buf, bigger, memory_order_release);
+            bigger->slots[i & bigger->mask] = __atomic_load_n(&r->slots[i & r->mask], __ATOMIC_RELAXED);
+        d->ring = bigger;
+        free(r);
         r = bigger;
     }
-    atomic_store_explicit(&r->slots[b & r->mask], item, memory_order_relaxed);
-#if defined(CSUP_TSAN)
-    /* ThreadSanitizer does not model standalone fences, so it would not see
-     * the release fence below publish the item (and what the pusher wrote
-     * into it) to a thief's acquire load of `bottom`, and would report the
-     * thief's reads of the item as races. Under TSan only, the store itself
-     * is the release: the same happens-before edge, made visible to it. */
-    atomic_store_explicit(&d->bottom, b + 1, memory_order_release);
+    unlock(d);
+    __atomic_store_n(&r->slots[b & r->mask], item, __ATOMIC_RELAXED);
+#if defined(CSUP_DEQUE_TSAN)
+    __atomic_store_n(&d->bottom, b + 1, __ATOMIC_RELEASE);
 #else
-    atomic_thread_fence(memory_order_release);
-    atomic_store_explicit(&d->bottom, b + 1, memory_order_relaxed);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    __atomic_store_n(&d->bottom, b + 1, __ATOMIC_RELAXED);
 #endif
     return 0;
 }
 
-void *csup_deque_pop(csup_deque *d) {
-    int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed) - 1;
-    ring *r = atomic_load_explicit(&d->buf, memory_order_relaxed);
-    atomic_store_explicit(&d->bottom, b, memory_order_relaxed);
-    atomic_thread_fence(memory_order_seq_cst);
-    int64_t t = atomic_load_explicit(&d->top, memory_order_relaxed);
-    if (t > b) {   /* empty */
-        atomic_store_explicit(&d->bottom, b + 1, memory_order_relaxed);
-        return NULL;
+/* The pop saw top > b (b: bottom after its decrement): the deque was
+ * empty, or a thief is claiming the last item. Decide under the lock. */
+void *csup_deque_pop_slow(csup_deque *dq, int64_t b) {
+    csup_deque_impl *d = IMPL(dq);
+    __atomic_store_n(&d->bottom, b + 1, __ATOMIC_RELAXED);
+    lock(d);
+    int64_t t = __atomic_load_n(&d->top, __ATOMIC_RELAXED);
+    void *item = NULL;
+    if (t <= b) {
+        /* The thief undid its claim: the item is ours. No thief runs
+         * while we hold the lock, so the plain decrement is safe. */
+        item = __atomic_load_n(&d->ring->slots[b & d->ring->mask], __ATOMIC_RELAXED);
+        __atomic_store_n(&d->bottom, b, __ATOMIC_RELAXED);
     }
-    void *item = atomic_load_explicit(&r->slots[b & r->mask], memory_order_relaxed);
-    if (t == b) {  /* last item: race the thieves for it */
-        if (!atomic_compare_exchange_strong_explicit(&d->top, &t, t + 1,
-                                                     memory_order_seq_cst, memory_order_relaxed))
-            item = NULL;
-        atomic_store_explicit(&d->bottom, b + 1, memory_order_relaxed);
-    }
+    d->top_cache = t;
+    unlock(d);
     return item;
 }
 
-void *csup_deque_steal(csup_deque *d, int *lost) {
+void *csup_deque_steal(csup_deque *dq, int *lost) {
+    csup_deque_impl *d = IMPL(dq);
     if (lost) *lost = 0;
-    int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
-    atomic_thread_fence(memory_order_seq_cst);
-    int64_t b = atomic_load_explicit(&d->bottom, memory_order_acquire);
-    if (t >= b) return NULL;
-    ring *r = atomic_load_explicit(&d->buf, memory_order_consume);
-    void *item = atomic_load_explicit(&r->slots[t & r->mask], memory_order_relaxed);
-    if (!atomic_compare_exchange_strong_explicit(&d->top, &t, t + 1,
-                                                 memory_order_seq_cst, memory_order_relaxed)) {
+    /* Looks empty: no lock. (A racy snapshot: an item pushed meanwhile is
+     * found by the next attempt; the idle protocol re-checks deques.) */
+    if (__atomic_load_n(&d->bottom, __ATOMIC_ACQUIRE) <= __atomic_load_n(&d->top, __ATOMIC_RELAXED))
+        return NULL;
+    if (!try_lock(d)) {
         if (lost) *lost = 1;
         return NULL;
     }
+    int64_t t = __atomic_load_n(&d->top, __ATOMIC_RELAXED);
+    /* Claim (speculatively), then look at bottom: the store-load pair with
+     * the owner's pop (see the header). */
+    __atomic_store_n(&d->top, t + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    /* Acquire: pairs with the push's release (fence or store), so the
+     * item, and what its pusher wrote before pushing it, is visible. */
+    int64_t b = __atomic_load_n(&d->bottom, __ATOMIC_ACQUIRE);
+    void *item = NULL;
+    if (t < b) {
+        item = __atomic_load_n(&d->ring->slots[t & d->ring->mask], __ATOMIC_RELAXED);
+    } else {
+        __atomic_store_n(&d->top, t, __ATOMIC_RELAXED);   /* undo: the owner took it */
+    }
+    unlock(d);
     return item;
 }
 
-int64_t csup_deque_size(csup_deque *d) {
-    int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
-    int64_t t = atomic_load_explicit(&d->top, memory_order_relaxed);
+int64_t csup_deque_size(csup_deque *dq) {
+    csup_deque_impl *d = IMPL(dq);
+    int64_t b = __atomic_load_n(&d->bottom, __ATOMIC_RELAXED);
+    int64_t t = __atomic_load_n(&d->top, __ATOMIC_RELAXED);
     return b > t ? b - t : 0;
 }

@@ -10,7 +10,7 @@
  *   csup_syscall.h   errno-safe system call wrappers (result + errno by value)
  *   csup_affinity.h  CPU affinity and CPU-quota queries
  *   csup_clist.h     completion list: liburcu wfcqueue + futex + eventfd
- *   csup_deque.h     Chase-Lev work-stealing deque of pointers
+ *   csup_deque.h     work-stealing deque of pointers (Chase-Lev + THE; inline push/pop)
  *   csup_lifo.h      ABA-safe lock-free LIFO (idle kernel-thread pool)
  *   csup_tls.h       per-pthread carrier slot, read without TLS caching
  *   csup_lock.h      futex mutex with no thread identity (safe across migration)

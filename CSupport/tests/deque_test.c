@@ -1,10 +1,11 @@
 /*
- * deque_test.c - stress test of the Chase-Lev deque (csup_deque).
+ * deque_test.c - stress test of the work-stealing deque (csup_deque).
  *
  * The owner (main thread) pushes N items in random bursts of 1..300 (so the
  * buffer, created with capacity 16, grows several times while thieves read
  * it) and pops a random share of what it pushed, or pushes 1-2 items and
- * pops them right back (the owner/thief race for the last item); 3 thieves
+ * pops them right back (the owner/thief race for the last item: the
+ * owner's pop backs off to the lock when a thief is claiming it); 3 thieves
  * steal all the time. Each item is a record whose payload the owner writes (plainly)
  * before the push; whoever takes the item checks the payload (the push must
  * publish it: under TSan this is checked by happens-before, natively by
@@ -71,7 +72,8 @@ int main(void) {
         /* A quarter of the rounds: a big burst (growth, long steal runs);
          * the rest: one or two items popped back after a short random pause
          * (so a thief is often mid-steal), so owner and thieves race for
-         * the last item (the CAS on top in pop). */
+         * the last item (the store-load pair of pop and steal; a pop
+         * without its fence fails this test within a run). */
         int small = (stress_rand(&rng) & 3) != 0;
         long burst = small ? 1 + (long)(stress_rand(&rng) % 2) : 1 + (long)(stress_rand(&rng) % 300);
         for (long k = 0; k < burst && next < n_items; k++, next++) {

@@ -20,20 +20,81 @@ extension Context {
     /// literals, so their contexts live on the caller's stack, and the job
     /// records `b` by its two words (StackJob.setClosure) instead of an
     /// escaping copy. Net heap allocations: zero.
-    @usableFromInline
+    @inlinable @inline(__always)
     package static func forkJoin(_ ctx: Context, _ a: () -> Void, _ b: () -> Void) {
+        forkJoin(Unmanaged.passUnretained(ctx), a, b, whenStolen: b)
+    }
+
+    /// The fork/join core, inlined into its caller so that `a` and `b`
+    /// (the caller's closure literals) are inlined too: push a job record
+    /// for `b`, run `a`, pop the record back and, if nobody took it, call
+    /// `b` directly (not through the record). `whenStolen` is what a thief
+    /// runs instead of `b` (the same work, wrapped in whatever per-task
+    /// state the thief's context must take over, e.g. PPL's cancellation
+    /// scope); only its two words are stored in the record.
+    ///
+    /// `ctx` is the running context, unretained: the caller is running on
+    /// it, so its +1 (held by its thread's user context) outlives the
+    /// call. No reference count is touched, nothing is allocated, and the
+    /// common path makes one out-of-line call (storing the closure words,
+    /// CSupport/closure.c) plus the deque's inline push and pop.
+    @inlinable @inline(__always)
+    package static func forkJoin(_ ctx: Unmanaged<Context>, _ a: () -> Void, _ b: () -> Void,
+                                 whenStolen: () -> Void) {
         var job = StackJob()
         withUnsafeMutablePointer(to: &job) { jp in
-            StackJob.setClosure(jp, b)
+            StackJob.setClosure(jp, whenStolen)
             let item = StackJob.item(jp)
-            ctx.withVP { $0.push(item) }
+            ctx._withUnsafeGuaranteedRef { $0.pushFork(item) }
             a()
-            // Re-read vp: `a` may have blocked and resumed elsewhere.
-            if ctx.withVP({ $0.popUntil(item) }) {
-                StackJob.run(jp)
+            // Re-read the VP (inside popFork): `a` may have blocked and
+            // resumed on another one.
+            if ctx._withUnsafeGuaranteedRef({ $0.popFork(item) }) {
+                b()
             } else {
-                ctx.waitForStolen(jp)
+                ctx._withUnsafeGuaranteedRef { $0.waitForStolen(jp) }
             }
+        }
+    }
+
+    /// The calling context, unretained (nil off a context). For hot paths:
+    /// no reference count is touched. Valid while the caller runs on it.
+    @inlinable @inline(__always)
+    package static var currentUnretained: Unmanaged<Context>? {
+        guard let p = UMSThread.currentOnPrimaryUserContext else { return nil }
+        // Why this is sound: see currentInternal (the thread's user context
+        // holds a +1 on the Context while the thread can run).
+        return Unmanaged<Context>.fromOpaque(p)
+    }
+
+    /// True when the running task has stored any ContextLocal value (PPL
+    /// reads its cancellation scope only then: a fork made with no value
+    /// stored skips the table lookup).
+    @inlinable @inline(__always)
+    package var hasContextLocals: Bool { !contextLocals.isEmpty }
+
+    /// Pushes a fork's job record on this context's VP deque (inline fast
+    /// path; a full buffer goes through ``VirtualProcessor/push(_:)``).
+    @inlinable @inline(__always)
+    func pushFork(_ item: WorkItem) {
+        vpRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { vp in
+            if csup_deque_push(vp.deque, item) != 0 {
+                vp.push(item)   // could not grow: push runs it now
+            } else {
+                vp.forkPushed()
+            }
+        }
+    }
+
+    /// Pops the fork `item` back: true when it was still at the bottom of
+    /// this context's VP deque (the caller runs it inline). Items found
+    /// above it are run first (``VirtualProcessor/popUntil(_:)``).
+    @inlinable @inline(__always)
+    func popFork(_ item: WorkItem) -> Bool {
+        vpRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { vp in
+            guard let x = csup_deque_pop(vp.deque) else { return false }
+            if x == item { return true }
+            return vp.popUntil(afterRunning: x, item)
         }
     }
 
@@ -47,7 +108,8 @@ extension Context {
                 forkJoin(ctx, { pa.pointee = a() }, { pb.pointee = b() })
             }
         }
-        return (ra!, rb!)
+        // Both closures ran (forkJoin returns only then).
+        return (ra.unsafelyUnwrapped, rb.unsafelyUnwrapped)
     }
 
     /// The joiner's slow path: `jp` was taken by a thief.
@@ -58,7 +120,7 @@ extension Context {
     /// Instead it spins briefly (a stolen fork often finishes within a few
     /// microseconds), then blocks the context; the virtual processor runs
     /// other work on another context meanwhile, so nothing is lost.
-    @usableFromInline
+    @usableFromInline @inline(never)
     func waitForStolen(_ jp: UnsafeMutablePointer<StackJob>) {
         for _ in 0..<16 {
             if StackJob.isDone(jp) { return }
@@ -105,3 +167,22 @@ extension Context {
     }
 }
 
+
+extension VirtualProcessor {
+    /// After a fork was pushed: the idle protocol's producer check
+    /// (``IdleProtocol/notifyWork(force:)``), out of line.
+    @usableFromInline
+    func forkPushed() {
+        // Guaranteed reference: the scheduler outlives its VPs, so loading
+        // its `idle` needs no retain.
+        Unmanaged.passUnretained(scheduler)._withUnsafeGuaranteedRef { $0.idle.notifyWork() }
+    }
+
+    /// ``popUntil(_:)`` after the first pop found `x`, not `target`: runs
+    /// `x` and goes on popping.
+    @usableFromInline @inline(never)
+    func popUntil(afterRunning x: WorkItem, _ target: WorkItem) -> Bool {
+        runWorkItem(x)
+        return popUntil(target)
+    }
+}

@@ -19,7 +19,7 @@ struct BenchOptions {
     var baselines = true
     /// contexts: tasks that block at once.
     var contexts: Int?
-    /// fib: which Fibonacci number; sort: element count.
+    /// fib: which Fibonacci number; sort: element count; skynet: leaves.
     var n: Int?
     /// idle: measure beside one busy virtual processor.
     var busy = false

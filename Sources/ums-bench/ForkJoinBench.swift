@@ -17,8 +17,8 @@ enum ForkJoinBench {
         let ns = try h.median("nullfork ums") {
             try s.run { () throws -> Double in
                 let a0 = ums_malloc_count()
-                let t = try timeNs {
-                    for _ in 0..<n { _ = try parallelInvoke({}, {}) }
+                let t = timeNs {
+                    for _ in 0..<n { _ = parallelInvoke({}, {}) }
                 }
                 allocsPerOp = Double(ums_malloc_count() - a0) / Double(n)
                 return t / Double(n)
@@ -76,7 +76,7 @@ enum ForkJoinBench {
     static func fib(_ n: Int) -> Int {
         if n < 2 { return n }
         // Spawn fib(n-1), compute fib(n-2) inline, wait, add.
-        let (b, a) = try! parallelInvoke({ fib(n - 2) }, { fib(n - 1) })
+        let (b, a) = parallelInvoke({ fib(n - 2) }, { fib(n - 1) })
         return a + b
     }
 

@@ -17,6 +17,7 @@ let workloads: [(name: String, summary: String, run: @Sendable (Harness) throws 
     ("syscall", "a wrapped call that does not block, inline vs handed off vs direct; ns/op; and a 100 us one", SyscallBench.run),
     ("nullfork", "spawn one empty task and wait for it; ns/op", ForkJoinBench.nullfork),
     ("fib", "fib(30), one task per call; ms", ForkJoinBench.run),
+    ("skynet", "10-ary task tree, 1,000,000 leaves, 4 task APIs; ms", SkynetBench.run),
     ("sort", "sort 10,000,000 random UInt64 keys in place; ms", SortBench.run),
     ("signalwait", "two tasks alternate waiting on events; ns/roundtrip", ConcRTBench.signalwait),
     ("blockmix", "256 tasks x 10 rounds: 500 us CPU, 2000 us nanosleep(2); ms", ConcRTBench.blockmix),
@@ -86,7 +87,7 @@ struct UMSBench: ParsableCommand {
     @Option(help: ArgumentHelp("contexts: tasks that block on one event at once (default 100,000).", valueName: "N"))
     var contexts: Int?
 
-    @Option(help: ArgumentHelp("fib: which Fibonacci number (default 30); sort: element count (default 10,000,000).", valueName: "N"))
+    @Option(help: ArgumentHelp("fib: which Fibonacci number (default 30); sort: element count (default 10,000,000); skynet: leaves, a power of 10 (default 1,000,000).", valueName: "N"))
     var n: Int?
 
     @Flag(inversion: .prefixedNo, help: "Run the in-process baselines of fib and blockmix too.")

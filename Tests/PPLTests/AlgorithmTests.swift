@@ -125,17 +125,50 @@ final class AlgorithmTests: XCTestCase {
         XCTAssertEqual(ran.value, 1, "every closure runs")
     }
 
+    /// The non-throwing two-way parallelInvoke (inlined, with the scope
+    /// looked up only when the task has context-local values): a second
+    /// closure taken by a thief runs on another context, inside the
+    /// forker's cancellation scope.
+    func testStolenInvokeRunsInTheForkersCancellationScope() throws {
+        let result = try testScheduler.run { () throws -> (stolen: Bool, canceled: Bool, inlineCanceled: Bool) in
+            let g = TaskGroup()
+            let out = UnsafeSendable(UnsafeMutablePointer<(Bool, Bool, Bool)>.allocate(capacity: 1))
+            defer { out.value.deallocate() }
+            try g.runAndWait {
+                g.cancel()
+                let me = Context.current!.id
+                let started = Counter()
+                let (inlineCanceled, (stolen, canceled)) = parallelInvoke({ () -> Bool in
+                    // Keep `a` busy until a thief has started `b` (the
+                    // scheduler has 2 VPs), at most 5 s.
+                    let t0 = ContinuousClock.now
+                    while started.value == 0 && ContinuousClock.now - t0 < .seconds(5) { sched_yield() }
+                    return isTaskCancellationRequested()
+                }, { () -> (Bool, Bool) in
+                    started.add()
+                    return (Context.current!.id != me, isTaskCancellationRequested())
+                })
+                out.value.pointee = (stolen, canceled, inlineCanceled)
+            }
+            let r = out.value.pointee
+            return (r.0, r.1, r.2)
+        }
+        XCTAssertTrue(result.stolen, "b was not taken by another context within 5 s")
+        XCTAssertTrue(result.canceled, "the stolen b did not see the forker's (canceled) scope")
+        XCTAssertTrue(result.inlineCanceled, "a did not see its own scope")
+    }
+
     func testDeepRecursionDoesNotOverflowContextStacks() throws {
         @Sendable func fib(_ n: Int) -> Int {
             if n < 2 { return n }
-            let (a, b) = try! parallelInvoke({ fib(n - 2) }, { fib(n - 1) })
+            let (a, b) = parallelInvoke({ fib(n - 2) }, { fib(n - 1) })
             return a + b
         }
         XCTAssertEqual(testScheduler.run { fib(22) }, 17711)
         // A 35-deep chain of forks (fib(35)'s depth) with stealing at every level.
         @Sendable func chain(_ d: Int) -> Int {
             if d == 0 { return 0 }
-            let (x, y) = try! parallelInvoke({ chain(d - 1) }, { fib(10) })
+            let (x, y) = parallelInvoke({ chain(d - 1) }, { fib(10) })
             return x + y
         }
         XCTAssertEqual(testScheduler.run { chain(35) }, 35 * 55)

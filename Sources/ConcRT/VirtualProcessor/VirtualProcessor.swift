@@ -38,7 +38,7 @@ final class VirtualProcessor: @unchecked Sendable {
     /// regular VPs, then the oversubscription slots).
     let index: Int
     unowned(unsafe) let scheduler: Scheduler
-    let deque: OpaquePointer
+    @usableFromInline let deque: OpaquePointer
     let cpu: Int?
     let runQueue = RunQueue()
     @exclusivity(unchecked) private var idleCache: [Context] = []

@@ -170,12 +170,12 @@ extension Context {
 
 extension VirtualProcessor {
     /// After a fork was pushed: the idle protocol's producer check
-    /// (``IdleProtocol/notifyWork(force:)``), out of line.
+    /// (``IdleProtocol/notifyLocalPush()``), out of line.
     @usableFromInline
     func forkPushed() {
         // Guaranteed reference: the scheduler outlives its VPs, so loading
         // its `idle` needs no retain.
-        Unmanaged.passUnretained(scheduler)._withUnsafeGuaranteedRef { $0.idle.notifyWork() }
+        Unmanaged.passUnretained(scheduler)._withUnsafeGuaranteedRef { $0.idle.notifyLocalPush() }
     }
 
     /// ``popUntil(_:)`` after the first pop found `x`, not `target`: runs

@@ -64,6 +64,20 @@ final class IdleProtocol: @unchecked Sendable {
         }
     }
 
+    /// After a push to a VP's own deque (a fork, a task spawned by a task):
+    /// as ``notifyWork(force:)``, but no notify (and so no fence: this is
+    /// the fork's hot path) while no VP is in ``sleep(_:napNanoseconds:)``.
+    /// Only for work that has an owner: the pushing VP never sleeps while
+    /// its deque holds items, so a race with a VP going to sleep costs
+    /// parallelism for one window, never the work (pair B in the note).
+    @inline(__always)
+    func notifyLocalPush() {
+        if searching.load(ordering: .sequentiallyConsistent) == 0
+            && sleeping.load(ordering: .sequentiallyConsistent) > 0 {
+            list._withUnsafeGuaranteedRef { $0.notifyWaiters(1) }
+        }
+    }
+
     /// After a running context pushed a context to its VP's `runnext`:
     /// wake the untimed sleepers so they watch (pair A in the note). A
     /// load and no system call while every sleeper is already watching.

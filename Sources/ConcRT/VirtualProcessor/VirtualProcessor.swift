@@ -121,7 +121,7 @@ final class VirtualProcessor: @unchecked Sendable {
             runWorkItem(item)
             return
         }
-        scheduler.idle.notifyWork()
+        scheduler.idle.notifyLocalPush()
     }
 
     @inline(__always)

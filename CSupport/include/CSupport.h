@@ -35,5 +35,6 @@
 #include "csup_thread.h"
 #include "csup_closure.h"
 #include "csup_lock.h"
+#include "csup_threadstate.h"
 
 #endif

@@ -99,6 +99,7 @@ extension Context {
     }
 
     func blockInternal() {
+        moveIfCarrierRetaken()
         while true {
             let s = blockState.load(ordering: .acquiring)
             if s == .unblockedEarly {

@@ -29,7 +29,7 @@ public final class Context: @unchecked Sendable {
     /// gets it back), so every reader sees it after the list's hand-off.
     /// `threadOwner` keeps it; `thread` reads it without reference counting.
     private var threadOwner: UMSThread?
-    @exclusivity(unchecked) private(set) var threadRef: Unmanaged<UMSThread>?
+    @usableFromInline @exclusivity(unchecked) private(set) var threadRef: Unmanaged<UMSThread>?
     var thread: UMSThread! { threadRef?.takeUnretainedValue() }
     @usableFromInline unowned(unsafe) let scheduler: Scheduler
     /// `scheduler`'s identity, for comparisons that touch no reference count.
@@ -156,6 +156,15 @@ public final class Context: @unchecked Sendable {
         }
     }
 
+    /// Lazy kernel entry's check at a runtime entry: if the monitor retook
+    /// this context's VP while an unwrapped call of it blocked, move (through
+    /// the completion list) before touching any VP state. One chain of
+    /// three loads when nothing happened.
+    @inlinable @inline(__always)
+    func moveIfCarrierRetaken() {
+        threadRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.moveIfPrimaryRetaken() }
+    }
+
     /// The calling context. [Context::CurrentContext]
     public static var current: Context? { currentInternal }
 
@@ -177,6 +186,7 @@ public final class Context: @unchecked Sendable {
     /// [Context::Yield]
     public static func yield() {
         guard let c = currentInternal else { sched_yield(); return }
+        c.moveIfCarrierRetaken()
         c.withVP { $0.stats.yields.ownerIncrement() }
         c.switchOut(.yield)
     }
@@ -185,6 +195,7 @@ public final class Context: @unchecked Sendable {
     /// runs again (then finishes a directed switch that brought it back).
     @inline(__always)
     func switchOut(_ reason: YieldReason) {
+        moveIfCarrierRetaken()
         yieldReason = reason
         // Guaranteed reference: the thread lives as long as this context.
         threadRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.yieldRunning(reason.rawValue) }
@@ -205,6 +216,7 @@ public final class Context: @unchecked Sendable {
         // `next` was taken exclusively from runnext (a queued context
         // cannot terminate).
         let (vp, thread) = me._withUnsafeGuaranteedRef { c in
+            c.moveIfCarrierRetaken()
             c.yieldReason = reason
             return (c.vpRef.unsafelyUnwrapped, c.threadRef.unsafelyUnwrapped)
         }
@@ -217,11 +229,25 @@ public final class Context: @unchecked Sendable {
                 nextThread._withUnsafeGuaranteedRef { t.switchRunning(to: $0, param: reason.rawValue) }
             }
             if !switched {
-                // Not ready: a runtime bug (runnext holds only suspended
-                // contexts). Say so rather than lose the context.
-                next._withUnsafeGuaranteedRef { n in
-                    preconditionFailure("ConcRT: context \(n.id) in a runnable queue is not ready to run")
+                let retaken = thread._withUnsafeGuaranteedRef { $0.isOnRetakenPrimary }
+                guard retaken else {
+                    // Not ready: a runtime bug (runnext holds only suspended
+                    // contexts). Say so rather than lose the context.
+                    next._withUnsafeGuaranteedRef { n in
+                        preconditionFailure("ConcRT: context \(n.id) in a runnable queue is not ready to run")
+                    }
                 }
+                // Retaken between the check above and the switch (only a long
+                // page fault in these few instructions can do it): give
+                // `next` back to the VP's run queue (safe from any pthread),
+                // undo the directed switch's bookkeeping (a narrow race with
+                // the replacement carrier, which starts with none pending),
+                // and move through the completion list.
+                vp._withUnsafeGuaranteedRef { v in
+                    v.switchedOut = nil
+                    _ = v.runQueue.push(next, front: false)
+                }
+                thread._withUnsafeGuaranteedRef { $0.yieldRunning(reason.rawValue) }
             }
         } else {
             thread._withUnsafeGuaranteedRef { $0.yieldRunning(reason.rawValue) }
@@ -240,6 +266,7 @@ public final class Context: @unchecked Sendable {
     static func park(_ me: UnsafeMutableRawPointer, on e: Event) {
         let ctx = Unmanaged<Context>.fromOpaque(me)
         ctx._withUnsafeGuaranteedRef { c in
+            c.moveIfCarrierRetaken()
             c.parkEvent = Unmanaged.passUnretained(e)
             c.withVP { $0.stats.blocks.ownerIncrement() }
         }

@@ -77,6 +77,7 @@ extension Context {
     /// path; a full buffer goes through ``VirtualProcessor/push(_:)``).
     @inlinable @inline(__always)
     func pushFork(_ item: WorkItem) {
+        moveIfCarrierRetaken()
         vpRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { vp in
             if csup_deque_push(vp.deque, item) != 0 {
                 vp.push(item)   // could not grow: push runs it now
@@ -91,7 +92,8 @@ extension Context {
     /// above it are run first (``VirtualProcessor/popUntil(_:)``).
     @inlinable @inline(__always)
     func popFork(_ item: WorkItem) -> Bool {
-        vpRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { vp in
+        moveIfCarrierRetaken()
+        return vpRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { vp in
             guard let x = csup_deque_pop(vp.deque) else { return false }
             if x == item { return true }
             return vp.popUntil(afterRunning: x, item)

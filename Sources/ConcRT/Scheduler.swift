@@ -163,6 +163,7 @@ public final class Scheduler: @unchecked Sendable {
             group.enqueue(node.item)
             idle.notifyWork()
         } else if let c = Context.currentInternal, c.scheduler === self {
+            c.moveIfCarrierRetaken()
             c.vp.push(node.item)
         } else {
             inject(node.item)

@@ -71,9 +71,14 @@ extension UMS {
     /// monitor may retake like any call), and `UMSThread.yield` refuses.
     @inline(__always)
     private static func inlineCall<T, E: Error>(_ p: UMSPrimary, _ t: UMSThread, _ body: () throws(E) -> T) throws(E) -> T {
+        guard let w = p.enterKernelCall() else {
+            // Retaken while this thread ran unwrapped code: move first, then
+            // make the call on the primary that runs it next.
+            t.bounceToCompletionList(p)
+            return try blockingCall(handOff: false, body)
+        }
         let userContext = csup_tls_get_user_context()
         csup_tls_set_user_context(nil)
-        let w = p.enterKernelCall()
         let r = Result { () throws(E) -> T in try body() }
         if p.leaveKernelCall(w) {
             csup_tls_set_user_context(userContext)
@@ -82,8 +87,7 @@ extension UMS {
             // the completion list; resumed on some primary, whose execute
             // installs the user context again.
             Counters.bump(Counters.retakenCalls)
-            t.exitReason = .retaken
-            t.switchToPrimary(p)
+            t.bounceToCompletionList(p)
         }
         return try r.get()
     }

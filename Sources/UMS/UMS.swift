@@ -49,6 +49,8 @@ public enum UMS {
             inlineFallbacks: Counters.inlineFallbacks.load(ordering: .relaxed),
             retakes: UMSMonitor.shared.retakes.load(ordering: .relaxed),
             retakenCalls: Counters.retakenCalls.load(ordering: .relaxed),
+            unwrappedBounces: Counters.unwrappedBounces.load(ordering: .relaxed),
+            unwrappedRetakes: UMSMonitor.shared.unwrappedRetakes.load(ordering: .relaxed),
             retakesWithoutReplacement: UMSMonitor.shared.declinedNoReplacement.load(ordering: .relaxed),
             monitorTicks: UMSMonitor.shared.ticks.load(ordering: .relaxed),
             stacksMapped: Int(csup_stack_mapped_count()),
@@ -93,6 +95,12 @@ public struct UMSStatistics: Sendable, Equatable {
     /// Inline blocking calls that returned after a retake and went through
     /// their completion list.
     public var retakenCalls: Int
+    /// Threads that went on running user code after an unwrapped call's
+    /// retake (the window of oversubscription), and then moved at their
+    /// next runtime entry.
+    public var unwrappedBounces: Int
+    /// Retakes of primaries found asleep in the kernel with no wrapper.
+    public var unwrappedRetakes: Int
     /// Retakes given up because the handler had no replacement pthread
     /// (the call was waited for instead).
     public var retakesWithoutReplacement: Int
@@ -113,6 +121,8 @@ enum Counters {
     static let inlineFallbacks = Atomic<Int>(0)
     /// Inline blocking calls that returned after their primary was retaken.
     static let retakenCalls = Atomic<Int>(0)
+    /// Threads moved at a runtime entry after an unwrapped call's retake.
+    static let unwrappedBounces = Atomic<Int>(0)
     /// Test hook: the next N kernel-thread creations fail with EAGAIN.
     static let injectedKernelThreadFailures = Atomic<Int>(0)
 

@@ -54,7 +54,7 @@ public final class UMSPrimary {
     @exclusivity(unchecked) public internal(set) var yieldCount = 0
     /// Lazy kernel entry's word (see `LazyKernelEntry/KernelCallWord.swift`):
     /// written by this primary's running thread and by the monitor.
-    let kernelCall = Atomic<UInt64>(0)
+    @usableFromInline let kernelCall = Atomic<UInt64>(0)
     /// The monitor's record, when this primary has a retake handler
     /// (blocking calls then run inline). Set once before any thread runs.
     @exclusivity(unchecked) var monitorEntry: UMSMonitor.Entry?
@@ -72,18 +72,45 @@ public final class UMSPrimary {
     /// retake handler).
     public var hasLazyKernelEntry: Bool { monitorEntry != nil }
 
-    /// Enters an inline blocking call: returns the word to leave with.
+    /// Enters an inline blocking call: returns the word to leave with, or
+    /// nil when the monitor retook this primary meanwhile (an unwrapped
+    /// call of the running thread blocked; see the monitor).
     @inline(__always)
-    func enterKernelCall() -> UInt64 {
+    func enterKernelCall() -> UInt64? {
         let old = kernelCall.load(ordering: .relaxed)
-        assert(KernelCallWord.state(old) == KernelCallWord.running,
-               "UMSPrimary.enterKernelCall: bad kernel-call state \(KernelCallWord.state(old)) (expected running)")
+        guard KernelCallWord.state(old) == KernelCallWord.running else {
+            assert(KernelCallWord.state(old) == KernelCallWord.retaken,
+                   "UMSPrimary.enterKernelCall: bad kernel-call state \(KernelCallWord.state(old)) (expected running)")
+            return nil
+        }
         let w = KernelCallWord.make(sequence: KernelCallWord.sequence(old) &+ 1, state: KernelCallWord.inKernel)
-        // Release: nothing the monitor reads depends on earlier writes, but
-        // the word must be visible before the call can block for long.
-        kernelCall.store(w, ordering: .releasing)
+        // A CAS, not a store: the monitor may retake a running primary
+        // (running -> retaken) when an unwrapped call blocks.
+        // Acquire-release: pairs with the monitor's CAS.
+        guard kernelCall.compareExchange(expected: old, desired: w, ordering: .acquiringAndReleasing).exchanged else {
+            return nil
+        }
         UMSMonitor.shared.noteKernelEntry()
         return w
+    }
+
+    // MARK: Unwrapped-block detection (read by the monitor)
+
+    /// The pthread carrying this primary: its kernel tid and CPU clock, for
+    /// the monitor's look at a thread that stopped switching.
+    @exclusivity(unchecked) var tid: Int32 = 0
+    @exclusivity(unchecked) var cpuClock = clockid_t(0)
+    @exclusivity(unchecked) var hasCPUClock = false
+    /// Bumped (owner-only, relaxed) at every switch into or out of a UMS
+    /// thread on this primary, directed switches included: a value that
+    /// stands still while `executing` means one thread has run for that long.
+    let runSequence = Atomic<UInt64>(0)
+    /// True while a UMS thread runs on this primary (relaxed, owner-written).
+    let running = Atomic<Bool>(false)
+
+    @inline(__always)
+    func bumpRunSequence() {
+        runSequence.store(runSequence.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
     }
 
     /// Leaves an inline blocking call: true when this primary still owns
@@ -163,6 +190,9 @@ public final class UMSPrimary {
         }
         executing = true
         install(thread)
+        bumpRunSequence()
+        running.store(true, ordering: .relaxed)
+        if monitorEntry != nil { UMSMonitor.shared.noteRunning() }
         csup_ctx_switch(nativeContext, thread.ctx)
         // The thread that switched back: `thread`, or the last one of a
         // chain of directed switches.
@@ -172,6 +202,8 @@ public final class UMSPrimary {
         carrier.runningThreadID = nil
         csup_tls_set_user_context(nil)
         executing = false
+        running.store(false, ordering: .relaxed)
+        bumpRunSequence()
         let result: UMSExecuteResult = back._withUnsafeGuaranteedRef { t in
             switch t.exitReason {
             case .yielded(let p):
@@ -292,6 +324,8 @@ extension UMS {
         let primary = UMSPrimary(cpu: cpu, nativeContext: native)
         // Why this is sound: `primary` is kept alive until the slot is
         // cleared by the defer below.
+        primary.tid = Int32(truncatingIfNeeded: csup_gettid())
+        primary.hasCPUClock = pthread_getcpuclockid(pthread_self(), &primary.cpuClock) == 0
         if let retakeHandler {
             primary.monitorEntry = try UMSMonitor.shared.register(primary, handler: retakeHandler, threshold: retakeAfter)
         }

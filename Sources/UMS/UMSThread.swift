@@ -88,7 +88,7 @@ public final class UMSThread: @unchecked Sendable {
     /// The primary executing this thread (written by that primary before the
     /// switch in; read by the thread on the same pthread).
     /// (Unmanaged: copied on every directed switch without reference counting.)
-    @exclusivity(unchecked) var primaryRef: Unmanaged<UMSPrimary>?
+    @usableFromInline @exclusivity(unchecked) var primaryRef: Unmanaged<UMSPrimary>?
     var primary: UMSPrimary? { primaryRef?.takeUnretainedValue() }
     /// That primary's native context (set with `primary`).
     @exclusivity(unchecked) var primaryNative: OpaquePointer?
@@ -239,8 +239,9 @@ public final class UMSThread: @unchecked Sendable {
         guard let c = Carrier.current, let p = c.primary, let t = c.thread,
               KernelCallWord.state(p.kernelCall.load(ordering: .relaxed)) != KernelCallWord.inKernel
         else { throw .notOnUMSThread }
+        t.moveIfPrimaryRetaken()
         t.exitReason = .yielded(param)
-        t.switchToPrimary(p)
+        t.switchToPrimary(t.primary!)
     }
 
     /// ``yield(_:)`` for a caller that already knows it is running on a
@@ -255,6 +256,12 @@ public final class UMSThread: @unchecked Sendable {
               Unmanaged<Carrier>.fromOpaque(raw)._withUnsafeGuaranteedRef({ $0.runningThreadID == ObjectIdentifier(self) })
         else {
             preconditionFailure("UMS: yieldRunning called on a thread that is not the one running here")
+        }
+        if primaryRef.unsafelyUnwrapped._withUnsafeGuaranteedRef({ $0.isRetaken }) {
+            moveIfPrimaryRetaken()
+            exitReason = .yielded(param)
+            csup_ctx_switch(ctx, primaryNative.unsafelyUnwrapped)
+            return
         }
         exitReason = .yielded(param)
         csup_ctx_switch(ctx, native)
@@ -313,6 +320,9 @@ public final class UMSThread: @unchecked Sendable {
         precondition(carrier._withUnsafeGuaranteedRef { $0.runningThreadID == ObjectIdentifier(self) },
                      "switchRunning: called on a UMS thread that is not the one running on this primary")
         assertState(.running, "switchRunning")
+        // The primary was retaken while this thread ran: no directed switch
+        // on a pthread that no longer carries the CPU.
+        if primaryRef.unsafelyUnwrapped._withUnsafeGuaranteedRef({ $0.isRetaken }) { return false }
         // ready -> running, exactly as execute does. Acquire: pairs with the
         // release that made `next` ready, so its saved registers are
         // visible before we switch into them.
@@ -328,6 +338,7 @@ public final class UMSThread: @unchecked Sendable {
             c.runningThreadID = ObjectIdentifier(next)
         }
         csup_tls_set_user_context(nextContext)
+        primaryRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.bumpRunSequence() }
         csup_ctx_switch(ctx, next.ctx)
         return true
     }
@@ -363,6 +374,40 @@ public final class UMSThread: @unchecked Sendable {
     func move(from old: State, to new: State, _ function: StaticString) {
         assertState(old, function)
         state.store(new, ordering: .releasing)
+    }
+
+    /// The primary this thread runs on was retaken (its pthread no longer
+    /// carries the CPU): switch out with the `retaken` reason, so the
+    /// primary's `execute` queues this thread on its completion list.
+    /// Returns when some primary runs it again.
+    func bounceToCompletionList(_ p: UMSPrimary) {
+        exitReason = .retaken
+        switchToPrimary(p)
+    }
+
+    /// Before a switch-out: if the monitor retook the calling primary while
+    /// this thread ran (an unwrapped blocking call), go through the
+    /// completion list first, so the switch-out happens on a primary that
+    /// still carries its CPU. Returns at once otherwise (one load).
+    @inlinable @inline(__always)
+    public func moveIfPrimaryRetaken() {
+        guard let p = primaryRef else { return }
+        // Relaxed: a stale "not retaken" only delays the move to the next
+        // check; the retake itself is ordered by the CASes on the word.
+        if p._withUnsafeGuaranteedRef({ $0.kernelCall.load(ordering: .relaxed) & 3 == 2 }) {
+            moveAfterRetake(p)
+        }
+    }
+
+    /// True when the primary this thread last ran on was retaken.
+    public var isOnRetakenPrimary: Bool {
+        primaryRef.map { $0._withUnsafeGuaranteedRef { $0.isRetaken } } ?? false
+    }
+
+    @usableFromInline @inline(never)
+    func moveAfterRetake(_ p: Unmanaged<UMSPrimary>) {
+        Counters.bump(Counters.unwrappedBounces)
+        bounceToCompletionList(p.takeUnretainedValue())
     }
 
     /// Saves this thread's registers and resumes the primary's own context

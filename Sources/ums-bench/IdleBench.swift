@@ -1,3 +1,4 @@
+import UMS
 import ConcRT
 import CSupport
 import Foundation
@@ -66,6 +67,7 @@ enum IdleBench {
         usleep(200_000)   // every VP started and past its spin window
         let w = Window(), done = Event()
         let before = s.statistics
+        let ticksBefore = UMS.statistics.monitorTicks
         s.scheduleTask {
             w.process0 = csup_process_cpu_ns()
             w.thread0 = threadCPUNanoseconds()
@@ -92,7 +94,8 @@ enum IdleBench {
         let idle = vps - 1 == 1 ? "1 idle virtual processor" : "\(vps - 1) idle virtual processors"
         let note = "(\(idle) beside 1 spinning for " + String(format: "%.2f s; spinning task %.1f cpu-ms", windowS, taskMs)
             + "; idleSleeps +\(after.idleSleeps - before.idleSleeps)"
-            + ", watchExpiries +\(after.idleWatchExpiries - before.idleWatchExpiries))"
+            + ", watchExpiries +\(after.idleWatchExpiries - before.idleWatchExpiries)"
+            + ", monitor ticks +\(UMS.statistics.monitorTicks - ticksBefore))"
         h.report("idle-busy", "ums", othersMs / windowS, "cpu-ms/s", note)
     }
 }

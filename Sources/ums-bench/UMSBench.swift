@@ -21,6 +21,8 @@ let workloads: [(name: String, summary: String, run: @Sendable (Harness) throws 
     ("sort", "sort 10,000,000 random UInt64 keys in place; ms", SortBench.run),
     ("signalwait", "two tasks alternate waiting on events; ns/roundtrip", ConcRTBench.signalwait),
     ("blockmix", "256 tasks x 10 rounds: 500 us CPU, 2000 us nanosleep(2); ms", ConcRTBench.blockmix),
+    ("blockmix-unwrapped", "blockmix with a plain, unwrapped nanosleep(2); ms", UnwrappedBench.blockmix),
+    ("detect", "unwrapped read(2) blocks on the only VP: time until another task starts; us (median, p99)", UnwrappedBench.detect),
     ("idle", "CPU burnt by an idle scheduler; --busy: beside a busy VP; cpu-ms/s", IdleBench.run),
     ("contexts", "100,000 tasks blocked on an event; KiB RSS each, ms", ConcRTBench.contexts),
 ]

@@ -173,3 +173,98 @@ final class LazyKernelEntryTests: XCTestCase {
         XCTAssertTrue(ok, "resources did not return to baseline \(baseline): \(last)")
     }
 }
+
+/// Unwrapped blocking: calls the runtime is not told about.
+final class UnwrappedBlockingTests: XCTestCase {
+    /// A plain read(2) on an empty pipe, with one VP, does not stop another
+    /// task from running: the monitor sees the thread asleep in the kernel,
+    /// retakes the VP, and the other task (which releases the read) runs.
+    func testUnwrappedReadDoesNotHoldTheOnlyVirtualProcessor() throws {
+        let s = try makeScheduler(1)
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let r = fds[0], w = fds[1]
+        let before = UMS.statistics.unwrappedRetakes
+        let got = Box<Int>(-1)
+        let reader = runAsTask(s) {
+            s.scheduleTask {   // queued behind the reader on this VP's deque
+                var b: UInt8 = 9
+                _ = Glibc.write(w, &b, 1)
+            }
+            var b: UInt8 = 0
+            let n = Glibc.read(r, &b, 1)   // unwrapped
+            got.value = n == 1 ? Int(b) : -2
+        }
+        XCTAssertTrue(reader.wait(timeout: .seconds(20)), "the unwrapped read held the only VP: \(s.statistics)")
+        XCTAssertEqual(got.value, 9)
+        XCTAssertGreaterThan(UMS.statistics.unwrappedRetakes, before)
+        try s.shutdown()
+    }
+
+    /// A pthread mutex held by a plain pthread: a task that blocks on it
+    /// (unwrapped, in the kernel's futex) lets the only VP run the task
+    /// that makes the holder let go.
+    func testUnwrappedPthreadMutexWait() throws {
+        let s = try makeScheduler(1)
+        let mutex = PThreadMutexBox()
+        let m = mutex
+        let release = Event(), holding = Event(), holderDone = Event()
+        runOnNewThread {
+            pthread_mutex_lock(m.pointer)
+            holding.set()
+            release.wait()
+            pthread_mutex_unlock(m.pointer)
+            holderDone.set()
+        }
+        holding.wait()
+        let locked = Box(false)
+        let waiter = runAsTask(s) {
+            s.scheduleTask { release.set() }   // needs the VP while we wait
+            pthread_mutex_lock(m.pointer)
+            locked.value = true
+            pthread_mutex_unlock(m.pointer)    // same pthread: no runtime entry in between
+        }
+        XCTAssertTrue(waiter.wait(timeout: .seconds(20)), "the mutex wait held the only VP: \(s.statistics)")
+        XCTAssertTrue(locked.value)
+        holderDone.wait()
+        try s.shutdown()
+    }
+
+    /// getaddrinfo("localhost") unwrapped on a context works (it may or may
+    /// not block long enough to be retaken).
+    func testUnwrappedGetaddrinfo() throws {
+        let s = try makeScheduler(2)
+        let rc = Box<Int32>(-1)
+        runAsTask(s) {
+            var res: UnsafeMutablePointer<addrinfo>?
+            rc.value = getaddrinfo("localhost", "80", nil, &res)
+            if let res { freeaddrinfo(res) }
+        }.wait()
+        XCTAssertEqual(rc.value, 0)
+        try s.shutdown()
+    }
+
+    /// A spinning task (state R, CPU clock moving) is never retaken.
+    func testBusyTaskIsNotRetaken() throws {
+        let s = try makeScheduler(1)
+        let before = UMS.statistics.unwrappedRetakes
+        let spin = runAsTask(s) {
+            s.scheduleTask {}   // other work waits the whole time
+            let end = monotonicNow() + 200_000_000
+            while monotonicNow() < end {}
+        }
+        spin.wait()
+        XCTAssertEqual(s.statistics.retakes, 0, "\(s.statistics)")
+        XCTAssertEqual(UMS.statistics.unwrappedRetakes, before)
+        try s.shutdown()
+    }
+}
+
+/// A pthread mutex on the heap, shareable with closures that run on other
+/// threads (the mutex is the synchronization).
+final class PThreadMutexBox: @unchecked Sendable {
+    let pointer = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    init() { pthread_mutex_init(pointer, nil) }
+    deinit { pthread_mutex_destroy(pointer); pointer.deallocate() }
+}

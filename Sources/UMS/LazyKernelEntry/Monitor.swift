@@ -12,12 +12,17 @@ import Glibc
 /// smallest registered threshold, at least 10 µs), backing off by doubling
 /// up to 1 ms while nothing is retaken (a call the handler declines to
 /// retake costs the monitor a few loads per tick), and back to the short
-/// tick after a retake. While no primary is in a call it backs off to
-/// 10 ms, then sleeps on its futex (at most 100 ms at a time); the next
-/// call entry that sees it asleep wakes it (``noteKernelEntry()``: a relaxed
-/// load on the call path, a futex wake only on the first call after a quiet
-/// spell). A call that enters while the monitor falls asleep is seen at the
-/// latest when the 100 ms sleep ends: a late retake, never a lost call.
+/// tick after a retake. While threads run with no call in the kernel (an
+/// unwrapped call may block), it backs off to 50 ms (so an idle VP beside
+/// one long task costs well under 1 CPU-ms/s), or to 200 µs while a
+/// retake happened in the last 100 ms. While no primary is in a call it backs off to
+/// 10 ms, then sleeps on its futex (at most 1 s at a time, so an idle
+/// process pays one tick a second); the next call entry that sees it asleep
+/// wakes it (``noteKernelEntry()``: a seq_cst load after the entry CAS, a
+/// futex wake only on the first call after a quiet spell; race-free with
+/// the monitor's store-then-rescan). A thread that starts running wakes it
+/// too (``noteRunning()``, relaxed: a lost race there delays unwrapped
+/// detection by at most the 1 s sleep, never loses anything).
 ///
 /// The registry is under a lock; handler methods are called with it held,
 /// so a handler must not register or unregister primaries synchronously
@@ -38,6 +43,11 @@ final class UMSMonitor: @unchecked Sendable {
         let thresholdNanoseconds: Int64
         var lastWord: UInt64 = .max
         var lastChange: Int64 = 0
+        /// Unwrapped detection: the run sequence last seen, when it last
+        /// moved (or the window restarted), and the thread's CPU time then.
+        var lastRun: UInt64 = .max
+        var runSince: Int64 = 0
+        var cpuAtRunSince: Int64 = 0
 
         init(primary: UMSPrimary, handler: any UMSRetakeHandler, thresholdNanoseconds: Int64) {
             self.primary = primary
@@ -56,6 +66,7 @@ final class UMSMonitor: @unchecked Sendable {
 
     /// Statistics (relaxed, independent counters).
     let retakes = Atomic<Int>(0)
+    let unwrappedRetakes = Atomic<Int>(0)
     let declinedNoReplacement = Atomic<Int>(0)
     let ticks = Atomic<Int>(0)
 
@@ -86,10 +97,21 @@ final class UMSMonitor: @unchecked Sendable {
         lock.withLock { _ in entries.removeAll { $0 === e } }
     }
 
-    /// Called by every inline blocking call as it enters: wakes the monitor
-    /// if it sleeps untimed.
+    /// Called by every inline blocking call as it enters, and by `execute`
+    /// on a monitored primary: wakes the monitor if it sleeps untimed.
     @inline(__always)
     func noteKernelEntry() {
+        // seq_cst: after the entry CAS (a full barrier), so of this load and
+        // the monitor's seq_cst store of `sleeping` + re-scan, one sees the
+        // other: a wrapped call never waits for the 1 s timeout.
+        if sleeping.load(ordering: .sequentiallyConsistent) { wake() }
+    }
+
+    /// From `execute` (a thread starts running): wakes the monitor if it
+    /// sleeps. Relaxed, so no fence on that path: a lost race delays
+    /// unwrapped-block detection by at most the 1 s sleep.
+    @inline(__always)
+    func noteRunning() {
         if sleeping.load(ordering: .relaxed) { wake() }
     }
 
@@ -115,35 +137,55 @@ final class UMSMonitor: @unchecked Sendable {
     fileprivate func main() {
         var interval: Int64 = 10_000
         var quiet = 0
+        var lastRetake: Int64 = .min / 2
         // Read before `sleeping` is set: a wake after that bumps the word
         // past `seen`, so the wait below returns at once.
         var seen = csup_u32_load_acquire(wakeWord)
         while true {
             if sleeping.load(ordering: .relaxed) {
-                _ = csup_futex_wait(wakeWord, seen, 100_000_000)
-                sleeping.store(false, ordering: .relaxed)
-                interval = 10_000
-                quiet = 0
+                _ = csup_futex_wait(wakeWord, seen, 1_000_000_000)
+                if csup_u32_load_acquire(wakeWord) != seen {
+                    // Woken by a call entry or an execute: look often again.
+                    interval = 10_000
+                    quiet = 0
+                    sleeping.store(false, ordering: .relaxed)
+                }
+                // Timed out: stay asleep unless the scan below finds work.
             } else {
                 _ = csup_futex_wait(wakeWord, seen, interval)
             }
             seen = csup_u32_load_acquire(wakeWord)
             ticks.wrappingAdd(1, ordering: .relaxed)
-            let (inKernel, retook, shortest) = scan()
+            let (inKernel, running, retook, shortest) = scan()
             let base = max(10_000, shortest / 2)
+            let now = csup_monotonic_ns()
+            if retook { lastRetake = now }
+            // Calls have been blocking lately: keep looking often (a blocked
+            // call that ends before the second look is a CPU lost for it).
+            let busyCap: Int64 = now - lastRetake < 100_000_000 ? 200_000 : 50_000_000
+            if retook || inKernel || running { sleeping.store(false, ordering: .relaxed) }
             if retook {
                 interval = base
                 quiet = 0
             } else if inKernel {
                 interval = min(max(interval, base) * 2, 1_000_000)
                 quiet = 0
+            } else if running {
+                // Threads run with no call in the kernel: watch for an
+                // unwrapped block, backing off to 50 ms (a tick costs 10-30 us
+                // of CPU on a VM: "idle stays idle" beside a busy VP), or to
+                // 200 us while retakes happened in the last 100 ms.
+                interval = min(max(interval, base) * 2, busyCap)
+                quiet = 0
             } else {
                 interval = min(max(interval, base) * 2, 10_000_000)
                 quiet += 1
                 // Quiet for a while: sleep until the next call entry, after
                 // one more look for a call that entered meanwhile.
-                if quiet >= 4 && interval >= 10_000_000 {
-                    sleeping.store(true, ordering: .relaxed)
+                if quiet >= 4 && interval >= 10_000_000 && !sleeping.load(ordering: .relaxed) {
+                    // seq_cst store, then seq_cst loads of the words: pairs
+                    // with a call entry's CAS and seq_cst load of `sleeping`.
+                    sleeping.store(true, ordering: .sequentiallyConsistent)
                     if anyInKernel() { sleeping.store(false, ordering: .relaxed) }
                 }
             }
@@ -152,15 +194,15 @@ final class UMSMonitor: @unchecked Sendable {
 
     private func anyInKernel() -> Bool {
         lock.withLock { _ in
-            entries.contains { KernelCallWord.state($0.primary.kernelCall.load(ordering: .acquiring)) == KernelCallWord.inKernel }
+            entries.contains { KernelCallWord.state($0.primary.kernelCall.load(ordering: .sequentiallyConsistent)) == KernelCallWord.inKernel }
         }
     }
 
     /// One look at every registered primary. Returns whether some primary
     /// is in a call, whether one was retaken, and the smallest threshold.
-    private func scan() -> (inKernel: Bool, retook: Bool, shortest: Int64) {
+    private func scan() -> (inKernel: Bool, running: Bool, retook: Bool, shortest: Int64) {
         let now = csup_monotonic_ns()
-        var inKernel = false, retook = false
+        var inKernel = false, retook = false, running = false
         var shortest = Int64.max
         lock.withLock { _ in
             for e in entries {
@@ -169,6 +211,10 @@ final class UMSMonitor: @unchecked Sendable {
                 let w = e.primary.kernelCall.load(ordering: .acquiring)
                 guard KernelCallWord.state(w) == KernelCallWord.inKernel else {
                     e.lastWord = w
+                    if KernelCallWord.state(w) == KernelCallWord.running, lookForUnwrappedBlock(e, w, now) {
+                        retook = true
+                    }
+                    if e.primary.running.load(ordering: .relaxed) { running = true }
                     continue
                 }
                 inKernel = true
@@ -197,7 +243,60 @@ final class UMSMonitor: @unchecked Sendable {
                 }
             }
         }
-        return (inKernel, retook, shortest == .max ? 20_000 : shortest)
+        return (inKernel, running, retook, shortest == .max ? 20_000 : shortest)
+    }
+
+    /// Unwrapped-block detection for a primary whose word says `running`:
+    /// its thread has not switched for the threshold, its CPU clock stood
+    /// (under a tenth of the window), and /proc says it sleeps in the
+    /// kernel (S or D; R is a busy task, never retaken). Then the same
+    /// handler steps and a CAS running -> retaken. The thread goes on with
+    /// its code when the call returns, and moves at its next runtime entry
+    /// (`UMSThread.moveIfPrimaryRetaken`). Returns true on a retake.
+    private func lookForUnwrappedBlock(_ e: Entry, _ w: UInt64, _ now: Int64) -> Bool {
+        let p = e.primary
+        guard p.hasCPUClock, p.running.load(ordering: .relaxed) else {
+            e.lastRun = .max
+            return false
+        }
+        let seq = p.runSequence.load(ordering: .relaxed)
+        if seq != e.lastRun {
+            e.lastRun = seq
+            e.runSince = now
+            e.cpuAtRunSince = csup_thread_cpu_ns(p.cpuClock)
+            return false
+        }
+        let window = now - e.runSince
+        if window < e.thresholdNanoseconds { return false }
+        let cpu = csup_thread_cpu_ns(p.cpuClock)
+        if cpu < 0 || cpu - e.cpuAtRunSince > window / 10 {
+            // Busy (or unreadable): look again over a fresh window.
+            e.runSince = now
+            e.cpuAtRunSince = cpu
+            return false
+        }
+        let state = csup_thread_state(p.tid)
+        guard state == UInt8(ascii: "S") || state == UInt8(ascii: "D") else {
+            e.runSince = now
+            e.cpuAtRunSince = cpu
+            return false
+        }
+        guard e.handler.shouldRetake() else { return false }
+        guard e.handler.reserveReplacement() else {
+            declinedNoReplacement.wrappingAdd(1, ordering: .relaxed)
+            e.runSince = now
+            return false
+        }
+        let retaken = KernelCallWord.make(sequence: KernelCallWord.sequence(w), state: KernelCallWord.retaken)
+        // Acquire-release: against the thread's enter-CAS on the same value.
+        if p.kernelCall.compareExchange(expected: w, desired: retaken, ordering: .acquiringAndReleasing).exchanged {
+            unwrappedRetakes.wrappingAdd(1, ordering: .relaxed)
+            retakes.wrappingAdd(1, ordering: .relaxed)
+            e.handler.startReplacement()
+            return true
+        }
+        e.handler.releaseReplacement()
+        return false
     }
 }
 

@@ -1,0 +1,20 @@
+/*
+ * A look at another thread of this process, for the UMS monitor's
+ * unwrapped-block detection: its scheduler state and its CPU time.
+ */
+#ifndef CSUP_THREADSTATE_H
+#define CSUP_THREADSTATE_H
+
+#include <stdint.h>
+#include <time.h>
+
+/* The state letter of thread `tid` of this process from
+ * /proc/self/task/TID/stat ('R' running, 'S' sleeping, 'D' disk sleep, ...),
+ * or 0 when it cannot be read. About 16 us: call it only to confirm. */
+char csup_thread_state(int32_t tid);
+
+/* CPU time of the thread whose CPU clock is `clock` (pthread_getcpuclockid),
+ * in ns, or -1 on error. About 300 ns. */
+int64_t csup_thread_cpu_ns(clockid_t clock);
+
+#endif

@@ -1,0 +1,30 @@
+#include "csup_config.h"
+#include "include/csup_threadstate.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+char csup_thread_state(int32_t tid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char buf[512];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    /* "tid (comm) S ...": comm may hold spaces and parentheses, so the
+     * state follows the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ' || !p[2]) return 0;
+    return p[2];
+}
+
+int64_t csup_thread_cpu_ns(clockid_t clock) {
+    struct timespec ts;
+    if (clock_gettime(clock, &ts) != 0) return -1;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}

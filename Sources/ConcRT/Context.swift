@@ -195,7 +195,8 @@ public final class Context: @unchecked Sendable {
     /// runs again (then finishes a directed switch that brought it back).
     @inline(__always)
     func switchOut(_ reason: YieldReason) {
-        moveIfCarrierRetaken()
+        // No retake check here: this touches no VP state before
+        // `yieldRunning`, which moves a thread of a retaken primary first.
         yieldReason = reason
         // Guaranteed reference: the thread lives as long as this context.
         threadRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.yieldRunning(reason.rawValue) }
@@ -215,8 +216,8 @@ public final class Context: @unchecked Sendable {
         // as the scheduler, threads live as long as their contexts, and
         // `next` was taken exclusively from runnext (a queued context
         // cannot terminate).
+        // Callers (park, blockInternal) made the retake check already.
         let (vp, thread) = me._withUnsafeGuaranteedRef { c in
-            c.moveIfCarrierRetaken()
             c.yieldReason = reason
             return (c.vpRef.unsafelyUnwrapped, c.threadRef.unsafelyUnwrapped)
         }

@@ -43,7 +43,6 @@ extension UMS {
         guard let c = Carrier.current, let p = c.primary, let t = c.thread else {
             return try body()
         }
-        Counters.bump(Counters.blockingCalls)
         if p.monitorEntry != nil {
             // Nested inside an inline call: already "in the kernel".
             if KernelCallWord.state(p.kernelCall.load(ordering: .relaxed)) == KernelCallWord.inKernel {
@@ -51,6 +50,15 @@ extension UMS {
             }
             if !handOff && !t.prefersHandOff { return try inlineCall(p, t, body) }
         }
+        return try handOffCall(p, t, body)
+    }
+
+    /// The kernel-thread hand-off path, in its own frame: its generic
+    /// `Result` local would otherwise make every call (the inline ones too)
+    /// look up `Result<T, E>`'s metadata to size the frame.
+    @inline(never)
+    private static func handOffCall<T, E: Error>(_ p: UMSPrimary, _ t: UMSThread, _ body: () throws(E) -> T) throws(E) -> T {
+        Counters.bump(Counters.blockingCalls)
         var outcome: Result<T, E>?
         withoutActuallyEscaping({ outcome = Result { () throws(E) -> T in try body() } }) { call in
             t.pendingCall = call
@@ -75,20 +83,42 @@ extension UMS {
             // Retaken while this thread ran unwrapped code: move first, then
             // make the call on the primary that runs it next.
             t.bounceToCompletionList(p)
-            return try blockingCall(handOff: false, body)
+            return try callAfterMove(body)
         }
         let userContext = csup_tls_get_user_context()
         csup_tls_set_user_context(nil)
-        let r = Result { () throws(E) -> T in try body() }
+        // No Result here: building one for an unspecialized T instantiates
+        // generic metadata on every call (a locked cache lookup, most of
+        // the cost this path had).
+        do {
+            let v = try body()
+            leaveInlineCall(p, t, w, userContext)
+            return v
+        } catch {
+            leaveInlineCall(p, t, w, userContext)
+            throw error
+        }
+    }
+
+    /// The call again, on the primary that runs the thread after a move
+    /// (out of line: it re-enters ``blockingCall(handOff:_:)``).
+    @inline(never)
+    private static func callAfterMove<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        try blockingCall(handOff: false, body)
+    }
+
+    /// The non-generic tail of an inline call: the leave-CAS, then either
+    /// the user context back, or (retaken) the move through the completion
+    /// list, after which the caller returns the call's result on whatever
+    /// primary runs it.
+    @inline(never)
+    private static func leaveInlineCall(_ p: UMSPrimary, _ t: UMSThread, _ w: UInt64,
+                                        _ userContext: UnsafeMutableRawPointer?) {
         if p.leaveKernelCall(w) {
             csup_tls_set_user_context(userContext)
         } else {
-            // Retaken: this pthread no longer carries the CPU. Go through
-            // the completion list; resumed on some primary, whose execute
-            // installs the user context again.
             Counters.bump(Counters.retakenCalls)
             t.bounceToCompletionList(p)
         }
-        return try r.get()
     }
 }

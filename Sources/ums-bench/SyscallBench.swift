@@ -19,6 +19,12 @@ enum SyscallBench {
         h.report("syscall", "ums", inline, "ns/op", "(Blocking.call { gettid } on a context, inline: lazy kernel entry)")
         let handoff = try h.median("syscall ums-handoff") { try wrapped(n / 10, retakeAfter: nil) }
         h.report("syscall", "ums-handoff", handoff, "ns/op", "(the same call handed to a kernel thread: retakeAfter nil)")
+        let onContext = try h.median("syscall direct on a context") { () throws -> Double in
+            let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 1))
+            defer { try? s.shutdown() }
+            return s.run { directCalls(n) }
+        }
+        h.report("syscall", "baseline-direct-on-context", onContext, "ns/op", "(gettid called directly by a task on a context)")
         let direct = h.median("syscall direct") { directCalls(n) }
         h.report("syscall", "baseline-direct", direct, "ns/op", "(gettid called directly on a plain pthread)")
         h.report("syscall", "ums-overhead", inline - direct, "ns/op", "(inline wrapped call minus the direct call; goal <= 30)")

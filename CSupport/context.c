@@ -16,6 +16,7 @@
  */
 #include "csup_config.h"
 #include "include/csup_context.h"
+#include "include/csup_stack.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -27,6 +28,7 @@
 
 #if defined(CSUP_ASAN)
 #include <sanitizer/common_interface_defs.h>
+#include <sanitizer/asan_interface.h>
 #endif
 #if defined(CSUP_TSAN)
 #include <sanitizer/tsan_interface.h>
@@ -259,6 +261,19 @@ static void csup_ctx_first_entry(void *arg) {
     excl_enter_after_switch(self);
     self->entry(self->arg);
     fatal("csup: a context's entry function returned; it must end with csup_ctx_switch_final\n");
+}
+
+/* Test hook of csup_stack.h: needs the current context's stack bounds. */
+int csup_stack_poison_own_bottom_for_test(size_t bytes) {
+#if defined(CSUP_ASAN)
+    csup_ctx *self = csup_ctx_current();
+    if (self == NULL || self->is_native || bytes > self->stack_size / 4) return 0;
+    __asan_poison_memory_region(self->stack_lo, bytes);
+    return 1;
+#else
+    (void)bytes;
+    return 0;
+#endif
 }
 
 void csup_ctx_enter_access_set(csup_ctx *ctx) { excl_enter(ctx); }

@@ -10,6 +10,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#if defined(CSUP_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
@@ -86,8 +90,25 @@ int csup_stack_alloc(size_t size, csup_stack *out) {
     return map_fresh(usable, out);
 }
 
+/* AddressSanitizer: a context that terminates abandons its last frames
+ * (the final switch never returns), so their redzones stay poisoned in the
+ * shadow. The next context on this stack (from the cache), or the next
+ * mapping at this address, would inherit that stale poison: uninstrumented
+ * code (the Swift runtime, libc) that puts a buffer there and hands it to
+ * an intercepted call (read, poll, memcpy) would be reported as a
+ * stack-buffer-overflow. ASan clears a pthread's stack when it exits; this
+ * does the same for ours, when it goes back to the cache or is unmapped. */
+static void unpoison(const csup_stack *stack) {
+#if defined(CSUP_ASAN)
+    __asan_unpoison_memory_region(stack->lo, stack->size);
+#else
+    (void)stack;
+#endif
+}
+
 void csup_stack_free(const csup_stack *stack) {
     if (!stack || !stack->map_base) return;
+    unpoison(stack);
     pthread_mutex_lock(&cache_lock);
     if (cache_len < CACHE_MAX) {
         cache[cache_len++] = *stack;
@@ -110,6 +131,17 @@ void csup_stack_cache_trim(void) {
         munmap(local[i].map_base, local[i].map_size);
         __atomic_fetch_sub(&mapped, 1, __ATOMIC_RELAXED);
     }
+}
+
+long csup_stack_cached_poisoned_count(void) {
+    long n = 0;
+#if defined(CSUP_ASAN)
+    pthread_mutex_lock(&cache_lock);
+    for (int i = 0; i < cache_len; i++)
+        if (__asan_region_is_poisoned(cache[i].lo, cache[i].size) != NULL) n++;
+    pthread_mutex_unlock(&cache_lock);
+#endif
+    return n;
 }
 
 long csup_stack_mapped_count(void) { return __atomic_load_n(&mapped, __ATOMIC_RELAXED); }

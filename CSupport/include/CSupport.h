@@ -15,6 +15,7 @@
  *   csup_tls.h       per-pthread carrier slot, read without TLS caching
  *   csup_lock.h      futex mutex with no thread identity (safe across migration)
  *   csup_overflow.h  guard-page overflow reporting on a sigaltstack
+ *   csup_sanitizer.h which sanitizer (TSan, ASan) this build was compiled with
  */
 #ifndef CSUPPORT_H
 #define CSUPPORT_H
@@ -33,5 +34,6 @@
 #include "csup_thread.h"
 #include "csup_closure.h"
 #include "csup_lock.h"
+#include "csup_sanitizer.h"
 
 #endif

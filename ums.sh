@@ -114,11 +114,18 @@ case "${1:-}" in
         # shows them all; ASan stops at its first, which is a crash).
         # No Swift backtracer: under TSan its clone() from the signal
         # handler fails a TSan CHECK, and it can hang on a sanitized crash.
+        # ASan's memory checks stay on; its at-exit leak check is off:
+        # swift-corelibs-xctest keeps its test-case and test-run objects in
+        # reference cycles, and LSan reports those at exit (about 10 KiB
+        # left even with suppressions for them; none of it allocated by
+        # this package once context stacks are LSan root regions, see
+        # CSupport/stack.c). Leaks of threads, descriptors and stacks are
+        # checked by the tests themselves (TestSupport's ResourceCounts).
         sanitizer_tests() {
             local kind=$1 scratch=$2 t0=$SECONDS
             echo "== swift test (${kind} sanitizer: UMS, ConcRT, PPL)"
             swift build --build-tests --sanitize="$kind" --scratch-path "$scratch"
-            UMS_SANITIZER=$kind SWIFT_BACKTRACE=enable=no \
+            UMS_SANITIZER=$kind SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 \
                 swift_tests --skip-build --sanitize="$kind" --scratch-path "$scratch" --disable-swift-testing \
                 --filter "UMSTests|ConcRTTests|PPLTests"
             local reports

@@ -12,6 +12,7 @@
 
 #if defined(CSUP_ASAN)
 #include <sanitizer/asan_interface.h>
+#include <sanitizer/lsan_interface.h>
 #endif
 
 #ifndef MADV_GUARD_INSTALL
@@ -72,6 +73,8 @@ static int map_fresh(size_t usable, csup_stack *out) {
     return 0;
 }
 
+static void lsan_root(const csup_stack *stack, int in_use);
+
 int csup_stack_alloc(size_t size, csup_stack *out) {
     if (!out || size < CSUP_STACK_MIN) return EINVAL;
     size_t page = csup_page_size();
@@ -83,11 +86,14 @@ int csup_stack_alloc(size_t size, csup_stack *out) {
             *out = cache[i];
             cache[i] = cache[--cache_len];
             pthread_mutex_unlock(&cache_lock);
+            lsan_root(out, 1);
             return 0;
         }
     }
     pthread_mutex_unlock(&cache_lock);
-    return map_fresh(usable, out);
+    int err = map_fresh(usable, out);
+    if (err == 0) lsan_root(out, 1);
+    return err;
 }
 
 /* AddressSanitizer: a context that terminates abandons its last frames
@@ -106,8 +112,24 @@ static void unpoison(const csup_stack *stack) {
 #endif
 }
 
+/* LeakSanitizer scans pthread stacks, globals and TLS for pointers, not our
+ * mappings. A suspended context's only reference to an object is often on
+ * its own stack (a ConcRT context's body closure, parked while its
+ * scheduler lives), so at exit LSan would report it as leaked. Under ASan,
+ * a stack in use is a root region: registered when handed out, unregistered
+ * when given back (cached stacks hold only dead frames). */
+static void lsan_root(const csup_stack *stack, int in_use) {
+#if defined(CSUP_ASAN)
+    if (in_use) __lsan_register_root_region(stack->lo, stack->size);
+    else __lsan_unregister_root_region(stack->lo, stack->size);
+#else
+    (void)stack; (void)in_use;
+#endif
+}
+
 void csup_stack_free(const csup_stack *stack) {
     if (!stack || !stack->map_base) return;
+    lsan_root(stack, 0);
     unpoison(stack);
     pthread_mutex_lock(&cache_lock);
     if (cache_len < CACHE_MAX) {

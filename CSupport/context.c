@@ -13,6 +13,28 @@
  *      back, now on Q.
  * A freshly made context starts in csup_ctx_first_entry, which does 4-6 for
  * itself and calls the entry function.
+ *
+ * Sanitizers (compiled in only under them; csup_config.h):
+ *   ThreadSanitizer: every made context is a TSan fiber (created with it,
+ *     destroyed with it); a native context names its pthread's own fiber.
+ *     Step 2 is __tsan_switch_to_fiber(to, 0): flag 0 synchronizes, so the
+ *     switch is a happens-before edge from the code before it to the code
+ *     after it, whichever pthread that runs on (the register switch itself
+ *     is invisible to TSan). do_switch is not instrumented: after step 2
+ *     TSan already attributes accesses to `to`.
+ *   AddressSanitizer: step 2 is __sanitizer_start_switch_fiber with the
+ *     target's stack bounds (a native context's from pthread_getattr_np),
+ *     saving `from`'s fake stack; step 4 is ..._finish_switch_fiber with it.
+ *     First entry finishes with NULL (no fake stack yet). The final switch
+ *     of a terminating context passes NULL as the save slot, which frees
+ *     its fake stack. stack.c unpoisons a stack when it goes back to the
+ *     cache (abandoned frames leave redzones poisoned) and registers a
+ *     stack in use as a LeakSanitizer root region.
+ *   Kernel threads never switch: a blocking call's closure runs on the
+ *   KT's own pthread stack, ordered by the KT command word (hand-off) and
+ *   the completion list (return; see clist.c for its TSan annotation).
+ *   Directed switches are plain csup_ctx_switch calls between two made
+ *   contexts, annotated the same way.
  */
 #include "csup_config.h"
 #include "include/csup_context.h"

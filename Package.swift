@@ -54,7 +54,7 @@ let package = Package(
         .executableTarget(name: "echo-server", dependencies: ["PPL", "ConcRT", "UMS", argumentParser], path: "Examples/echo-server"),
         // Shared by the test targets: resource counts, eventually, boxes,
         // counters (no XCTest dependency: failures are thrown).
-        .target(name: "TestSupport", dependencies: ["UMS"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["UMS", "CSupport"], path: "Tests/TestSupport"),
         .testTarget(name: "UMSTests", dependencies: ["UMS", "CSupport", "TestSupport"]),
         .testTarget(name: "ConcRTTests", dependencies: ["ConcRT", "UMS", "CSupport", "TestSupport"]),
         .testTarget(name: "PPLTests", dependencies: ["PPL", "ConcRT", "UMS", "CSupport", "TestSupport"]),

@@ -5,7 +5,9 @@
 #   ./ums.sh test   the whole test suite: the C tests (switch natively and on
 #                   aarch64 under qemu-user when installed; the lock-free
 #                   queues natively and under TSan), the SPIN models, and
-#                   swift test in debug and (runtime layers) release
+#                   swift test in debug and (runtime layers) release, then
+#                   the runtime layers under ThreadSanitizer and
+#                   AddressSanitizer (any report fails)
 # Both install Debian's liburcu-dev first when it is missing (test: also spin).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -103,6 +105,43 @@ case "${1:-}" in
         swift build -c release --build-tests --scratch-path .build-release-tests -Xswiftc -enable-testing
         swift_tests -c release --skip-build --scratch-path .build-release-tests --disable-swift-testing \
             --filter "UMSTests|ConcRTTests|PPLTests"
+        # The runtime layers under ThreadSanitizer, then AddressSanitizer
+        # (each in its own scratch directory; debug builds). UMS_SANITIZER
+        # tells the tests (they also read it from the build: TestSupport's
+        # Sanitizer), and those that TSan cannot hold at full size scale
+        # down. Any sanitizer report fails the stage, even when every test
+        # passed (TSan reports and goes on, so one run shows them all; ASan
+        # stops at its first, which is a crash).
+        # No Swift backtracer: under TSan its clone() from the signal
+        # handler fails a TSan CHECK, and it can hang on a sanitized crash.
+        # ASan's memory checks stay on; its at-exit leak check is off:
+        # swift-corelibs-xctest keeps its test-case and test-run objects in
+        # reference cycles, and LSan reports those at exit (about 10 KiB
+        # left even with suppressions for them; none of it allocated by
+        # this package once context stacks are LSan root regions, see
+        # CSupport/stack.c). Leaks of threads, descriptors and stacks are
+        # checked by the tests themselves (TestSupport's ResourceCounts).
+        sanitizer_tests() {
+            local kind=$1 scratch=$2 t0=$SECONDS
+            echo "== swift test (${kind} sanitizer: UMS, ConcRT, PPL)"
+            swift build --build-tests --sanitize="$kind" --scratch-path "$scratch"
+            local failed_before=$failed
+            UMS_SANITIZER=$kind SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 \
+                swift_tests --skip-build --sanitize="$kind" --scratch-path "$scratch" --disable-swift-testing \
+                --filter "UMSTests|ConcRTTests|PPLTests"
+            local reports
+            reports=$(grep -cE "WARNING: ThreadSanitizer|ERROR: (Address|Leak)Sanitizer" "$log" || true)
+            if [ "$reports" -gt 0 ]; then
+                echo "ums.sh: ${kind} sanitizer: ${reports} report(s); the stage fails" >&2
+                # One failure for the stage, unless its tests already failed
+                # (an ASan report is a crash, counted by swift_tests).
+                [ "$failed" -gt "$failed_before" ] || failed=$((failed + 1))
+                [ "$status" -ne 0 ] || status=1
+            fi
+            echo "== ${kind} sanitizer stage: $((SECONDS - t0)) s"
+        }
+        sanitizer_tests thread .build-tsan
+        sanitizer_tests address .build-asan
         # One plain summary line for CI: "N passed, N failed".
         echo "swift-ums: $passed passed, $failed failed"
         exit "$status"

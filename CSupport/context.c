@@ -18,11 +18,34 @@
  * even when the resumer is another pthread.
  * A freshly made context starts in csup_ctx_first_entry, which does 4-6 for
  * itself and calls the entry function.
+ *
+ * Sanitizers (compiled in only under them; csup_config.h):
+ *   ThreadSanitizer: every made context is a TSan fiber (created with it,
+ *     destroyed with it); a native context names its pthread's own fiber.
+ *     Step 2 is __tsan_switch_to_fiber(to, 0): flag 0 synchronizes, so the
+ *     switch is a happens-before edge from the code before it to the code
+ *     after it, whichever pthread that runs on (the register switch itself
+ *     is invisible to TSan). do_switch is not instrumented: after step 2
+ *     TSan already attributes accesses to `to`.
+ *   AddressSanitizer: step 2 is __sanitizer_start_switch_fiber with the
+ *     target's stack bounds (a native context's from pthread_getattr_np),
+ *     saving `from`'s fake stack; step 4 is ..._finish_switch_fiber with it.
+ *     First entry finishes with NULL (no fake stack yet). The final switch
+ *     of a terminating context passes NULL as the save slot, which frees
+ *     its fake stack. stack.c unpoisons a stack when it goes back to the
+ *     cache (abandoned frames leave redzones poisoned) and registers a
+ *     stack in use as a LeakSanitizer root region.
+ *   Kernel threads never switch: a blocking call's closure runs on the
+ *   KT's own pthread stack, ordered by the KT command word (hand-off) and
+ *   the completion list (return; see clist.c for its TSan annotation).
+ *   Directed switches are plain csup_ctx_switch calls between two made
+ *   contexts, annotated the same way.
  */
 #include "csup_config.h"
 #include "include/csup_context.h"
 #include "include/csup_swift_tls.h"
 #include "swift_tls_layout.h"
+#include "include/csup_stack.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -34,6 +57,7 @@
 
 #if defined(CSUP_ASAN)
 #include <sanitizer/common_interface_defs.h>
+#include <sanitizer/asan_interface.h>
 #endif
 #if defined(CSUP_TSAN)
 #include <sanitizer/tsan_interface.h>
@@ -343,6 +367,19 @@ static void csup_ctx_first_entry(void *arg) {
     excl_enter_after_switch(self);
     self->entry(self->arg);
     fatal("csup: a context's entry function returned; it must end with csup_ctx_switch_final\n");
+}
+
+/* Test hook of csup_stack.h: needs the current context's stack bounds. */
+int csup_stack_poison_own_bottom_for_test(size_t bytes) {
+#if defined(CSUP_ASAN)
+    csup_ctx *self = csup_ctx_current();
+    if (self == NULL || self->is_native || bytes > self->stack_size / 4) return 0;
+    __asan_poison_memory_region(self->stack_lo, bytes);
+    return 1;
+#else
+    (void)bytes;
+    return 0;
+#endif
 }
 
 void csup_ctx_enter_access_set(csup_ctx *ctx) { excl_enter(ctx); }

@@ -10,6 +10,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#if defined(CSUP_ASAN)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
@@ -68,6 +73,8 @@ static int map_fresh(size_t usable, csup_stack *out) {
     return 0;
 }
 
+static void lsan_root(const csup_stack *stack, int in_use);
+
 int csup_stack_alloc(size_t size, csup_stack *out) {
     if (!out || size < CSUP_STACK_MIN) return EINVAL;
     size_t page = csup_page_size();
@@ -79,15 +86,51 @@ int csup_stack_alloc(size_t size, csup_stack *out) {
             *out = cache[i];
             cache[i] = cache[--cache_len];
             pthread_mutex_unlock(&cache_lock);
+            lsan_root(out, 1);
             return 0;
         }
     }
     pthread_mutex_unlock(&cache_lock);
-    return map_fresh(usable, out);
+    int err = map_fresh(usable, out);
+    if (err == 0) lsan_root(out, 1);
+    return err;
+}
+
+/* AddressSanitizer: a context that terminates abandons its last frames
+ * (the final switch never returns), so their redzones stay poisoned in the
+ * shadow. The next context on this stack (from the cache), or the next
+ * mapping at this address, would inherit that stale poison: uninstrumented
+ * code (the Swift runtime, libc) that puts a buffer there and hands it to
+ * an intercepted call (read, poll, memcpy) would be reported as a
+ * stack-buffer-overflow. ASan clears a pthread's stack when it exits; this
+ * does the same for ours, when it goes back to the cache or is unmapped. */
+static void unpoison(const csup_stack *stack) {
+#if defined(CSUP_ASAN)
+    __asan_unpoison_memory_region(stack->lo, stack->size);
+#else
+    (void)stack;
+#endif
+}
+
+/* LeakSanitizer scans pthread stacks, globals and TLS for pointers, not our
+ * mappings. A suspended context's only reference to an object is often on
+ * its own stack (a ConcRT context's body closure, parked while its
+ * scheduler lives), so at exit LSan would report it as leaked. Under ASan,
+ * a stack in use is a root region: registered when handed out, unregistered
+ * when given back (cached stacks hold only dead frames). */
+static void lsan_root(const csup_stack *stack, int in_use) {
+#if defined(CSUP_ASAN)
+    if (in_use) __lsan_register_root_region(stack->lo, stack->size);
+    else __lsan_unregister_root_region(stack->lo, stack->size);
+#else
+    (void)stack; (void)in_use;
+#endif
 }
 
 void csup_stack_free(const csup_stack *stack) {
     if (!stack || !stack->map_base) return;
+    lsan_root(stack, 0);
+    unpoison(stack);
     pthread_mutex_lock(&cache_lock);
     if (cache_len < CACHE_MAX) {
         cache[cache_len++] = *stack;
@@ -110,6 +153,17 @@ void csup_stack_cache_trim(void) {
         munmap(local[i].map_base, local[i].map_size);
         __atomic_fetch_sub(&mapped, 1, __ATOMIC_RELAXED);
     }
+}
+
+long csup_stack_cached_poisoned_count(void) {
+    long n = 0;
+#if defined(CSUP_ASAN)
+    pthread_mutex_lock(&cache_lock);
+    for (int i = 0; i < cache_len; i++)
+        if (__asan_region_is_poisoned(cache[i].lo, cache[i].size) != NULL) n++;
+    pthread_mutex_unlock(&cache_lock);
+#endif
+    return n;
 }
 
 long csup_stack_mapped_count(void) { return __atomic_load_n(&mapped, __ATOMIC_RELAXED); }

@@ -16,6 +16,7 @@
  *   csup_lock.h      futex mutex with no thread identity (safe across migration)
  *   csup_overflow.h  guard-page overflow reporting on a sigaltstack
  *   csup_swift_tls.h Swift concurrency thread-locals that move with a context in a job
+ *   csup_sanitizer.h which sanitizer (TSan, ASan) this build was compiled with
  */
 #ifndef CSUPPORT_H
 #define CSUPPORT_H
@@ -36,5 +37,6 @@
 #include "csup_closure.h"
 #include "csup_lock.h"
 #include "csup_threadstate.h"
+#include "csup_sanitizer.h"
 
 #endif

@@ -49,6 +49,14 @@ long csup_stack_cached_count(void);
 /* Test hook: makes the next `n` fresh mappings fail with ENOMEM. */
 void csup_stack_inject_failures(int n);
 
+/* AddressSanitizer test hooks (no-ops returning 0 in other builds):
+ * cached stacks with any poisoned shadow byte (csup_stack_free unpoisons,
+ * so this stays 0), and: poison the lowest `bytes` of the calling
+ * context's own usable stack (far below its frames), as a frame that was
+ * abandoned there would have; returns 1 when it poisoned. */
+long csup_stack_cached_poisoned_count(void);
+int csup_stack_poison_own_bottom_for_test(size_t bytes);
+
 /* Page size, cached. */
 size_t csup_page_size(void);
 

@@ -261,13 +261,16 @@ public final class Scheduler: @unchecked Sendable {
 
     func makeContext(for vp: VirtualProcessor) -> Context? {
         do {
-            _ = try Context(scheduler: self, list: completionList, policy: policy)
+            let made = try Context(scheduler: self, list: completionList, policy: policy)
             liveContexts.wrappingAdd(1, ordering: .relaxed)
             stats.contextsCreated.add()
             // It starts queued on the completion list: take it (and anything
-            // else there) into this VP's runnable queue and run it from there.
+            // else there, counted as completions) into this VP's runnable
+            // queue and run it from there.
             completionList.drain(timeout: .zero) { t in
-                vp.pushRunnable(Unmanaged.passUnretained(Context.of(t)), front: false)
+                let c = Context.of(t)
+                if c !== made { vp.stats.completions.ownerIncrement() }
+                vp.pushRunnable(Unmanaged.passUnretained(c), front: false)
             }
             return vp.popRunnable()?.takeUnretainedValue()
         } catch {

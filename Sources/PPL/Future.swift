@@ -198,11 +198,25 @@ extension Future {
 }
 
 /// Per-position results for whenAll.
+///
+/// The slots are a fixed buffer, not an `Array` property: completions run
+/// on several virtual processors at once, and `array[i] = r` from two of
+/// them is two overlapping modify accesses of the one array variable (a
+/// data race, even for distinct `i`; ThreadSanitizer reported it here).
+/// Distinct buffer elements are distinct memory locations.
 final class ResultsBox<Value: Sendable>: @unchecked Sendable {
-    // @unchecked Sendable: each slot is written once, before the atomic
-    // countdown that makes the collector read them (acq_rel).
-    private var slots: [Result<Value, any Error>?]
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
+    // @unchecked Sendable: each slot is written once, by one completion,
+    // before the atomic countdown (acq_rel) that makes the last one read
+    // them all.
+    private let slots: UnsafeMutableBufferPointer<Result<Value, any Error>?>
+    init(count: Int) {
+        slots = .allocate(capacity: count)
+        slots.initialize(repeating: nil)
+    }
+    deinit {
+        slots.deinitialize()
+        slots.deallocate()
+    }
     func set(_ i: Int, _ r: Result<Value, any Error>) { slots[i] = r }
     func collect() -> Result<[Value], any Error> {
         Result { try slots.map { try $0!.get() } }

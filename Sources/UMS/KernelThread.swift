@@ -162,6 +162,11 @@ final class KernelThread: @unchecked Sendable {
         // pendingCall are visible to whoever dequeues the thread.
         t.move(from: .inKernel, to: .queued, "KernelThread.complete")
         list.enqueue(t)
+        let delay = Counters.injectedCompletionDelayNanoseconds.load(ordering: .relaxed)
+        if delay > 0 { _ = csup_sys_nanosleep(Int64(delay)) }
+        // This may be the list's last reference (the thread can terminate
+        // and everyone else drop the list before we get here): then the
+        // list's deinit, and its pool's trim, run on this KT (see trim).
         withExtendedLifetime(list) {}
     }
 }
@@ -175,7 +180,9 @@ final class KernelThreadPool: @unchecked Sendable {
     // @unchecked Sendable: `idle` is a lock-free C structure; `all` is
     // guarded by `lock`; counters are atomics.
     private let idle: UnsafeMutablePointer<csup_lifo>
-    private let lock = Mutex<[KernelThread]>([])
+    // Not Synchronization.Mutex: contended, it hands over inside the kernel
+    // (PI futex), which ThreadSanitizer cannot see; csup_lock's atomics it can.
+    private let lock = MigrationSafeMutex<[KernelThread]>([])
     private let idleCounter = Atomic<Int>(0)
 
     init() {
@@ -247,7 +254,21 @@ final class KernelThreadPool: @unchecked Sendable {
         }
         for kt in stopped {
             kt.stop()
-            pthread_join(kt.pthread, nil)
+            if pthread_equal(kt.pthread, pthread_self()) != 0 {
+                // The list's last reference was released on this KT, inside
+                // KernelThread.complete (it had pushed itself idle first).
+                // It cannot join itself (EDEADLK: it used to stay unjoined,
+                // its 8 MiB stack leaked; TSan reported a thread leak).
+                // Detached, it ends on its own: back in its loop it reads
+                // `exit`. Why this is sound: it no longer touches the pool
+                // (unowned, gone after this deinit) on that way out.
+                let rc = pthread_detach(kt.pthread)
+                precondition(rc == 0, "KernelThreadPool.trim: pthread_detach failed (errno \(rc))")
+                Counters.bump(Counters.kernelThreadsSelfDetached)
+            } else {
+                let rc = pthread_join(kt.pthread, nil)
+                precondition(rc == 0, "KernelThreadPool.trim: pthread_join failed (errno \(rc))")
+            }
             Counters.kernelThreadsLive.wrappingSubtract(1, ordering: .relaxed)
         }
         let ids = Set(stopped.map { ObjectIdentifier($0) })

@@ -125,6 +125,12 @@ enum Counters {
     static let unwrappedBounces = Atomic<Int>(0)
     /// Test hook: the next N kernel-thread creations fail with EAGAIN.
     static let injectedKernelThreadFailures = Atomic<Int>(0)
+    /// Test hook: kernel threads sleep this long after queuing a thread
+    /// whose call returned, still holding its completion list.
+    static let injectedCompletionDelayNanoseconds = Atomic<Int>(0)
+    /// Kernel threads that found themselves in their own pool's trim (the
+    /// list's last reference was dropped on them) and were detached.
+    static let kernelThreadsSelfDetached = Atomic<Int>(0)
 
     @inline(__always) static func bump(_ c: borrowing Atomic<Int>) {
         c.wrappingAdd(1, ordering: .relaxed)
@@ -136,6 +142,19 @@ extension UMS {
     /// pthread_create returned EAGAIN.
     public static func _injectKernelThreadCreationFailures(_ count: Int) {
         Counters.injectedKernelThreadFailures.store(count, ordering: .relaxed)
+    }
+    /// Test hook: every kernel thread sleeps `nanoseconds` after queuing a
+    /// thread whose call returned, before it lets go of the thread's
+    /// completion list (0: off). Widens the window in which that kernel
+    /// thread holds the list's last reference.
+    public static func _delayKernelThreadCompletions(nanoseconds: Int) {
+        Counters.injectedCompletionDelayNanoseconds.store(nanoseconds, ordering: .relaxed)
+    }
+    /// Test hook: how many kernel threads were detached because their
+    /// completion list was released last on them (they cannot join
+    /// themselves; see KernelThreadPool.trim).
+    public static var _kernelThreadsSelfDetached: Int {
+        Counters.kernelThreadsSelfDetached.load(ordering: .relaxed)
     }
     /// Test hook: makes the next `count` stack mappings fail with ENOMEM.
     public static func _injectStackAllocationFailures(_ count: Int) {

@@ -50,7 +50,9 @@ public final class UMSCompletionList: @unchecked Sendable {
 
     deinit {
         // Unreachable with queued threads: they retain this list. Kernel
-        // threads in a call retain it too, so every KT is idle here.
+        // threads in a call retain it too, so every KT is idle here (this
+        // may run on one of them, just after it queued a thread: trim
+        // detaches that one instead of joining it).
         kernelThreads.trim()
         // Why this is sound: nothing can enqueue any more (see above).
         csup_clist_destroy(clist)

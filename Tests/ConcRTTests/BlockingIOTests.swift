@@ -761,8 +761,28 @@ private func checkErrors(_ f: IOFailures, place: String) {
     } catch {
         f.record("\(place): connect: \(error)")
     }
-    // poll with more descriptors than allowed (EINVAL), timed and untimed.
-    var p = pollfd(fd: -1, events: 0, revents: 0)
-    f.expect(call: "poll", errno: EINVAL) { _ = try Blocking.poll(&p, count: Int(Int32.max), timeoutMilliseconds: 10) }
-    f.expect(call: "poll", errno: EINVAL) { _ = try Blocking.poll(&p, count: Int(Int32.max), timeoutMilliseconds: 0) }
+    // poll with more descriptors than RLIMIT_NOFILE allows (EINVAL), timed
+    // and untimed. The array really holds that many entries: poll(2)'s
+    // contract is that `fds` points at `nfds` of them, and
+    // AddressSanitizer's poll interceptor reads them all before the call.
+    // (This test used to pass one pollfd with nfds = Int32.max: the kernel
+    // rejects that before reading, but ASan reported a stack-buffer-overflow
+    // on the context's stack, read from the kernel thread. A test bug, not
+    // stale shadow; UMSTests' SanitizerTests cover
+    // stale shadow on reused stacks.)
+    let over = pollLimitPlusOne()
+    let fds = UnsafeMutablePointer<pollfd>.allocate(capacity: over)
+    fds.initialize(repeating: pollfd(fd: -1, events: 0, revents: 0), count: over)
+    defer { fds.deinitialize(count: over); fds.deallocate() }
+    f.expect(call: "poll", errno: EINVAL) { _ = try Blocking.poll(fds, count: over, timeoutMilliseconds: 10) }
+    f.expect(call: "poll", errno: EINVAL) { _ = try Blocking.poll(fds, count: over, timeoutMilliseconds: 0) }
+}
+
+/// RLIMIT_NOFILE's soft limit + 1: the smallest nfds poll(2) rejects with
+/// EINVAL. Bounded by fs.nr_open (at most 2^20 by default: 8 MiB of pollfds).
+private func pollLimitPlusOne() -> Int {
+    var lim = rlimit()
+    precondition(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &lim) == 0, "getrlimit(RLIMIT_NOFILE) failed")
+    precondition(lim.rlim_cur < 1 << 24, "RLIMIT_NOFILE soft limit \(lim.rlim_cur) too large for the poll EINVAL test")
+    return Int(lim.rlim_cur) + 1
 }

@@ -54,6 +54,22 @@ final class FutureTests: XCTestCase {
         XCTAssertThrowsError(try Future.whenAny(allFail).get()) { XCTAssertTrue($0 is Boom) }
     }
 
+    /// whenAll over futures that complete at the same moment on both
+    /// virtual processors: their completions store into the results box
+    /// concurrently. It used to keep them in an Array property, which
+    /// ThreadSanitizer reported as a race (`ums.sh test` runs this under
+    /// TSan); the values must also come out in order.
+    func testWhenAllWithConcurrentCompletions() throws {
+        let rounds = longMode ? 500 : 60
+        for round in 0..<rounds {
+            let gate = Promise<Int>(scheduler: testScheduler)
+            let fs = (0..<16).map { i in gate.future.then { $0 + i } }
+            let all = Future.whenAll(fs)
+            XCTAssertTrue(gate.set(round))
+            XCTAssertEqual(try all.get(), (0..<16).map { round + $0 })
+        }
+    }
+
     func testPromiseCompletesFuture() throws {
         let p = Promise<String>(scheduler: testScheduler)
         let chained = p.future.then { $0.uppercased() }

@@ -1,4 +1,5 @@
 import Synchronization
+import UMS
 
 /// A mutable box shared with closures. Unsynchronised: share it only
 /// between code that runs one at a time (UMS threads of one primary, or
@@ -34,4 +35,19 @@ public struct TestRNG {
         return state &* 0x2545_F491_4F6C_DD1D
     }
     public mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+}
+
+/// A value shared between pthreads or UMS threads that one side polls while
+/// another writes (a `Box` would be a data race there). Every get and set
+/// takes UMS's MigrationSafeMutex (acquire/release, safe to use from a UMS
+/// thread that migrates), so a reader that sees a new value also sees
+/// everything the writer did before setting it.
+public final class Locked<T>: @unchecked Sendable {
+    // @unchecked Sendable: the value is reached only under `lock`.
+    private let lock: MigrationSafeMutex<T>
+    public init(_ v: T) { lock = MigrationSafeMutex(v) }
+    public var value: T {
+        get { lock.withLock { $0 } }
+        set { lock.withLock { $0 = newValue } }
+    }
 }

@@ -41,6 +41,32 @@ final class CompletionListTests: XCTestCase {
         }
     }
 
+    /// The last reference to a completion list can be dropped on one of its
+    /// own kernel threads: the KT holds the list while it queues a thread
+    /// whose call returned, and meanwhile that thread may run, terminate
+    /// and everyone else let go of the list. The list's deinit then runs on
+    /// that KT, and its pool's trim used to pthread_join the KT itself
+    /// (EDEADLK, ignored): the KT ended unjoined, its stack leaked, and
+    /// ThreadSanitizer reported a thread leak. Now it is detached. The
+    /// delay hook holds the KT in that spot so the test drops the list
+    /// first every time.
+    func testListReleasedLastOnItsOwnKernelThreadEndsThatThread() throws {
+        let baseline = try ResourceCounts.now()
+        let detachedBefore = UMS._kernelThreadsSelfDetached
+        UMS._delayKernelThreadCompletions(nanoseconds: 100_000_000)
+        defer { UMS._delayKernelThreadCompletions(nanoseconds: 0) }
+        try {
+            let list = try UMSCompletionList()
+            _ = try UMSThread(completionList: list) { _ = UMS.blockingCall { 42 } }
+            try UMS.enterSchedulingMode { p in try runScheduler(p, list, until: 1) }
+            // `list` goes here, while its KT still sleeps holding it.
+        }()
+        XCTAssertTrue(eventually { UMS._kernelThreadsSelfDetached == detachedBefore + 1 },
+                      "the kernel thread released the list last and detached itself")
+        let settled = try ResourceCounts.settle(within: baseline)
+        XCTAssertTrue(settled.ok, "the kernel thread ended: \(settled.last) vs \(baseline)")
+    }
+
     func testEventDescriptorBecomesReadable() throws {
         let list = try UMSCompletionList()
         let fd = try list.eventDescriptor()

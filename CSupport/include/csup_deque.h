@@ -62,6 +62,12 @@
 #if defined(__SANITIZE_THREAD__) && !defined(CSUP_DEQUE_TSAN)
 #  define CSUP_DEQUE_TSAN 1
 #endif
+/* Swift's clang importer compiles these inline functions into Swift code
+ * without seeing -fsanitize=thread, so ums.sh's TSan stage also passes
+ * -Xcc -DCSUP_SANITIZE_THREAD (fences are invisible to TSan). */
+#if defined(CSUP_SANITIZE_THREAD) && !defined(CSUP_DEQUE_TSAN)
+#  define CSUP_DEQUE_TSAN 1
+#endif
 
 /* Opaque to users (Swift sees an OpaquePointer). */
 typedef struct csup_deque csup_deque;

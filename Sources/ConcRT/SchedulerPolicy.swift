@@ -45,6 +45,14 @@ public struct SchedulerPolicy: Sendable, Equatable {
     /// Windows UMS shape: about 1.5 µs per call). Default 20 µs (Go's
     /// sysmon retakes after 20 µs to 10 ms).
     public var retakeAfter: Duration?
+    /// Experimental, off by default: the UMS monitor also retakes a
+    /// virtual processor whose context blocked in a call made with no
+    /// wrapper (plain `read(2)`, `pthread_mutex_lock`, C libraries): its
+    /// thread stopped switching, its CPU clock stood still, and /proc says
+    /// it sleeps in the kernel. A known race with a context that switches
+    /// back at that very moment is documented in the UMS monitor; it is
+    /// why this is not the default yet.
+    public var detectUnwrappedBlocking: Bool
 
     public enum SchedulingProtocol: Sendable, Equatable {
         /// Stay with the schedule group last worked on (cache locality).
@@ -71,7 +79,8 @@ public struct SchedulerPolicy: Sendable, Equatable {
                 localContextCacheSize: Int = 8,
                 schedulingProtocol: SchedulingProtocol = .enhanceScheduleGroupLocality,
                 contextBackend: UMSContextBackend = .assembly,
-                retakeAfter: Duration? = .microseconds(20)) {
+                retakeAfter: Duration? = .microseconds(20),
+                detectUnwrappedBlocking: Bool = false) {
         let n = Self.availableConcurrency
         self.maxConcurrency = maxConcurrency ?? max(n, minConcurrency ?? 1)
         self.minConcurrency = minConcurrency ?? min(n, self.maxConcurrency)
@@ -81,6 +90,7 @@ public struct SchedulerPolicy: Sendable, Equatable {
         self.schedulingProtocol = schedulingProtocol
         self.contextBackend = contextBackend
         self.retakeAfter = retakeAfter
+        self.detectUnwrappedBlocking = detectUnwrappedBlocking
     }
 
     /// Throws ``ConcRTError/invalidPolicy(_:)`` naming the bad value.

@@ -291,6 +291,11 @@ extension UMS {
         try enterSchedulingMode(cpu: cpu, retakeHandler: nil, body)
     }
 
+    /// `detectUnwrappedBlocking` (experimental, off by default) also lets
+    /// the monitor retake the primary from a call made with no wrapper
+    /// (see `LazyKernelEntry/Monitor.swift`; a known race is documented
+    /// there).
+    ///
     /// ``enterSchedulingMode(cpu:_:)`` with lazy kernel entry: blocking
     /// calls on this primary's threads run inline, and the UMS monitor
     /// retakes the CPU from a call still in the kernel after
@@ -306,6 +311,7 @@ extension UMS {
         cpu: Int? = nil,
         retakeHandler: (any UMSRetakeHandler)?,
         retakeAfter: Duration = .microseconds(20),
+        detectUnwrappedBlocking: Bool = false,
         _ body: (UMSPrimary) throws -> R
     ) throws -> R {
         if Carrier.current != nil { throw UMSError.alreadyInSchedulingMode }
@@ -327,7 +333,8 @@ extension UMS {
         primary.tid = Int32(truncatingIfNeeded: csup_gettid())
         primary.hasCPUClock = pthread_getcpuclockid(pthread_self(), &primary.cpuClock) == 0
         if let retakeHandler {
-            primary.monitorEntry = try UMSMonitor.shared.register(primary, handler: retakeHandler, threshold: retakeAfter)
+            primary.monitorEntry = try UMSMonitor.shared.register(primary, handler: retakeHandler, threshold: retakeAfter,
+                                                                 detectUnwrapped: detectUnwrappedBlocking)
         }
         defer { if let e = primary.monitorEntry { UMSMonitor.shared.unregister(e) } }
         csup_tls_set_carrier(Unmanaged.passUnretained(primary.carrier).toOpaque())

@@ -19,7 +19,7 @@ enum UnwrappedBench {
         let cores = Double(SchedulerPolicy.availableConcurrency)
         let ideal = max(Double(tasks * rounds) * Double(cpuUs) / cores, Double(rounds) * Double(cpuUs + blockUs)) / 1000
         let note = String(format: "(ideal %.1f ms)", ideal)
-        let s = try Scheduler()
+        let s = try Scheduler(policy: SchedulerPolicy(detectUnwrappedBlocking: true))
         defer { try? s.shutdown() }
         let before = s.statistics
         let ums = try h.median("blockmix-unwrapped ums") { () throws -> Double in
@@ -43,7 +43,7 @@ enum UnwrappedBench {
 
     static func detect(_ h: Harness) throws {
         let n = h.options.iterations ?? 300
-        let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 1))
+        let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 1, detectUnwrappedBlocking: true))
         defer { try? s.shutdown() }
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw BenchFailure(description: "detect: pipe failed") }

@@ -180,7 +180,7 @@ final class UnwrappedBlockingTests: XCTestCase {
     /// task from running: the monitor sees the thread asleep in the kernel,
     /// retakes the VP, and the other task (which releases the read) runs.
     func testUnwrappedReadDoesNotHoldTheOnlyVirtualProcessor() throws {
-        let s = try makeScheduler(1)
+        let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 1, detectUnwrappedBlocking: true))
         var fds: [Int32] = [0, 0]
         XCTAssertEqual(pipe(&fds), 0)
         defer { close(fds[0]); close(fds[1]) }
@@ -206,7 +206,7 @@ final class UnwrappedBlockingTests: XCTestCase {
     /// (unwrapped, in the kernel's futex) lets the only VP run the task
     /// that makes the holder let go.
     func testUnwrappedPthreadMutexWait() throws {
-        let s = try makeScheduler(1)
+        let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 1, detectUnwrappedBlocking: true))
         let mutex = PThreadMutexBox()
         let m = mutex
         let release = Event(), holding = Event(), holderDone = Event()
@@ -234,7 +234,7 @@ final class UnwrappedBlockingTests: XCTestCase {
     /// getaddrinfo("localhost") unwrapped on a context works (it may or may
     /// not block long enough to be retaken).
     func testUnwrappedGetaddrinfo() throws {
-        let s = try makeScheduler(2)
+        let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 2, maxConcurrency: 2, detectUnwrappedBlocking: true))
         let rc = Box<Int32>(-1)
         runAsTask(s) {
             var res: UnsafeMutablePointer<addrinfo>?
@@ -247,7 +247,7 @@ final class UnwrappedBlockingTests: XCTestCase {
 
     /// A spinning task (state R, CPU clock moving) is never retaken.
     func testBusyTaskIsNotRetaken() throws {
-        let s = try makeScheduler(1)
+        let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 1, detectUnwrappedBlocking: true))
         let before = UMS.statistics.unwrappedRetakes
         let spin = runAsTask(s) {
             s.scheduleTask {}   // other work waits the whole time

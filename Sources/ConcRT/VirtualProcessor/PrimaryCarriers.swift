@@ -150,7 +150,8 @@ extension Scheduler {
                 var retaken = false
                 do {
                     try UMS.enterSchedulingMode(cpu: v.cpu, retakeHandler: policy.retakeAfter == nil ? nil : v.retake,
-                                                retakeAfter: policy.retakeAfter ?? .zero) { p in
+                                                retakeAfter: policy.retakeAfter ?? .zero,
+                                                detectUnwrappedBlocking: policy.detectUnwrappedBlocking) { p in
                         if first { self.primaryStarted() }
                         retaken = v.run(p)
                     }

@@ -240,6 +240,10 @@ final class VirtualProcessor: @unchecked Sendable {
         let r: (result: UMSExecuteResult, thread: Unmanaged<UMSThread>, userContext: UnsafeMutableRawPointer?)
         do {
             r = try thread._withUnsafeGuaranteedRef { try primary.executeReportingThread($0) }
+        } catch UMSError.primaryRetaken {
+            // Retaken while this pthread ran scheduler code (the known race
+            // of unwrapped detection): the replacement runs the VP; leave.
+            return false
         } catch {
             context._withUnsafeGuaranteedRef { c in
                 fatalError("VirtualProcessor.execute: internal error executing context \(c.id): \(error)")

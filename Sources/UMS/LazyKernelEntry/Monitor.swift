@@ -41,6 +41,8 @@ final class UMSMonitor: @unchecked Sendable {
         unowned(unsafe) let primary: UMSPrimary
         let handler: any UMSRetakeHandler
         let thresholdNanoseconds: Int64
+        /// Unwrapped-block detection is on for this primary.
+        let detectUnwrapped: Bool
         var lastWord: UInt64 = .max
         var lastChange: Int64 = 0
         /// Unwrapped detection: the run sequence last seen, when it last
@@ -49,10 +51,11 @@ final class UMSMonitor: @unchecked Sendable {
         var runSince: Int64 = 0
         var cpuAtRunSince: Int64 = 0
 
-        init(primary: UMSPrimary, handler: any UMSRetakeHandler, thresholdNanoseconds: Int64) {
+        init(primary: UMSPrimary, handler: any UMSRetakeHandler, thresholdNanoseconds: Int64, detectUnwrapped: Bool) {
             self.primary = primary
             self.handler = handler
             self.thresholdNanoseconds = thresholdNanoseconds
+            self.detectUnwrapped = detectUnwrapped
         }
     }
 
@@ -76,9 +79,10 @@ final class UMSMonitor: @unchecked Sendable {
     }
 
     /// Adds a primary; starts the monitor pthread on first use.
-    func register(_ p: UMSPrimary, handler: any UMSRetakeHandler, threshold: Duration) throws(UMSError) -> Entry {
+    func register(_ p: UMSPrimary, handler: any UMSRetakeHandler, threshold: Duration,
+                  detectUnwrapped: Bool) throws(UMSError) -> Entry {
         let ns = max(1_000, threshold.saturatingNanoseconds)
-        let e = Entry(primary: p, handler: handler, thresholdNanoseconds: ns)
+        let e = Entry(primary: p, handler: handler, thresholdNanoseconds: ns, detectUnwrapped: detectUnwrapped)
         var startError: Int32 = 0
         lock.withLock { _ in
             if !started {
@@ -255,7 +259,7 @@ final class UMSMonitor: @unchecked Sendable {
     /// (`UMSThread.moveIfPrimaryRetaken`). Returns true on a retake.
     private func lookForUnwrappedBlock(_ e: Entry, _ w: UInt64, _ now: Int64) -> Bool {
         let p = e.primary
-        guard p.hasCPUClock, p.running.load(ordering: .relaxed) else {
+        guard e.detectUnwrapped, p.hasCPUClock, p.running.load(ordering: .relaxed) else {
             e.lastRun = .max
             return false
         }
@@ -284,6 +288,22 @@ final class UMSMonitor: @unchecked Sendable {
         guard e.handler.shouldRetake() else { return false }
         guard e.handler.reserveReplacement() else {
             declinedNoReplacement.wrappingAdd(1, ordering: .relaxed)
+            e.runSince = now
+            return false
+        }
+        // Re-validate after the /proc read (16 us): the thread may have
+        // switched back to its scheduler meanwhile, which then sleeps in S
+        // too. KNOWN RACE (why this detection is opt-in): a switch back in
+        // the few instructions between this check and the CAS below still
+        // retakes a primary whose thread left the blocked code; its next
+        // `execute` then finds it retaken and the VP retires, but the
+        // scheduler code it ran after the switch may have touched the VP
+        // beside the replacement. The fix is to serialize switch-outs
+        // through the word (a sequence bump CAS per switch); not done yet.
+        guard p.running.load(ordering: .sequentiallyConsistent),
+              p.runSequence.load(ordering: .sequentiallyConsistent) == seq,
+              p.kernelCall.load(ordering: .sequentiallyConsistent) == w else {
+            e.handler.releaseReplacement()
             e.runSince = now
             return false
         }

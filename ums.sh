@@ -131,7 +131,9 @@ case "${1:-}" in
             # concurrency suites (task/serial executors, async stress) hang
             # under TSan (seen 2026-11-30: the first async test never
             # finishes). They run in the debug, release and ASan stages.
-            [ "$kind" = thread ] && skip=(--skip "AsyncStressTests|TaskExecutorTests|SerialExecutorTests")
+            # The experimental unwrapped-block detection (opt-in) also hangs in
+            # its first test under TSan (seen the same day); same treatment.
+            [ "$kind" = thread ] && skip=(--skip "AsyncStressTests|TaskExecutorTests|SerialExecutorTests|UnwrappedBlockingTests")
             echo "== swift test (${kind} sanitizer: UMS, ConcRT, PPL)"
             swift build --build-tests --sanitize="$kind" --scratch-path "$scratch" "${xcc[@]}"
             local failed_before=$failed

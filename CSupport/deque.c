@@ -76,13 +76,7 @@ int csup_deque_push_slow(csup_deque *dq, void *item) {
         r = bigger;
     }
     unlock(d);
-    __atomic_store_n(&r->slots[b & r->mask], item, __ATOMIC_RELAXED);
-#if defined(CSUP_DEQUE_TSAN)
-    __atomic_store_n(&d->bottom, b + 1, __ATOMIC_RELEASE);
-#else
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    __atomic_store_n(&d->bottom, b + 1, __ATOMIC_RELAXED);
-#endif
+    csup_deque_publish(d, r, b, item);
     return 0;
 }
 

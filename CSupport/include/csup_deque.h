@@ -106,12 +106,10 @@ typedef struct csup_deque_impl {
 int csup_deque_push_slow(csup_deque *d, void *item);
 void *csup_deque_pop_slow(csup_deque *d, int64_t b);
 
-static inline int csup_deque_push(csup_deque *dq, void *item) {
-    csup_deque_impl *d = (csup_deque_impl *)dq;
-    int64_t b = __atomic_load_n(&d->bottom, __ATOMIC_RELAXED);
-    csup_deque_ring *r = d->ring;
-    /* Full, or may be (top_cache may be stale): refresh it, grow if need be. */
-    if (__builtin_expect(b - d->top_cache >= r->mask, 0)) return csup_deque_push_slow(dq, item);
+/* Owner: stores `item` at `b` and publishes it (bottom = b + 1). The release
+ * orders the slot before the new bottom for thieves; under TSan a release
+ * store instead of the fence (TSan does not see standalone fences). */
+static inline void csup_deque_publish(csup_deque_impl *d, csup_deque_ring *r, int64_t b, void *item) {
     __atomic_store_n(&r->slots[b & r->mask], item, __ATOMIC_RELAXED);
 #if defined(CSUP_DEQUE_TSAN)
     __atomic_store_n(&d->bottom, b + 1, __ATOMIC_RELEASE);
@@ -119,6 +117,15 @@ static inline int csup_deque_push(csup_deque *dq, void *item) {
     __atomic_thread_fence(__ATOMIC_RELEASE);
     __atomic_store_n(&d->bottom, b + 1, __ATOMIC_RELAXED);
 #endif
+}
+
+static inline int csup_deque_push(csup_deque *dq, void *item) {
+    csup_deque_impl *d = (csup_deque_impl *)dq;
+    int64_t b = __atomic_load_n(&d->bottom, __ATOMIC_RELAXED);
+    csup_deque_ring *r = d->ring;
+    /* Full, or may be (top_cache may be stale): refresh it, grow if need be. */
+    if (__builtin_expect(b - d->top_cache >= r->mask, 0)) return csup_deque_push_slow(dq, item);
+    csup_deque_publish(d, r, b, item);
     return 0;
 }
 

@@ -69,12 +69,28 @@ enum ConcRTBench {
         withExtendedLifetime(x) {}
     }
 
+    /// blockmix's parameters (WORKLOADS.md) and its ideal makespan, shared
+    /// with blockmix-unwrapped.
+    struct BlockmixShape {
+        let tasks: Int, rounds: Int, cpuUs: Int64, blockUs: Int64
+        /// max(tasks*rounds*cpu/cores, rounds*(cpu+block)), in ms.
+        let ideal: Double
+        var note: String { String(format: "(ideal %.1f ms)", ideal) }
+
+        init(_ h: Harness) {
+            tasks = h.options.tasks ?? 256
+            rounds = h.options.rounds ?? 10
+            cpuUs = Int64(h.options.cpuUs ?? 500)
+            blockUs = Int64(h.options.blockUs ?? 2000)
+            let cores = Double(SchedulerPolicy.availableConcurrency)
+            ideal = max(Double(tasks * rounds) * Double(cpuUs) / cores, Double(rounds) * Double(cpuUs + blockUs)) / 1000
+        }
+    }
+
     static func blockmix(_ h: Harness) throws {
-        let tasks = h.options.tasks ?? 256, rounds = h.options.rounds ?? 10
-        let cpuUs = Int64(h.options.cpuUs ?? 500), blockUs = Int64(h.options.blockUs ?? 2000)
-        let cores = Double(SchedulerPolicy.availableConcurrency)
-        let ideal = max(Double(tasks * rounds) * Double(cpuUs) / cores, Double(rounds) * Double(cpuUs + blockUs)) / 1000
-        let note = String(format: "(ideal %.1f ms)", ideal)
+        let shape = BlockmixShape(h)
+        let (tasks, rounds, cpuUs, blockUs, ideal, note) = (shape.tasks, shape.rounds, shape.cpuUs, shape.blockUs,
+                                                            shape.ideal, shape.note)
         let ums = try h.median("blockmix ums") { () throws -> Double in
             let g = TaskGroup(scheduler: .default)
             let t0 = csup_monotonic_ns()

@@ -14,11 +14,9 @@ import PPL
 ///   p99 over the iterations.
 enum UnwrappedBench {
     static func blockmix(_ h: Harness) throws {
-        let tasks = h.options.tasks ?? 256, rounds = h.options.rounds ?? 10
-        let cpuUs = Int64(h.options.cpuUs ?? 500), blockUs = Int64(h.options.blockUs ?? 2000)
-        let cores = Double(SchedulerPolicy.availableConcurrency)
-        let ideal = max(Double(tasks * rounds) * Double(cpuUs) / cores, Double(rounds) * Double(cpuUs + blockUs)) / 1000
-        let note = String(format: "(ideal %.1f ms)", ideal)
+        let shape = ConcRTBench.BlockmixShape(h)
+        let (tasks, rounds, cpuUs, blockUs, ideal, note) = (shape.tasks, shape.rounds, shape.cpuUs, shape.blockUs,
+                                                            shape.ideal, shape.note)
         let s = try Scheduler(policy: SchedulerPolicy(detectUnwrappedBlocking: true))
         defer { try? s.shutdown() }
         let before = s.statistics

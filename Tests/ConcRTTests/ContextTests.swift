@@ -128,12 +128,17 @@ final class ContextTests: XCTestCase {
     func testYieldLetsOtherContextsRun() throws {
         let s = try makeScheduler(1)
         let log = Box<[Int]>([])
-        let start = Event()
+        let arrived = Counter()
         let done = Counter()
         let allDone = Event()
         for i in 0..<2 {
             s.scheduleTask {
-                start.wait()   // both contexts exist before either appends
+                // Both contexts must be runnable on the VP before either
+                // appends. (Waking them with an Event set from this test's
+                // thread is not enough: the first waiter can run all its
+                // turns before the setter reaches the second one.)
+                _ = arrived.add()
+                while arrived.value < 2 { Context.yield() }
                 for k in 0..<3 {
                     log.value.append(i * 10 + k)   // one VP: no data race
                     Context.yield()
@@ -141,8 +146,6 @@ final class ContextTests: XCTestCase {
                 if done.add() == 2 { allDone.set() }
             }
         }
-        XCTAssertTrue(eventually { s.statistics.blocks >= 2 }, "both tasks should be parked on the start event")
-        start.set()
         allDone.wait()
         try s.shutdown()
         // Either task may go first (the event wakes its waiters in any order).

@@ -28,10 +28,18 @@ let package = Package(
             pkgConfig: "liburcu",
             providers: [.apt(["liburcu-dev"])]
         ),
+        // liburing (Debian: liburing-dev), found with pkg-config: the
+        // per-VP submission and completion queues (CSupport/uring.c).
+        .systemLibrary(
+            name: "CURing",
+            path: "Sources/CURing",
+            pkgConfig: "liburing",
+            providers: [.apt(["liburing-dev"])]
+        ),
         // C and assembly: context switch, stacks, futex, syscalls, queues.
         .target(
             name: "CSupport",
-            dependencies: ["CURCU"],
+            dependencies: ["CURCU", "CURing"],
             path: "CSupport",
             exclude: ["tests"],
             cSettings: [.define("_GNU_SOURCE")]

@@ -8,13 +8,15 @@
 #                   swift test in debug and (runtime layers) release, then
 #                   the runtime layers under ThreadSanitizer and
 #                   AddressSanitizer (any report fails)
-# Both install Debian's liburcu-dev first when it is missing (test: also spin).
+# Both install Debian's liburcu-dev and liburing-dev first when they are
+# missing (test: also spin and gcc).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 ensure_deps() {
     local missing=()
     dpkg -s liburcu-dev >/dev/null 2>&1 || missing+=(liburcu-dev)
+    dpkg -s liburing-dev >/dev/null 2>&1 || missing+=(liburing-dev)
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
     if [ "${1:-}" = test ]; then
         command -v spin >/dev/null 2>&1 || missing+=(spin)

@@ -230,4 +230,6 @@ void csup_clist_notify(csup_clist *l, int n) {
     }
 }
 
+uint32_t *csup_clist_wait_word(csup_clist *l) { return &l->seq; }
+
 uint32_t csup_clist_waiters(csup_clist *l) { return __atomic_load_n(&l->waiters, __ATOMIC_SEQ_CST); }

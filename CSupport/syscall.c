@@ -42,6 +42,28 @@ static csup_result rw_nowait(int fd, void *buf, size_t n, int64_t off, int write
 CSUP_NOINLINE csup_result csup_sys_read_nowait(int fd, void *buf, size_t n) { return rw_nowait(fd, buf, n, -1, 0); }
 CSUP_NOINLINE csup_result csup_sys_write_nowait(int fd, const void *buf, size_t n) { return rw_nowait(fd, (void *)buf, n, -1, 1); }
 CSUP_NOINLINE csup_result csup_sys_pwrite_nowait(int fd, const void *buf, size_t n, int64_t off) { return rw_nowait(fd, (void *)buf, n, off, 1); }
+CSUP_NOINLINE csup_result csup_sys_readv(int fd, const void *iov, int cnt, int64_t off) {
+    RET(off < 0 ? readv(fd, iov, cnt) : preadv(fd, iov, cnt, off));
+}
+CSUP_NOINLINE csup_result csup_sys_writev(int fd, const void *iov, int cnt, int64_t off) {
+    RET(off < 0 ? writev(fd, iov, cnt) : pwritev(fd, iov, cnt, off));
+}
+CSUP_NOINLINE csup_result csup_sys_readv_nowait(int fd, const void *iov, int cnt, int64_t off) {
+#ifdef RWF_NOWAIT
+    RET(preadv2(fd, iov, cnt, off, RWF_NOWAIT));
+#else
+    (void)fd; (void)iov; (void)cnt; (void)off;
+    return (csup_result){ .value = -1, .err = EOPNOTSUPP };
+#endif
+}
+CSUP_NOINLINE csup_result csup_sys_writev_nowait(int fd, const void *iov, int cnt, int64_t off) {
+#ifdef RWF_NOWAIT
+    RET(pwritev2(fd, iov, cnt, off, RWF_NOWAIT));
+#else
+    (void)fd; (void)iov; (void)cnt; (void)off;
+    return (csup_result){ .value = -1, .err = EOPNOTSUPP };
+#endif
+}
 CSUP_NOINLINE csup_result csup_sys_recv(int fd, void *buf, size_t n, int flags) { RET(recv(fd, buf, n, flags)); }
 CSUP_NOINLINE csup_result csup_sys_send(int fd, const void *buf, size_t n, int flags) { RET(send(fd, buf, n, flags | MSG_NOSIGNAL)); }
 CSUP_NOINLINE csup_result csup_sys_accept(int fd, int flags) { RET(accept4(fd, NULL, NULL, flags)); }
@@ -50,6 +72,7 @@ CSUP_NOINLINE csup_result csup_sys_poll(void *fds, uint64_t nfds, int timeout_ms
 CSUP_NOINLINE csup_result csup_sys_open(const char *path, int flags, uint32_t mode) { RET(open(path, flags | O_CLOEXEC, mode)); }
 CSUP_NOINLINE csup_result csup_sys_close(int fd) { RET(close(fd)); }
 CSUP_NOINLINE csup_result csup_sys_fsync(int fd) { RET(fsync(fd)); }
+CSUP_NOINLINE csup_result csup_sys_fdatasync(int fd) { RET(fdatasync(fd)); }
 CSUP_NOINLINE csup_result csup_sys_nanosleep(int64_t ns) {
     struct timespec ts = { .tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL };
     RET(nanosleep(&ts, NULL));
@@ -88,6 +111,7 @@ int csup_const_EINTR(void) { return EINTR; }
 int csup_const_EINPROGRESS(void) { return EINPROGRESS; }
 int csup_const_O_NONBLOCK(void) { return O_NONBLOCK; }
 int csup_const_MSG_DONTWAIT(void) { return MSG_DONTWAIT; }
+int csup_const_MSG_NOSIGNAL(void) { return MSG_NOSIGNAL; }
 int csup_const_SOCK_NONBLOCK(void) { return SOCK_NONBLOCK; }
 int csup_const_SOCK_CLOEXEC(void) { return SOCK_CLOEXEC; }
 int csup_const_POLLIN(void) { return POLLIN; }

@@ -10,6 +10,7 @@
  *   csup_syscall.h   errno-safe system call wrappers (result + errno by value)
  *   csup_affinity.h  CPU affinity and CPU-quota queries
  *   csup_clist.h     completion list: liburcu wfcqueue + futex + eventfd
+ *   csup_uring.h     one io_uring per virtual processor (liburing)
  *   csup_deque.h     work-stealing deque of pointers (Chase-Lev + THE; inline push/pop)
  *   csup_lifo.h      ABA-safe lock-free LIFO (idle kernel-thread pool)
  *   csup_tls.h       per-pthread carrier slot, read without TLS caching
@@ -27,6 +28,7 @@
 #include "csup_syscall.h"
 #include "csup_affinity.h"
 #include "csup_clist.h"
+#include "csup_uring.h"
 #include "csup_deque.h"
 #include "csup_lifo.h"
 #include "csup_tls.h"

@@ -84,6 +84,10 @@ uint32_t csup_clist_prepare_wait(csup_clist *list);
 void csup_clist_cancel_wait(csup_clist *list);
 void csup_clist_wait(csup_clist *list, uint32_t seq, int64_t timeout_ns);
 void csup_clist_notify(csup_clist *list, int n);
+/* The futex word csup_clist_wait sleeps on, for a waiter that sleeps in
+ * another primitive (an io_uring FUTEX_WAIT armed with the value
+ * csup_clist_prepare_wait returned; see csup_uring.h). */
+uint32_t *csup_clist_wait_word(csup_clist *list);
 /* Waiters registered now (a snapshot). */
 uint32_t csup_clist_waiters(csup_clist *list);
 

@@ -30,6 +30,12 @@ csup_result csup_sys_pread_nowait(int fd, void *buf, size_t count, int64_t offse
 csup_result csup_sys_read_nowait(int fd, void *buf, size_t count);
 csup_result csup_sys_write_nowait(int fd, const void *buf, size_t count);
 csup_result csup_sys_pwrite_nowait(int fd, const void *buf, size_t count, int64_t offset);
+/* readv/writev at `offset` (-1: the file position); the nowait forms use
+ * RWF_NOWAIT (EAGAIN when they would block, EOPNOTSUPP where unsupported). */
+csup_result csup_sys_readv(int fd, const void *iov, int iovcnt, int64_t offset);
+csup_result csup_sys_writev(int fd, const void *iov, int iovcnt, int64_t offset);
+csup_result csup_sys_readv_nowait(int fd, const void *iov, int iovcnt, int64_t offset);
+csup_result csup_sys_writev_nowait(int fd, const void *iov, int iovcnt, int64_t offset);
 csup_result csup_sys_recv(int fd, void *buf, size_t count, int flags);
 csup_result csup_sys_send(int fd, const void *buf, size_t count, int flags);
 csup_result csup_sys_accept(int fd, int flags);
@@ -38,6 +44,7 @@ csup_result csup_sys_poll(void *fds, uint64_t nfds, int timeout_ms);
 csup_result csup_sys_open(const char *path, int flags, uint32_t mode);
 csup_result csup_sys_close(int fd);
 csup_result csup_sys_fsync(int fd);
+csup_result csup_sys_fdatasync(int fd);
 csup_result csup_sys_nanosleep(int64_t ns);
 csup_result csup_sys_pipe(int fds[2], int flags);
 csup_result csup_sys_socketpair(int domain, int type, int fds[2]);
@@ -68,6 +75,7 @@ int csup_const_EINTR(void);
 int csup_const_EINPROGRESS(void);
 int csup_const_O_NONBLOCK(void);
 int csup_const_MSG_DONTWAIT(void);
+int csup_const_MSG_NOSIGNAL(void);
 int csup_const_SOCK_NONBLOCK(void);
 int csup_const_SOCK_CLOEXEC(void);
 int csup_const_POLLIN(void);

@@ -16,11 +16,27 @@ public struct BlockingError: Error, Equatable, Sendable, CustomStringConvertible
 /// [ConcRT on UMS: a blocking call hands the virtual processor back]
 ///
 /// Each call first tries without blocking where the kernel can say "would
-/// block" (MSG_DONTWAIT for sockets, RWF_NOWAIT for reads and writes);
-/// only when the call would block does the context move to its kernel
-/// thread (``UMS/blockingCall(_:)``), and the virtual processor runs other
-/// work meanwhile. EINTR is retried. A failure throws ``BlockingError``
-/// with the call's own errno (read on the thread that made the call).
+/// block" (MSG_DONTWAIT for sockets, RWF_NOWAIT for reads and writes).
+/// When the call would block:
+/// - **ring path** (the default where io_uring works, Linux 6.7+): the
+///   call is queued on the virtual processor's io_uring and the context
+///   parks; the VP runs other work, submits its queued calls in one
+///   `io_uring_enter`, and requeues the context when the completion comes
+///   back. No kernel thread is involved. (UMS's syscall request and
+///   completion queues.)
+/// - **lazy kernel-entry path** (io_uring unavailable or turned off, a
+///   temporary VP, or calls that cannot be queued: ``call(_:)``, `open`,
+///   `close`, a multi-descriptor `poll`): the call is made on the VP's
+///   pthread, and the VP is handed to another pthread if it stays in the
+///   kernel (``UMS/blockingCall(_:)``).
+/// ``Scheduler/ioPath`` says which path a scheduler uses, and
+/// ``SchedulerStatistics/ringOperations`` / ``SchedulerStatistics/ringFallbacks``
+/// count them. EINTR is retried. A failure throws ``BlockingError`` with
+/// the call's own errno.
+///
+/// Timeouts: socket timeouts set with `SO_RCVTIMEO` / `SO_SNDTIMEO` are
+/// not seen by the ring path; pass `timeout:` instead (both paths honor
+/// it, and throw ETIMEDOUT).
 ///
 /// Outside a scheduler context (a plain pthread, or inside another
 /// blocking call) the calls are simply made.
@@ -38,15 +54,17 @@ public enum Blocking {
     /// read(2) into `buffer`. Returns the byte count (0 at end of file).
     public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(BlockingError) -> Int {
         let base = buffer.baseAddress, n = buffer.count
-        return try retrying("read", nowait: { csup_sys_read_nowait(fd, base, n) },
-                            blocking: { csup_sys_read(fd, base, n) })
+        return try perform("read", nowait: { csup_sys_read_nowait(fd, base, n) },
+                           ring: { csup_uring_read($0, $1, fd, base, n, -1) },
+                           blocking: { csup_sys_read(fd, base, n) })
     }
 
     /// write(2) from `buffer`. Returns the byte count written (may be short).
     public static func write(_ fd: Int32, from buffer: UnsafeRawBufferPointer) throws(BlockingError) -> Int {
         let base = buffer.baseAddress, n = buffer.count
-        return try retrying("write", nowait: { csup_sys_write_nowait(fd, base, n) },
-                            blocking: { csup_sys_write(fd, base, n) })
+        return try perform("write", nowait: { csup_sys_write_nowait(fd, base, n) },
+                           ring: { csup_uring_write($0, $1, fd, base, n, -1) },
+                           blocking: { csup_sys_write(fd, base, n) })
     }
 
     /// Writes all of `buffer`, looping over short writes.
@@ -60,24 +78,46 @@ public enum Blocking {
     /// pread(2) at `offset`.
     public static func pread(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, offset: Int64) throws(BlockingError) -> Int {
         let base = buffer.baseAddress, n = buffer.count
-        return try retrying("pread", nowait: { csup_sys_pread_nowait(fd, base, n, offset) },
-                            blocking: { csup_sys_pread(fd, base, n, offset) })
+        return try perform("pread", nowait: { csup_sys_pread_nowait(fd, base, n, offset) },
+                           ring: { csup_uring_read($0, $1, fd, base, n, offset) },
+                           blocking: { csup_sys_pread(fd, base, n, offset) })
     }
 
     /// pwrite(2) at `offset`.
     public static func pwrite(_ fd: Int32, from buffer: UnsafeRawBufferPointer, offset: Int64) throws(BlockingError) -> Int {
         let base = buffer.baseAddress, n = buffer.count
-        return try retrying("pwrite", nowait: { csup_sys_pwrite_nowait(fd, base, n, offset) },
-                            blocking: { csup_sys_pwrite(fd, base, n, offset) })
+        return try perform("pwrite", nowait: { csup_sys_pwrite_nowait(fd, base, n, offset) },
+                           ring: { csup_uring_write($0, $1, fd, base, n, offset) },
+                           blocking: { csup_sys_pwrite(fd, base, n, offset) })
     }
 
-    /// open(2) (O_CLOEXEC is added). Returns the descriptor.
+    /// readv(2), or preadv(2) when `offset` >= 0. Returns the byte count.
+    public static func readv(_ fd: Int32, _ iovecs: UnsafeBufferPointer<iovec>, offset: Int64 = -1) throws(BlockingError) -> Int {
+        let v = UnsafeRawPointer(iovecs.baseAddress), n = Int32(iovecs.count)
+        return try perform(offset < 0 ? "readv" : "preadv", nowait: { csup_sys_readv_nowait(fd, v, n, offset) },
+                           ring: { csup_uring_readv($0, $1, fd, v, n, offset) },
+                           blocking: { csup_sys_readv(fd, v, n, offset) })
+    }
+
+    /// writev(2), or pwritev(2) when `offset` >= 0. Returns the byte count
+    /// written (may be short).
+    public static func writev(_ fd: Int32, _ iovecs: UnsafeBufferPointer<iovec>, offset: Int64 = -1) throws(BlockingError) -> Int {
+        let v = UnsafeRawPointer(iovecs.baseAddress), n = Int32(iovecs.count)
+        return try perform(offset < 0 ? "writev" : "pwritev", nowait: { csup_sys_writev_nowait(fd, v, n, offset) },
+                           ring: { csup_uring_writev($0, $1, fd, v, n, offset) },
+                           blocking: { csup_sys_writev(fd, v, n, offset) })
+    }
+
+    /// open(2) (O_CLOEXEC is added). Returns the descriptor. Lazy kernel
+    /// entry: an open that finds its path cached costs one system call on
+    /// the VP; one that waits on the disk is retaken.
     public static func open(_ path: String, flags: Int32, mode: mode_t = 0o644) throws(BlockingError) -> Int32 {
         var fd = -1
         var failure: BlockingError?
         path.withCString { p in
             do {
-                fd = try retrying("open(\(path))", nowait: nil, blocking: { csup_sys_open(p, flags, UInt32(mode)) })
+                fd = try perform("open(\(path))", nowait: nil, ring: nil,
+                                 blocking: { csup_sys_open(p, flags, UInt32(mode)) })
             } catch {
                 failure = error as? BlockingError
             }
@@ -87,63 +127,106 @@ public enum Blocking {
     }
 
     /// close(2). EINTR is not retried (the descriptor is gone either way).
+    /// Lazy kernel entry (a close almost never waits).
     public static func close(_ fd: Int32) throws(BlockingError) {
         let r = UMS.blockingCall { csup_sys_close(fd) }
         if r.value < 0 && r.err != EINTR { throw BlockingError(call: "close", errno: r.err) }
     }
 
-    /// fsync(2).
-    public static func fsync(_ fd: Int32) throws(BlockingError) {
-        _ = try retrying("fsync", nowait: nil, blocking: { csup_sys_fsync(fd) })
+    /// fsync(2), or fdatasync(2) when `dataOnly`.
+    public static func fsync(_ fd: Int32, dataOnly: Bool = false) throws(BlockingError) {
+        _ = try perform(dataOnly ? "fdatasync" : "fsync", nowait: nil,
+                        ring: { csup_uring_fsync($0, $1, fd, dataOnly ? 1 : 0) },
+                        blocking: { dataOnly ? csup_sys_fdatasync(fd) : csup_sys_fsync(fd) })
     }
 
     // MARK: Sockets
 
-    /// recv(2). Returns the byte count (0: the peer closed).
-    public static func recv(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0) throws(BlockingError) -> Int {
+    /// recv(2). Returns the byte count (0: the peer closed). With a
+    /// `timeout`, throws ETIMEDOUT when no data came in time.
+    public static func recv(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0,
+                            timeout: Duration? = nil) throws(BlockingError) -> Int {
         let base = buffer.baseAddress, n = buffer.count
-        return try retrying("recv", nowait: { csup_sys_recv(fd, base, n, flags | csup_const_MSG_DONTWAIT()) },
-                            blocking: { csup_sys_recv(fd, base, n, flags) })
+        return try performTimed("recv", fd: fd, events: Int16(csup_const_POLLIN()), timeout: timeout,
+                                nowait: { csup_sys_recv(fd, base, n, flags | csup_const_MSG_DONTWAIT()) },
+                                ring: { csup_uring_recv($0, $1, fd, base, n, flags, $2, $3) },
+                                blocking: { csup_sys_recv(fd, base, n, flags) })
     }
 
-    /// send(2) (MSG_NOSIGNAL is added). Returns the byte count sent.
-    public static func send(_ fd: Int32, from buffer: UnsafeRawBufferPointer, flags: Int32 = 0) throws(BlockingError) -> Int {
+    /// send(2) (MSG_NOSIGNAL is added). Returns the byte count sent. With a
+    /// `timeout`, throws ETIMEDOUT when nothing could be sent in time.
+    public static func send(_ fd: Int32, from buffer: UnsafeRawBufferPointer, flags: Int32 = 0,
+                            timeout: Duration? = nil) throws(BlockingError) -> Int {
         let base = buffer.baseAddress, n = buffer.count
-        return try retrying("send", nowait: { csup_sys_send(fd, base, n, flags | csup_const_MSG_DONTWAIT()) },
-                            blocking: { csup_sys_send(fd, base, n, flags) })
+        let f = flags | csup_const_MSG_NOSIGNAL()
+        return try performTimed("send", fd: fd, events: Int16(csup_const_POLLOUT()), timeout: timeout,
+                                nowait: { csup_sys_send(fd, base, n, flags | csup_const_MSG_DONTWAIT()) },
+                                ring: { csup_uring_send($0, $1, fd, base, n, f, $2, $3) },
+                                blocking: { csup_sys_send(fd, base, n, flags) })
     }
 
     /// Sends all of `buffer`, looping over short sends.
-    public static func sendAll(_ fd: Int32, from buffer: UnsafeRawBufferPointer) throws(BlockingError) {
+    public static func sendAll(_ fd: Int32, from buffer: UnsafeRawBufferPointer, timeout: Duration? = nil) throws(BlockingError) {
         var done = 0
         while done < buffer.count {
-            done += try send(fd, from: UnsafeRawBufferPointer(rebasing: buffer[done...]))
+            done += try send(fd, from: UnsafeRawBufferPointer(rebasing: buffer[done...]), timeout: timeout)
         }
     }
 
-    /// accept4(2) (SOCK_CLOEXEC is added). Returns the new descriptor.
-    public static func accept(_ fd: Int32, flags: Int32 = 0) throws(BlockingError) -> Int32 {
+    /// accept4(2) (SOCK_CLOEXEC is added). Returns the new descriptor. With
+    /// a `timeout`, throws ETIMEDOUT when no connection came in time.
+    public static func accept(_ fd: Int32, flags: Int32 = 0, timeout: Duration? = nil) throws(BlockingError) -> Int32 {
         let f = flags | csup_const_SOCK_CLOEXEC()
-        return Int32(try retrying("accept", nowait: nil, blocking: { csup_sys_accept(fd, f) }))
+        return Int32(try performTimed("accept", fd: fd, events: Int16(csup_const_POLLIN()), timeout: timeout,
+                                      nowait: nil,
+                                      ring: { csup_uring_accept($0, $1, fd, f, $2, $3) },
+                                      blocking: { csup_sys_accept(fd, f) }))
     }
 
     /// connect(2) to `address` (a sockaddr of `length` bytes).
     public static func connect(_ fd: Int32, address: UnsafeRawPointer, length: UInt32) throws(BlockingError) {
-        _ = try retrying("connect", nowait: nil, blocking: { csup_sys_connect(fd, address, length) })
+        _ = try perform("connect", nowait: nil,
+                        ring: { csup_uring_connect($0, $1, fd, address, length) },
+                        blocking: { csup_sys_connect(fd, address, length) })
     }
 
-    /// poll(2). A zero timeout polls without leaving the virtual processor.
+    /// poll(2). A zero timeout polls without leaving the virtual processor;
+    /// one descriptor goes through the ring, several through lazy kernel
+    /// entry. A negative timeout waits for ever.
     public static func poll(_ fds: UnsafeMutablePointer<pollfd>, count: Int, timeoutMilliseconds: Int32) throws(BlockingError) -> Int {
         let raw = UnsafeMutableRawPointer(fds), n = UInt64(count)
         if timeoutMilliseconds == 0 {
-            return try retrying("poll", nowait: nil, blocking: { csup_sys_poll(raw, n, 0) }, direct: true)
+            return try perform("poll", nowait: nil, ring: nil, blocking: { csup_sys_poll(raw, n, 0) }, direct: true)
         }
-        return try retrying("poll", nowait: nil, blocking: { csup_sys_poll(raw, n, timeoutMilliseconds) })
+        if count == 1 {
+            let fd = fds.pointee.fd, events = UInt32(UInt16(bitPattern: fds.pointee.events))
+            let ns: Int64 = timeoutMilliseconds < 0 ? -1 : Int64(timeoutMilliseconds) * 1_000_000
+            var ts = csup_timespec()
+            let r: Int32? = withUnsafeMutablePointer(to: &ts) { tsp in
+                Context.ringCall { csup_uring_poll($0, $1, fd, events, tsp, ns) }
+            }
+            if let r {
+                if r >= 0 { fds.pointee.revents = Int16(truncatingIfNeeded: r); return 1 }
+                if -r == ECANCELED && ns >= 0 { fds.pointee.revents = 0; return 0 }
+                if -r != EINTR { throw BlockingError(call: "poll", errno: -r) }
+            }
+        }
+        return try perform("poll", nowait: nil, ring: nil, blocking: { csup_sys_poll(raw, n, timeoutMilliseconds) })
     }
 
-    /// A real nanosleep(2) in the kernel, on the kernel thread.
+    /// Sleeps for `duration`: a ring timer on the ring path (the context
+    /// parks), else a real nanosleep(2) on a kernel thread.
     public static func sleep(for duration: Duration) throws(BlockingError) {
         let ns = duration.saturatingNanoseconds
+        if ns <= 0 { return }
+        var ts = csup_timespec()
+        let r: Int32? = withUnsafeMutablePointer(to: &ts) { tsp in
+            Context.ringCall { csup_uring_sleep_op($0, $1, tsp, ns) }
+        }
+        if let r {
+            if r == -ETIME || r >= 0 { return }
+            throw BlockingError(call: "sleep (io_uring timeout)", errno: -r)
+        }
         let deadline = UMSDeadline(after: duration).nanoseconds
         var left = ns
         while left > 0 {
@@ -151,35 +234,6 @@ public enum Blocking {
             if r.value == 0 { return }
             if r.err != EINTR { throw BlockingError(call: "nanosleep", errno: r.err) }
             left = deadline - csup_monotonic_ns()
-        }
-    }
-
-    // MARK: Engine
-
-    /// Tries `nowait` on the virtual processor; when it would block (or is
-    /// not supported for this descriptor), makes `blocking` through the
-    /// kernel-thread path. Retries EINTR. `direct` skips the hand-off.
-    @inline(__always)
-    static func retrying(_ name: @autoclosure () -> String,
-                         nowait: (() -> csup_result)?,
-                         blocking: () -> csup_result,
-                         direct: Bool = false) throws(BlockingError) -> Int {
-        if let nowait {
-            while true {
-                let r = nowait()
-                if r.value >= 0 { return Int(r.value) }
-                if r.err == EINTR { continue }
-                if r.err == EAGAIN || r.err == EOPNOTSUPP || r.err == EINVAL || r.err == ENOSYS || r.err == ESPIPE {
-                    break   // would block, or no non-blocking form here
-                }
-                throw BlockingError(call: name(), errno: r.err)
-            }
-        }
-        while true {
-            let r = direct ? blocking() : UMS.blockingCall(blocking)
-            if r.value >= 0 { return Int(r.value) }
-            if r.err == EINTR { continue }
-            throw BlockingError(call: name(), errno: r.err)
         }
     }
 }

@@ -56,6 +56,11 @@ public final class Context: @unchecked Sendable {
     let userBlock = Atomic<UserBlock>(.none)
     @exclusivity(unchecked) var yieldReason: YieldReason = .idle
     @exclusivity(unchecked) var exitRequested = false
+    /// The result of the ring operation this context parked on (`.io`):
+    /// written by the VP that reaped its completion before it queued the
+    /// context, read by the context when it runs again (the run queue's
+    /// hand-off orders the two).
+    @exclusivity(unchecked) var ioResult: Int32 = 0
     /// The waiter record this context reuses for plain `Event.wait()`s
     /// (owned by `parkWaiterOwner`; used unretained on the hot path).
     private let parkWaiterOwner = Waiter.forContext()
@@ -94,6 +99,9 @@ public final class Context: @unchecked Sendable {
         case block = 4
         /// Event.wait(): register on `parkEvent` (Event.commitPark).
         case park = 5
+        /// A Blocking call queued an operation on the VP's ring: the VP
+        /// submits it; its completion requeues the context (IO/IORing.swift).
+        case io = 6
     }
 
     private static let nextID = Atomic<Int>(1)

@@ -54,6 +54,9 @@ public final class Scheduler: @unchecked Sendable {
     let stopped = Atomic<Bool>(false)
     let liveContexts = Atomic<Int>(0)
     let groups = ScheduleGroupRegistry()
+    /// nil when the regular VPs have io_uring queues; else why not. Set
+    /// once in init, before any primary starts.
+    private(set) var ringUnavailableReason: String?
 
     /// Creates and starts a scheduler. [Scheduler::Create]
     /// - Throws: ``ConcRTError/invalidPolicy(_:)`` for a bad policy,
@@ -77,6 +80,7 @@ public final class Scheduler: @unchecked Sendable {
                 ? Int(csup_affinity_cpu_at(Int32(i))) : nil
             virtualProcessors.append(try VirtualProcessor(index: i, scheduler: self, cpu: cpu, temporary: temporary))
         }
+        ringUnavailableReason = Self.attachRings(to: virtualProcessors[0..<n], policy: policy)
         activeVPCount.store(n, ordering: .releasing)
         var started = 0
         var failure: String?
@@ -91,8 +95,27 @@ public final class Scheduler: @unchecked Sendable {
             stopping.store(true, ordering: .releasing)
             stopped.store(true, ordering: .releasing)
             joinPrimaries()
+            for vp in virtualProcessors { vp.ring?.destroy() }
             throw .schedulerStartFailed(failure)
         }
+    }
+
+    /// Gives each regular VP a ring, all or none: returns nil, or the
+    /// reason none has one (a ring that cannot be made, for example at the
+    /// descriptor limit, closes the ones made before it).
+    private static func attachRings(to vps: ArraySlice<VirtualProcessor>, policy: SchedulerPolicy) -> String? {
+        guard policy.useIORing else { return "turned off by SchedulerPolicy.useIORing or UMS_IO_URING=0" }
+        var rings: [IORing] = []
+        for _ in vps {
+            switch IORing.make() {
+            case .success(let r): rings.append(r)
+            case .failure(let why):
+                for r in rings { r.destroy() }
+                return why.reason
+            }
+        }
+        for (vp, r) in zip(vps, rings) { vp.attachRing(r) }
+        return nil
     }
 
     func startPrimary(_ vp: VirtualProcessor) throws(ConcRTError) {
@@ -367,6 +390,8 @@ public final class Scheduler: @unchecked Sendable {
         if stopped.exchange(true, ordering: .acquiringAndReleasing) { return }
         stopping.store(true, ordering: .releasing)
         joinPrimaries()
+        // Every primary has left, each with nothing in flight on its ring.
+        for vp in virtualProcessors { vp.ring?.destroy() }
         try? completionList.delete()
     }
 
@@ -384,6 +409,9 @@ public final class Scheduler: @unchecked Sendable {
             total.blocks += v.blocks; total.yields += v.yields; total.kernelBlocks += v.kernelBlocks
             total.completions += v.completions; total.idleSleeps += v.idleSleeps
             total.idleWatchExpiries += v.idleWatchExpiries
+            total.ringOperations += v.ringOperations; total.ringCompletions += v.ringCompletions
+            total.ringSubmits += v.ringSubmits; total.ringSleeps += v.ringSleeps
+            total.ringFallbacks += v.ringFallbacks
         }
         return total
     }

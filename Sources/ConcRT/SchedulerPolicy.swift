@@ -1,4 +1,7 @@
 import CSupport
+#if canImport(Glibc)
+import Glibc
+#endif
 import UMS
 
 /// How a scheduler is built. [SchedulerPolicy / PolicyElementKey]
@@ -53,6 +56,19 @@ public struct SchedulerPolicy: Sendable, Equatable {
     /// back at that very moment is documented in the UMS monitor; it is
     /// why this is not the default yet.
     public var detectUnwrappedBlocking: Bool
+    /// Syscall queues: a ``Blocking`` call that would block is queued on
+    /// its virtual processor's io_uring and the context parks, with no
+    /// kernel thread (see ``Scheduler/ioPath``). false: such calls take the
+    /// lazy kernel-entry path. Default: true unless the environment sets
+    /// `UMS_IO_URING=0`. Where io_uring is unavailable the lazy path
+    /// serves either way.
+    public var useIORing: Bool
+
+    /// `UMS_IO_URING=0` in the environment turns the ring off by default.
+    public static var ioRingFromEnvironment: Bool {
+        guard let v = getenv("UMS_IO_URING") else { return true }
+        return String(cString: v) != "0"
+    }
 
     public enum SchedulingProtocol: Sendable, Equatable {
         /// Stay with the schedule group last worked on (cache locality).
@@ -80,7 +96,8 @@ public struct SchedulerPolicy: Sendable, Equatable {
                 schedulingProtocol: SchedulingProtocol = .enhanceScheduleGroupLocality,
                 contextBackend: UMSContextBackend = .assembly,
                 retakeAfter: Duration? = .microseconds(20),
-                detectUnwrappedBlocking: Bool = false) {
+                detectUnwrappedBlocking: Bool = false,
+                useIORing: Bool = SchedulerPolicy.ioRingFromEnvironment) {
         let n = Self.availableConcurrency
         self.maxConcurrency = maxConcurrency ?? max(n, minConcurrency ?? 1)
         self.minConcurrency = minConcurrency ?? min(n, self.maxConcurrency)
@@ -91,6 +108,7 @@ public struct SchedulerPolicy: Sendable, Equatable {
         self.contextBackend = contextBackend
         self.retakeAfter = retakeAfter
         self.detectUnwrappedBlocking = detectUnwrappedBlocking
+        self.useIORing = useIORing
     }
 
     /// Throws ``ConcRTError/invalidPolicy(_:)`` naming the bad value.

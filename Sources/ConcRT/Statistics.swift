@@ -30,6 +30,18 @@ public struct SchedulerStatistics: Sendable, Equatable, CustomStringConvertible 
     /// Retakes given up because no spare pthread could be had (the call
     /// was waited for).
     public var retakeCarrierFailures: Int
+    /// Blocking calls queued on a virtual processor's io_uring (the
+    /// context parked; no kernel thread was used).
+    public var ringOperations: Int
+    /// Ring operations completed and reaped.
+    public var ringCompletions: Int
+    /// `io_uring_enter` submissions (each may carry several operations).
+    public var ringSubmits: Int
+    /// Idle sleeps taken in the ring (operations were in flight).
+    public var ringSleeps: Int
+    /// Blocking calls that would block and took the lazy kernel-entry path
+    /// while io_uring was unavailable, turned off, or full.
+    public var ringFallbacks: Int
     public var contextsCreated: Int
     public var contextCreationFailures: Int
     /// Contexts alive now (running, blocked, or cached idle).
@@ -39,6 +51,7 @@ public struct SchedulerStatistics: Sendable, Equatable, CustomStringConvertible 
         "tasks=\(tasksRun) steals=\(steals) switches=\(contextSwitches) blocks=\(blocks) yields=\(yields) "
             + "kernelBlocks=\(kernelBlocks) completions=\(completions) idleSleeps=\(idleSleeps) "
             + "watchExpiries=\(idleWatchExpiries) retakes=\(retakes) "
+            + "ringOps=\(ringOperations) ringSubmits=\(ringSubmits) ringSleeps=\(ringSleeps) ringFallbacks=\(ringFallbacks) "
             + "contexts=\(contextsCreated) live=\(liveContexts)"
     }
 }
@@ -51,6 +64,7 @@ final class StatCounter: Sendable {
     /// For a counter only one pthread writes (a VP's own): a plain load and
     /// store, no locked read-modify-write.
     @inline(__always) func ownerIncrement() { v.store(v.load(ordering: .relaxed) &+ 1, ordering: .relaxed) }
+    @inline(__always) func ownerAdd(_ n: Int) { v.store(v.load(ordering: .relaxed) &+ n, ordering: .relaxed) }
     var value: Int { v.load(ordering: .relaxed) }
 }
 
@@ -60,6 +74,8 @@ final class StatisticsCounters: Sendable {
     let completions = StatCounter(), idleSleeps = StatCounter(), watchExpiries = StatCounter()
     let contextsCreated = StatCounter(), contextCreationFailures = StatCounter()
     let retakes = StatCounter(), retakeCarrierFailures = StatCounter()
+    let ringOperations = StatCounter(), ringCompletions = StatCounter(), ringSubmits = StatCounter()
+    let ringSleeps = StatCounter(), ringFallbacks = StatCounter()
 
     func snapshot(liveContexts: Int) -> SchedulerStatistics {
         SchedulerStatistics(tasksRun: tasksRun.value, steals: steals.value, contextSwitches: contextSwitches.value,
@@ -67,6 +83,9 @@ final class StatisticsCounters: Sendable {
                             completions: completions.value, idleSleeps: idleSleeps.value,
                             idleWatchExpiries: watchExpiries.value,
                             retakes: retakes.value, retakeCarrierFailures: retakeCarrierFailures.value,
+                            ringOperations: ringOperations.value, ringCompletions: ringCompletions.value,
+                            ringSubmits: ringSubmits.value, ringSleeps: ringSleeps.value,
+                            ringFallbacks: ringFallbacks.value,
                             contextsCreated: contextsCreated.value,
                             contextCreationFailures: contextCreationFailures.value, liveContexts: liveContexts)
     }

@@ -160,6 +160,13 @@ public final class UMSCompletionList: @unchecked Sendable {
     /// load when nobody waits; no system call).
     public func notifyWaiters(_ count: Int = 1) { csup_clist_notify(clist, Int32(count)) }
 
+    /// The futex word ``wait(ticket:timeout:)`` sleeps on, for a waiter
+    /// that sleeps in another primitive which can wait on a futex (an
+    /// io_uring `FUTEX_WAIT` armed with the ticket from
+    /// ``prepareToWait()``). Such a waiter ends with ``cancelWait()``
+    /// instead of ``wait(ticket:timeout:)``. Valid while the list lives.
+    public var waitWord: UnsafeMutablePointer<UInt32> { csup_clist_wait_word(clist) }
+
     /// Waiters registered now (a snapshot).
     public var waiterCount: Int { Int(csup_clist_waiters(clist)) }
 

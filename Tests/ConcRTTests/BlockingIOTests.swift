@@ -41,59 +41,6 @@ private final class IOFailures: Sendable {
     }
 }
 
-private func ioPipe() -> (r: Int32, w: Int32) {
-    var fds: [Int32] = [-1, -1]
-    let r = csup_sys_pipe(&fds, 0)
-    precondition(r.value == 0, "pipe: errno \(r.err)")
-    return (fds[0], fds[1])
-}
-
-private func ioSocketPair() -> (Int32, Int32) {
-    var fds: [Int32] = [-1, -1]
-    let r = csup_sys_socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), &fds)
-    precondition(r.value == 0, "socketpair: errno \(r.err)")
-    return (fds[0], fds[1])
-}
-
-private func ioLoopback(port: UInt16) -> sockaddr_in {
-    var a = sockaddr_in()
-    a.sin_family = sa_family_t(AF_INET)
-    a.sin_port = port.bigEndian
-    a.sin_addr = in_addr(s_addr: UInt32(0x7f00_0001).bigEndian)
-    return a
-}
-
-/// A TCP socket bound to 127.0.0.1 on a kernel-chosen port, listening
-/// (or only bound, when `listening` is false).
-private func ioListener(listening: Bool = true) -> (fd: Int32, port: UInt16) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    precondition(fd >= 0)
-    var a = ioLoopback(port: 0)
-    let size = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let b = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, size) } }
-    precondition(b == 0, "bind: \(errno)")
-    if listening { precondition(listen(fd, 256) == 0) }
-    var len = size
-    _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return (fd, UInt16(bigEndian: a.sin_port))
-}
-
-/// A TCP socket connected (through Blocking.connect) to 127.0.0.1:port.
-private func ioConnect(port: UInt16) throws -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    precondition(fd >= 0)
-    let a = ioLoopback(port: port)
-    do {
-        try withUnsafeBytes(of: a) { raw in
-            try Blocking.connect(fd, address: raw.baseAddress!, length: UInt32(MemoryLayout<sockaddr_in>.size))
-        }
-    } catch {
-        _ = Glibc.close(fd)
-        throw error
-    }
-    return fd
-}
-
 private func ioTempPath(_ tag: String) -> String {
     NSTemporaryDirectory() + "concrt-blocking-\(tag)-\(getpid())-\(UUID().uuidString)"
 }
@@ -151,11 +98,31 @@ private func ioPump(_ fd: Int32, _ data: [UInt8], useSend: Bool, seed: UInt64) t
     }
 }
 
+/// A scheduler whose would-block calls take the ring (`ring`: the test
+/// fails if io_uring is not in use) or lazy kernel entry.
+private func makeIOScheduler(_ vps: Int, ring: Bool) throws -> Scheduler {
+    let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: vps, maxConcurrency: vps, useIORing: ring))
+    if ring {
+        XCTAssertEqual(s.ioPath, .ring, "io_uring is not in use on this machine: \(s.ioPath)")
+    } else {
+        XCTAssertNotEqual(s.ioPath, .ring)
+    }
+    return s
+}
+
+/// The counter of calls that left the VP on `ring`'s path.
+private func offloaded(_ s: Scheduler, ring: Bool) -> Int {
+    ring ? s.statistics.ringOperations : s.statistics.kernelBlocks + s.statistics.retakes
+}
+
 final class BlockingIOTests: XCTestCase {
     // MARK: Every call, from a context and from a plain pthread
 
-    func testEveryCallFromContexts() throws {
-        let s = try makeScheduler(2)
+    func testEveryCallFromContextsOnTheRing() throws { try everyCallFromContexts(ring: true) }
+    func testEveryCallFromContextsByKernelEntry() throws { try everyCallFromContexts(ring: false) }
+
+    private func everyCallFromContexts(ring: Bool) throws {
+        let s = try makeIOScheduler(2, ring: ring)
         let f = IOFailures()
         let kernelBefore = s.statistics.kernelBlocks
         let done = runAsTask(s) {
@@ -165,7 +132,13 @@ final class BlockingIOTests: XCTestCase {
         XCTAssertTrue(done.wait(timeout: .seconds(120)))
         XCTAssertEqual(f.all, [])
         try s.shutdown(timeout: .seconds(30))
-        XCTAssertGreaterThan(s.statistics.kernelBlocks - kernelBefore, 0, "no call went to the kernel thread")
+        if ring {
+            XCTAssertGreaterThan(s.statistics.ringOperations, 0, "no call went through the ring: \(s.statistics)")
+            XCTAssertEqual(s.statistics.ringOperations, s.statistics.ringCompletions, "ring operations lost: \(s.statistics)")
+        } else {
+            XCTAssertGreaterThan(s.statistics.kernelBlocks - kernelBefore, 0, "no call went to the kernel thread")
+            XCTAssertEqual(s.statistics.ringOperations, 0)
+        }
     }
 
     func testEveryCallFromPlainThread() {
@@ -193,8 +166,11 @@ final class BlockingIOTests: XCTestCase {
 
     // MARK: Errors
 
-    func testErrorsCarryCallNameAndErrno() throws {
-        let s = try makeScheduler(2)
+    func testErrorsCarryCallNameAndErrnoOnTheRing() throws { try errorsCarryCallNameAndErrno(ring: true) }
+    func testErrorsCarryCallNameAndErrnoByKernelEntry() throws { try errorsCarryCallNameAndErrno(ring: false) }
+
+    private func errorsCarryCallNameAndErrno(ring: Bool) throws {
+        let s = try makeIOScheduler(2, ring: ring)
         let f = IOFailures()
         let onCtx = runAsTask(s) { checkErrors(f, place: "context") }
         XCTAssertTrue(onCtx.wait(timeout: .seconds(60)))
@@ -210,14 +186,16 @@ final class BlockingIOTests: XCTestCase {
 
     // MARK: Stress: byte-exact streams
 
-    func testStreamsThroughPipesAndSocketPairsOn2VPs() throws { try streams(vps: 2) }
-    func testStreamsThroughPipesAndSocketPairsOn4VPs() throws { try streams(vps: 4) }
+    func testStreamsThroughPipesAndSocketPairsOn2VPsOnTheRing() throws { try streams(vps: 2, ring: true) }
+    func testStreamsThroughPipesAndSocketPairsOn2VPsByKernelEntry() throws { try streams(vps: 2, ring: false) }
+    func testStreamsThroughPipesAndSocketPairsOn4VPsOnTheRing() throws { try streams(vps: 4, ring: true) }
+    func testStreamsThroughPipesAndSocketPairsOn4VPsByKernelEntry() throws { try streams(vps: 4, ring: false) }
 
     /// 64 writer tasks and 64 reader tasks, one pair per channel (32 pipes,
     /// 32 socketpairs), move 64 KiB each (4 MiB in all) in random chunks;
     /// every reader's checksum and length match its writer's data.
-    private func streams(vps: Int) throws {
-        let s = try makeScheduler(vps)
+    private func streams(vps: Int, ring: Bool) throws {
+        let s = try makeIOScheduler(vps, ring: ring)
         let channels = 64
         let perChannel = longMode ? 1 << 20 : 64 * 1024
         let f = IOFailures()
@@ -264,19 +242,26 @@ final class BlockingIOTests: XCTestCase {
             XCTAssertEqual(got[c], expected[c], "channel \(c) (\(ends[c].2 ? "socketpair" : "pipe"))")
         }
         try s.shutdown(timeout: .seconds(30))
-        XCTAssertGreaterThan(s.statistics.kernelBlocks + s.statistics.retakes - kernelBefore, 0)
+        if ring {
+            XCTAssertGreaterThan(s.statistics.ringOperations, 0, "\(s.statistics)")
+            XCTAssertEqual(s.statistics.ringFallbacks, 0, "\(s.statistics)")
+        } else {
+            XCTAssertGreaterThan(s.statistics.kernelBlocks + s.statistics.retakes - kernelBefore, 0)
+        }
         print("BlockingIOTests: \(channels * perChannel) bytes over \(channels) channels on \(vps) VPs in "
               + "\(String(format: "%.0f", Double(monotonicNow() - start) / 1e6)) ms; \(s.statistics)")
     }
 
-    func testManyWritersOnePipeAtomicMessagesOn2VPs() throws { try manyWritersOnePipe(vps: 2) }
-    func testManyWritersOnePipeAtomicMessagesOn4VPs() throws { try manyWritersOnePipe(vps: 4) }
+    func testManyWritersOnePipeAtomicMessagesOn2VPsOnTheRing() throws { try manyWritersOnePipe(vps: 2, ring: true) }
+    func testManyWritersOnePipeAtomicMessagesOn2VPsByKernelEntry() throws { try manyWritersOnePipe(vps: 2, ring: false) }
+    func testManyWritersOnePipeAtomicMessagesOn4VPsOnTheRing() throws { try manyWritersOnePipe(vps: 4, ring: true) }
+    func testManyWritersOnePipeAtomicMessagesOn4VPsByKernelEntry() throws { try manyWritersOnePipe(vps: 4, ring: false) }
 
     /// 64 writers share one pipe with 512-byte messages (below PIPE_BUF, so
     /// each write is atomic); one reader checks every message is whole and
     /// each writer's messages arrive in order.
-    private func manyWritersOnePipe(vps: Int) throws {
-        let s = try makeScheduler(vps)
+    private func manyWritersOnePipe(vps: Int, ring: Bool) throws {
+        let s = try makeIOScheduler(vps, ring: ring)
         let writers = 64, messages = longMode ? 1_000 : 100, size = 512
         let (r, w) = ioPipe()
         let f = IOFailures()
@@ -340,14 +325,16 @@ final class BlockingIOTests: XCTestCase {
 
     // MARK: TCP loopback
 
-    func testLoopbackTCPEchoOn2VPs() throws { try loopbackEcho(vps: 2) }
-    func testLoopbackTCPEchoOn4VPs() throws { try loopbackEcho(vps: 4) }
+    func testLoopbackTCPEchoOn2VPsOnTheRing() throws { try loopbackEcho(vps: 2, ring: true) }
+    func testLoopbackTCPEchoOn2VPsByKernelEntry() throws { try loopbackEcho(vps: 2, ring: false) }
+    func testLoopbackTCPEchoOn4VPsOnTheRing() throws { try loopbackEcho(vps: 4, ring: true) }
+    func testLoopbackTCPEchoOn4VPsByKernelEntry() throws { try loopbackEcho(vps: 4, ring: false) }
 
     /// A server task polls and accepts on 127.0.0.1 (port 0) and echoes
     /// every connection in its own task; 32 client tasks and 2 plain
     /// pthreads connect, send 64 KiB, half-close and check the echo.
-    private func loopbackEcho(vps: Int) throws {
-        let s = try makeScheduler(vps)
+    private func loopbackEcho(vps: Int, ring: Bool) throws {
+        let s = try makeIOScheduler(vps, ring: ring)
         let (lfd, port) = ioListener()
         defer { _ = Glibc.close(lfd) }
         let taskClients = 32, threadClients = 2
@@ -406,8 +393,11 @@ final class BlockingIOTests: XCTestCase {
     /// With one VP, a task blocked in each kind of call (read on an empty
     /// pipe, write to a full one, recv, accept, poll, sleep, call) lets
     /// another task run and complete; then the call is released.
-    func testBlockedCallDoesNotHoldTheOnlyVirtualProcessor() throws {
-        let s = try makeScheduler(1)
+    func testBlockedCallDoesNotHoldTheOnlyVirtualProcessorOnTheRing() throws { try blockedCallDoesNotHold(ring: true) }
+    func testBlockedCallDoesNotHoldTheOnlyVirtualProcessorByKernelEntry() throws { try blockedCallDoesNotHold(ring: false) }
+
+    private func blockedCallDoesNotHold(ring: Bool) throws {
+        let s = try makeIOScheduler(1, ring: ring)
         let kinds = ["read", "write", "recv", "accept", "poll", "sleep", "call", "pread"]
         for kind in kinds {
             let f = IOFailures()
@@ -418,6 +408,7 @@ final class BlockingIOTests: XCTestCase {
             let result = MigrationSafeMutex<Int>(-1)
             let before = s.statistics.kernelBlocks
             let retakesBefore = s.statistics.retakes
+            let ringBefore = s.statistics.ringOperations
             let blocked = runAsTask(s) {
                 entered.set()
                 f.run(kind) {
@@ -461,17 +452,23 @@ final class BlockingIOTests: XCTestCase {
             // Let it reach its call: sleep hands off to a kernel thread at
             // once; the others run inline, in the kernel until released.
             if kind == "sleep" {
-                XCTAssertTrue(eventually { s.statistics.kernelBlocks > before }, "sleep: never went to a kernel thread")
+                XCTAssertTrue(eventually { ring ? s.statistics.ringOperations > ringBefore : s.statistics.kernelBlocks > before },
+                              "sleep: never left the VP: \(s.statistics)")
             } else {
                 usleep(50_000)
             }
             let other = runAsTask(s) { _ = (0..<1_000).reduce(0, +) }
             XCTAssertTrue(other.wait(timeout: .seconds(10)), "\(kind): the only VP was held by a blocked call")
             if kind != "sleep" && kind != "pread" {
-                // The only VP ran `other` while the call blocked: the monitor
-                // retook it (lazy kernel entry) or the call was handed off.
-                XCTAssertGreaterThan(s.statistics.retakes + s.statistics.kernelBlocks, retakesBefore + before,
-                                     "\(kind): \(s.statistics)")
+                // The only VP ran `other` while the call blocked: the call
+                // was queued on the ring, or the monitor retook the VP (lazy
+                // kernel entry), or the call was handed off.
+                if ring && kind != "call" {
+                    XCTAssertGreaterThan(s.statistics.ringOperations, ringBefore, "\(kind): \(s.statistics)")
+                } else {
+                    XCTAssertGreaterThan(s.statistics.retakes + s.statistics.kernelBlocks, retakesBefore + before,
+                                         "\(kind): \(s.statistics)")
+                }
             }
             if kind != "sleep" { XCTAssertFalse(blocked.isSet, "\(kind): returned before it was released") }
             // Release it.
@@ -509,8 +506,11 @@ final class BlockingIOTests: XCTestCase {
 
     /// 200 contexts blocked in reads at once on 2 VPs: other tasks keep
     /// running, and every reader gets exactly its byte once released.
-    func testManyContextsBlockedInTheKernelAtOnce() throws {
-        let s = try makeScheduler(2)
+    func testManyContextsBlockedInTheKernelAtOnceOnTheRing() throws { try manyContextsBlocked(ring: true) }
+    func testManyContextsBlockedInTheKernelAtOnceByKernelEntry() throws { try manyContextsBlocked(ring: false) }
+
+    private func manyContextsBlocked(ring: Bool) throws {
+        let s = try makeIOScheduler(2, ring: ring)
         let n = longMode ? 1_000 : 200
         let pipes = (0..<n).map { _ in ioPipe() }
         let f = IOFailures()
@@ -533,7 +533,7 @@ final class BlockingIOTests: XCTestCase {
         // Each reader is in its call: handed off, or inline and retaken
         // (all but at most one per VP, whose VP has nothing else to run).
         XCTAssertTrue(eventually(timeout: 30) {
-            s.statistics.kernelBlocks + s.statistics.retakes >= n - s.virtualProcessorCount
+            offloaded(s, ring: ring) >= n - (ring ? 0 : s.virtualProcessorCount)
         }, "\(s.statistics)")
         // The VPs are free: a burst of tasks completes meanwhile.
         let burst = Counter()

@@ -12,7 +12,7 @@ final class LazyKernelEntryTests: XCTestCase {
     /// A wrapped call that does not block stays on its VP's pthread and
     /// costs no retake and no kernel-thread hand-off.
     func testNonBlockingWrappedCallsStayInline() throws {
-        let s = try makeScheduler(1)
+        let s = try makeScheduler(1, ring: false)
         let tids = Box<Set<Int64>>([])
         runAsTask(s) {
             for _ in 0..<1_000 {
@@ -30,7 +30,7 @@ final class LazyKernelEntryTests: XCTestCase {
     /// With retakeAfter nil every call goes to a kernel thread (the
     /// Windows UMS shape).
     func testHandOffPolicyUsesKernelThreads() throws {
-        let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 1, retakeAfter: nil))
+        let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 1, retakeAfter: nil, useIORing: false))
         let main = Box<Int64>(0), inCall = Box<Int64>(0)
         runAsTask(s) {
             main.value = csup_gettid()
@@ -46,7 +46,7 @@ final class LazyKernelEntryTests: XCTestCase {
     /// retakes the VP, the other task runs (and releases the reader), the
     /// reader gets its byte and errno-free result, and the retake shows.
     func testBlockedReadIsRetakenWhenOtherWorkWaits() throws {
-        let s = try makeScheduler(1)
+        let s = try makeScheduler(1, ring: false)
         var fds: [Int32] = [0, 0]
         XCTAssertEqual(pipe(&fds), 0)
         defer { close(fds[0]); close(fds[1]) }
@@ -72,7 +72,7 @@ final class LazyKernelEntryTests: XCTestCase {
     /// When no spare pthread can be had, the VP waits for the call (today's
     /// cost), the failure is counted, and nothing is lost.
     func testSpareCarrierFailureWaitsForTheCall() throws {
-        let s = try makeScheduler(1)
+        let s = try makeScheduler(1, ring: false)
         var fds: [Int32] = [0, 0]
         XCTAssertEqual(pipe(&fds), 0)
         defer { close(fds[0]); close(fds[1]) }
@@ -109,7 +109,7 @@ final class LazyKernelEntryTests: XCTestCase {
     private func randomMix(vps: Int) throws {
         let baseline = try ResourceCounts.now()
         do {
-            let s = try makeScheduler(vps)
+            let s = try makeScheduler(vps, ring: false)
             let pairs = longMode ? 2_000 : 300
             let ran = MigrationSafeMutex<[Int]>(Array(repeating: 0, count: pairs * 2))
             let failures = MigrationSafeMutex<[String]>([])

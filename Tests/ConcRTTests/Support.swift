@@ -6,9 +6,12 @@ import CSupport
 import UMS
 import TestSupport
 
-func makeScheduler(_ vps: Int, cache: Int = 8, stack: Int = 256 * 1024) throws -> Scheduler {
+/// `ring`: false sends would-block Blocking calls through lazy kernel
+/// entry (for the tests of that path) instead of the VPs' io_uring.
+func makeScheduler(_ vps: Int, cache: Int = 8, stack: Int = 256 * 1024, ring: Bool = true) throws -> Scheduler {
     try Scheduler(policy: SchedulerPolicy(minConcurrency: vps, maxConcurrency: vps,
-                                          contextStackSize: stack, localContextCacheSize: cache))
+                                          contextStackSize: stack, localContextCacheSize: cache,
+                                          useIORing: ring))
 }
 
 func monotonicNow() -> Int64 { csup_monotonic_ns() }

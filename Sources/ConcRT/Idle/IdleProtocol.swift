@@ -10,7 +10,9 @@ import UMS
 /// Summary:
 /// - An idle VP sleeps on the completion list's futex (so completions wake
 ///   it) after registering (`prepareToWait`), announcing itself in the
-///   counters below, and re-checking every work source.
+///   counters below, and re-checking every work source. A VP with I/O in
+///   flight on its ring sleeps in the ring instead, on a futex wait armed
+///   there with the same ticket (IO/IORing.swift): wakers are unchanged.
 /// - Producers of tasks or of contexts queued from outside call
 ///   ``notifyWork(force:)``: one sleeper is woken unless a VP is searching
 ///   (it will find the work).
@@ -113,6 +115,9 @@ final class IdleProtocol: @unchecked Sendable {
         let s = vp.scheduler
         var interval = Self.firstWatchInterval
         vp.stats.idleSleeps.ownerIncrement()
+        // A futex wait armed in the ring must not outlive the sleep: an
+        // awake VP would absorb a wake-up meant for a sleeping one.
+        defer { vp.ring?.disarm() }
         while true {
             // 1. Register on the futex: a notify from now on ends the wait.
             let ticket = list._withUnsafeGuaranteedRef { $0.prepareToWait() }
@@ -143,7 +148,20 @@ final class IdleProtocol: @unchecked Sendable {
             if watching { timeout = min(timeout ?? .max, interval) }
             if let nap = napNanoseconds { timeout = min(timeout ?? .max, nap) }
             list._withUnsafeGuaranteedRef { l in
-                l.wait(ticket: ticket, timeout: timeout.map { .nanoseconds($0) })
+                // With I/O in flight, sleep in the ring: its completions and
+                // a notify of the list's futex (armed with the same ticket)
+                // both end the sleep (IO/IORing.swift, step 3).
+                if let ring = vp.ring, ring.inFlight > 0,
+                   ring.sleep(on: l.waitWord, ticket: ticket, timeoutNanoseconds: timeout) {
+                    vp.stats.ringSleeps.ownerIncrement()
+                    l.cancelWait()
+                    // Off the futex before anything else (a wake that
+                    // reached the wait meanwhile is passed on by the VP
+                    // loop's first pick: VirtualProcessor.passOnWakeUp).
+                    ring.disarm()
+                } else {
+                    l.wait(ticket: ticket, timeout: timeout.map { .nanoseconds($0) })
+                }
             }
             if !watching { untimed.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
             sleeping.wrappingSubtract(1, ordering: .sequentiallyConsistent)

@@ -65,6 +65,9 @@ final class VirtualProcessor: @unchecked Sendable {
     @exclusivity(unchecked) var seenSwitches: [Int] = []
     /// Set when the last task context found nothing: sleep next.
     @exclusivity(unchecked) private var wantsSleep = false
+    /// Set when this VP returns from an idle sleep, until its next pick
+    /// (``passOnWakeUp()``; owner-only).
+    @exclusivity(unchecked) private var justWoke = false
 
     // Fair turns and directed switches (FairTurns.swift, DirectSwitch.swift).
 
@@ -94,6 +97,15 @@ final class VirtualProcessor: @unchecked Sendable {
         self.retake = VirtualProcessorRetake(self)
     }
 
+    /// This VP's io_uring (IO/IORing.swift): set by the scheduler before
+    /// the VP's primary starts, then only read. nil on temporary VPs and
+    /// where the ring is unavailable or turned off.
+    private(set) var ring: IORing?
+    func attachRing(_ r: IORing) {
+        precondition(ring == nil && !temporary, "VirtualProcessor.attachRing: VP \(index) already has a ring or is temporary")
+        ring = r
+    }
+
     /// Swift jobs in flight on this VP (Concurrency/JobPinning.swift): the
     /// VP is not retaken while any is. Written on the VP's pthread, read by
     /// the monitor (relaxed).
@@ -110,7 +122,9 @@ final class VirtualProcessor: @unchecked Sendable {
 
     /// True when contexts are queued on the completion list (a snapshot).
     @inline(__always)
-    var completionsPending: Bool { completions._withUnsafeGuaranteedRef { !$0.isEmpty } }
+    var completionsPending: Bool {
+        completions._withUnsafeGuaranteedRef { !$0.isEmpty } || (ring?.hasCompletions ?? false)
+    }
 
     // MARK: Local deque (owner: the context running on this VP)
 
@@ -142,7 +156,7 @@ final class VirtualProcessor: @unchecked Sendable {
 
     /// True when this VP's deque or run queue holds something.
     var hasLocalWork: Bool {
-        csup_deque_size(deque) > 0 || runQueue.hasRunnable
+        csup_deque_size(deque) > 0 || runQueue.hasRunnable || (ring?.hasCompletions ?? false)
     }
 
     // MARK: Run queue (owner side)
@@ -190,20 +204,38 @@ final class VirtualProcessor: @unchecked Sendable {
                     self.pushRunnable(Unmanaged.passUnretained(Context.of(t)), front: false)
                 }
             }
+            if let ring {
+                // I/O completions before anything runs, then submit what
+                // contexts queued (IO/IORing.swift). Internal completions
+                // (cancels) are reaped too, so none lingers as "work".
+                if ring.hasCompletions { ring.reap(self) }
+                if ring.inFlight > 0 { ring.submitIfDue(runQueueEmpty: !runQueue.hasRunnable, self) }
+            }
             scheduler.timers.fireExpired()
             if let c = takeFairTurn() {
+                passOnWakeUp()
                 if !execute(c, primary) { return true }
                 continue
             }
             if let c = popRunnable() {
+                passOnWakeUp()
                 if !execute(c, primary) { return true }
                 continue
             }
+            justWoke = false   // it looks for tasks itself now
             if retiring.load(ordering: .relaxed) && !hasLocalWork { break }
-            if scheduler.readyToStop { break }
+            if scheduler.readyToStop {
+                guard let ring, ring.inFlight > 0 else { break }
+                // Operations of contexts no task waits for: cancel them and
+                // run their contexts to the end before leaving.
+                ring.cancelAll()
+                scheduler.idle.sleep(self, napNanoseconds: 1_000_000)
+                continue
+            }
             if wantsSleep {
                 wantsSleep = false
                 scheduler.idle.sleep(self)
+                justWoke = true
                 continue
             }
             guard let c = takeIdleContext() else {
@@ -275,10 +307,26 @@ final class VirtualProcessor: @unchecked Sendable {
                 case .yield:
                     pushRunnable(Unmanaged.passUnretained(c), front: false)
                     yieldTurnPending = true
+                case .io:
+                    break   // queued on the ring; submitted at the top of the pass
                 }
             }
         }
         return true
+    }
+
+    /// A VP woken from its sleep that first runs a context (its own I/O, a
+    /// kernel call's completion) while tasks are queued wakes another VP for
+    /// them: the wake-up it took may have been meant for those tasks (a
+    /// ring's futex wait stays queued until its cancel, so it can absorb a
+    /// notify after its VP woke for I/O; Tests/Models/ringsleep.pml), and
+    /// the context may run for long. Go's rule: a woken M that finds more
+    /// work than it takes wakes another.
+    @inline(__always)
+    private func passOnWakeUp() {
+        guard justWoke else { return }
+        justWoke = false
+        if scheduler.hasQueuedTasks { scheduler.idle.notifyWork() }
     }
 
     @inline(__always)
@@ -301,7 +349,7 @@ final class VirtualProcessor: @unchecked Sendable {
             }
         case .block:
             if c.commitBlock() { pushRunnable(Unmanaged.passUnretained(c), front: true) }
-        case .idle, .handoff, .yield:
+        case .idle, .handoff, .yield, .io:
             preconditionFailure("VirtualProcessor.finishSuspension: context \(c.id) switched out with \(c.yieldReason), not park or block")
         }
     }

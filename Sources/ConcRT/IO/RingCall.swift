@@ -1,0 +1,76 @@
+import CSupport
+import UMS
+
+/// Which path a scheduler's ``Blocking`` calls take when they would block.
+public enum IOPath: Sendable, Equatable, CustomStringConvertible {
+    /// Queued on the virtual processor's io_uring; the context parks and
+    /// no kernel thread is involved.
+    case ring
+    /// The lazy kernel-entry path (``UMS/blockingCall(_:)``): the call runs
+    /// on the VP's pthread and the VP is retaken if it stays in the kernel.
+    /// `reason` says why the ring is not used.
+    case kernelEntry(reason: String)
+
+    public var description: String {
+        switch self {
+        case .ring: "io_uring"
+        case .kernelEntry(let reason): "lazy kernel entry (\(reason))"
+        }
+    }
+}
+
+extension Context {
+    /// Queues one operation on the running context's VP ring and parks the
+    /// context until its completion is reaped. `prepare` fills a submission
+    /// entry (a `csup_uring_*` call with the given ring and tag) and
+    /// returns 0, or nonzero when the ring cannot take it.
+    ///
+    /// Returns the operation's result (>= 0, or -errno), or nil when the
+    /// caller is not a context running on a VP with a ring, or the ring is
+    /// full: then the caller takes the lazy kernel-entry path.
+    ///
+    /// Memory the operation names (buffers, timespecs) lives in the
+    /// caller's frame on the context's stack, which stays put while the
+    /// context is parked, until this returns.
+    @inline(__always)
+    static func ringCall(_ prepare: (OpaquePointer, UInt64) -> Int32) -> Int32? {
+        guard let me = UMSThread.currentOnPrimaryUserContext else { return nil }
+        // Why this is sound: the running context's user context holds a +1
+        // on it for as long as its thread can run.
+        let ctx = Unmanaged<Context>.fromOpaque(me)
+        return ctx._withUnsafeGuaranteedRef { c -> Int32? in
+            c.moveIfCarrierRetaken()   // the ring belongs to the VP, read it after any move
+            let vp = c.vpRef.unsafelyUnwrapped
+            return vp._withUnsafeGuaranteedRef { v -> Int32? in
+                guard let ring = v.ring, let raw = ring.raw else {
+                    v.stats.ringFallbacks.ownerIncrement()
+                    return nil
+                }
+                let tag = UInt64(UInt(bitPattern: me))
+                guard prepare(raw, tag) == 0 else {
+                    v.stats.ringFallbacks.ownerIncrement()
+                    return nil
+                }
+                ring.inFlight += 1
+                v.stats.ringOperations.ownerIncrement()
+                return 0
+            }.map { _ in
+                c.switchOut(.io)
+                return c.ioResult
+            }
+        }
+    }
+}
+
+extension Scheduler {
+    /// The path this scheduler's blocking calls take when they would block:
+    /// ``IOPath/ring`` when its virtual processors have io_uring queues,
+    /// else why not (the policy, or the kernel: `kernel.io_uring_disabled`,
+    /// a seccomp filter, a kernel before 6.7, an exhausted resource).
+    /// Temporary (oversubscription) virtual processors always take the
+    /// lazy kernel-entry path.
+    public var ioPath: IOPath {
+        if let reason = ringUnavailableReason { return .kernelEntry(reason: reason) }
+        return .ring
+    }
+}

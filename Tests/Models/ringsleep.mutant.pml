@@ -228,7 +228,7 @@ loop:
     :: atomic { me == 0 && ioctx > 0 -> ioctx--; iodone++ };
 #ifndef NOFORWARD
         if                                                  /* 8 forward */
-        :: woken && W > 0 -> notify()
+        :: W > 0 -> notify()
         :: else -> skip
         fi
 #else

@@ -74,12 +74,13 @@
  *   5 waiters -= 1
  *   6 reap every CQE (the futex op's clears armed)
  *   7 still armed -> cancel it (unqueue), or reap its CQE if it completed
- *   8 (the VP loop's first pick after the sleep) FORWARD: the op was
- *     completed by a FUTEX_WAKE (res 0, reaped in 6 or 7), VP0 picks one
- *     of its own I/O contexts, and a task is published (W > 0) ->
- *     csup_clist_notify(list, 1): hand the swallowed wake on. (The producer
- *     publishes before it wakes, so the task behind a swallowed wake is
- *     visible here.)
+ *   8 (the VP loop's first pick after the sleep) FORWARD: VP0 picks one
+ *     of its own I/O contexts while a task is published (W > 0) ->
+ *     csup_clist_notify(list, 1): hand a possibly swallowed wake on. (The
+ *     producer publishes before it wakes, so the task behind a swallowed
+ *     wake is visible here.) This is VirtualProcessor.passOnWakeUp: it
+ *     does not ask whether the op was completed by a wake (the code cannot
+ *     tell cheaply), so it may wake a VP for nothing, never too few.
  *   9 the VP loop: take work, or sleep again
  * Step 8 is not in the protocol as first described: without it (spin
  * -DNOFORWARD) the liveness check fails. Interleaving: VP1 sleeps on the
@@ -226,7 +227,7 @@ loop:
     :: atomic { me == 0 && ioctx > 0 -> ioctx--; iodone++ };
 #ifndef NOFORWARD
         if                                                  /* 8 forward */
-        :: woken && W > 0 -> notify()
+        :: W > 0 -> notify()
         :: else -> skip
         fi
 #else

@@ -129,9 +129,6 @@ int csup_uring_statx(csup_uring *r, uint64_t tag, int dfd, const char *path, int
                      unsigned mask, void *statxbuf) {
     PREP(1); io_uring_prep_statx(s, dfd, path, flags, mask, (struct statx *)statxbuf); DONE(tag);
 }
-int csup_uring_sleep_op(csup_uring *r, uint64_t tag, csup_timespec *ts, int64_t ns) {
-    PREP(1); set_ts(KTS(ts), ns); io_uring_prep_timeout(s, KTS(ts), 0, 0); DONE(tag);
-}
 int csup_uring_cancel(csup_uring *r, uint64_t tag) {
     PREP(1); io_uring_prep_cancel64(s, tag, 0); io_uring_sqe_set_data64(s, CSUP_URING_TAG_IGNORE); return 0;
 }

@@ -59,7 +59,9 @@ void csup_uring_destroy(csup_uring *r);
  * valid until its completion is reaped. With `timeout_ns` >= 0 the
  * operation is linked to a timeout: it completes with -ECANCELED (or its
  * own result if it finished first) when the timeout passes first; the
- * timespec lives in `ts`, which the caller keeps valid like a buffer. */
+ * timespec lives in `ts`, which the caller keeps valid like a buffer.
+ * recv and send arm the poll first (IORING_RECVSEND_POLL_FIRST): their
+ * callers queue them only after a non-blocking attempt said EAGAIN. */
 /* Layout of the kernel's struct __kernel_timespec (64-bit fields on
  * every architecture), declared here so Swift can allocate one. */
 typedef struct csup_timespec { int64_t tv_sec; long long tv_nsec; } csup_timespec;
@@ -81,8 +83,6 @@ int csup_uring_openat(csup_uring *r, uint64_t tag, int dfd, const char *path, in
 int csup_uring_close(csup_uring *r, uint64_t tag, int fd);
 int csup_uring_statx(csup_uring *r, uint64_t tag, int dfd, const char *path, int flags,
                      unsigned mask, void *statxbuf);
-/* A plain timer: completes with -ETIME after `ns` (0 from a cancel). */
-int csup_uring_sleep_op(csup_uring *r, uint64_t tag, csup_timespec *ts, int64_t ns);
 /* Asks the kernel to cancel the operation tagged `tag` (it then completes
  * with -ECANCELED, or with its result if it finished first). */
 int csup_uring_cancel(csup_uring *r, uint64_t tag);

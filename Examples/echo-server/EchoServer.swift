@@ -3,9 +3,9 @@
 //
 // Every connection is served by an ordinary loop: Blocking.recv, then
 // Blocking.sendAll of what came in, until the peer closes. No event loop,
-// no callbacks. Each recv that has to wait parks only its own context (on
-// its kernel thread); the virtual processor runs other connections
-// meanwhile. With 1000 connections there are 1000 contexts parked in recv
+// no callbacks. Each recv that has to wait parks only its own context (queued
+// on its virtual processor's io_uring, or on lazy kernel entry where there
+// is none); the virtual processor runs other connections meanwhile. With 1000 connections there are 1000 contexts parked in recv
 // on the server side, and 1000 more on the client side, on as many
 // virtual processors as there are CPUs.
 //
@@ -16,7 +16,7 @@
 // --serve PORT, --client PORT. Run `echo-server --help` for the options.
 //
 // The exit status is non-zero on any mismatch, lost byte, or failed
-// connection. Every loop is bounded: reads time out (SO_RCVTIMEO), the
+// connection. Every loop is bounded: reads time out (Blocking's timeout:), the
 // server's accept loop ends on shutdown, and each client loop runs once
 // per chunk.
 import ConcRT
@@ -71,13 +71,6 @@ func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) {
     _ = setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size))
 }
 
-/// A receive timeout: a recv (or accept) that waits longer fails with
-/// EAGAIN. It bounds every wait for the peer.
-func setReceiveTimeout(_ fd: Int32, seconds: Int) {
-    var tv = timeval(tv_sec: seconds, tv_usec: 0)
-    _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-}
-
 /// A socket listening on 127.0.0.1:port; port 0 picks a free one.
 /// Returns the descriptor and the port actually bound.
 func listenOnLoopback(port: UInt16) throws -> (fd: Int32, port: UInt16) {
@@ -126,9 +119,8 @@ final class EchoServer: Sendable {
     init(port: UInt16, idleTimeoutSeconds: Int) throws {
         (listenFD, self.port) = try listenOnLoopback(port: port)
         self.idleTimeoutSeconds = idleTimeoutSeconds
-        // accept() also honours SO_RCVTIMEO: the accept loop wakes up at
-        // least once a second to look at the stop flag.
-        setReceiveTimeout(listenFD, seconds: 1)
+        // The accept loop wakes up at least once a second (accept's
+        // timeout) to look at the stop flag.
     }
 
     /// Starts the accept loop, as a task of the server's group.
@@ -141,11 +133,11 @@ final class EchoServer: Sendable {
         while !stopping.load(ordering: .acquiring) {
             let fd: Int32
             do {
-                fd = try Blocking.accept(listenFD)
+                fd = try Blocking.accept(listenFD, timeout: .seconds(1))
             } catch {
                 if stopping.load(ordering: .acquiring) { break }
                 switch error.errno {
-                case EAGAIN, ECONNABORTED, EINTR: continue          // timeout tick, or a client gave up
+                case ETIMEDOUT, EAGAIN, ECONNABORTED, EINTR: continue   // timeout tick, or a client gave up
                 case EMFILE, ENFILE: try? Blocking.sleep(for: .milliseconds(10)); continue
                 default: warn("accept: \(error)"); return
                 }
@@ -162,14 +154,14 @@ final class EchoServer: Sendable {
     private func serve(_ fd: Int32) {
         defer { try? Blocking.close(fd) }
         setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
-        setReceiveTimeout(fd, seconds: idleTimeoutSeconds)
+        let idle = Duration.seconds(idleTimeoutSeconds)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16384, alignment: 16)
         defer { buffer.deallocate() }
         // Bounded: every pass gets at least one byte, or the peer closed,
         // or the receive timed out.
         while true {
             do {
-                let n = try Blocking.recv(fd, into: buffer)
+                let n = try Blocking.recv(fd, into: buffer, timeout: idle)
                 if n == 0 { return }                     // orderly close by the peer
                 try Blocking.sendAll(fd, from: UnsafeRawBufferPointer(rebasing: buffer[..<n]))
                 bytesEchoed.wrappingAdd(n, ordering: .relaxed)
@@ -238,7 +230,6 @@ func clientConnection(id: Int, port: UInt16, bytes: Int, chunk: Int, report: Cli
     let fd = try newTCPSocket()
     defer { try? Blocking.close(fd) }
     setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
-    setReceiveTimeout(fd, seconds: 30)     // a lost echo fails instead of hanging
     var addr = loopbackAddress(port: port)
     try withUnsafeBytes(of: &addr) {
         try Blocking.connect(fd, address: $0.baseAddress!, length: UInt32(MemoryLayout<sockaddr_in>.size))
@@ -257,7 +248,8 @@ func clientConnection(id: Int, port: UInt16, bytes: Int, chunk: Int, report: Cli
         try Blocking.sendAll(fd, from: UnsafeRawBufferPointer(rebasing: out[..<len]))
         var got = 0
         while got < len {                               // each pass gets >= 1 byte, or throws
-            let n = try Blocking.recv(fd, into: UnsafeMutableRawBufferPointer(rebasing: back[got..<len]))
+            // A lost echo fails after 30 s instead of hanging.
+            let n = try Blocking.recv(fd, into: UnsafeMutableRawBufferPointer(rebasing: back[got..<len]), timeout: .seconds(30))
             if n == 0 { throw ClientError.closedEarly(received: got) }
             got += n
         }
@@ -273,7 +265,7 @@ func clientConnection(id: Int, port: UInt16, bytes: Int, chunk: Int, report: Cli
     // Half-close: the server sees end of file, closes its side, and we must
     // then read end of file too (not a stray byte).
     shutdown(fd, Int32(SHUT_WR))
-    if try Blocking.recv(fd, into: UnsafeMutableRawBufferPointer(rebasing: back[..<1])) != 0 {
+    if try Blocking.recv(fd, into: UnsafeMutableRawBufferPointer(rebasing: back[..<1]), timeout: .seconds(30)) != 0 {
         throw ClientError.extraBytes
     }
     report.latencies.withLock { $0.append(contentsOf: latencies) }

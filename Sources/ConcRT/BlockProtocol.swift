@@ -120,16 +120,18 @@ extension Context {
     /// traps with the reason.
     /// `wakeIdle`: also wake an idle VP for it (a join continuation: it
     /// usually heads a large part of the remaining work).
-    func unblockInternal(wakeIdle: Bool = false) {
+    /// `onto`: called on that VP's primary (a timer firing): the context
+    /// is queued there, with no wake-up.
+    func unblockInternal(wakeIdle: Bool = false, onto vp: VirtualProcessor? = nil) {
         do {
-            try unblockChecked(wakeIdle: wakeIdle)
+            try unblockChecked(wakeIdle: wakeIdle, onto: vp)
         } catch {
             preconditionFailure("ConcRT: context \(id) was unblocked twice for one block (runtime bug: a waiter "
                                 + "of an event, lock or join was released twice)")
         }
     }
 
-    private func unblockChecked(wakeIdle: Bool = false) throws(ConcRTError) {
+    private func unblockChecked(wakeIdle: Bool = false, onto vp: VirtualProcessor? = nil) throws(ConcRTError) {
         while true {
             let s = blockState.load(ordering: .acquiring)
             switch s {
@@ -142,7 +144,11 @@ extension Context {
             case .blocked:
                 if blockState.compareExchange(expected: s, desired: .running,
                                               ordering: .acquiringAndReleasing).exchanged {
-                    Scheduler.makeRunnable(Unmanaged.passUnretained(self), wakeIdle: wakeIdle)
+                    if let vp {
+                        vp.pushRunnable(Unmanaged.passUnretained(self), front: false)
+                    } else {
+                        Scheduler.makeRunnable(Unmanaged.passUnretained(self), wakeIdle: wakeIdle)
+                    }
                     return
                 }
             case .unblockedEarly, .unblockedWhileBlocking:

@@ -24,6 +24,8 @@ public struct BlockingError: Error, Equatable, Sendable, CustomStringConvertible
 ///   `io_uring_enter`, and requeues the context when the completion comes
 ///   back. No kernel thread is involved. (UMS's syscall request and
 ///   completion queues.)
+/// ``sleep(for:tolerance:)`` parks the context on the scheduler's timers
+/// instead (no system call; coalesced with other timers).
 /// - **lazy kernel-entry path** (io_uring unavailable or turned off, a
 ///   temporary VP, or calls that cannot be queued: ``call(_:)``, `open`,
 ///   `close`, a multi-descriptor `poll`): the call is made on the VP's
@@ -214,18 +216,28 @@ public enum Blocking {
         return try perform("poll", nowait: nil, ring: nil, blocking: { csup_sys_poll(raw, n, timeoutMilliseconds) })
     }
 
-    /// Sleeps for `duration`: a ring timer on the ring path (the context
-    /// parks), else a real nanosleep(2) on a kernel thread.
-    public static func sleep(for duration: Duration) throws(BlockingError) {
+    /// Sleeps for `duration`, and at most `tolerance` longer: a context
+    /// parks on its scheduler's timers (no system call, no kernel thread),
+    /// and sleepers whose windows [deadline, deadline + tolerance] overlap
+    /// are woken together in one wake-up of a virtual processor (timer
+    /// coalescing). Never returns early. Elsewhere (a plain pthread) a
+    /// real nanosleep(2) on a kernel thread.
+    public static func sleep(for duration: Duration, tolerance: Duration = .zero) throws(BlockingError) {
         let ns = duration.saturatingNanoseconds
         if ns <= 0 { return }
-        var ts = csup_timespec()
-        let r: Int32? = withUnsafeMutablePointer(to: &ts) { tsp in
-            Context.ringCall { csup_uring_sleep_op($0, $1, tsp, ns) }
-        }
-        if let r {
-            if r == -ETIME || r >= 0 { return }
-            throw BlockingError(call: "sleep (io_uring timeout)", errno: -r)
+        if let c = Context.currentInternal {
+            let deadline = UMSDeadline(after: duration).nanoseconds
+            // Why unretained is enough: the context is alive while it is
+            // blocked (its thread's user context holds it), and the timer
+            // fires once, before the context can run again and end.
+            let me = Unmanaged.passUnretained(c)
+            _ = c.scheduler.armTimeout(deadline, tolerance: tolerance.saturatingNanoseconds) { vp in
+                me._withUnsafeGuaranteedRef { $0.unblockInternal(onto: vp) }
+            }
+            c.withVP { $0.stats.timerSleeps.ownerIncrement() }
+            c.blockInternal()
+            assert(csup_monotonic_ns() >= deadline, "Blocking.sleep: woken before its deadline")
+            return
         }
         let deadline = UMSDeadline(after: duration).nanoseconds
         var left = ns

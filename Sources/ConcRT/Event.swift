@@ -164,9 +164,13 @@ public final class Event: @unchecked Sendable {
 
     /// Waits until the event is signaled or the timeout passes. Returns true
     /// when signaled. [event::wait(timeout)]
+    ///
+    /// `tolerance`: how much later than `timeout` the wait may end when it
+    /// times out, so that timers whose windows overlap fire in one wake-up
+    /// of a virtual processor (timer coalescing). It never ends earlier.
     @discardableResult
-    public func wait(timeout: Duration?) -> Bool {
-        Event.waitForMultiple([self], waitAll: false, timeout: timeout) != Event.timeoutResult
+    public func wait(timeout: Duration?, tolerance: Duration = .zero) -> Bool {
+        Event.waitForMultiple([self], waitAll: false, timeout: timeout, tolerance: tolerance) != Event.timeoutResult
     }
 
     /// Waits for any (or all) of `events`. Returns the index of a signaled
@@ -174,22 +178,25 @@ public final class Event: @unchecked Sendable {
     ///
     /// `waitAll` waits until every event is signaled at the same moment: it
     /// waits on each unsignaled one in turn and re-checks them all.
-    public static func waitForMultiple(_ events: [Event], waitAll: Bool, timeout: Duration?) -> Int {
+    /// `tolerance`: as in ``wait(timeout:tolerance:)``.
+    public static func waitForMultiple(_ events: [Event], waitAll: Bool, timeout: Duration?,
+                                       tolerance: Duration = .zero) -> Int {
+        let slack = tolerance.saturatingNanoseconds
         precondition(!events.isEmpty, "ConcRT: waitForMultiple needs at least one event")
         let deadline = timeout.map { UMSDeadline(after: $0).nanoseconds }
         if waitAll {
             while true {
                 guard let pending = events.firstIndex(where: { !$0.isSet }) else { return 0 }
                 let remaining = deadline.map { Duration.nanoseconds(max(0, $0 - csup_monotonic_ns())) }
-                if waitAny([events[pending]], deadline: deadline, timeoutHint: remaining) == timeoutResult {
+                if waitAny([events[pending]], deadline: deadline, tolerance: slack, timeoutHint: remaining) == timeoutResult {
                     return timeoutResult
                 }
             }
         }
-        return waitAny(events, deadline: deadline, timeoutHint: timeout)
+        return waitAny(events, deadline: deadline, tolerance: slack, timeoutHint: timeout)
     }
 
-    private static func waitAny(_ events: [Event], deadline: Int64?, timeoutHint: Duration?) -> Int {
+    private static func waitAny(_ events: [Event], deadline: Int64?, tolerance: Int64, timeoutHint: Duration?) -> Int {
         let waiter = Waiter()
         // Register on every event, unless one is already signaled.
         for (i, e) in events.enumerated() {
@@ -205,8 +212,8 @@ public final class Event: @unchecked Sendable {
         var timer: (Scheduler, Int)?
         if let deadline {
             if let c = waiter.context {
-                let id = c.scheduler.armTimeout(deadline) {
-                    if waiter.claim() { waiter.wake(result: timeoutResult) }
+                let id = c.scheduler.armTimeout(deadline, tolerance: tolerance) { vp in
+                    if waiter.claim() { waiter.wake(result: timeoutResult, onto: vp) }
                 }
                 timer = (c.scheduler, id)
             } else {

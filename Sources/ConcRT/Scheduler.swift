@@ -403,6 +403,7 @@ public final class Scheduler: @unchecked Sendable {
     /// Counters since creation. [Scheduler statistics]
     public var statistics: SchedulerStatistics {
         var total = stats.snapshot(liveContexts: liveContexts.load(ordering: .relaxed))
+        total.timerFirings = timers.firings.load(ordering: .relaxed)
         for vp in virtualProcessors {
             let v = vp.stats.snapshot(liveContexts: 0)
             total.tasksRun += v.tasksRun; total.steals += v.steals; total.contextSwitches += v.contextSwitches
@@ -412,6 +413,7 @@ public final class Scheduler: @unchecked Sendable {
             total.ringOperations += v.ringOperations; total.ringCompletions += v.ringCompletions
             total.ringSubmits += v.ringSubmits; total.ringSleeps += v.ringSleeps
             total.ringFallbacks += v.ringFallbacks
+            total.timerSleeps += v.timerSleeps; total.idleWakeUps += v.idleWakeUps
         }
         return total
     }

@@ -42,6 +42,13 @@ public struct SchedulerStatistics: Sendable, Equatable, CustomStringConvertible 
     /// Blocking calls that would block and took the lazy kernel-entry path
     /// while io_uring was unavailable, turned off, or full.
     public var ringFallbacks: Int
+    /// Blocking.sleep calls that parked their context on the timers.
+    public var timerSleeps: Int
+    /// Batches of timers fired (timer coalescing makes fewer, larger ones).
+    public var timerFirings: Int
+    /// Times a sleeping virtual processor woke up (any cause: work, a
+    /// timer, a watch expiry, shutdown).
+    public var idleWakeUps: Int
     public var contextsCreated: Int
     public var contextCreationFailures: Int
     /// Contexts alive now (running, blocked, or cached idle).
@@ -76,6 +83,7 @@ final class StatisticsCounters: Sendable {
     let retakes = StatCounter(), retakeCarrierFailures = StatCounter()
     let ringOperations = StatCounter(), ringCompletions = StatCounter(), ringSubmits = StatCounter()
     let ringSleeps = StatCounter(), ringFallbacks = StatCounter()
+    let timerSleeps = StatCounter(), idleWakeUps = StatCounter()
 
     func snapshot(liveContexts: Int) -> SchedulerStatistics {
         SchedulerStatistics(tasksRun: tasksRun.value, steals: steals.value, contextSwitches: contextSwitches.value,
@@ -86,6 +94,7 @@ final class StatisticsCounters: Sendable {
                             ringOperations: ringOperations.value, ringCompletions: ringCompletions.value,
                             ringSubmits: ringSubmits.value, ringSleeps: ringSleeps.value,
                             ringFallbacks: ringFallbacks.value,
+                            timerSleeps: timerSleeps.value, timerFirings: 0, idleWakeUps: idleWakeUps.value,
                             contextsCreated: contextsCreated.value,
                             contextCreationFailures: contextCreationFailures.value, liveContexts: liveContexts)
     }

@@ -62,10 +62,12 @@ final class Waiter: @unchecked Sendable {
     func claim() -> Bool { !claimed.exchange(true, ordering: .acquiringAndReleasing) }
 
     /// Wakes the waiter (only after winning `claim()`).
-    func wake(result: Int) {
+    /// `onto`: the VP whose primary is calling (a timer firing), which
+    /// queues the context itself.
+    func wake(result: Int, onto vp: VirtualProcessor? = nil) {
         self.result = result
         if let c = context {
-            c.unblockInternal()
+            c.unblockInternal(onto: vp)
         } else {
             wakeThread()
         }

@@ -136,7 +136,10 @@ final class BlockingIOTests: XCTestCase {
             XCTAssertGreaterThan(s.statistics.ringOperations, 0, "no call went through the ring: \(s.statistics)")
             XCTAssertEqual(s.statistics.ringOperations, s.statistics.ringCompletions, "ring operations lost: \(s.statistics)")
         } else {
-            XCTAssertGreaterThan(s.statistics.kernelBlocks - kernelBefore, 0, "no call went to the kernel thread")
+            // Calls that would block took lazy kernel entry (inline, and
+            // retaken only if they stayed in the kernel long enough).
+            XCTAssertGreaterThan(s.statistics.ringFallbacks, 0, "no call took lazy kernel entry: \(s.statistics)")
+            _ = kernelBefore
             XCTAssertEqual(s.statistics.ringOperations, 0)
         }
     }
@@ -409,6 +412,7 @@ final class BlockingIOTests: XCTestCase {
             let before = s.statistics.kernelBlocks
             let retakesBefore = s.statistics.retakes
             let ringBefore = s.statistics.ringOperations
+            let timerSleepsBefore = s.statistics.timerSleeps
             let blocked = runAsTask(s) {
                 entered.set()
                 f.run(kind) {
@@ -452,8 +456,9 @@ final class BlockingIOTests: XCTestCase {
             // Let it reach its call: sleep hands off to a kernel thread at
             // once; the others run inline, in the kernel until released.
             if kind == "sleep" {
-                XCTAssertTrue(eventually { ring ? s.statistics.ringOperations > ringBefore : s.statistics.kernelBlocks > before },
-                              "sleep: never left the VP: \(s.statistics)")
+                // Both paths: the context parks on the scheduler's timers.
+                XCTAssertTrue(eventually { s.statistics.timerSleeps > timerSleepsBefore },
+                              "sleep: never parked on the timers: \(s.statistics)")
             } else {
                 usleep(50_000)
             }

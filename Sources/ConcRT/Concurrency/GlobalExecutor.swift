@@ -79,7 +79,7 @@ extension Scheduler {
         }
         let bits = UInt(bitPattern: item)
         // Fires on a primary (not a context): the injection queue.
-        _ = armTimeout(deadline) { [self] in inject(UnsafeMutableRawPointer(bitPattern: bits)!) }
+        _ = armTimeout(deadline) { [self] _ in inject(UnsafeMutableRawPointer(bitPattern: bits)!) }
         return true
     }
 }

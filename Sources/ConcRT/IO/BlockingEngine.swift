@@ -113,8 +113,10 @@ extension Blocking {
             // (the blocking form only when there is no non-blocking one).
             var p = pollfd(fd: fd, events: events, revents: 0)
             let ms = Int32(clamping: (left + 999_999) / 1_000_000)
+            // The descriptor just said "would block": this poll waits, so
+            // it goes to a kernel thread at once (no retake delay).
             let polled = withUnsafeMutablePointer(to: &p) { pp in
-                UMS.blockingCall { csup_sys_poll(UnsafeMutableRawPointer(pp), 1, ms) }
+                UMS.blockingCall(handOff: true) { csup_sys_poll(UnsafeMutableRawPointer(pp), 1, ms) }
             }
             if polled.value < 0 {
                 if polled.err == EINTR { continue }

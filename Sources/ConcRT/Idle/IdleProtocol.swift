@@ -163,6 +163,7 @@ final class IdleProtocol: @unchecked Sendable {
                     l.wait(ticket: ticket, timeout: timeout.map { .nanoseconds($0) })
                 }
             }
+            vp.stats.idleWakeUps.ownerIncrement()
             if !watching { untimed.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
             sleeping.wrappingSubtract(1, ordering: .sequentiallyConsistent)
             if napNanoseconds != nil { return }

@@ -211,7 +211,9 @@ final class VirtualProcessor: @unchecked Sendable {
                 if ring.hasCompletions { ring.reap(self) }
                 if ring.inFlight > 0 { ring.submitIfDue(runQueueEmpty: !runQueue.hasRunnable, self) }
             }
-            scheduler.timers.fireExpired()
+            // Timers: the contexts they wake are queued here; a batch of
+            // several wakes a sleeping VP to share them.
+            if scheduler.timers.fireExpired(on: self) > 1 { scheduler.idle.notifyWork() }
             if let c = takeFairTurn() {
                 passOnWakeUp()
                 if !execute(c, primary) { return true }

@@ -204,12 +204,13 @@ public enum Blocking {
             let fd = fds.pointee.fd, events = UInt32(UInt16(bitPattern: fds.pointee.events))
             let ns: Int64 = timeoutMilliseconds < 0 ? -1 : Int64(timeoutMilliseconds) * 1_000_000
             var ts = csup_timespec()
+            let start = csup_monotonic_ns()
             let r: Int32? = withUnsafeMutablePointer(to: &ts) { tsp in
                 Context.ringCall { csup_uring_poll($0, $1, fd, events, tsp, ns) }
             }
             if let r {
                 if r >= 0 { fds.pointee.revents = Int16(truncatingIfNeeded: r); return 1 }
-                if -r == ECANCELED && ns >= 0 { fds.pointee.revents = 0; return 0 }
+                if -r == ECANCELED && ns >= 0 && csup_monotonic_ns() - start >= ns { fds.pointee.revents = 0; return 0 }
                 if -r != EINTR { throw BlockingError(call: "poll", errno: -r) }
             }
         }

@@ -61,6 +61,17 @@ public final class Context: @unchecked Sendable {
     /// context, read by the context when it runs again (the run queue's
     /// hand-off orders the two).
     @exclusivity(unchecked) var ioResult: Int32 = 0
+    /// Ring-call generation (owner-only): the low 4 bits of a ring tag, so
+    /// a late cancel request for an earlier call matches nothing.
+    @exclusivity(unchecked) var ioGeneration: UInt = 0
+    /// Tag of the ring operation this context is parked on (0: none), and
+    /// that ring's VP. Written by the context (seq_cst: the store half of
+    /// the interruption pair, see IO/IOInterruption.swift); read by
+    /// ``interruptIO()`` from any thread.
+    let ioParkedTag = Atomic<UInt>(0)
+    let ioParkedVP = Atomic<Int>(-1)
+    /// An interruption asked for and not yet delivered (seq_cst).
+    let ioInterruptPending = Atomic<Bool>(false)
     /// The waiter record this context reuses for plain `Event.wait()`s
     /// (owned by `parkWaiterOwner`; used unretained on the hot path).
     private let parkWaiterOwner = Waiter.forContext()

@@ -258,3 +258,101 @@ final class IORingTests: XCTestCase {
         _ = Glibc.close(r); _ = Glibc.close(w)
     }
 }
+
+// MARK: Interrupting parked I/O (Context.interruptIO)
+
+final class IOInterruptionTests: XCTestCase {
+    /// A recv parked on the ring ends with ECANCELED when another thread
+    /// interrupts its context; one with a 10 s timeout too (not ETIMEDOUT).
+    func testParkedRecvIsInterruptedFromAnotherThread() throws {
+        let s = try ringScheduler(2)
+        for timeout in [Duration?.none, Duration.seconds(10)] {
+            let (a, b) = ioSocketPair()
+            let ctx = Locked<Context?>(nil)
+            let outcome = Locked<String>("")
+            let done = runAsTask(s) {
+                ctx.value = Context.current
+                var buf = [UInt8](repeating: 0, count: 8)
+                let t0 = csup_monotonic_ns()
+                do {
+                    let n = try buf.withUnsafeMutableBytes { try Blocking.recv(a, into: $0, timeout: timeout) }
+                    outcome.value = "returned \(n)"
+                } catch {
+                    let ms = (csup_monotonic_ns() - t0) / 1_000_000
+                    let e = error as? BlockingError
+                    outcome.value = e?.errno == ECANCELED && e?.call == "recv" && ms < 5_000 ? "canceled" : "\(error) after \(ms) ms"
+                }
+            }
+            XCTAssertTrue(eventually { ctx.value?.ioParkedTag.load(ordering: .acquiring) ?? 0 != 0 }, "recv never parked on the ring")
+            XCTAssertTrue(ctx.value!.interruptIO(), "the parked call was not found")
+            XCTAssertTrue(done.wait(timeout: .seconds(10)), "interrupted recv did not return")
+            XCTAssertEqual(outcome.value, "canceled", "timeout \(String(describing: timeout))")
+            _ = Glibc.close(a); _ = Glibc.close(b)
+        }
+        try s.shutdown(timeout: .seconds(10))
+    }
+
+    /// An interruption that finds no parked call ends the next ring call at
+    /// once; the call after that works normally.
+    func testInterruptionBeforeTheCallEndsTheNextOne() throws {
+        let s = try ringScheduler(1)
+        let (a, b) = ioSocketPair()
+        let results = Locked<[String]>([])
+        let done = runAsTask(s) {
+            if Context.current!.interruptIO() { results.value.append("interruptIO found a parked call") }
+            var buf = [UInt8](repeating: 0, count: 8)
+            do {
+                _ = try buf.withUnsafeMutableBytes { try Blocking.recv(a, into: $0) }
+                results.value.append("first returned")
+            } catch { results.value.append("first \((error as? BlockingError)?.errno == ECANCELED ? "ECANCELED" : "\(error)")") }
+            var one: UInt8 = 5
+            _ = Glibc.write(b, &one, 1)
+            do {
+                let n = try buf.withUnsafeMutableBytes { try Blocking.recv(a, into: $0) }
+                results.value.append("second \(n) \(buf[0])")
+            } catch { results.value.append("second \(error)") }
+        }
+        XCTAssertTrue(done.wait(timeout: .seconds(10)))
+        XCTAssertEqual(results.value, ["first ECANCELED", "second 1 5"])
+        try s.shutdown(timeout: .seconds(10))
+        _ = Glibc.close(a); _ = Glibc.close(b)
+    }
+
+    /// 200 contexts parked in recv on 2 VPs: the even ones are interrupted,
+    /// the odd ones get their byte; each sees exactly its outcome.
+    func testInterruptHalfOfManyParkedReceivers() throws {
+        let s = try ringScheduler(2)
+        let n = 200
+        let pairs = (0..<n).map { _ in ioSocketPair() }
+        let contexts = MigrationSafeMutex<[Int: Context]>([:])
+        let bad = MigrationSafeMutex<[String]>([])
+        let finished = Counter(), allDone = Event()
+        for i in 0..<n {
+            s.scheduleTask {
+                contexts.withLock { $0[i] = Context.current! }
+                var v: UInt8 = 0
+                do {
+                    let k = try withUnsafeMutableBytes(of: &v) { try Blocking.recv(pairs[i].0, into: $0) }
+                    if i % 2 == 0 || k != 1 || v != UInt8(i) { bad.withLock { $0.append("\(i): got \(k) bytes, \(v)") } }
+                } catch {
+                    if i % 2 != 0 || (error as? BlockingError)?.errno != ECANCELED { bad.withLock { $0.append("\(i): \(error)") } }
+                }
+                if finished.add() == n { allDone.set() }
+            }
+        }
+        XCTAssertTrue(eventually(timeout: 30) { s.statistics.ringOperations >= n }, "\(s.statistics)")
+        let all = contexts.withLock { $0 }
+        for i in 0..<n {
+            if i % 2 == 0 {
+                all[i]!.interruptIO()
+            } else {
+                var v = UInt8(i)
+                XCTAssertEqual(Glibc.write(pairs[i].1, &v, 1), 1)
+            }
+        }
+        XCTAssertTrue(allDone.wait(timeout: .seconds(30)), "\(finished.value) of \(n) finished; \(s.statistics)")
+        XCTAssertEqual(bad.withLock { $0 }, [])
+        try s.shutdown(timeout: .seconds(10))
+        for p in pairs { _ = Glibc.close(p.0); _ = Glibc.close(p.1) }
+    }
+}

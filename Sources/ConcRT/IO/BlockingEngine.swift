@@ -105,7 +105,10 @@ extension Blocking {
             }
             if let r = viaRing {
                 if r >= 0 { return Int(r) }
-                if -r == ECANCELED { throw BlockingError(call: name(), errno: ETIMEDOUT) }
+                // The linked timeout, or Context.interruptIO (before the deadline).
+                if -r == ECANCELED {
+                    throw BlockingError(call: name(), errno: csup_monotonic_ns() >= deadline ? ETIMEDOUT : ECANCELED)
+                }
                 if -r == EINTR || -r == EAGAIN { continue }
                 throw BlockingError(call: name(), errno: -r)
             }

@@ -55,6 +55,9 @@ final class IORing {
     private let tags: UnsafeMutablePointer<UInt64>
     private let results: UnsafeMutablePointer<Int32>
     private static let reapCapacity = 64
+    /// Low bits of a tag that carry the context's call generation (a
+    /// Context is at least 16-byte aligned).
+    static let generationMask: UInt = 0xF
     /// Submit when this many entries wait, even while contexts are runnable.
     static let submitBatch: UInt32 = 16
     /// Submission queue slots; the completion queue has 16x as many (the
@@ -113,7 +116,7 @@ final class IORing {
                 // context that queued the operation and switched out with
                 // `.io`; it stays alive (its thread's user context holds a
                 // +1) and parked until this completion requeues it.
-                let c = Unmanaged<Context>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(tags[i]))!)
+                let c = Unmanaged<Context>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(tags[i]) & ~Self.generationMask)!)
                 c._withUnsafeGuaranteedRef { $0.ioResult = results[i] }
                 vp.pushRunnable(c, front: false)
             }
@@ -156,6 +159,18 @@ final class IORing {
     func disarm() {
         guard let r = raw, csup_uring_armed(r) != 0 else { return }
         csup_uring_disarm(r)
+    }
+
+    /// Asks the kernel to cancel the operations tagged `tags` (each
+    /// completes with -ECANCELED, or with its result if it finished).
+    func cancel(_ tags: [UInt], _ vp: VirtualProcessor) {
+        guard let r = raw else { return }
+        for t in tags where csup_uring_cancel(r, UInt64(t)) != 0 {
+            // The queue stayed full even after a submit: submit and retry once.
+            _ = csup_uring_submit(r)
+            _ = csup_uring_cancel(r, UInt64(t))
+        }
+        submit(r, vp)
     }
 
     /// Asks the kernel to cancel every operation in flight (shutdown).

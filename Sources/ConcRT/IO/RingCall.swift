@@ -1,5 +1,8 @@
 import CSupport
 import UMS
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Which path a scheduler's ``Blocking`` calls take when they would block.
 public enum IOPath: Sendable, Equatable, CustomStringConvertible {
@@ -41,23 +44,37 @@ extension Context {
         return ctx._withUnsafeGuaranteedRef { c -> Int32? in
             c.moveIfCarrierRetaken()   // the ring belongs to the VP, read it after any move
             let vp = c.vpRef.unsafelyUnwrapped
-            return vp._withUnsafeGuaranteedRef { v -> Int32? in
+            let queued = vp._withUnsafeGuaranteedRef { v -> Int32? in
                 guard let ring = v.ring, let raw = ring.raw else {
                     v.stats.ringFallbacks.ownerIncrement()
                     return nil
                 }
-                let tag = UInt64(UInt(bitPattern: me))
-                guard prepare(raw, tag) == 0 else {
+                assert(UInt(bitPattern: me) & IORing.generationMask == 0, "Context.ringCall: context \(c.id) is not 16-byte aligned")
+                c.ioGeneration &+= 1
+                let tag = UInt(bitPattern: me) | (c.ioGeneration & IORing.generationMask)
+                // Publish the tag, then look for an interruption (IO/IOInterruption.swift).
+                c.ioParkedVP.store(v.index, ordering: .relaxed)
+                c.ioParkedTag.store(tag, ordering: .sequentiallyConsistent)
+                if c.ioInterruptPending.exchange(false, ordering: .sequentiallyConsistent) {
+                    c.ioParkedTag.store(0, ordering: .relaxed)
+                    return -ECANCELED
+                }
+                guard prepare(raw, UInt64(tag)) == 0 else {
+                    c.ioParkedTag.store(0, ordering: .relaxed)
                     v.stats.ringFallbacks.ownerIncrement()
                     return nil
                 }
                 ring.inFlight += 1
                 v.stats.ringOperations.ownerIncrement()
                 return 0
-            }.map { _ in
-                c.switchOut(.io)
-                return c.ioResult
             }
+            guard let queued else { return nil }
+            if queued != 0 { return queued }
+            c.switchOut(.io)
+            c.ioParkedTag.store(0, ordering: .releasing)
+            // An interruption that reached this call is spent.
+            if c.ioResult == -ECANCELED { c.ioInterruptPending.store(false, ordering: .relaxed) }
+            return c.ioResult
         }
     }
 }

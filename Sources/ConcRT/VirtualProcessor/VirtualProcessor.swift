@@ -106,6 +106,11 @@ final class VirtualProcessor: @unchecked Sendable {
         ring = r
     }
 
+    /// Tags of ring calls to cancel, from other threads
+    /// (IO/IOInterruption.swift), and whether any wait (release/acquire).
+    let ioCancelRequests = MigrationSafeMutex<[UInt]>([])
+    let ioCancelPending = Atomic<Bool>(false)
+
     /// Swift jobs in flight on this VP (Concurrency/JobPinning.swift): the
     /// VP is not retaken while any is. Written on the VP's pthread, read by
     /// the monitor (relaxed).
@@ -209,7 +214,10 @@ final class VirtualProcessor: @unchecked Sendable {
                 // contexts queued (IO/IORing.swift). Internal completions
                 // (cancels) are reaped too, so none lingers as "work".
                 if ring.hasCompletions { ring.reap(self) }
-                if ring.inFlight > 0 { ring.submitIfDue(runQueueEmpty: !runQueue.hasRunnable, self) }
+                if ring.inFlight > 0 {
+                    ring.submitIfDue(runQueueEmpty: !runQueue.hasRunnable, self)
+                    if ioCancelPending.load(ordering: .relaxed) { processIOCancelRequests(ring) }
+                }
             }
             // Timers: the contexts they wake are queued here; a batch of
             // several wakes a sleeping VP to share them.

@@ -356,3 +356,46 @@ final class IOInterruptionTests: XCTestCase {
         for p in pairs { _ = Glibc.close(p.0); _ = Glibc.close(p.1) }
     }
 }
+
+final class IORingExhaustionTests: XCTestCase {
+    /// At the descriptor limit the rings cannot all be made: the scheduler
+    /// starts on lazy kernel entry, says why, leaks no ring, and its
+    /// blocking calls still work.
+    func testDescriptorLimitFallsBackToKernelEntryAndSaysWhy() throws {
+        var old = rlimit()
+        XCTAssertEqual(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &old), 0)
+        let (r, w) = ioPipe()
+        let open = try ResourceCounts.now().fds
+        // Fill the table up to a limit, then free one slot: room for one
+        // ring of two, then EMFILE.
+        var tight = old
+        tight.rlim_cur = rlim_t(open + 64)
+        XCTAssertEqual(setrlimit(Int32(RLIMIT_NOFILE.rawValue), &tight), 0)
+        var fillers: [Int32] = []
+        while true {
+            let fd = dup(r)
+            if fd < 0 { break }
+            fillers.append(fd)
+        }
+        XCTAssertGreaterThan(fillers.count, 0)
+        _ = Glibc.close(fillers.removeLast())
+        let made = Result { try Scheduler(policy: SchedulerPolicy(minConcurrency: 2, maxConcurrency: 2, useIORing: true)) }
+        for fd in fillers { _ = Glibc.close(fd) }
+        XCTAssertEqual(setrlimit(Int32(RLIMIT_NOFILE.rawValue), &old), 0)
+        let s = try made.get()
+        guard case .kernelEntry(let reason) = s.ioPath else { return XCTFail("expected the fallback, got \(s.ioPath)") }
+        XCTAssertTrue(reason.contains("EMFILE"), reason)
+        XCTAssertEqual(try ResourceCounts.now().fds, open, "a ring made before the failure was not closed")
+        let done = runAsTask(s) {
+            var b: UInt8 = 0
+            _ = try? withUnsafeMutableBytes(of: &b) { try Blocking.read(r, into: $0) }
+        }
+        usleep(20_000)
+        var one: UInt8 = 1
+        _ = Glibc.write(w, &one, 1)
+        XCTAssertTrue(done.wait(timeout: .seconds(10)))
+        try s.shutdown(timeout: .seconds(10))
+        XCTAssertEqual(s.statistics.ringOperations, 0)
+        _ = Glibc.close(r); _ = Glibc.close(w)
+    }
+}

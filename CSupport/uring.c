@@ -157,6 +157,9 @@ unsigned csup_uring_cq_ready(csup_uring *r) {
     return tail - head;
 }
 
+const uint32_t *csup_uring_cq_head(csup_uring *r) { return r->ring.cq.khead; }
+const uint32_t *csup_uring_cq_tail(csup_uring *r) { return r->ring.cq.ktail; }
+
 unsigned csup_uring_reap(csup_uring *r, uint64_t *tags, int32_t *results, unsigned max) {
     if (io_uring_cq_has_overflow(&r->ring)) io_uring_get_events(&r->ring);
     unsigned head, seen = 0, out = 0;
@@ -222,10 +225,17 @@ csup_uring *csup_uring_create(unsigned sq_entries, unsigned cq_entries, int *err
     if (!r) { *err = ENOMEM; return NULL; }
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL;
+    /* COOP_TASKRUN: a completion does not interrupt the submitting pthread
+     * with an IPI while it runs user code; its task work runs at its next
+     * kernel entry (every VP makes system calls all the time: nowait
+     * attempts, submits) or interrupt return. A submitter that sleeps in
+     * the kernel (a VP asleep in its ring, or a carrier retaken in a lazy
+     * call) is woken exactly as without the flag. -10..15% server CPU on
+     * the echo workload. */
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
     p.cq_entries = cq_entries;
     int rc = io_uring_queue_init_params(sq_entries, &r->ring, &p);
-    if (rc == -EINVAL) {   /* kernels before 5.18 lack SUBMIT_ALL */
+    if (rc == -EINVAL) {   /* kernels before 5.18 lack SUBMIT_ALL (5.19: COOP_TASKRUN) */
         memset(&p, 0, sizeof p);
         p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
         p.cq_entries = cq_entries;

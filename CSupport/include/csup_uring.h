@@ -95,6 +95,15 @@ unsigned csup_uring_pending(csup_uring *r);
 int csup_uring_submit(csup_uring *r);
 /* Completions waiting to be reaped (a snapshot; any thread). */
 unsigned csup_uring_cq_ready(csup_uring *r);
+/* The completion queue's head and tail words (shared with the kernel),
+ * for csup_uring_cq_pending: the hot-path check, inlined into callers. */
+const uint32_t *csup_uring_cq_head(csup_uring *r);
+const uint32_t *csup_uring_cq_tail(csup_uring *r);
+static inline uint32_t csup_uring_cq_pending(const uint32_t *head, const uint32_t *tail) {
+    /* acquire on the tail: the kernel writes the entries, then the tail
+     * (release); acquire on the head: the owner advances it after reading */
+    return __atomic_load_n(tail, __ATOMIC_ACQUIRE) - __atomic_load_n(head, __ATOMIC_ACQUIRE);
+}
 /* Takes up to `max` user completions (tags and results, oldest first);
  * internal ones are consumed on the way. Flushes completions the kernel
  * held back on a full CQ. Returns how many were stored. */

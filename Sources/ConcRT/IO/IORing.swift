@@ -76,6 +76,8 @@ final class IORing {
 
     private init(raw: OpaquePointer) {
         self.raw = raw
+        cqHead = csup_uring_cq_head(raw)
+        cqTail = csup_uring_cq_tail(raw)
         tags = .allocate(capacity: Self.reapCapacity)
         results = .allocate(capacity: Self.reapCapacity)
     }
@@ -99,9 +101,13 @@ final class IORing {
     /// is open: two acquire loads of the shared completion queue indices).
     @inline(__always)
     var hasCompletions: Bool {
-        guard let r = raw else { return false }
-        return csup_uring_cq_ready(r) > 0
+        guard raw != nil else { return false }
+        return csup_uring_cq_pending(cqHead, cqTail) > 0
     }
+    /// The completion queue's head and tail words in the ring's shared
+    /// mapping (valid until ``destroy()``).
+    private let cqHead: UnsafePointer<UInt32>
+    private let cqTail: UnsafePointer<UInt32>
 
     /// Reaps every completion: the result goes to its context, which is
     /// queued on `vp`'s run queue. Returns how many contexts were queued.

@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
         // Command-line parsing for ums-bench and the examples.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // FileDescriptor, FilePath and Errno for Blocking's typed overloads.
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
     ],
     targets: [
         // liburcu (Debian: liburcu-dev), found with pkg-config.
@@ -47,7 +49,8 @@ let package = Package(
         // Layer 1: Windows 7 User-Mode Scheduling, rebuilt on pthreads.
         .target(name: "UMS", dependencies: ["CSupport"]),
         // Layer 2: ConcRT-style scheduler on the UMS core.
-        .target(name: "ConcRT", dependencies: ["UMS", "CSupport"], exclude: ["Idle/README.md"]),
+        .target(name: "ConcRT", dependencies: ["UMS", "CSupport", .product(name: "SystemPackage", package: "swift-system")],
+                exclude: ["Idle/README.md"]),
         // Layer 3: PPL-style task API.
         .target(name: "PPL", dependencies: ["ConcRT"]),
         // Heap-allocation counter, linked into the benchmark only.
@@ -64,7 +67,8 @@ let package = Package(
         // counters (no XCTest dependency: failures are thrown).
         .target(name: "TestSupport", dependencies: ["UMS", "CSupport"], path: "Tests/TestSupport"),
         .testTarget(name: "UMSTests", dependencies: ["UMS", "CSupport", "TestSupport"]),
-        .testTarget(name: "ConcRTTests", dependencies: ["ConcRT", "UMS", "CSupport", "TestSupport"]),
+        .testTarget(name: "ConcRTTests", dependencies: ["ConcRT", "UMS", "CSupport", "TestSupport",
+                                                       .product(name: "SystemPackage", package: "swift-system")]),
         .testTarget(name: "PPLTests", dependencies: ["PPL", "ConcRT", "UMS", "CSupport", "TestSupport"]),
         .testTarget(name: "ExamplesTests", dependencies: []),
     ],

@@ -292,6 +292,33 @@ final class IOInterruptionTests: XCTestCase {
         try s.shutdown(timeout: .seconds(10))
     }
 
+    /// The only VP is asleep in its ring (untimed: no other VP, no timer)
+    /// when the interruption comes: it must wake and send the cancel.
+    func testInterruptionWakesAVirtualProcessorAsleepInItsRing() throws {
+        let s = try ringScheduler(1)
+        let (a, b) = ioSocketPair()
+        let ctx = Locked<Context?>(nil)
+        let outcome = Locked<Int32>(0)
+        let done = runAsTask(s) {
+            ctx.value = Context.current
+            var buf = [UInt8](repeating: 0, count: 8)
+            do {
+                _ = try buf.withUnsafeMutableBytes { try Blocking.recv(a, into: $0) }
+            } catch {
+                outcome.value = (error as? BlockingError)?.errno ?? -1
+            }
+        }
+        XCTAssertTrue(eventually { ctx.value?.ioParkedTag.load(ordering: .acquiring) ?? 0 != 0 })
+        let sleeps = s.statistics.ringSleeps
+        XCTAssertTrue(eventually { s.statistics.ringSleeps > sleeps || s.statistics.idleSleeps > 0 })
+        usleep(100_000)   // past every spin: the VP sleeps in io_uring_enter
+        ctx.value!.interruptIO()
+        XCTAssertTrue(done.wait(timeout: .seconds(5)), "the VP asleep in its ring never sent the cancel")
+        XCTAssertEqual(outcome.value, ECANCELED)
+        try s.shutdown(timeout: .seconds(10))
+        _ = Glibc.close(a); _ = Glibc.close(b)
+    }
+
     /// An interruption that finds no parked call ends the next ring call at
     /// once; the call after that works normally.
     func testInterruptionBeforeTheCallEndsTheNextOne() throws {

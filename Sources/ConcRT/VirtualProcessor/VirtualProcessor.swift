@@ -162,6 +162,7 @@ final class VirtualProcessor: @unchecked Sendable {
     /// True when this VP's deque or run queue holds something.
     var hasLocalWork: Bool {
         csup_deque_size(deque) > 0 || runQueue.hasRunnable || (ring?.hasCompletions ?? false)
+            || ioCancelPending.load(ordering: .acquiring)   // interruptIO asked this VP to cancel
     }
 
     // MARK: Run queue (owner side)
@@ -214,10 +215,8 @@ final class VirtualProcessor: @unchecked Sendable {
                 // contexts queued (IO/IORing.swift). Internal completions
                 // (cancels) are reaped too, so none lingers as "work".
                 if ring.hasCompletions { ring.reap(self) }
-                if ring.inFlight > 0 {
-                    ring.submitIfDue(runQueueEmpty: !runQueue.hasRunnable, self)
-                    if ioCancelPending.load(ordering: .relaxed) { processIOCancelRequests(ring) }
-                }
+                if ring.inFlight > 0 { ring.submitIfDue(runQueueEmpty: !runQueue.hasRunnable, self) }
+                if ioCancelPending.load(ordering: .relaxed) { processIOCancelRequests(ring) }
             }
             // Timers: the contexts they wake are queued here; a batch of
             // several wakes a sleeping VP to share them.

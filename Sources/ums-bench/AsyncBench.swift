@@ -20,6 +20,13 @@ import Glibc
 ///   virtual processor for the whole sleep), impl `ums-wrapped` wraps it in
 ///   ``Blocking/call(_:)`` on a default-policy scheduler. Goal (issue #12):
 ///   at most 1.15x the ideal makespan.
+///   Known (ConcRT JobPinning.swift, not this benchmark): a virtual
+///   processor with a Swift job in flight is never retaken, so with
+///   detection on an unwrapped block inside an async task still holds its
+///   VP (the free text's retake count is 0) and `ums` comes out about where
+///   the default executor does; only the wrapped call gives the VP back.
+///   That makes `ums` the slow side here (4 runs at --reps 3 take ~14 s of
+///   the workload's ~23 s).
 /// - `async-nullfork`: N times (default 100,000), `withTaskGroup` with one
 ///   empty child, `waitForAll`; ns per spawn+await. Goal: >= 2x faster than
 ///   the default executor.

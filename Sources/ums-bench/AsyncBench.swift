@@ -25,8 +25,9 @@ import Glibc
 ///   detection on an unwrapped block inside an async task still holds its
 ///   VP (the free text's retake count is 0) and `ums` comes out about where
 ///   the default executor does; only the wrapped call gives the VP back.
-///   That makes `ums` the slow side here (4 runs at --reps 3 take ~14 s of
-///   the workload's ~23 s).
+///   That makes `ums` a slow side here (~3.3 s a run on 2 cores), so it
+///   and the default baseline skip the warm-up run (~16 s in all at
+///   --reps 3).
 /// - `async-nullfork`: N times (default 100,000), `withTaskGroup` with one
 ///   empty child, `waitForAll`; ns per spawn+await. Goal: >= 2x faster than
 ///   the default executor.
@@ -118,7 +119,9 @@ enum AsyncBench {
         // ums: unwrapped nanosleep, the monitor's unwrapped-blocking detection on.
         let detecting = try Scheduler(policy: SchedulerPolicy(detectUnwrappedBlocking: true))
         let d0 = detecting.statistics
-        let ums = h.median("async-blockmix ums") { blockmixRun(shape, on: detecting, .unwrapped) }
+        // No warm-up run for the two sides that take seconds a run (a run of
+        // 256 tasks is its own warm-up): keeps the workload under ~20 s.
+        let ums = h.median("async-blockmix ums", warmup: 0) { blockmixRun(shape, on: detecting, .unwrapped) }
         let d1 = detecting.statistics
         h.progress("  scheduler (detectUnwrappedBlocking): \(d1)")
         try detecting.shutdown()
@@ -135,7 +138,7 @@ enum AsyncBench {
                  note + ratio(ums) + " (detectUnwrappedBlocking; retakes \(d1.retakes - d0.retakes))")
         h.report("async-blockmix", "ums-wrapped", wrapped, "ms",
                  note + ratio(wrapped) + " (Blocking.call; kernelBlocks \(w1.kernelBlocks - w0.kernelBlocks), retakes \(w1.retakes - w0.retakes))")
-        let base = h.median("async-blockmix default", reps: 1) { blockmixRun(shape, on: nil, .unwrapped) }
+        let base = h.median("async-blockmix default", reps: 1, warmup: 0) { blockmixRun(shape, on: nil, .unwrapped) }
         h.report("async-blockmix", "baseline-swift-default", base, "ms", note + ratio(base))
     }
 

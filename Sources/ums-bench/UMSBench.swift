@@ -73,7 +73,9 @@ struct UMSBench: ParsableCommand {
             message and calls `await a.pong()` back, A.pong counts a message: two messages \
             per round (each a cross-actor call and its return), --iterations messages \
             (default 1,000,000); ns per message. The default-executor baselines of \
-            async-blockmix and async-fib take one measured run, the others --reps.
+            async-blockmix and async-fib take one measured run, the others --reps; \
+            async-blockmix's `ums` (seconds a run while unwrapped blocks in async jobs are \
+            not retaken) and baseline skip the --warmup run.
             """)
 
     @Argument(help: ArgumentHelp("Workloads to run, in order; `all` for every one.", valueName: "workload"))

@@ -3,14 +3,16 @@
 /// where a value is nil, so one option name can mean a different default
 /// size in each workload (`--iterations`, `--n`).
 struct BenchOptions {
-    /// switch, handoff, nullfork, signalwait: operations per measured run.
+    /// switch, handoff, nullfork, signalwait, async-nullfork, async-pingpong:
+    /// operations (async-pingpong: messages) per measured run.
     var iterations: Int?
     /// nullfork, signalwait: operations per baseline run.
     var baselineIterations: Int?
     /// signalwait: virtual processors (nil: the default scheduler);
     /// idle --busy: virtual processors (nil: 2).
     var vps: Int?
-    /// blockmix: tasks, rounds, CPU and blocking time per round.
+    /// blockmix, blockmix-unwrapped, async-blockmix: tasks, rounds, CPU and
+    /// blocking time per round.
     var tasks: Int?
     var rounds: Int?
     var cpuUs: Int?
@@ -19,7 +21,7 @@ struct BenchOptions {
     var baselines = true
     /// contexts: tasks that block at once.
     var contexts: Int?
-    /// fib: which Fibonacci number; sort: element count; skynet: leaves.
+    /// fib, async-fib: which Fibonacci number; sort: element count; skynet: leaves.
     var n: Int?
     /// idle: measure beside one busy virtual processor.
     var busy = false

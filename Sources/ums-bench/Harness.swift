@@ -33,9 +33,10 @@ final class Harness: @unchecked Sendable {
     }
 
     /// Runs `body` warmup + reps times; returns the median of what it returns.
-    func median(_ label: String, reps: Int? = nil, _ body: () throws -> Double) rethrows -> Double {
+    /// `reps` / `warmup` override --reps / --warmup for this figure.
+    func median(_ label: String, reps: Int? = nil, warmup: Int? = nil, _ body: () throws -> Double) rethrows -> Double {
         let n = reps ?? self.reps
-        for _ in 0..<warmup { _ = try body() }
+        for _ in 0..<(warmup ?? self.warmup) { _ = try body() }
         var xs: [Double] = []
         for i in 0..<n {
             let t0 = csup_monotonic_ns()

@@ -27,6 +27,10 @@ let workloads: [(name: String, summary: String, run: @Sendable (Harness) throws 
     ("iops", "256 contexts, 4 KiB random preads of a cached 256 MiB file for 1 s; ops/s", IOBench.run),
     ("idle", "CPU burnt by an idle scheduler; --busy: beside a busy VP; cpu-ms/s", IdleBench.run),
     ("contexts", "100,000 tasks blocked on an event; KiB RSS each, ms", ConcRTBench.contexts),
+    ("async-blockmix", "blockmix as 256 async TaskGroup children, unwrapped nanosleep(2); on our executor (+ wrapped) vs default; ms", AsyncBench.blockmix),
+    ("async-nullfork", "TaskGroup: spawn one empty async child and await it, 100,000 times; ours vs default; ns/op", AsyncBench.nullfork),
+    ("async-fib", "fib(25), one TaskGroup child per call (25: the default executor is slow); ours vs default; ms", AsyncBench.fib),
+    ("async-pingpong", "two actors call each other back, 1,000,000 messages; SchedulerSerialExecutors vs default actors; ns/msg", AsyncBench.pingpong),
 ]
 
 @main
@@ -43,7 +47,7 @@ struct UMSBench: ParsableCommand {
             and contexts: one run).
 
             Workloads (`all` runs every one, in this order):
-            \(workloads.map { "  \($0.name.padding(toLength: 11, withPad: " ", startingAt: 0))\($0.summary)" }.joined(separator: "\n"))
+            \(workloads.map { "  \($0.name.padding(toLength: workloads.map(\.name.count).max()! + 1, withPad: " ", startingAt: 0))\($0.summary)" }.joined(separator: "\n"))
 
             idle --busy prints `idle-busy ums <value> cpu-ms/s`: on a scheduler of --vps \
             (default 2) virtual processors, one runs a single task that spins for 1 s without \
@@ -51,6 +55,27 @@ struct UMSBench: ParsableCommand {
             minus the task's own CPU time, CLOCK_THREAD_CPUTIME_ID read inside the task) / \
             window seconds. That is what the idle virtual processors burn beside a busy one; \
             the free text gives the scheduler's idleSleeps count over the run.
+
+            The async-* workloads run the same Swift-concurrency code with a ConcRT scheduler \
+            as the task executor (impl `ums`: Task.detached(executorPreference:), \
+            TaskGroup.addTask(executorPreference:), actors whose unownedExecutor is a \
+            SchedulerSerialExecutor) and on Swift's default executor (impl \
+            `baseline-swift-default`), each on its own default-policy scheduler, shut down at \
+            the end, unless said here. async-blockmix: blockmix's shape (--tasks, --rounds, \
+            --cpu-us, --block-us) as async children of one withTaskGroup, blocking in a plain \
+            Glibc nanosleep(2) with no wrapper; `ums` uses a scheduler with \
+            detectUnwrappedBlocking (experimental) on, `ums-wrapped` the same sleep inside \
+            Blocking.call on a default scheduler; goal <= 1.15x ideal. async-nullfork: \
+            --iterations times (default 100,000) a withTaskGroup with one empty child, \
+            awaited; ns per spawn+await; goal >= 2x faster than default. async-fib: fib(--n, \
+            default 25) with one TaskGroup child per call; goal >= 2x faster than default. \
+            async-pingpong: actors A and B; A loops `await b.ping(from: a)`, B.ping counts a \
+            message and calls `await a.pong()` back, A.pong counts a message: two messages \
+            per round (each a cross-actor call and its return), --iterations messages \
+            (default 1,000,000); ns per message. The default-executor baselines of \
+            async-blockmix and async-fib take one measured run, the others --reps; \
+            async-blockmix's `ums` (seconds a run while unwrapped blocks in async jobs are \
+            not retaken) and baseline skip the --warmup run.
             """)
 
     @Argument(help: ArgumentHelp("Workloads to run, in order; `all` for every one.", valueName: "workload"))
@@ -65,7 +90,7 @@ struct UMSBench: ParsableCommand {
     @Option(help: ArgumentHelp("Also write every figure as JSON to FILE.", valueName: "FILE"))
     var json: String?
 
-    @Option(help: ArgumentHelp("Operations per run: switch (default 10,000,000; ucontext a tenth), handoff (100,000), nullfork (1,000,000), signalwait (1,000,000).",
+    @Option(help: ArgumentHelp("Operations per run: switch (default 10,000,000; ucontext a tenth), handoff (100,000), nullfork (1,000,000), signalwait (1,000,000), async-nullfork (100,000), async-pingpong (messages, 1,000,000).",
                                valueName: "N"))
     var iterations: Int?
 
@@ -76,22 +101,22 @@ struct UMSBench: ParsableCommand {
                                valueName: "N"))
     var vps: Int?
 
-    @Option(help: ArgumentHelp("blockmix: tasks (default 256).", valueName: "N"))
+    @Option(help: ArgumentHelp("blockmix, async-blockmix: tasks (default 256).", valueName: "N"))
     var tasks: Int?
 
-    @Option(help: ArgumentHelp("blockmix: rounds of CPU then block per task (default 10).", valueName: "N"))
+    @Option(help: ArgumentHelp("blockmix, async-blockmix: rounds of CPU then block per task (default 10).", valueName: "N"))
     var rounds: Int?
 
-    @Option(help: ArgumentHelp("blockmix: CPU spun per round, in microseconds (default 500).", valueName: "US"))
+    @Option(help: ArgumentHelp("blockmix, async-blockmix: CPU spun per round, in microseconds (default 500).", valueName: "US"))
     var cpuUs: Int?
 
-    @Option(help: ArgumentHelp("blockmix: nanosleep(2) per round, in microseconds (default 2000).", valueName: "US"))
+    @Option(help: ArgumentHelp("blockmix, async-blockmix: nanosleep(2) per round, in microseconds (default 2000).", valueName: "US"))
     var blockUs: Int?
 
     @Option(help: ArgumentHelp("contexts: tasks that block on one event at once (default 100,000).", valueName: "N"))
     var contexts: Int?
 
-    @Option(help: ArgumentHelp("fib: which Fibonacci number (default 30); sort: element count (default 10,000,000); skynet: leaves, a power of 10 (default 1,000,000).", valueName: "N"))
+    @Option(help: ArgumentHelp("fib: which Fibonacci number (default 30; async-fib 25); sort: element count (default 10,000,000); skynet: leaves, a power of 10 (default 1,000,000).", valueName: "N"))
     var n: Int?
 
     @Flag(inversion: .prefixedNo, help: "Run the in-process baselines of fib and blockmix too.")

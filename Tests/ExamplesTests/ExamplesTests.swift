@@ -114,6 +114,41 @@ final class ExamplesTests: XCTestCase {
         XCTAssertTrue(o4.contains("0...92"), o4)
     }
 
+    /// The async-* workloads at toy sizes: every figure in the output
+    /// contract, both impls (and ums-wrapped) per workload, positive values,
+    /// the work done as asked (fib's result checked by the bench itself,
+    /// which exits non-zero when wrong; pingpong's message count; wrapped
+    /// sleeps went through Blocking).
+    func testBenchAsyncWorkloads() throws {
+        let (status, out) = try run("ums-bench", ["async-blockmix", "async-nullfork", "async-fib", "async-pingpong",
+                                                  "--reps", "1", "--warmup", "0", "--iterations", "1000", "--n", "12",
+                                                  "--tasks", "8", "--rounds", "2", "--cpu-us", "100", "--block-us", "200"])
+        XCTAssertEqual(status, 0, out)
+        let expected: [(String, [String], String)] = [
+            ("async-blockmix", ["ums", "ums-wrapped", "baseline-swift-default"], "ms"),
+            ("async-nullfork", ["ums", "baseline-swift-default"], "ns/op"),
+            ("async-fib", ["ums", "baseline-swift-default"], "ms"),
+            ("async-pingpong", ["ums", "baseline-swift-default"], "ns/msg"),
+        ]
+        let lines = out.split(separator: "\n").map(String.init)
+        for (workload, impls, unit) in expected {
+            for impl in impls {
+                let matching = lines.filter { $0.hasPrefix("\(workload) \(impl) ") }
+                XCTAssertEqual(matching.count, 1, "\(workload) \(impl):\n\(out)")
+                let fields = matching.first?.split(separator: " ") ?? []
+                XCTAssertGreaterThanOrEqual(fields.count, 4, out)
+                guard fields.count >= 4 else { continue }
+                XCTAssertGreaterThan(Double(fields[2]) ?? 0, 0, "\(workload) \(impl) value:\n\(out)")
+                XCTAssertEqual(String(fields[3]), unit, out)
+            }
+        }
+        XCTAssertTrue(out.contains("async-fib ums") && out.contains("fib(12)=144"), out)
+        XCTAssertEqual(lines.filter { $0.hasPrefix("async-pingpong ") && $0.contains("(1000 messages") }.count, 2, out)
+        let wrapped = lines.first { $0.hasPrefix("async-blockmix ums-wrapped ") } ?? ""
+        let blocks = wrapped.components(separatedBy: "kernelBlocks ").dropFirst().first?.prefix { $0.isNumber } ?? ""
+        XCTAssertGreaterThan(Int(blocks) ?? 0, 0, "wrapped sleeps did not go through Blocking:\n\(out)")
+    }
+
     /// `ums-bench idle --busy` prints one figure in the shared output
     /// contract: `idle-busy ums <value> cpu-ms/s (... idleSleeps +N)`.
     func testBenchIdleBusyFigure() throws {

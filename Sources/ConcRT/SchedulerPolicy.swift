@@ -42,9 +42,10 @@ public struct SchedulerPolicy: Sendable, Equatable {
     public var contextBackend: UMSContextBackend
     /// Lazy kernel entry: a blocking call (``Blocking``, `UMS.blockingCall`)
     /// runs inline on its virtual processor's pthread, and when it is still
-    /// in the kernel after this long while other work waits, the UMS
-    /// monitor retakes the virtual processor and another pthread carries
-    /// it on. nil: every blocking call goes to a kernel thread at once (the
+    /// in the call after this long while other work waits, and its thread
+    /// did not keep its CPU busy over that window (a computing call is not
+    /// blocked; it is left alone and looked at again), the UMS monitor
+    /// retakes the virtual processor and another pthread carries it on. nil: every blocking call goes to a kernel thread at once (the
     /// Windows UMS shape: about 1.5 µs per call). Default 20 µs (Go's
     /// sysmon retakes after 20 µs to 10 ms).
     public var retakeAfter: Duration?

@@ -52,6 +52,7 @@ public enum UMS {
             unwrappedBounces: Counters.unwrappedBounces.load(ordering: .relaxed),
             unwrappedRetakes: UMSMonitor.shared.unwrappedRetakes.load(ordering: .relaxed),
             retakesWithoutReplacement: UMSMonitor.shared.declinedNoReplacement.load(ordering: .relaxed),
+            computingCallsLeftAlone: UMSMonitor.shared.computingCalls.load(ordering: .relaxed),
             monitorTicks: UMSMonitor.shared.ticks.load(ordering: .relaxed),
             stacksMapped: Int(csup_stack_mapped_count()),
             stacksCached: Int(csup_stack_cached_count())
@@ -104,6 +105,9 @@ public struct UMSStatistics: Sendable, Equatable {
     /// Retakes given up because the handler had no replacement pthread
     /// (the call was waited for instead).
     public var retakesWithoutReplacement: Int
+    /// Looks at wrapped calls past the retake threshold whose thread kept
+    /// its CPU busy (computing, not blocked): left alone, looked at again.
+    public var computingCallsLeftAlone: Int
     /// Monitor ticks so far (its CPU cost while calls are in the kernel).
     public var monitorTicks: Int
     public var stacksMapped: Int

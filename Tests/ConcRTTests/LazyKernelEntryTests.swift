@@ -69,6 +69,39 @@ final class LazyKernelEntryTests: XCTestCase {
         try s.shutdown()
     }
 
+    /// A wrapped call that computes (50 ms of CPU inside Blocking.call) is
+    /// not retaken although other work waits: it is not blocked, and a
+    /// replacement pthread would only run beside it. The monitor counts it
+    /// as computing. A call that sleeps in the kernel is still retaken.
+    func testComputingWrappedCallIsNotRetaken() throws {
+        let s = try makeScheduler(1, ring: false)
+        let computingBefore = UMS.statistics.computingCallsLeftAlone
+        let started = Event()
+        let spinner = runAsTask(s) {
+            started.set()
+            Blocking.call {
+                let end = csup_monotonic_ns() + 50_000_000
+                var x: UInt64 = 1
+                while csup_monotonic_ns() < end { x = x &* 6364136223846793005 &+ 1 }
+                blackHole(x)
+            }
+        }
+        XCTAssertTrue(started.wait(timeout: .seconds(10)))
+        let other = runAsTask(s) {}
+        XCTAssertTrue(spinner.wait(timeout: .seconds(10)))
+        XCTAssertTrue(other.wait(timeout: .seconds(10)))
+        XCTAssertEqual(s.statistics.retakes, 0, "a computing call was retaken: \(s.statistics)")
+        XCTAssertGreaterThan(UMS.statistics.computingCallsLeftAlone, computingBefore, "\(UMS.statistics)")
+        // A sleeping call on the same scheduler is still retaken.
+        let sleeper = runAsTask(s) { _ = Blocking.call { usleep(200_000) } }
+        usleep(20_000)
+        let next = runAsTask(s) {}
+        XCTAssertTrue(next.wait(timeout: .seconds(10)), "the only VP stayed with a sleeping call: \(s.statistics)")
+        XCTAssertTrue(sleeper.wait(timeout: .seconds(10)))
+        XCTAssertGreaterThanOrEqual(s.statistics.retakes, 1, "\(s.statistics)")
+        try s.shutdown()
+    }
+
     /// When no spare pthread can be had, the VP waits for the call (today's
     /// cost), the failure is counted, and nothing is lost.
     func testSpareCarrierFailureWaitsForTheCall() throws {
@@ -267,4 +300,10 @@ final class PThreadMutexBox: @unchecked Sendable {
     let pointer = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     init() { pthread_mutex_init(pointer, nil) }
     deinit { pthread_mutex_destroy(pointer); pointer.deallocate() }
+}
+
+/// Keeps a computed value alive so the optimizer cannot drop the loop.
+@inline(never)
+func blackHole(_ x: UInt64) {
+    if x == 0x5EED { print("") }
 }

@@ -45,6 +45,9 @@ final class UMSMonitor: @unchecked Sendable {
         let detectUnwrapped: Bool
         var lastWord: UInt64 = .max
         var lastChange: Int64 = 0
+        /// Wrapped calls: the thread's CPU time when the current call was
+        /// first seen (or its window restarted); -1 when unread.
+        var cpuAtLastChange: Int64 = -1
         /// Unwrapped detection: the run sequence last seen, when it last
         /// moved (or the window restarted), and the thread's CPU time then.
         var lastRun: UInt64 = .max
@@ -71,6 +74,8 @@ final class UMSMonitor: @unchecked Sendable {
     let retakes = Atomic<Int>(0)
     let unwrappedRetakes = Atomic<Int>(0)
     let declinedNoReplacement = Atomic<Int>(0)
+    /// Wrapped calls found computing (CPU busy) past the threshold, left alone.
+    let computingCalls = Atomic<Int>(0)
     let ticks = Atomic<Int>(0)
 
     private init() {
@@ -222,12 +227,27 @@ final class UMSMonitor: @unchecked Sendable {
                     continue
                 }
                 inKernel = true
+                let p = e.primary
                 if w != e.lastWord {
                     e.lastWord = w
                     e.lastChange = now
+                    e.cpuAtLastChange = p.hasCPUClock ? csup_thread_cpu_ns(p.cpuClock) : -1
                     continue
                 }
                 if now - e.lastChange < e.thresholdNanoseconds { continue }
+                // A call that kept its CPU busy (over half the window) is
+                // computing, not blocked: retaking it would only add a
+                // pthread beside a CPU-bound one (C libraries wrapped whole
+                // in Blocking.call). Look again over a fresh window.
+                if e.cpuAtLastChange >= 0 {
+                    let cpu = csup_thread_cpu_ns(p.cpuClock)
+                    if cpu >= 0 && cpu - e.cpuAtLastChange > (now - e.lastChange) / 2 {
+                        e.lastChange = now
+                        e.cpuAtLastChange = cpu
+                        computingCalls.wrappingAdd(1, ordering: .relaxed)
+                        continue
+                    }
+                }
                 guard e.handler.shouldRetake() else { continue }
                 guard e.handler.reserveReplacement() else {
                     declinedNoReplacement.wrappingAdd(1, ordering: .relaxed)

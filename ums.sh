@@ -7,9 +7,10 @@
 #                   queues natively and under TSan), the SPIN models, and
 #                   swift test in debug and (runtime layers) release, then
 #                   the runtime layers under ThreadSanitizer and
-#                   AddressSanitizer (any report fails)
+#                   AddressSanitizer (any report fails), and a short load of
+#                   Examples/hummingbird-sqlite on both executors
 # Both install Debian's liburcu-dev and liburing-dev first when they are
-# missing (test: also spin and gcc).
+# missing (test: also spin, gcc, libsqlite3-dev and wrk).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -21,6 +22,9 @@ ensure_deps() {
     if [ "${1:-}" = test ]; then
         command -v spin >/dev/null 2>&1 || missing+=(spin)
         command -v cc >/dev/null 2>&1 || missing+=(gcc)
+        # Examples/hummingbird-sqlite: libsqlite3 and the wrk load generator.
+        dpkg -s libsqlite3-dev >/dev/null 2>&1 || missing+=(libsqlite3-dev)
+        command -v wrk >/dev/null 2>&1 || missing+=(wrk)
     fi
     if [ ${#missing[@]} -gt 0 ]; then
         echo "ums.sh: installing ${missing[*]}" >&2
@@ -155,6 +159,16 @@ case "${1:-}" in
         }
         sanitizer_tests thread .build-tsan
         sanitizer_tests address .build-asan
+        # The Hummingbird + SQLite example (a package of its own): build it
+        # and load it briefly on both executors; one check.
+        echo "== Examples/hummingbird-sqlite: SHORT=1 load.sh (wrk on both executors)"
+        t0=$SECONDS
+        if SHORT=1 Examples/hummingbird-sqlite/load.sh; then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1)); status=1
+        fi
+        echo "== hummingbird-sqlite stage: $((SECONDS - t0)) s"
         # One plain summary line for CI: "N passed, N failed".
         echo "swift-ums: $passed passed, $failed failed"
         exit "$status"

@@ -85,6 +85,7 @@ int csup_uring_recv(csup_uring *r, uint64_t tag, int fd, void *buf, size_t n, in
                     csup_timespec *ts, int64_t timeout_ns) {
     PREP(timeout_ns >= 0 ? 2 : 1);
     io_uring_prep_recv(s, fd, buf, n, flags);
+    s->ioprio |= IORING_RECVSEND_POLL_FIRST;   /* the caller just saw EAGAIN */
     io_uring_sqe_set_data64(s, tag);
     if (timeout_ns >= 0) link_timeout(r, s, KTS(ts), timeout_ns);
     return 0;
@@ -93,6 +94,7 @@ int csup_uring_send(csup_uring *r, uint64_t tag, int fd, const void *buf, size_t
                     csup_timespec *ts, int64_t timeout_ns) {
     PREP(timeout_ns >= 0 ? 2 : 1);
     io_uring_prep_send(s, fd, buf, n, flags);
+    s->ioprio |= IORING_RECVSEND_POLL_FIRST;   /* the caller just saw EAGAIN */
     io_uring_sqe_set_data64(s, tag);
     if (timeout_ns >= 0) link_timeout(r, s, KTS(ts), timeout_ns);
     return 0;

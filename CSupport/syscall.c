@@ -94,6 +94,9 @@ const char *csup_errno_name(int err) { return strerrorname_np(err); }
 CSUP_NOINLINE int csup_errno_now(void) { return errno; }
 CSUP_NOINLINE void csup_errno_set(int value) { errno = value; }
 CSUP_NOINLINE int64_t csup_gettid(void) { return (int64_t)syscall(SYS_gettid); }
+int csup_signal_thread(int32_t tid, int sig) {
+    return syscall(SYS_tgkill, (long)getpid(), (long)tid, (long)sig) == 0 ? 0 : errno;
+}
 
 int64_t csup_process_cpu_ns(void) {
     struct timespec ts;

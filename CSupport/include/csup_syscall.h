@@ -63,6 +63,8 @@ void csup_errno_set(int value);
 
 /* Thread id (gettid) of the calling pthread. */
 int64_t csup_gettid(void);
+/* tgkill(2) to a thread of this process (signal-storm tests); 0 or errno. */
+int csup_signal_thread(int32_t tid, int sig);
 
 /* CPU time of the process, in nanoseconds (CLOCK_PROCESS_CPUTIME_ID). */
 int64_t csup_process_cpu_ns(void);

@@ -69,28 +69,33 @@ final class LazyKernelEntryTests: XCTestCase {
         try s.shutdown()
     }
 
-    /// A wrapped call that computes (50 ms of CPU inside Blocking.call) is
-    /// not retaken although other work waits: it is not blocked, and a
-    /// replacement pthread would only run beside it. The monitor counts it
-    /// as computing. A call that sleeps in the kernel is still retaken.
+    /// Wrapped calls that compute (5 x 30 ms of CPU inside Blocking.call)
+    /// are not retaken although other work waits: they are not blocked, and
+    /// a replacement pthread would only run beside them. The monitor counts
+    /// them as computing. (At most one retake is tolerated: a thread
+    /// preempted for a whole first window on a loaded machine, as under
+    /// TSan in CI, looks blocked; without the check all five are retaken.)
+    /// A call that sleeps in the kernel is still retaken.
     func testComputingWrappedCallIsNotRetaken() throws {
         let s = try makeScheduler(1, ring: false)
         let computingBefore = UMS.statistics.computingCallsLeftAlone
-        let started = Event()
-        let spinner = runAsTask(s) {
-            started.set()
-            Blocking.call {
-                let end = csup_monotonic_ns() + 50_000_000
-                var x: UInt64 = 1
-                while csup_monotonic_ns() < end { x = x &* 6364136223846793005 &+ 1 }
-                blackHole(x)
+        for _ in 0..<5 {
+            let started = Event()
+            let spinner = runAsTask(s) {
+                started.set()
+                Blocking.call {
+                    let end = csup_monotonic_ns() + 30_000_000
+                    var x: UInt64 = 1
+                    while csup_monotonic_ns() < end { x = x &* 6364136223846793005 &+ 1 }
+                    blackHole(x)
+                }
             }
+            XCTAssertTrue(started.wait(timeout: .seconds(10)))
+            let other = runAsTask(s) {}
+            XCTAssertTrue(spinner.wait(timeout: .seconds(10)))
+            XCTAssertTrue(other.wait(timeout: .seconds(10)))
         }
-        XCTAssertTrue(started.wait(timeout: .seconds(10)))
-        let other = runAsTask(s) {}
-        XCTAssertTrue(spinner.wait(timeout: .seconds(10)))
-        XCTAssertTrue(other.wait(timeout: .seconds(10)))
-        XCTAssertEqual(s.statistics.retakes, 0, "a computing call was retaken: \(s.statistics)")
+        XCTAssertLessThanOrEqual(s.statistics.retakes, 1, "computing calls were retaken: \(s.statistics)")
         XCTAssertGreaterThan(UMS.statistics.computingCallsLeftAlone, computingBefore, "\(UMS.statistics)")
         // A sleeping call on the same scheduler is still retaken.
         let sleeper = runAsTask(s) { _ = Blocking.call { usleep(200_000) } }

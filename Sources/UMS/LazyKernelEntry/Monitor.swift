@@ -48,6 +48,10 @@ final class UMSMonitor: @unchecked Sendable {
         /// Wrapped calls: the thread's CPU time when the current call was
         /// first seen (or its window restarted); -1 when unread.
         var cpuAtLastChange: Int64 = -1
+        /// The current call was once seen computing: from then on it is
+        /// retaken only when /proc also says it sleeps (a computing thread
+        /// that was merely preempted shows little CPU over a short window).
+        var callSeenComputing = false
         /// Unwrapped detection: the run sequence last seen, when it last
         /// moved (or the window restarted), and the thread's CPU time then.
         var lastRun: UInt64 = .max
@@ -232,6 +236,7 @@ final class UMSMonitor: @unchecked Sendable {
                     e.lastWord = w
                     e.lastChange = now
                     e.cpuAtLastChange = p.hasCPUClock ? csup_thread_cpu_ns(p.cpuClock) : -1
+                    e.callSeenComputing = false
                     continue
                 }
                 if now - e.lastChange < e.thresholdNanoseconds { continue }
@@ -241,7 +246,14 @@ final class UMSMonitor: @unchecked Sendable {
                 // in Blocking.call). Look again over a fresh window.
                 if e.cpuAtLastChange >= 0 {
                     let cpu = csup_thread_cpu_ns(p.cpuClock)
-                    if cpu >= 0 && cpu - e.cpuAtLastChange > (now - e.lastChange) / 2 {
+                    var computing = cpu >= 0 && cpu - e.cpuAtLastChange > (now - e.lastChange) / 2
+                    if computing {
+                        e.callSeenComputing = true
+                    } else if e.callSeenComputing {
+                        let state = csup_thread_state(p.tid)
+                        computing = state != UInt8(ascii: "S") && state != UInt8(ascii: "D")
+                    }
+                    if computing {
                         e.lastChange = now
                         e.cpuAtLastChange = cpu
                         computingCalls.wrappingAdd(1, ordering: .relaxed)

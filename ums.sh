@@ -133,13 +133,13 @@ case "${1:-}" in
             # the clang importer, which does not see -fsanitize=thread: say it.
             local xcc=() skip=()
             [ "$kind" = thread ] && xcc=(-Xcc -DCSUP_SANITIZE_THREAD)
-            # Known gap, tracked in the verification issue: the Swift
-            # concurrency suites (task/serial executors, async stress) hang
-            # under TSan (seen 2026-11-30: the first async test never
-            # finishes). They run in the debug, release and ASan stages.
-            # The experimental unwrapped-block detection (opt-in) also hangs in
-            # its first test under TSan (seen the same day); same treatment.
-            [ "$kind" = thread ] && skip=(--skip "AsyncStressTests|TaskExecutorTests|SerialExecutorTests|UnwrappedBlockingTests")
+            # Known gap, tracked in the lazy kernel entry issue: the
+            # experimental unwrapped-block detection (opt-in) has a documented
+            # race (a retake while the thread switches back to its scheduler),
+            # and TSan reports it (seen 2026-12-01). Its suite runs in the
+            # debug, release and ASan stages. (The Swift concurrency suites,
+            # skipped here before, now pass under TSan.)
+            [ "$kind" = thread ] && skip=(--skip "UnwrappedBlockingTests")
             echo "== swift test (${kind} sanitizer: UMS, ConcRT, PPL)"
             swift build --build-tests --sanitize="$kind" --scratch-path "$scratch" "${xcc[@]}"
             local failed_before=$failed

@@ -66,6 +66,15 @@ static void link_timeout(csup_uring *r, struct io_uring_sqe *op,
     io_uring_sqe_set_data64(t, CSUP_URING_TAG_IGNORE);
 }
 
+/* Tags `s` and, with a timeout, links one to it (the SQE after `s` was
+ * reserved by PREP(2)). */
+static int finish_timed(csup_uring *r, struct io_uring_sqe *s, uint64_t tag,
+                        csup_timespec *ts, int64_t timeout_ns) {
+    io_uring_sqe_set_data64(s, tag);
+    if (timeout_ns >= 0) link_timeout(r, s, KTS(ts), timeout_ns);
+    return 0;
+}
+
 #define PREP(n) struct io_uring_sqe *s = sqes(r, (n)); if (!s) return -EBUSY
 #define DONE(tag) io_uring_sqe_set_data64(s, (tag)); return 0
 
@@ -86,26 +95,20 @@ int csup_uring_recv(csup_uring *r, uint64_t tag, int fd, void *buf, size_t n, in
     PREP(timeout_ns >= 0 ? 2 : 1);
     io_uring_prep_recv(s, fd, buf, n, flags);
     s->ioprio |= IORING_RECVSEND_POLL_FIRST;   /* the caller just saw EAGAIN */
-    io_uring_sqe_set_data64(s, tag);
-    if (timeout_ns >= 0) link_timeout(r, s, KTS(ts), timeout_ns);
-    return 0;
+    return finish_timed(r, s, tag, ts, timeout_ns);
 }
 int csup_uring_send(csup_uring *r, uint64_t tag, int fd, const void *buf, size_t n, int flags,
                     csup_timespec *ts, int64_t timeout_ns) {
     PREP(timeout_ns >= 0 ? 2 : 1);
     io_uring_prep_send(s, fd, buf, n, flags);
     s->ioprio |= IORING_RECVSEND_POLL_FIRST;   /* the caller just saw EAGAIN */
-    io_uring_sqe_set_data64(s, tag);
-    if (timeout_ns >= 0) link_timeout(r, s, KTS(ts), timeout_ns);
-    return 0;
+    return finish_timed(r, s, tag, ts, timeout_ns);
 }
 int csup_uring_accept(csup_uring *r, uint64_t tag, int fd, int flags,
                       csup_timespec *ts, int64_t timeout_ns) {
     PREP(timeout_ns >= 0 ? 2 : 1);
     io_uring_prep_accept(s, fd, NULL, NULL, flags);
-    io_uring_sqe_set_data64(s, tag);
-    if (timeout_ns >= 0) link_timeout(r, s, KTS(ts), timeout_ns);
-    return 0;
+    return finish_timed(r, s, tag, ts, timeout_ns);
 }
 int csup_uring_connect(csup_uring *r, uint64_t tag, int fd, const void *addr, uint32_t len) {
     PREP(1); io_uring_prep_connect(s, fd, (const struct sockaddr *)addr, len); DONE(tag);
@@ -114,9 +117,7 @@ int csup_uring_poll(csup_uring *r, uint64_t tag, int fd, unsigned events,
                     csup_timespec *ts, int64_t timeout_ns) {
     PREP(timeout_ns >= 0 ? 2 : 1);
     io_uring_prep_poll_add(s, fd, events);
-    io_uring_sqe_set_data64(s, tag);
-    if (timeout_ns >= 0) link_timeout(r, s, KTS(ts), timeout_ns);
-    return 0;
+    return finish_timed(r, s, tag, ts, timeout_ns);
 }
 int csup_uring_fsync(csup_uring *r, uint64_t tag, int fd, int datasync) {
     PREP(1); io_uring_prep_fsync(s, fd, datasync ? IORING_FSYNC_DATASYNC : 0); DONE(tag);
@@ -151,12 +152,6 @@ int csup_uring_submit(csup_uring *r) {
         int n = io_uring_submit(&r->ring);
         if (n != -EINTR) return n;
     }
-}
-
-unsigned csup_uring_cq_ready(csup_uring *r) {
-    unsigned tail = __atomic_load_n(r->ring.cq.ktail, __ATOMIC_ACQUIRE);
-    unsigned head = __atomic_load_n(r->ring.cq.khead, __ATOMIC_ACQUIRE);
-    return tail - head;
 }
 
 const uint32_t *csup_uring_cq_head(csup_uring *r) { return r->ring.cq.khead; }

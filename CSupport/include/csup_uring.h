@@ -3,8 +3,8 @@
  * kernel (the "syscall request queue" and "syscall completion queue" of
  * UMS's master/slave design). Owned by one virtual processor: every
  * function here is called by the pthread that currently carries that VP
- * (one at a time), except csup_uring_cq_ready, which any thread may call
- * (two acquire loads).
+ * (one at a time), except csup_uring_cq_pending on the words from
+ * csup_uring_cq_head/_tail, which any thread may call (two acquire loads).
  *
  * User data: an operation's 64-bit tag. Tags below CSUP_URING_TAG_USER are
  * internal (the futex wait, cancels, linked timeouts) and are consumed by
@@ -93,8 +93,6 @@ int csup_uring_cancel_all(csup_uring *r);
 unsigned csup_uring_pending(csup_uring *r);
 /* Submits the prepared operations. Returns how many, or -errno. */
 int csup_uring_submit(csup_uring *r);
-/* Completions waiting to be reaped (a snapshot; any thread). */
-unsigned csup_uring_cq_ready(csup_uring *r);
 /* The completion queue's head and tail words (shared with the kernel),
  * for csup_uring_cq_pending: the hot-path check, inlined into callers. */
 const uint32_t *csup_uring_cq_head(csup_uring *r);

@@ -46,6 +46,7 @@
 #include "include/csup_swift_tls.h"
 #include "swift_tls_layout.h"
 #include "include/csup_stack.h"
+#include "include/csup_backtrace.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -384,3 +385,35 @@ int csup_stack_poison_own_bottom_for_test(size_t bytes) {
 
 void csup_ctx_enter_access_set(csup_ctx *ctx) { excl_enter(ctx); }
 void csup_ctx_exit_access_set(csup_ctx *ctx) { excl_exit(ctx); }
+
+/* ---- backtraces (csup_backtrace.h) ------------------------------------ */
+
+void csup_ctx_stack_bounds(const csup_ctx *ctx, uintptr_t *lo, uintptr_t *hi) {
+    if (ctx == NULL || ctx->is_native || ctx->stack_lo == NULL) { *lo = 0; *hi = 0; return; }
+    *lo = (uintptr_t)ctx->stack_lo;
+    *hi = (uintptr_t)ctx->stack_lo + ctx->stack_size;
+}
+
+/* Reads the registers the last switch away from `ctx` saved. The record
+ * stays alive (the caller's promise); the fields are read with relaxed
+ * atomic loads because the context may be switching on another pthread
+ * right now (then the frames are stale, which the caller detects). */
+int csup_ctx_backtrace(const csup_ctx *ctx, uintptr_t *out, int max) {
+    if (ctx == NULL || ctx->is_native || max <= 0) return 0;
+    uintptr_t lo, hi, pc = 0, fp = 0;
+    csup_ctx_stack_bounds(ctx, &lo, &hi);
+    if (ctx->backend == CSUP_BACKEND_ASM) {
+        uintptr_t sp = (uintptr_t)__atomic_load_n(&ctx->sp, __ATOMIC_RELAXED);
+        if (sp < lo || sp >= hi) return 0;
+        if (csup_backtrace_saved_frame(sp, &pc, &fp) != 0) return 0;
+    } else if (ctx->uc != NULL) {
+#if defined(__x86_64__)
+        pc = (uintptr_t)__atomic_load_n(&ctx->uc->uc_mcontext.gregs[REG_RIP], __ATOMIC_RELAXED);
+        fp = (uintptr_t)__atomic_load_n(&ctx->uc->uc_mcontext.gregs[REG_RBP], __ATOMIC_RELAXED);
+#elif defined(__aarch64__)
+        pc = (uintptr_t)__atomic_load_n(&ctx->uc->uc_mcontext.pc, __ATOMIC_RELAXED);
+        fp = (uintptr_t)__atomic_load_n(&ctx->uc->uc_mcontext.regs[29], __ATOMIC_RELAXED);
+#endif
+    }
+    return csup_backtrace_walk_from(pc, fp, lo, hi, out, max);
+}

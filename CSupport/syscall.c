@@ -109,6 +109,12 @@ int64_t csup_monotonic_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+int64_t csup_coarse_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 int csup_const_EAGAIN(void) { return EAGAIN; }
 int csup_const_EINTR(void) { return EINTR; }
 int csup_const_EINPROGRESS(void) { return EINPROGRESS; }

@@ -16,6 +16,9 @@
  *   csup_tls.h       per-pthread carrier slot, read without TLS caching
  *   csup_lock.h      futex mutex with no thread identity (safe across migration)
  *   csup_overflow.h  guard-page overflow reporting on a sigaltstack
+ *   csup_backtrace.h frame-pointer backtraces of contexts and threads, ELF symbols
+ *   csup_signalpipe.h a signal turned into a byte on a pipe (snapshot on demand)
+ *   csup_trace.h     per-VP timeline trace buffers
  *   csup_swift_tls.h Swift concurrency thread-locals that move with a context in a job
  *   csup_sanitizer.h which sanitizer (TSan, ASan) this build was compiled with
  */
@@ -34,6 +37,9 @@
 #include "csup_tls.h"
 #include "csup_swift_tls.h"
 #include "csup_overflow.h"
+#include "csup_backtrace.h"
+#include "csup_signalpipe.h"
+#include "csup_trace.h"
 #include "csup_atomic.h"
 #include "csup_thread.h"
 #include "csup_closure.h"

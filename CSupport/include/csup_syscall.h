@@ -70,6 +70,10 @@ int csup_signal_thread(int32_t tid, int sig);
 int64_t csup_process_cpu_ns(void);
 /* Monotonic clock, in nanoseconds. */
 int64_t csup_monotonic_ns(void);
+/* The coarse monotonic clock (CLOCK_MONOTONIC_COARSE: a few ns to read,
+ * one scheduler tick of resolution), in nanoseconds. Same epoch as
+ * csup_monotonic_ns. For diagnostics' "since when" stamps. */
+int64_t csup_coarse_ns(void);
 
 /* Common constants as functions (Swift cannot see some macros). */
 int csup_const_EAGAIN(void);

@@ -65,7 +65,7 @@ extension Context {
             c.userBlock.store(.none, ordering: .releasing)
             return
         }
-        c.blockInternal()
+        c.blockInternal(.block)
     }
 
     /// Makes a context blocked in ``block()`` runnable. May come before the
@@ -98,7 +98,9 @@ extension Context {
         }
     }
 
-    func blockInternal() {
+    /// `code` and `object`: what the context waits on, for snapshots
+    /// (Reflection/ContextActivity.swift).
+    func blockInternal(_ code: WaitReason.Code = .unknown, _ object: AnyObject? = nil) {
         moveIfCarrierRetaken()
         while true {
             let s = blockState.load(ordering: .acquiring)
@@ -111,7 +113,11 @@ extension Context {
             if blockState.compareExchange(expected: s, desired: .blocking,
                                           ordering: .acquiringAndReleasing).exchanged { break }
         }
-        withVP { $0.stats.blocks.ownerIncrement() }
+        withVP { v in
+            v.stats.blocks.ownerIncrement()
+            v.trace(.block, id)
+        }
+        noteWait(code, object)
         Context.suspend(Unmanaged.passUnretained(self), .block)
     }
 
@@ -144,6 +150,7 @@ extension Context {
             case .blocked:
                 if blockState.compareExchange(expected: s, desired: .running,
                                               ordering: .acquiringAndReleasing).exchanged {
+                    if Scheduler.tracesRunning.load(ordering: .relaxed) > 0 { Context.traceUnblock(Unmanaged.passUnretained(self)) }
                     if let vp {
                         vp.pushRunnable(Unmanaged.passUnretained(self), front: false)
                     } else {

@@ -48,7 +48,14 @@ public enum Blocking {
     /// Runs any blocking C library call (libpq, sqlite, getaddrinfo, ...)
     /// on the context's kernel thread. Read errno inside `body`.
     public static func call<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
-        try UMS.blockingCall(body)
+        let me = Context.currentInternal
+        me?.noteKernelCall("call", fd: -1)
+        me?.traceKernel(.kernelEnter)
+        defer {
+            me?.noteKernelExit()
+            me?.traceKernel(.kernelExit)
+        }
+        return try UMS.blockingCall(body)
     }
 
     // MARK: Files and pipes
@@ -56,7 +63,7 @@ public enum Blocking {
     /// read(2) into `buffer`. Returns the byte count (0 at end of file).
     public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(BlockingError) -> Int {
         let base = buffer.baseAddress, n = buffer.count
-        return try perform("read", nowait: { csup_sys_read_nowait(fd, base, n) },
+        return try perform("read", fd: fd, nowait: { csup_sys_read_nowait(fd, base, n) },
                            ring: { csup_uring_read($0, $1, fd, base, n, -1) },
                            blocking: { csup_sys_read(fd, base, n) })
     }
@@ -64,7 +71,7 @@ public enum Blocking {
     /// write(2) from `buffer`. Returns the byte count written (may be short).
     public static func write(_ fd: Int32, from buffer: UnsafeRawBufferPointer) throws(BlockingError) -> Int {
         let base = buffer.baseAddress, n = buffer.count
-        return try perform("write", nowait: { csup_sys_write_nowait(fd, base, n) },
+        return try perform("write", fd: fd, nowait: { csup_sys_write_nowait(fd, base, n) },
                            ring: { csup_uring_write($0, $1, fd, base, n, -1) },
                            blocking: { csup_sys_write(fd, base, n) })
     }
@@ -80,7 +87,7 @@ public enum Blocking {
     /// pread(2) at `offset`.
     public static func pread(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, offset: Int64) throws(BlockingError) -> Int {
         let base = buffer.baseAddress, n = buffer.count
-        return try perform("pread", nowait: { csup_sys_pread_nowait(fd, base, n, offset) },
+        return try perform("pread", fd: fd, nowait: { csup_sys_pread_nowait(fd, base, n, offset) },
                            ring: { csup_uring_read($0, $1, fd, base, n, offset) },
                            blocking: { csup_sys_pread(fd, base, n, offset) })
     }
@@ -88,7 +95,7 @@ public enum Blocking {
     /// pwrite(2) at `offset`.
     public static func pwrite(_ fd: Int32, from buffer: UnsafeRawBufferPointer, offset: Int64) throws(BlockingError) -> Int {
         let base = buffer.baseAddress, n = buffer.count
-        return try perform("pwrite", nowait: { csup_sys_pwrite_nowait(fd, base, n, offset) },
+        return try perform("pwrite", fd: fd, nowait: { csup_sys_pwrite_nowait(fd, base, n, offset) },
                            ring: { csup_uring_write($0, $1, fd, base, n, offset) },
                            blocking: { csup_sys_pwrite(fd, base, n, offset) })
     }
@@ -96,7 +103,7 @@ public enum Blocking {
     /// readv(2), or preadv(2) when `offset` >= 0. Returns the byte count.
     public static func readv(_ fd: Int32, _ iovecs: UnsafeBufferPointer<iovec>, offset: Int64 = -1) throws(BlockingError) -> Int {
         let v = UnsafeRawPointer(iovecs.baseAddress), n = Int32(iovecs.count)
-        return try perform(offset < 0 ? "readv" : "preadv", nowait: { csup_sys_readv_nowait(fd, v, n, offset) },
+        return try perform(offset < 0 ? "readv" : "preadv", fd: fd, nowait: { csup_sys_readv_nowait(fd, v, n, offset) },
                            ring: { csup_uring_readv($0, $1, fd, v, n, offset) },
                            blocking: { csup_sys_readv(fd, v, n, offset) })
     }
@@ -105,7 +112,7 @@ public enum Blocking {
     /// written (may be short).
     public static func writev(_ fd: Int32, _ iovecs: UnsafeBufferPointer<iovec>, offset: Int64 = -1) throws(BlockingError) -> Int {
         let v = UnsafeRawPointer(iovecs.baseAddress), n = Int32(iovecs.count)
-        return try perform(offset < 0 ? "writev" : "pwritev", nowait: { csup_sys_writev_nowait(fd, v, n, offset) },
+        return try perform(offset < 0 ? "writev" : "pwritev", fd: fd, nowait: { csup_sys_writev_nowait(fd, v, n, offset) },
                            ring: { csup_uring_writev($0, $1, fd, v, n, offset) },
                            blocking: { csup_sys_writev(fd, v, n, offset) })
     }
@@ -118,10 +125,10 @@ public enum Blocking {
         var failure: BlockingError?
         path.withCString { p in
             do {
-                fd = try perform("open(\(path))", nowait: nil, ring: nil,
+                fd = try perform("open", fd: -1, nowait: nil, ring: nil,
                                  blocking: { csup_sys_open(p, flags, UInt32(mode)) })
             } catch {
-                failure = error as? BlockingError
+                failure = BlockingError(call: "open(\(path))", errno: (error as? BlockingError)?.errno ?? EIO)
             }
         }
         if let failure { throw failure }
@@ -137,7 +144,7 @@ public enum Blocking {
 
     /// fsync(2), or fdatasync(2) when `dataOnly`.
     public static func fsync(_ fd: Int32, dataOnly: Bool = false) throws(BlockingError) {
-        _ = try perform(dataOnly ? "fdatasync" : "fsync", nowait: nil,
+        _ = try perform(dataOnly ? "fdatasync" : "fsync", fd: fd, nowait: nil,
                         ring: { csup_uring_fsync($0, $1, fd, dataOnly ? 1 : 0) },
                         blocking: { dataOnly ? csup_sys_fdatasync(fd) : csup_sys_fsync(fd) })
     }
@@ -187,7 +194,7 @@ public enum Blocking {
 
     /// connect(2) to `address` (a sockaddr of `length` bytes).
     public static func connect(_ fd: Int32, address: UnsafeRawPointer, length: UInt32) throws(BlockingError) {
-        _ = try perform("connect", nowait: nil,
+        _ = try perform("connect", fd: fd, nowait: nil,
                         ring: { csup_uring_connect($0, $1, fd, address, length) },
                         blocking: { csup_sys_connect(fd, address, length) })
     }
@@ -198,7 +205,7 @@ public enum Blocking {
     public static func poll(_ fds: UnsafeMutablePointer<pollfd>, count: Int, timeoutMilliseconds: Int32) throws(BlockingError) -> Int {
         let raw = UnsafeMutableRawPointer(fds), n = UInt64(count)
         if timeoutMilliseconds == 0 {
-            return try perform("poll", nowait: nil, ring: nil, blocking: { csup_sys_poll(raw, n, 0) }, direct: true)
+            return try perform("poll", fd: count == 1 ? fds.pointee.fd : -1, nowait: nil, ring: nil, blocking: { csup_sys_poll(raw, n, 0) }, direct: true)
         }
         if count == 1 {
             let fd = fds.pointee.fd, events = UInt32(UInt16(bitPattern: fds.pointee.events))
@@ -214,7 +221,7 @@ public enum Blocking {
                 if -r != EINTR { throw BlockingError(call: "poll", errno: -r) }
             }
         }
-        return try perform("poll", nowait: nil, ring: nil, blocking: { csup_sys_poll(raw, n, timeoutMilliseconds) })
+        return try perform("poll", fd: count == 1 ? fds.pointee.fd : -1, nowait: nil, ring: nil, blocking: { csup_sys_poll(raw, n, timeoutMilliseconds) })
     }
 
     /// Sleeps for `duration`, and at most `tolerance` longer: a context
@@ -236,7 +243,7 @@ public enum Blocking {
                 me._withUnsafeGuaranteedRef { $0.unblockInternal(onto: vp) }
             }
             c.withVP { $0.stats.timerSleeps.ownerIncrement() }
-            c.blockInternal()
+            c.blockInternal(.timer)
             assert(csup_monotonic_ns() >= deadline, "Blocking.sleep: woken before its deadline")
             return
         }

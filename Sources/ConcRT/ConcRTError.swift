@@ -20,6 +20,8 @@ public enum ConcRTError: Error, Equatable, Sendable, CustomStringConvertible {
     /// ``Scheduler/installAsGlobalExecutor()`` could not install the
     /// scheduler (another one is installed, or the runtime lacks the hook).
     case globalExecutorUnavailable(String)
+    /// A diagnostics request that cannot be honoured (names why).
+    case diagnosticsUnavailable(String)
 
     public var description: String {
         switch self {
@@ -32,6 +34,7 @@ public enum ConcRTError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notOnContext: return "ConcRT: not running on a scheduler context"
         case .unbalancedOversubscription: return "ConcRT: oversubscribe(false) without a matching oversubscribe(true)"
         case .globalExecutorUnavailable(let s): return "ConcRT: cannot install the global executor: \(s)"
+        case .diagnosticsUnavailable(let s): return "ConcRT: \(s)"
         }
     }
 }

@@ -83,6 +83,26 @@ public final class Context: @unchecked Sendable {
     /// (diagnostics and tests; relaxed: it orders nothing).
     let parkedOnEvent = Atomic<Bool>(false)
 
+    // Reflection words (Reflection/ContextActivity.swift). Each is written
+    // only by the context itself, with a relaxed store, and read by
+    // snapshots and the watchdog from any thread (relaxed: a snapshot is a
+    // best-effort picture, ordered by nothing).
+    /// What the context last suspended on: a WaitReason in the low 4 bits,
+    /// the object's address (16-byte aligned) above them.
+    let waitWord = Atomic<UInt>(0)
+    /// When it suspended there (coarse monotonic ns).
+    let waitSince = Atomic<Int64>(0)
+    /// The blocking call it is in (a StaticString's address; 0: none) and
+    /// the call's descriptor (-1: none).
+    let kernelCallName = Atomic<UInt>(0)
+    let kernelCallFD = Atomic<Int32>(-1)
+    /// True while the context sits in a VP's idle cache (written by that
+    /// VP's primary).
+    let isCachedIdle = Atomic<Bool>(false)
+    /// The label given to this context, or to the task it runs now
+    /// (``Context/withLabel(_:_:)``).
+    let labelStorage = Mutex<String?>(nil)
+
     /// True while the context waits: parked on an event, or blocked (a
     /// lock, a timed or multiple wait, a join, ``block()``). A snapshot.
     var isWaiting: Bool {
@@ -288,11 +308,15 @@ public final class Context: @unchecked Sendable {
         ctx._withUnsafeGuaranteedRef { c in
             c.moveIfCarrierRetaken()
             c.parkEvent = Unmanaged.passUnretained(e)
-            c.withVP { $0.stats.blocks.ownerIncrement() }
+            c.withVP { v in
+                v.stats.blocks.ownerIncrement()
+                v.trace(.block, c.id)
+            }
+            c.noteWait(.event, e)
         }
         suspend(ctx, .park)
-        // Whoever committed the park cleared parkEvent.
-        ctx._withUnsafeGuaranteedRef { $0.parkedOnEvent.store(false, ordering: .relaxed) }
+        // Whoever committed the park cleared parkEvent; the setter that
+        // woke us cleared parkedOnEvent (Waiter.wakeParked).
     }
 
     /// Records the thread the first time this context is dequeued.
@@ -300,6 +324,9 @@ public final class Context: @unchecked Sendable {
         if threadOwner == nil {
             threadOwner = t
             threadRef = Unmanaged.passUnretained(t)
+            // Known to snapshots from now on, with `thread` set (the
+            // registry's lock publishes it; Reflection/Snapshot.swift).
+            scheduler.contextRegistry.withLock { $0[id] = Unmanaged.passUnretained(self) }
         }
     }
 

@@ -52,7 +52,7 @@ public final class CriticalSection: @unchecked Sendable {
             return w
         }
         // Ownership is handed over by unlock() before the wake.
-        waiter?.park()
+        waiter?.park(.criticalSection, self)
     }
 
     /// Takes the lock if it is free, without waiting.
@@ -136,7 +136,7 @@ public final class ReaderWriterLock: @unchecked Sendable {
             s.waitingWriters.append((w, me))
             return w
         }
-        w?.park()
+        w?.park(.readerWriterLock, self)
     }
 
     /// Takes the lock for writing if nobody holds it, without waiting.
@@ -164,7 +164,7 @@ public final class ReaderWriterLock: @unchecked Sendable {
             s.waitingReaders.append(w)
             return w
         }
-        w?.park()
+        w?.park(.readerWriterLock, self)
     }
 
     /// Takes the lock for reading if no writer holds it or waits for it,

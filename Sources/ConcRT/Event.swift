@@ -220,7 +220,7 @@ public final class Event: @unchecked Sendable {
                 return parkThreadWaiter(waiter, events: events, deadline: deadline)
             }
         }
-        waiter.park()
+        waiter.park(events.count == 1 ? .event : .multipleEvents, events.count == 1 ? events[0] : nil)
         if let (s, id) = timer { s.timers.cancel(id) }
         deregister(waiter, from: events)
         return waiter.result

@@ -135,7 +135,7 @@ extension Context {
         if !csup_u32_cas_acq_rel(StackJob.latchWord(jp), &expected, StackJob.contextWaiting) {
             return   // done meanwhile
         }
-        blockInternal()
+        blockInternal(.join)
     }
 
     /// Pushes a heap task on this context's virtual processor, tagged with
@@ -157,12 +157,12 @@ extension Context {
             let bits = UInt(bitPattern: item)
             if bits & 0b11 == 0,   // a TaskNode (not a stack job or a Swift job)
                Unmanaged<TaskNode>.fromOpaque(item).takeUnretainedValue().owner === owner {
-                vp.runCounted(item)
+                vp.runCounted(item, self)
                 ran += 1
                 continue
             }
             // Not ours: put it back (bottom of the deque: LIFO restores it).
-            if csup_deque_push(vp.deque, item) != 0 { vp.runCounted(item) }
+            if csup_deque_push(vp.deque, item) != 0 { vp.runCounted(item, self) }
             break
         }
         return ran

@@ -43,6 +43,10 @@ public final class Scheduler: @unchecked Sendable {
     private let startFailure = MigrationSafeMutex<String?>(nil)
     let stats = StatisticsCounters()
     let timers = TimerQueue()
+    /// Watchdog samples and reported waits (Reflection/Watchdog.swift).
+    let watch: SchedulerWatch
+    /// Trace buffers, running and retired (Reflection/Trace.swift).
+    let traceState = Mutex(TraceState())
     /// Sleeping, searching and waking VPs (Idle/IdleProtocol.swift).
     let idle: IdleProtocol
     let spinNanoseconds: Int64 = 30_000
@@ -53,6 +57,10 @@ public final class Scheduler: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     let stopped = Atomic<Bool>(false)
     let liveContexts = Atomic<Int>(0)
+    /// Every live context, for snapshots (Reflection/Snapshot.swift):
+    /// added when its thread is adopted (Context.adopt), removed when it ends. Unretained:
+    /// a context in here is alive (its thread holds it until contextEnded).
+    let contextRegistry = MigrationSafeMutex<[Int: Unmanaged<Context>]>([:])
     let groups = ScheduleGroupRegistry()
     /// nil when the regular VPs have io_uring queues; else why not. Set
     /// once in init, before any primary starts.
@@ -65,6 +73,7 @@ public final class Scheduler: @unchecked Sendable {
     public init(policy: SchedulerPolicy = SchedulerPolicy()) throws(ConcRTError) {
         try policy.validate()
         self.policy = policy
+        watch = SchedulerWatch(policy)
         do {
             completionList = try UMSCompletionList()
         } catch {
@@ -98,6 +107,9 @@ public final class Scheduler: @unchecked Sendable {
             for vp in virtualProcessors { vp.ring?.destroy() }
             throw .schedulerStartFailed(failure)
         }
+        Watchdog.watch(self)
+        SnapshotSignal.installFromEnvironment()
+        SnapshotSignal.register(self)
     }
 
     /// Gives each regular VP a ring, all or none: returns nil, or the
@@ -303,6 +315,7 @@ public final class Scheduler: @unchecked Sendable {
     }
 
     func contextEnded(_ c: Context) {
+        contextRegistry.withLock { _ = $0.removeValue(forKey: c.id) }
         liveContexts.wrappingSubtract(1, ordering: .relaxed)
         // Balance the +1 taken at creation.
         Unmanaged<Context>.fromOpaque(c.thread.userContext!).release()
@@ -349,7 +362,7 @@ public final class Scheduler: @unchecked Sendable {
                 // VP. acq_rel: publishes `waiter` to the executor's exchange.
                 var expected = StackJob.pending
                 if csup_u32_cas_acq_rel(word, &expected, StackJob.contextWaiting) {
-                    caller.blockInternal()
+                    caller.blockInternal(.otherScheduler)
                 }
                 assert(csup_u32_load_acquire(word) == StackJob.done,
                        "Scheduler.runOutside: woken before the job was done (latch \(csup_u32_load_acquire(word)))")
@@ -388,6 +401,8 @@ public final class Scheduler: @unchecked Sendable {
             pause = min(pause * 2, 2_000)
         }
         if stopped.exchange(true, ordering: .acquiringAndReleasing) { return }
+        Watchdog.unwatch(self)
+        SnapshotSignal.unregister(self)
         stopping.store(true, ordering: .releasing)
         joinPrimaries()
         // Every primary has left, each with nothing in flight on its ring.

@@ -64,6 +64,16 @@ public struct SchedulerPolicy: Sendable, Equatable {
     /// `UMS_IO_URING=0`. Where io_uring is unavailable the lazy path
     /// serves either way.
     public var useIORing: Bool
+    /// Watchdog: a virtual processor that stays in one task this long is
+    /// reported once, with the task's label and backtrace (the cooperative
+    /// trap made visible). nil: off. Default 100 ms. See ``Watchdog``.
+    public var longTaskReportAfter: Duration?
+    /// Watchdog: a context that waits on one event or lock this long is
+    /// reported once as a possible deadlock. nil: off. Default 10 s.
+    public var longWaitReportAfter: Duration?
+    /// Watchdog: a retake and an unwrapped blocking call are reported the
+    /// first time they happen at each call site. Default true.
+    public var reportRetakeSites: Bool
 
     /// `UMS_IO_URING=0` in the environment turns the ring off by default.
     public static var ioRingFromEnvironment: Bool {
@@ -98,7 +108,10 @@ public struct SchedulerPolicy: Sendable, Equatable {
                 contextBackend: UMSContextBackend = .assembly,
                 retakeAfter: Duration? = .microseconds(20),
                 detectUnwrappedBlocking: Bool = false,
-                useIORing: Bool = SchedulerPolicy.ioRingFromEnvironment) {
+                useIORing: Bool = SchedulerPolicy.ioRingFromEnvironment,
+                longTaskReportAfter: Duration? = .milliseconds(100),
+                longWaitReportAfter: Duration? = .seconds(10),
+                reportRetakeSites: Bool = true) {
         let n = Self.availableConcurrency
         self.maxConcurrency = maxConcurrency ?? max(n, minConcurrency ?? 1)
         self.minConcurrency = minConcurrency ?? min(n, self.maxConcurrency)
@@ -110,6 +123,9 @@ public struct SchedulerPolicy: Sendable, Equatable {
         self.retakeAfter = retakeAfter
         self.detectUnwrappedBlocking = detectUnwrappedBlocking
         self.useIORing = useIORing
+        self.longTaskReportAfter = longTaskReportAfter
+        self.longWaitReportAfter = longWaitReportAfter
+        self.reportRetakeSites = reportRetakeSites
     }
 
     /// Throws ``ConcRTError/invalidPolicy(_:)`` naming the bad value.
@@ -129,6 +145,12 @@ public struct SchedulerPolicy: Sendable, Equatable {
         if contextStackSize > 1 << 32 { throw .invalidPolicy("contextStackSize \(contextStackSize) is too large") }
         if let r = retakeAfter, r < .microseconds(1) || r > .seconds(10) {
             throw .invalidPolicy("retakeAfter must be between 1 µs and 10 s, or nil (got \(r))")
+        }
+        if let d = longTaskReportAfter, d < .milliseconds(1) || d > .seconds(3600) {
+            throw .invalidPolicy("longTaskReportAfter must be between 1 ms and 1 h, or nil (got \(d))")
+        }
+        if let d = longWaitReportAfter, d < .milliseconds(1) || d > .seconds(86400) {
+            throw .invalidPolicy("longWaitReportAfter must be between 1 ms and 1 day, or nil (got \(d))")
         }
         if localContextCacheSize < 0 { throw .invalidPolicy("localContextCacheSize must be >= 0 (got \(localContextCacheSize))") }
     }

@@ -78,6 +78,10 @@ final class Waiter: @unchecked Sendable {
     /// directly; a pthread's futex word is set and woken.
     func wakeParked() {
         if let c = contextRef {
+            // No longer parked (snapshots read it; the context's next park
+            // sets it again only after this push hands it over).
+            c._withUnsafeGuaranteedRef { $0.parkedOnEvent.store(false, ordering: .relaxed) }
+            if Scheduler.tracesRunning.load(ordering: .relaxed) > 0 { Context.traceUnblock(c) }
             Scheduler.makeRunnable(c)
         } else {
             wakeThread()
@@ -102,9 +106,9 @@ final class Waiter: @unchecked Sendable {
     }
 
     /// Parks the caller (the waiter's own context or thread) until woken.
-    func park() {
+    func park(_ code: WaitReason.Code = .unknown, _ object: AnyObject? = nil) {
         if let c = context {
-            c.blockInternal()
+            c.blockInternal(code, object)
         } else {
             while csup_u32_load_acquire(word!) == 0 { _ = csup_futex_wait(word!, 0, -1) }
         }

@@ -82,6 +82,7 @@ extension UMS {
         guard let w = p.enterKernelCall() else {
             // Retaken while this thread ran unwrapped code: move first, then
             // make the call on the primary that runs it next.
+            UMSRetakeObserver.notify(.unwrappedBlocking, t.userContext)
             t.bounceToCompletionList(p)
             return try callAfterMove(body)
         }
@@ -118,6 +119,7 @@ extension UMS {
             csup_tls_set_user_context(userContext)
         } else {
             Counters.bump(Counters.retakenCalls)
+            UMSRetakeObserver.notify(.wrappedCall, userContext)
             t.bounceToCompletionList(p)
         }
     }

@@ -204,6 +204,9 @@ public final class UMSThread: @unchecked Sendable {
 
     /// The current state (a snapshot).
     public var currentState: State { state.load(ordering: .acquiring) }
+    /// The thread's context record (`csup_ctx *`), for backtraces of a
+    /// suspended thread (ConcRT's snapshots). Alive as long as this object.
+    package var contextRecord: OpaquePointer { ctx }
 
     /// True when the thread is not running and not terminated: queued,
     /// ready, or inside a blocking call. [UmsThreadIsSuspended]
@@ -407,6 +410,7 @@ public final class UMSThread: @unchecked Sendable {
     @usableFromInline @inline(never)
     func moveAfterRetake(_ p: Unmanaged<UMSPrimary>) {
         Counters.bump(Counters.unwrappedBounces)
+        UMSRetakeObserver.notify(.unwrappedBlocking, userContext)
         bounceToCompletionList(p.takeUnretainedValue())
     }
 

@@ -91,7 +91,7 @@ enum ConcRTBench {
         let shape = BlockmixShape(h)
         let (tasks, rounds, cpuUs, blockUs, ideal, note) = (shape.tasks, shape.rounds, shape.cpuUs, shape.blockUs,
                                                             shape.ideal, shape.note)
-        let ums = try h.median("blockmix ums") { () throws -> Double in
+        let ums = try h.traced(Scheduler.default) { try h.median("blockmix ums") { () throws -> Double in
             let g = TaskGroup(scheduler: .default)
             let t0 = csup_monotonic_ns()
             for _ in 0..<tasks {
@@ -104,7 +104,7 @@ enum ConcRTBench {
             }
             try g.wait()
             return Double(csup_monotonic_ns() - t0) / 1e6
-        }
+        } }
         h.report("blockmix", "ums", ums, "ms", note + String(format: " (%.2fx ideal)", ums / ideal))
         if !h.options.baselines { return }
         let tg = h.median("blockmix taskgroup", reps: 1) { () -> Double in

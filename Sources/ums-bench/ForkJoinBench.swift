@@ -14,7 +14,7 @@ enum ForkJoinBench {
         let n = h.options.iterations ?? 1_000_000
         let s = Scheduler.default
         var allocsPerOp = 0.0
-        let ns = try h.median("nullfork ums") {
+        let ns = try h.traced(s) { try h.median("nullfork ums") {
             try s.run { () throws -> Double in
                 let a0 = ums_malloc_count()
                 let t = timeNs {
@@ -23,7 +23,7 @@ enum ForkJoinBench {
                 allocsPerOp = Double(ums_malloc_count() - a0) / Double(n)
                 return t / Double(n)
             }
-        }
+        } }
         h.report("nullfork", "ums", ns, "ns/op", String(format: "(heap allocations per task: %.3f)", allocsPerOp))
 
         let bn = h.options.baselineIterations ?? 50_000

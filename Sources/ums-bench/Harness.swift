@@ -1,3 +1,4 @@
+import ConcRT
 import CSupport
 import Foundation
 
@@ -34,6 +35,18 @@ final class Harness: @unchecked Sendable {
 
     /// Runs `body` warmup + reps times; returns the median of what it returns.
     /// `reps` / `warmup` override --reps / --warmup for this figure.
+    /// Runs `body` with a timeline trace of `s` when `--trace FILE` was
+    /// given, and writes the trace there.
+    func traced<T>(_ s: Scheduler, _ body: () throws -> T) throws -> T {
+        guard let path = options.trace else { return try body() }
+        try s.startTrace()
+        let r = try body()
+        let t = try s.stopTrace()
+        try t.chromeTraceJSON().write(toFile: path, atomically: true, encoding: .utf8)
+        progress("ums-bench: trace of \(t.events.count) events (\(t.dropped) dropped) written to \(path)")
+        return r
+    }
+
     func median(_ label: String, reps: Int? = nil, warmup: Int? = nil, _ body: () throws -> Double) rethrows -> Double {
         let n = reps ?? self.reps
         for _ in 0..<(warmup ?? self.warmup) { _ = try body() }

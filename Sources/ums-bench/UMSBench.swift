@@ -122,6 +122,9 @@ struct UMSBench: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Run the in-process baselines of fib and blockmix too.")
     var baselines = true
 
+    @Option(help: ArgumentHelp("blockmix, nullfork: record a timeline trace of the measured runs and write it as Chrome / Perfetto trace JSON to FILE (render it with `ums-trace png`).", valueName: "FILE"))
+    var trace: String?
+
     @Flag(help: "idle: measure the idle virtual processors beside one busy one instead (prints idle-busy).")
     var busy = false
 
@@ -158,7 +161,7 @@ struct UMSBench: ParsableCommand {
         h.warmup = warmup
         h.options = BenchOptions(iterations: iterations, baselineIterations: baselineIterations, vps: vps,
                                  tasks: tasks, rounds: rounds, cpuUs: cpuUs, blockUs: blockUs,
-                                 baselines: baselines, contexts: contexts, n: n, busy: busy)
+                                 baselines: baselines, contexts: contexts, n: n, busy: busy, trace: trace)
         do {
             for w in selected {
                 h.progress("ums-bench: \(w.name)")

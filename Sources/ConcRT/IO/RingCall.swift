@@ -55,6 +55,8 @@ extension Context {
                 // Publish the tag, then look for an interruption (IO/IOInterruption.swift).
                 c.ioParkedVP.store(v.index, ordering: .relaxed)
                 c.ioParkedTag.store(tag, ordering: .sequentiallyConsistent)
+                c.waitSince.store(csup_coarse_ns(), ordering: .relaxed)   // for snapshots
+                v.trace(.block, c.id)
                 if c.ioInterruptPending.exchange(false, ordering: .sequentiallyConsistent) {
                     c.ioParkedTag.store(0, ordering: .relaxed)
                     return -ECANCELED

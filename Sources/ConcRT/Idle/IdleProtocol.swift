@@ -115,6 +115,8 @@ final class IdleProtocol: @unchecked Sendable {
         let s = vp.scheduler
         var interval = Self.firstWatchInterval
         vp.stats.idleSleeps.ownerIncrement()
+        vp.trace(.sleepBegin)
+        defer { vp.trace(.sleepEnd) }
         // A futex wait armed in the ring must not outlive the sleep: an
         // awake VP would absorb a wake-up meant for a sleeping one.
         defer { vp.ring?.disarm() }

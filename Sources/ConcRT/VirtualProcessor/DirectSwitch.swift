@@ -60,7 +60,7 @@ extension VirtualProcessor {
         guard let next = runQueue.takeRunnext() else { return nil }
         assert(switchedOut == nil, "VirtualProcessor.takeDirectSwitchTarget: VP \(index) already has a switched-out context")
         runnextStreak += 1
-        countSwitch()
+        countSwitch(to: next)
         switchedOut = from
         return next
     }

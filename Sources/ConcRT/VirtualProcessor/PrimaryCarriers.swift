@@ -113,6 +113,7 @@ final class VirtualProcessorRetake: UMSRetakeHandler, @unchecked Sendable {
         }
         reserved = nil
         vp.scheduler.stats.retakes.add()
+        vp.trace(.retake)
         c.assign(vp)
     }
 

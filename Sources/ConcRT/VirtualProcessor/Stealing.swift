@@ -34,6 +34,7 @@ extension VirtualProcessor {
         while true {
             if let item = stealOnce() {
                 stats.steals.ownerIncrement()
+                trace(.steal)
                 // More may be left: if nobody else is searching, wake one.
                 if s.idle.isLoneSearcher { s.idle.notifyWork(force: true) }
                 return .item(item)
@@ -77,6 +78,7 @@ extension VirtualProcessor {
                v.switchCount.load(ordering: .relaxed) == seenSwitches[i],
                let c = v.runQueue.steal() {
                 stats.steals.ownerIncrement()
+                trace(.steal)
                 pushRunnable(c, front: false)
                 return true
             }

@@ -22,7 +22,7 @@ extension VirtualProcessor {
             if vp.runOneTaskFirst {
                 vp.runOneTaskFirst = false
                 if let item = vp.pop() ?? scheduler.takeQueued(for: vp, context: ctx) {
-                    vp.runCounted(item)
+                    vp.runCounted(item, ctx)
                     continue
                 }
             }
@@ -31,15 +31,15 @@ extension VirtualProcessor {
                 return .handoff
             }
             if let item = vp.pop() {
-                vp.runCounted(item)
+                vp.runCounted(item, ctx)
                 continue
             }
             if let item = scheduler.takeQueued(for: vp, context: ctx) {
-                vp.runCounted(item)
+                vp.runCounted(item, ctx)
                 continue
             }
             switch vp.search(ctx) {
-            case .item(let item): vp.runCounted(item)
+            case .item(let item): vp.runCounted(item, ctx)
             case .handoff: return .handoff
             case .nothing: return .idle
             }
@@ -48,8 +48,10 @@ extension VirtualProcessor {
 
     /// Runs one work item and counts it.
     @inline(__always)
-    func runCounted(_ item: WorkItem) {
+    func runCounted(_ item: WorkItem, _ ctx: Context) {
         stats.tasksRun.ownerIncrement()
+        trace(.taskBegin, ctx.id)
         runWorkItem(item)
+        ctx.withVP { $0.trace(.taskEnd, ctx.id) }   // it may have moved
     }
 }

@@ -61,6 +61,17 @@ final class VirtualProcessor: @unchecked Sendable {
     /// window knows this VP is stuck in one context and may take its
     /// runnable contexts.
     let switchCount = Atomic<Int>(0)
+    /// Id of the context this VP switched in last (relaxed; owner-written
+    /// at every switch, read by snapshots and the watchdog: see
+    /// Reflection/ContextActivity.swift).
+    let runningContextID = Atomic<Int>(0)
+    /// Linux thread id of the pthread carrying this VP now (relaxed; set
+    /// when a carrier starts running the VP, read by the watchdog to
+    /// capture a long task's backtrace).
+    let carrierTID = Atomic<Int64>(0)
+    /// The running trace's buffer (a csup_trace_buf pointer; 0: no trace).
+    /// Release on publish, acquire at each trace point (Reflection/Trace.swift).
+    let traceBuffer = Atomic<UInt>(0)
     /// Thief-side snapshot of the other VPs' switch counts (owner-only).
     @exclusivity(unchecked) var seenSwitches: [Int] = []
     /// Set when the last task context found nothing: sleep next.
@@ -202,6 +213,7 @@ final class VirtualProcessor: @unchecked Sendable {
         // The slot belongs to the VP, not to this pthread: a replacement
         // carrier after a retake keeps it; it is released when the VP leaves.
         if processSlot < 0 { processSlot = ProcessSlots.acquire() }
+        carrierTID.store(csup_gettid(), ordering: .relaxed)
         let list = scheduler.completionList
         while true {
             if !list.isEmpty {
@@ -220,7 +232,11 @@ final class VirtualProcessor: @unchecked Sendable {
             }
             // Timers: the contexts they wake are queued here; a batch of
             // several wakes a sleeping VP to share them.
-            if scheduler.timers.fireExpired(on: self) > 1 { scheduler.idle.notifyWork() }
+            let fired = scheduler.timers.fireExpired(on: self)
+            if fired > 0 {
+                trace(.timers, fired)
+                if fired > 1 { scheduler.idle.notifyWork() }
+            }
             if let c = takeFairTurn() {
                 passOnWakeUp()
                 if !execute(c, primary) { return true }
@@ -277,7 +293,7 @@ final class VirtualProcessor: @unchecked Sendable {
             c.vpRef = Unmanaged.passUnretained(self)
             return c.threadRef.unsafelyUnwrapped
         }
-        countSwitch()
+        countSwitch(to: context)
         let r: (result: UMSExecuteResult, thread: Unmanaged<UMSThread>, userContext: UnsafeMutableRawPointer?)
         do {
             r = try thread._withUnsafeGuaranteedRef { try primary.executeReportingThread($0) }
@@ -339,7 +355,10 @@ final class VirtualProcessor: @unchecked Sendable {
     }
 
     @inline(__always)
-    func countSwitch() {
+    func countSwitch(to c: Unmanaged<Context>) {
+        let id = c._withUnsafeGuaranteedRef { $0.id }
+        runningContextID.store(id, ordering: .relaxed)
+        trace(.switchIn, id)
         stats.contextSwitches.ownerIncrement()
         switchCount.store(switchCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
     }
@@ -369,6 +388,7 @@ final class VirtualProcessor: @unchecked Sendable {
         assert(c.yieldReason == .idle || c.yieldReason == .handoff,
                "VirtualProcessor.cache: context \(c.id) is \(c.yieldReason), not idle")
         if idleCache.count < scheduler.policy.localContextCacheSize {
+            c.isCachedIdle.store(true, ordering: .relaxed)
             idleCache.append(c)
         } else {
             terminate(c, primary)
@@ -390,6 +410,7 @@ final class VirtualProcessor: @unchecked Sendable {
     /// A cached idle context, else a new one (nil when none can be made).
     func takeIdleContext() -> Context? {
         if let c = idleCache.popLast() {
+            c.isCachedIdle.store(false, ordering: .relaxed)
             assert(c.yieldReason == .idle || c.yieldReason == .handoff,
                    "VirtualProcessor.takeIdleContext: cached context \(c.id) is \(c.yieldReason)")
             return c

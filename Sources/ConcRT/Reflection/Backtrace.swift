@@ -1,0 +1,148 @@
+import CSupport
+import Synchronization
+
+/// Return addresses of a context or thread, innermost first, found by
+/// walking frame pointers (CSupport/backtrace.c), and symbolized on demand
+/// from the objects' ELF symbol tables, with Swift names demangled.
+/// [no ConcRT equivalent: what a debugger's Parallel Stacks window shows]
+public struct Backtrace: Sendable, Equatable, CustomStringConvertible {
+    /// The addresses: return addresses, except the first one of a captured
+    /// running thread, which is the interrupted instruction.
+    public let addresses: [UInt]
+    /// True when `addresses[0]` is an instruction rather than a return address.
+    public let firstIsInstruction: Bool
+
+    public init(addresses: [UInt], firstIsInstruction: Bool = false) {
+        self.addresses = addresses
+        self.firstIsInstruction = firstIsInstruction
+    }
+
+    /// One symbolized frame.
+    public struct Frame: Sendable, Equatable, CustomStringConvertible {
+        public let address: UInt
+        /// The function's name, demangled for Swift, or nil when unknown.
+        public let symbol: String?
+        /// Bytes from the function's start.
+        public let offset: UInt
+        /// The object (executable or shared library) that holds it.
+        public let image: String?
+
+        public var description: String {
+            let img = image.map { String($0.split(separator: "/").last ?? Substring($0)) } ?? "?"
+            return "0x\(String(address, radix: 16)) \(symbol ?? "?") + \(offset) (\(img))"
+        }
+    }
+
+    /// The frames, symbolized (cached per address: symbolizing reads each
+    /// object's symbol table once).
+    public var frames: [Frame] {
+        addresses.enumerated().map { i, a in
+            // A return address points after its call: look up the call.
+            Self.symbolize(i == 0 && firstIsInstruction ? a : a &- 1, shownAs: a)
+        }
+    }
+
+    /// The frames after the runtime's own leading ones (the switch, the
+    /// wait primitive, the blocking-call wrapper): where user code waits.
+    /// All frames when every one is the runtime's.
+    public var userFrames: [Frame] {
+        let all = frames
+        let user = all.drop { f in f.symbol.map(Self.isRuntimeSymbol) ?? false }
+        return user.isEmpty ? all : Array(user)
+    }
+
+    static func isRuntimeSymbol(_ s: String) -> Bool {
+        if s.hasPrefix("csup_") || s == "do_switch" || s.hasPrefix("$s") { return true }
+        var name = Array(s.utf8)
+        // "closure #1 (…) -> … in ConcRT.X": judge by what it is in.
+        if s.hasPrefix("closure") || s.hasPrefix("implicit closure") || s.hasPrefix("generic specialization") {
+            let marker = Array(" in ".utf8)
+            if name.count > marker.count {
+                var i = name.count - marker.count
+                while i >= 0 && Array(name[i..<(i + marker.count)]) != marker { i -= 1 }
+                if i >= 0 { name = Array(name[(i + marker.count)...]) }
+            }
+        }
+        var rest = String(decoding: name, as: UTF8.self)
+        if rest.hasPrefix("static ") { rest = String(rest.dropFirst(7)) }
+        return rest.hasPrefix("ConcRT.") || rest.hasPrefix("UMS.")
+    }
+
+    public var description: String {
+        frames.enumerated().map { "#\($0.offset) \($0.element)" }.joined(separator: "\n")
+    }
+
+    /// The caller's own backtrace (this function's frame excluded).
+    @inline(never)
+    public static func current(skip: Int = 0) -> Backtrace {
+        var buf = [UInt](repeating: 0, count: 64)
+        let n = buf.withUnsafeMutableBufferPointer { b in
+            // +1: csup_backtrace_here's caller is this function.
+            Int(csup_backtrace_here(b.baseAddress, Int32(b.count), Int32(skip + 1)))
+        }
+        return Backtrace(addresses: Array(buf.prefix(n)))
+    }
+
+    /// A suspended context's backtrace from its context record (see
+    /// csup_ctx_backtrace: the record must stay alive; a stack that went
+    /// away only ends the walk).
+    static func ofSuspended(_ record: OpaquePointer) -> Backtrace {
+        var buf = [UInt](repeating: 0, count: 64)
+        let n = buf.withUnsafeMutableBufferPointer { b in
+            Int(csup_ctx_backtrace(record, b.baseAddress, Int32(b.count)))
+        }
+        return Backtrace(addresses: Array(buf.prefix(n)))
+    }
+
+    /// A running pthread's backtrace, taken by a signal (see
+    /// csup_thread_backtrace), walking only within `stack` when given.
+    /// nil when the thread did not answer in time.
+    static func ofRunningThread(tid: Int64, stack record: OpaquePointer?, timeout: Duration) -> Backtrace? {
+        var lo: UInt = 0, hi: UInt = 0
+        if let record { csup_ctx_stack_bounds(record, &lo, &hi) }
+        var buf = [UInt](repeating: 0, count: 64)
+        let n = buf.withUnsafeMutableBufferPointer { b in
+            Int(csup_thread_backtrace(tid, lo, hi, b.baseAddress, Int32(b.count), timeout.saturatingNanoseconds))
+        }
+        guard n > 0 else { return nil }
+        return Backtrace(addresses: Array(buf.prefix(n)), firstIsInstruction: true)
+    }
+
+    private static let cache = Mutex<[UInt: Frame]>([:])
+
+    private static func symbolize(_ lookup: UInt, shownAs address: UInt) -> Frame {
+        if let f = cache.withLock({ $0[address] }) { return f }
+        var name = [CChar](repeating: 0, count: 1024)
+        var image = [CChar](repeating: 0, count: 512)
+        var offset: UInt = 0
+        let found = csup_symbolize(lookup, &name, name.count, &offset, &image, image.count)
+        let symbol: String? = found == 1 ? demangle(String(cString: name)) : nil
+        let imageName: String? = found >= 0 ? String(cString: image) : nil
+        let f = Frame(address: address, symbol: symbol, offset: found == 1 ? offset + (address - lookup) : 0,
+                      image: imageName?.isEmpty == false ? imageName : nil)
+        cache.withLock { c in
+            if c.count > 100_000 { c.removeAll() }
+            c[address] = f
+        }
+        return f
+    }
+
+    /// Demangles a Swift symbol ($s…, _$s…); other names are returned as is.
+    static func demangle(_ mangled: String) -> String {
+        guard mangled.hasPrefix("$s") || mangled.hasPrefix("_$s") || mangled.hasPrefix("$S") else { return mangled }
+        return mangled.withCString { p in
+            guard let out = _swiftDemangle(p, strlen(p), nil, nil, 0) else { return mangled }
+            defer { free(out) }
+            return String(cString: out)
+        }
+    }
+}
+
+/// libswiftCore's demangler (exported; returns a malloc'ed string or nil).
+@_silgen_name("swift_demangle")
+private func _swiftDemangle(_ mangled: UnsafePointer<CChar>?, _ length: Int, _ out: UnsafeMutablePointer<CChar>?,
+                            _ outLength: UnsafeMutablePointer<Int>?, _ flags: UInt32) -> UnsafeMutablePointer<CChar>?
+
+#if canImport(Glibc)
+import Glibc
+#endif

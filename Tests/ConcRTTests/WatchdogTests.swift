@@ -1,0 +1,141 @@
+import TestSupport
+import Foundation
+import Synchronization
+import XCTest
+@testable import ConcRT
+import CSupport
+import UMS
+
+/// The watchdog: long tasks, long waits, and retake call sites, reported
+/// through the replaceable handler.
+final class WatchdogTests: XCTestCase {
+    /// Collects reports while a test runs.
+    final class Collector: Sendable {
+        let reports = Mutex<[WatchdogReport]>([])
+        init() { Watchdog.setReportHandler { [self] r in reports.withLock { $0.append(r) } } }
+        func stop() { Watchdog.setReportHandler(nil) }
+        var all: [WatchdogReport] { reports.withLock { $0 } }
+    }
+
+    @inline(never)
+    static func spinForWatchdog(milliseconds: Int64) {
+        let end = csup_monotonic_ns() + milliseconds * 1_000_000
+        while csup_monotonic_ns() < end { csup_cpu_relax() }
+    }
+
+    @inline(never)
+    static func waitForWatchdog(_ e: Event) {
+        e.wait()
+        csup_cpu_relax()
+    }
+
+    @inline(never)
+    static func sleepAtOneSiteForWatchdog() {
+        Blocking.call { _ = usleep(30_000) }
+    }
+
+    /// A 300 ms spin in a labelled task is reported once (default
+    /// threshold 100 ms), with its label, VP and backtrace.
+    func testLongSpinIsReportedOnceWithLabel() throws {
+        let collector = Collector()
+        defer { collector.stop() }
+        let s = try makeScheduler(2)
+        runAsTask(s) {
+            Context.withLabel("spin-300") { Self.spinForWatchdog(milliseconds: 300) }
+        }.wait()
+        usleep(150_000)   // a late sample would report now
+        try s.shutdown()
+        let mine = collector.all.filter { $0.label == "spin-300" }
+        XCTAssertEqual(mine.count, 1, "\(collector.all)")
+        guard let r = mine.first else { return }
+        XCTAssertEqual(r.kind, .longTask)
+        XCTAssertNotNil(r.virtualProcessor)
+        XCTAssertGreaterThanOrEqual(r.duration ?? .zero, .milliseconds(100))
+        let names = r.backtrace?.frames.compactMap(\.symbol).joined(separator: "\n") ?? "(none)"
+        XCTAssertTrue(names.contains("spinForWatchdog"), names)
+        XCTAssertTrue(r.description.contains("spin-300"), r.description)
+    }
+
+    /// A run of short tasks, waits and locks reports nothing.
+    func testWellBehavedRunIsSilent() throws {
+        let collector = Collector()
+        defer { collector.stop() }
+        let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 2, maxConcurrency: 2,
+                                                      longTaskReportAfter: .milliseconds(100),
+                                                      longWaitReportAfter: .milliseconds(300)))
+        let rounds = Sanitizer.scaled(longMode ? 100 : 20, underTSan: 5)
+        let lock = CriticalSection()
+        let total = Box<Int>(0)
+        for _ in 0..<rounds {
+            let done = Counter()
+            for _ in 0..<50 {
+                let a = Event()
+                s.scheduleTask { a.wait(); lock.withLock { total.value += 1 }; done.add() }
+                s.scheduleTask { Self.spinForWatchdog(milliseconds: 1); a.set(); done.add() }
+            }
+            XCTAssertTrue(eventually { done.value == 100 })
+        }
+        usleep(200_000)
+        try s.shutdown()
+        XCTAssertEqual(lock.withLock { total.value }, rounds * 50)
+        XCTAssertEqual(collector.all.filter { $0.kind == .longTask || $0.kind == .longWait }.count, 0, "\(collector.all)")
+    }
+
+    /// A context that waits on one event past the threshold is reported
+    /// once as a possible deadlock, with where it waits.
+    func testLongWaitIsReportedAsPossibleDeadlock() throws {
+        let collector = Collector()
+        defer { collector.stop() }
+        let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 1,
+                                                      longWaitReportAfter: .milliseconds(200)))
+        let e = Event()
+        let id = Box<Int>(-1)
+        let done = runAsTask(s) {
+            id.value = Context.current!.id
+            Self.waitForWatchdog(e)
+        }
+        usleep(700_000)
+        e.set()
+        done.wait()
+        try s.shutdown()
+        let mine = collector.all.filter { $0.kind == .longWait && $0.contextID == id.value }
+        XCTAssertEqual(mine.count, 1, "\(collector.all)")
+        guard let r = mine.first else { return }
+        XCTAssertTrue(r.detail.contains("event 0x\(String(UInt(bitPattern: ObjectIdentifier(e)), radix: 16))"), r.detail)
+        XCTAssertGreaterThanOrEqual(r.duration ?? .zero, .milliseconds(190))
+        let names = r.backtrace?.frames.compactMap(\.symbol).joined(separator: "\n") ?? "(none)"
+        XCTAssertTrue(names.contains("waitForWatchdog"), names)
+    }
+
+    /// Retakes at one call site are reported once, with that site.
+    func testRetakeIsReportedOncePerCallSite() throws {
+        let collector = Collector()
+        defer { collector.stop() }
+        let s = try makeScheduler(1, ring: false)
+        let calls = 4
+        runAsTask(s) {
+            for _ in 0..<calls {
+                s.scheduleTask { }   // other work waits: the monitor retakes
+                Self.sleepAtOneSiteForWatchdog()
+            }
+        }.wait()
+        let retakes = s.statistics.retakes
+        try s.shutdown()
+        XCTAssertGreaterThanOrEqual(retakes, 2, "\(s.statistics)")
+        let mine = collector.all.filter { r in
+            r.kind == .retake && (r.backtrace?.frames.contains { $0.symbol?.contains("sleepAtOneSiteForWatchdog") == true } ?? false)
+        }
+        XCTAssertEqual(mine.count, 1, mine.map { $0.backtrace!.description }.joined(separator: "\n\n"))
+        XCTAssertTrue(mine.first?.detail.contains("call") ?? false)
+    }
+
+    /// Thresholds outside their range are refused, naming the field.
+    func testWatchdogPolicyIsValidated() {
+        XCTAssertThrowsError(try Scheduler(policy: SchedulerPolicy(longTaskReportAfter: .microseconds(10)))) { e in
+            XCTAssertTrue("\(e)".contains("longTaskReportAfter"), "\(e)")
+        }
+        XCTAssertThrowsError(try Scheduler(policy: SchedulerPolicy(longWaitReportAfter: .seconds(100_000)))) { e in
+            XCTAssertTrue("\(e)".contains("longWaitReportAfter"), "\(e)")
+        }
+    }
+}

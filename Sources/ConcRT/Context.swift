@@ -101,7 +101,7 @@ public final class Context: @unchecked Sendable {
     let isCachedIdle = Atomic<Bool>(false)
     /// The label given to this context, or to the task it runs now
     /// (``Context/withLabel(_:_:)``).
-    let labelStorage = Mutex<String?>(nil)
+    let labelStorage = MigrationSafeMutex<String?>(nil)
 
     /// True while the context waits: parked on an event, or blocked (a
     /// lock, a timed or multiple wait, a join, ``block()``). A snapshot.

@@ -46,7 +46,7 @@ public final class Scheduler: @unchecked Sendable {
     /// Watchdog samples and reported waits (Reflection/Watchdog.swift).
     let watch: SchedulerWatch
     /// Trace buffers, running and retired (Reflection/Trace.swift).
-    let traceState = Mutex(TraceState())
+    let traceState = MigrationSafeMutex(TraceState())
     /// Sleeping, searching and waking VPs (Idle/IdleProtocol.swift).
     let idle: IdleProtocol
     let spinNanoseconds: Int64 = 30_000

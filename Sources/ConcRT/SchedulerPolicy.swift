@@ -66,7 +66,8 @@ public struct SchedulerPolicy: Sendable, Equatable {
     public var useIORing: Bool
     /// Watchdog: a virtual processor that stays in one task this long is
     /// reported once, with the task's label and backtrace (the cooperative
-    /// trap made visible). nil: off. Default 100 ms. See ``Watchdog``.
+    /// trap made visible). nil: off. Default 100 ms (nil when the
+    /// environment has `UMS_WATCHDOG=0`). See ``Watchdog``.
     public var longTaskReportAfter: Duration?
     /// Watchdog: a context that waits on one event or lock this long is
     /// reported once as a possible deadlock. nil: off. Default 10 s.
@@ -74,6 +75,14 @@ public struct SchedulerPolicy: Sendable, Equatable {
     /// Watchdog: a retake and an unwrapped blocking call are reported the
     /// first time they happen at each call site. Default true.
     public var reportRetakeSites: Bool
+
+    /// `UMS_WATCHDOG=0` in the environment turns the watchdog's defaults
+    /// off (no long-task, long-wait or retake-site reports; for example
+    /// under valgrind, which does not take the capture signal well).
+    public static var watchdogFromEnvironment: Bool {
+        guard let v = getenv("UMS_WATCHDOG") else { return true }
+        return String(cString: v) != "0"
+    }
 
     /// `UMS_IO_URING=0` in the environment turns the ring off by default.
     public static var ioRingFromEnvironment: Bool {
@@ -109,9 +118,9 @@ public struct SchedulerPolicy: Sendable, Equatable {
                 retakeAfter: Duration? = .microseconds(20),
                 detectUnwrappedBlocking: Bool = false,
                 useIORing: Bool = SchedulerPolicy.ioRingFromEnvironment,
-                longTaskReportAfter: Duration? = .milliseconds(100),
-                longWaitReportAfter: Duration? = .seconds(10),
-                reportRetakeSites: Bool = true) {
+                longTaskReportAfter: Duration? = SchedulerPolicy.watchdogFromEnvironment ? .milliseconds(100) : nil,
+                longWaitReportAfter: Duration? = SchedulerPolicy.watchdogFromEnvironment ? .seconds(10) : nil,
+                reportRetakeSites: Bool = SchedulerPolicy.watchdogFromEnvironment) {
         let n = Self.availableConcurrency
         self.maxConcurrency = maxConcurrency ?? max(n, minConcurrency ?? 1)
         self.minConcurrency = minConcurrency ?? min(n, self.maxConcurrency)

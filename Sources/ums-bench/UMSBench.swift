@@ -27,6 +27,7 @@ let workloads: [(name: String, summary: String, run: @Sendable (Harness) throws 
     ("iops", "256 contexts, 4 KiB random preads of a cached 256 MiB file for 1 s; ops/s", IOBench.run),
     ("idle", "CPU burnt by an idle scheduler; --busy: beside a busy VP; cpu-ms/s", IdleBench.run),
     ("contexts", "100,000 tasks blocked on an event; KiB RSS each, ms", ConcRTBench.contexts),
+    ("snapshot", "10,000 contexts (--contexts) blocked on events: one Scheduler.snapshot(), without and with backtraces, and as text; ms", ReflectionBench.run),
     ("async-blockmix", "blockmix as 256 async TaskGroup children, unwrapped nanosleep(2); on our executor (+ wrapped) vs default; ms", AsyncBench.blockmix),
     ("async-nullfork", "TaskGroup: spawn one empty async child and await it, 100,000 times; ours vs default; ns/op", AsyncBench.nullfork),
     ("async-fib", "fib(25), one TaskGroup child per call (25: the default executor is slow); ours vs default; ms", AsyncBench.fib),

@@ -125,7 +125,7 @@ final class WatchdogTests: XCTestCase {
         let mine = collector.all.filter { r in
             r.kind == .retake && (r.backtrace?.frames.contains { $0.symbol?.contains("sleepAtOneSiteForWatchdog") == true } ?? false)
         }
-        XCTAssertEqual(mine.count, 1, mine.map { $0.backtrace!.description }.joined(separator: "\n\n"))
+        XCTAssertEqual(mine.count, 1, collector.all.map { "\($0)\n\($0.backtrace?.description ?? "")" }.joined(separator: "\n\n"))
         XCTAssertTrue(mine.first?.detail.contains("call") ?? false)
     }
 

@@ -51,21 +51,43 @@ public struct Backtrace: Sendable, Equatable, CustomStringConvertible {
         return user.isEmpty ? all : Array(user)
     }
 
+    /// The first frame of the caller of the runtime: past the leading
+    /// run of runtime frames (and the standard library's and thunks'
+    /// frames among them). nil when every frame is the runtime's.
+    var callSite: Frame? {
+        frames.first { f in
+            guard let s = f.symbol else { return true }
+            return !(Self.isRuntimeSymbol(s) || s.hasPrefix("Swift.") || s.hasPrefix("reabstraction thunk")
+                     || s.hasPrefix("partial apply") || s.hasPrefix("thunk for"))
+        }
+    }
+
     static func isRuntimeSymbol(_ s: String) -> Bool {
         if s.hasPrefix("csup_") || s == "do_switch" || s.hasPrefix("$s") { return true }
-        var name = Array(s.utf8)
-        // "closure #1 (…) -> … in ConcRT.X": judge by what it is in.
-        if s.hasPrefix("closure") || s.hasPrefix("implicit closure") || s.hasPrefix("generic specialization") {
-            let marker = Array(" in ".utf8)
-            if name.count > marker.count {
-                var i = name.count - marker.count
-                while i >= 0 && Array(name[i..<(i + marker.count)]) != marker { i -= 1 }
-                if i >= 0 { name = Array(name[(i + marker.count)...]) }
-            }
+        // "closure #1 (…) -> … in closure #2 … in ConcRT.X": judge by what
+        // it is in (the first " in " each time: the part after it may hold
+        // a private discriminator, "(name in _HASH)").
+        var rest = Substring(s)
+        let prefixes = ["closure", "implicit closure", "generic specialization", "partial apply", "reabstraction thunk",
+                        "merged ", "outlined ", "specialized "]
+        while prefixes.contains(where: { rest.hasPrefix($0) }), let r = Self.firstRange(of: " in ", in: rest) {
+            rest = rest[r.upperBound...]
         }
-        var rest = String(decoding: name, as: UTF8.self)
-        if rest.hasPrefix("static ") { rest = String(rest.dropFirst(7)) }
+        if rest.hasPrefix("static ") { rest = rest.dropFirst(7) }
         return rest.hasPrefix("ConcRT.") || rest.hasPrefix("UMS.")
+    }
+
+    /// The first occurrence of `needle` in `text` (no Foundation here).
+    static func firstRange(of needle: String, in text: Substring) -> Range<Substring.Index>? {
+        guard let first = needle.first else { return nil }
+        var i = text.startIndex
+        while i < text.endIndex {
+            if text[i] == first, text[i...].hasPrefix(needle) {
+                return i..<text.index(i, offsetBy: needle.count)
+            }
+            i = text.index(after: i)
+        }
+        return nil
     }
 
     public var description: String {
@@ -108,7 +130,7 @@ public struct Backtrace: Sendable, Equatable, CustomStringConvertible {
         return Backtrace(addresses: Array(buf.prefix(n)), firstIsInstruction: true)
     }
 
-    private static let cache = Mutex<[UInt: Frame]>([:])
+    private static let cache = MigrationSafeMutex<[UInt: Frame]>([:])
 
     private static func symbolize(_ lookup: UInt, shownAs address: UInt) -> Frame {
         if let f = cache.withLock({ $0[address] }) { return f }

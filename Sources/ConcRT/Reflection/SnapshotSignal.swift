@@ -22,9 +22,9 @@ enum SnapshotSignal {
         weak var scheduler: Scheduler?
         init(_ s: Scheduler) { scheduler = s }
     }
-    private static let live = Mutex<[ObjectIdentifier: WeakScheduler]>([:])
+    private static let live = MigrationSafeMutex<[ObjectIdentifier: WeakScheduler]>([:])
     private static let environmentRead = Atomic<Bool>(false)
-    private static let readers = Mutex<Set<Int32>>([])
+    private static let readers = MigrationSafeMutex<Set<Int32>>([])
 
     static func register(_ s: Scheduler) { live.withLock { $0[ObjectIdentifier(s)] = WeakScheduler(s) } }
     static func unregister(_ s: Scheduler) { live.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(s)) } }

@@ -80,7 +80,7 @@ public enum Watchdog {
         let f: Handler
         init(_ f: @escaping Handler) { self.f = f }
     }
-    private static let handler = Mutex<HandlerBox?>(nil)
+    private static let handler = MigrationSafeMutex<HandlerBox?>(nil)
 
     /// Replaces the report handler (nil restores the default, one line on
     /// stderr). Process-wide.
@@ -104,7 +104,7 @@ public enum Watchdog {
         init(_ s: Scheduler) { scheduler = s }
     }
 
-    private static let watched = Mutex<[ObjectIdentifier: WeakScheduler]>([:])
+    private static let watched = MigrationSafeMutex<[ObjectIdentifier: WeakScheduler]>([:])
     /// Bumped on each registration; the thread sleeps on it when nothing is
     /// watched (futex word; release on bump, acquire on read).
     nonisolated(unsafe) private static let registrations: UnsafeMutablePointer<UInt32> = {
@@ -163,7 +163,7 @@ public enum Watchdog {
     // MARK: Retakes
 
     private static let retakeObserverInstalled = Atomic<Bool>(false)
-    private static let retakeSites = Mutex<Set<Int>>([])
+    private static let retakeSites = MigrationSafeMutex<Set<Int>>([])
 
     private static func installRetakeObserver() {
         if retakeObserverInstalled.exchange(true, ordering: .acquiringAndReleasing) { return }
@@ -174,8 +174,11 @@ public enum Watchdog {
             let c = Unmanaged<Context>.fromOpaque(userContext).takeUnretainedValue()
             guard c.scheduler.policy.reportRetakeSites else { return }
             let bt = Backtrace.current(skip: 1)
+            // The call site: the first frame outside the runtime (symbols
+            // are cached per address, so this is cheap after the first time).
+            let site = bt.callSite
             var h = Hasher()
-            for a in bt.addresses.prefix(12) { h.combine(a) }
+            if let site { h.combine(site.address) } else { for a in bt.addresses { h.combine(a) } }
             let key = h.finalize()
             let first = Watchdog.retakeSites.withLock { $0.insert(key).inserted }
             guard first else { return }
@@ -198,7 +201,7 @@ final class SchedulerWatch: Sendable {
         /// Context id -> the waitSince already reported.
         var reportedWaits: [Int: Int64] = [:]
     }
-    private let state = Mutex(State())
+    private let state = MigrationSafeMutex(State())
     let longTask: Int64?
     let longWait: Int64?
     /// Sampling period (ns).

@@ -29,7 +29,7 @@ public enum UMSRetakeObserver {
         let f: Observer
         init(_ f: @escaping Observer) { self.f = f }
     }
-    private static let observer = Mutex<Box?>(nil)
+    private static let observer = MigrationSafeMutex<Box?>(nil)
     /// Set while an observer is installed (relaxed: a stale read only
     /// skips or takes the lock once).
     private static let installed = Atomic<Bool>(false)

@@ -1,0 +1,142 @@
+import Foundation
+
+/// One event of a Chrome trace-event file (the "Trace Event Format" that
+/// chrome://tracing and Perfetto read). Times are in microseconds.
+public struct TraceEvent: Sendable, Equatable {
+    /// `ph`: "B" begin, "E" end, "X" complete, "i"/"I" instant, "M" metadata, others kept as is.
+    public var phase: String
+    public var name: String
+    public var category: String?
+    public var pid: Int
+    public var tid: Int
+    /// `ts` in microseconds; nil only for metadata events.
+    public var ts: Double?
+    /// `dur` in microseconds, for "X" events.
+    public var dur: Double?
+    /// `args`, values rendered as strings.
+    public var args: [String: String]
+    /// Position in the file's event array (0-based), for messages.
+    public var index: Int
+
+    public var track: TrackID { TrackID(pid: pid, tid: tid) }
+}
+
+/// A timeline row: one (pid, tid) pair. Ordered by pid, then tid.
+public struct TrackID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var pid: Int
+    public var tid: Int
+    public init(pid: Int, tid: Int) { self.pid = pid; self.tid = tid }
+    public static func < (a: TrackID, b: TrackID) -> Bool { (a.pid, a.tid) < (b.pid, b.tid) }
+    public var description: String { "pid \(pid) tid \(tid)" }
+}
+
+/// The file could not be read as trace-event JSON.
+public struct TraceParseError: Error, CustomStringConvertible, Equatable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A parsed trace: its events in file order and its thread names.
+public struct ChromeTrace: Sendable {
+    public var events: [TraceEvent]
+    /// `displayTimeUnit`, if given ("ms" or "ns").
+    public var displayTimeUnit: String?
+    /// Names from `thread_name` metadata events.
+    public var threadNames: [TrackID: String]
+
+    public init(events: [TraceEvent], displayTimeUnit: String? = nil, threadNames: [TrackID: String] = [:]) {
+        self.events = events
+        self.displayTimeUnit = displayTimeUnit
+        self.threadNames = threadNames
+    }
+
+    /// Reads and parses the file at `path`.
+    public static func load(path: String) throws(TraceParseError) -> ChromeTrace {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TraceParseError("\(path): cannot read the file")
+        }
+        do { return try parse(data) } catch { throw TraceParseError("\(path): \(error.message)") }
+    }
+
+    /// Parses the object form `{"traceEvents": [...], ...}` or the bare
+    /// array form `[...]`.
+    public static func parse(_ data: Data) throws(TraceParseError) -> ChromeTrace {
+        let root: Any
+        do { root = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
+            throw TraceParseError("not valid JSON: \((error as NSError).localizedDescription)")
+        }
+        var unit: String?
+        let list: [Any]
+        if let obj = root as? [String: Any] {
+            guard let te = obj["traceEvents"] else { throw TraceParseError("the top-level object has no \"traceEvents\" array") }
+            guard let arr = te as? [Any] else { throw TraceParseError("\"traceEvents\" is not an array") }
+            list = arr
+            unit = obj["displayTimeUnit"] as? String
+        } else if let arr = root as? [Any] {
+            list = arr
+        } else {
+            throw TraceParseError("the top level is neither an object with \"traceEvents\" nor an array of events")
+        }
+        var events: [TraceEvent] = []
+        events.reserveCapacity(list.count)
+        var names: [TrackID: String] = [:]
+        for (i, item) in list.enumerated() {
+            let e = try event(item, index: i)
+            if e.phase == "M" && e.name == "thread_name", let n = e.args["name"] { names[e.track] = n }
+            events.append(e)
+        }
+        return ChromeTrace(events: events, displayTimeUnit: unit, threadNames: names)
+    }
+
+    static func number(_ v: Any?) -> Double? {
+        switch v {
+        case let i as Int: return Double(i)
+        case let d as Double: return d
+        case let n as NSNumber: return n.doubleValue
+        case let s as String: return Double(s)
+        default: return nil
+        }
+    }
+
+    static func event(_ item: Any, index i: Int) throws(TraceParseError) -> TraceEvent {
+        guard let o = item as? [String: Any] else { throw TraceParseError("event #\(i) is not an object") }
+        guard let ph = o["ph"] as? String, !ph.isEmpty else { throw TraceParseError("event #\(i) has no \"ph\" (phase)") }
+        let name = o["name"] as? String ?? ""
+        func id(_ key: String) throws(TraceParseError) -> Int {
+            guard let v = o[key] else { return 0 }
+            guard let d = number(v), d == d.rounded(), abs(d) < 1e15 else {
+                throw TraceParseError("event #\(i) (\(ph) \"\(name)\"): \"\(key)\" is not an integer: \(v)")
+            }
+            return Int(d)
+        }
+        let pid = try id("pid"), tid = try id("tid")
+        var ts: Double?
+        if let v = o["ts"] {
+            guard let d = number(v), d.isFinite else {
+                throw TraceParseError("event #\(i) (\(ph) \"\(name)\"): \"ts\" is not a number: \(v)")
+            }
+            ts = d
+        }
+        var dur: Double?
+        if let v = o["dur"] {
+            guard let d = number(v), d.isFinite else {
+                throw TraceParseError("event #\(i) (\(ph) \"\(name)\"): \"dur\" is not a number: \(v)")
+            }
+            dur = d
+        }
+        if ["B", "E", "X", "i", "I"].contains(ph) && ts == nil {
+            throw TraceParseError("event #\(i) (\(ph) \"\(name)\") on pid \(pid) tid \(tid) has no \"ts\"")
+        }
+        if ph == "X" {
+            guard let d = dur else { throw TraceParseError("event #\(i) (X \"\(name)\") has no \"dur\"") }
+            if d < 0 { throw TraceParseError("event #\(i) (X \"\(name)\") has a negative \"dur\": \(d)") }
+        }
+        var args: [String: String] = [:]
+        if let a = o["args"] as? [String: Any] {
+            for (k, v) in a { args[k] = v as? String ?? "\(v)" }
+        }
+        return TraceEvent(phase: ph == "I" ? "i" : ph, name: name, category: o["cat"] as? String,
+                          pid: pid, tid: tid, ts: ts, dur: dur, args: args, index: i)
+    }
+}

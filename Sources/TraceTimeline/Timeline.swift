@@ -1,0 +1,131 @@
+/// A duration on one track: a matched B/E pair or an X event.
+public struct Span: Sendable, Equatable {
+    public var name: String
+    /// Microseconds.
+    public var start: Double
+    public var end: Double
+    /// Spans open around it on the same track when it began (0 = outermost).
+    public var depth: Int
+    public var duration: Double { end - start }
+}
+
+/// A point event ("i") on one track.
+public struct Instant: Sendable, Equatable {
+    public var name: String
+    public var ts: Double
+}
+
+/// One row of the timeline.
+public struct Track: Sendable {
+    public var id: TrackID
+    /// The `thread_name` metadata, else "runtime" for tid 1000, else "tid N".
+    public var name: String
+    public var spans: [Span]
+    public var instants: [Instant]
+}
+
+/// A rule of the trace format the trace breaks.
+public struct TraceViolation: Error, CustomStringConvertible, Equatable {
+    /// One line per violation found (at most ``Timeline/maxViolations``).
+    public var messages: [String]
+    public var description: String {
+        messages.count == 1 ? messages[0] : "\(messages.count) violations:\n  " + messages.joined(separator: "\n  ")
+    }
+}
+
+/// The spans and instants of a trace per track, built after checking that
+/// - every "E" closes the innermost open "B" of its (pid, tid), with the
+///   same name when the "E" has one (spans nest properly);
+/// - every "B" is closed by the end of the trace;
+/// - timestamps never go backwards within a (pid, tid), in file order.
+/// An "X" event is a span of `dur` microseconds that nests like a B/E pair.
+public struct Timeline: Sendable {
+    public static let maxViolations = 20
+    /// Tracks ordered by pid, then tid.
+    public var tracks: [Track]
+    /// First and last time of any event (microseconds); 0...0 when empty.
+    public var start: Double
+    public var end: Double
+
+    /// The name a track is shown under.
+    public static func trackName(_ id: TrackID, names: [TrackID: String]) -> String {
+        if let n = names[id] { return n }
+        return id.tid == 1000 ? "runtime" : "tid \(id.tid)"
+    }
+
+    public init(_ trace: ChromeTrace) throws(TraceViolation) {
+        struct Open { var name: String; var start: Double; var index: Int; var xEnd: Double? }
+        struct State { var stack: [Open] = []; var lastTs: Double = -.infinity; var lastIndex = -1
+                       var spans: [Span] = []; var instants: [Instant] = [] }
+        var states: [TrackID: State] = [:]
+        var problems: [String] = []
+        func note(_ s: String) { if problems.count < Self.maxViolations { problems.append(s) } }
+        func fmt(_ us: Double) -> String { String(format: "%.3f us", us) }
+        var lo = Double.infinity, hi = -Double.infinity
+
+        for e in trace.events {
+            guard let ts = e.ts, e.phase != "M" else { continue }
+            let id = e.track
+            let where_ = "\(Self.trackName(id, names: trace.threadNames)) (\(id))"
+            var st = states[id] ?? State()
+            if ts < st.lastTs {
+                note("\(where_): event #\(e.index) (\(e.phase) \"\(e.name)\") at \(fmt(ts)) goes back in time: "
+                     + "event #\(st.lastIndex) was at \(fmt(st.lastTs))")
+            } else {
+                st.lastTs = ts; st.lastIndex = e.index
+            }
+            // Complete (X) spans that ended by now leave the stack.
+            while let top = st.stack.last, let xe = top.xEnd, xe <= ts { st.stack.removeLast() }
+            lo = min(lo, ts); hi = max(hi, ts)
+            switch e.phase {
+            case "B":
+                st.stack.append(Open(name: e.name, start: ts, index: e.index, xEnd: nil))
+            case "E":
+                guard let top = st.stack.last else {
+                    note("\(where_): event #\(e.index) (E \"\(e.name)\") at \(fmt(ts)) has no open B to close")
+                    break
+                }
+                if top.xEnd != nil {
+                    note("\(where_): event #\(e.index) (E \"\(e.name)\") at \(fmt(ts)) ends inside the X span "
+                         + "\"\(top.name)\" (event #\(top.index)), which is not closed by E")
+                    break
+                }
+                if !e.name.isEmpty && e.name != top.name {
+                    note("\(where_): event #\(e.index) (E \"\(e.name)\") at \(fmt(ts)) does not match the innermost "
+                         + "open span \"\(top.name)\" (B event #\(top.index) at \(fmt(top.start))): improper nesting")
+                    break
+                }
+                st.stack.removeLast()
+                st.spans.append(Span(name: top.name, start: top.start, end: max(ts, top.start), depth: st.stack.count))
+            case "X":
+                let d = e.dur ?? 0
+                st.spans.append(Span(name: e.name, start: ts, end: ts + d, depth: st.stack.count))
+                st.stack.append(Open(name: e.name, start: ts, index: e.index, xEnd: ts + d))
+                hi = max(hi, ts + d)
+            case "i":
+                st.instants.append(Instant(name: e.name, ts: ts))
+            default:
+                break   // counters, flows, async events: not drawn
+            }
+            states[id] = st
+        }
+        for (id, st) in states.sorted(by: { $0.key < $1.key }) {
+            for o in st.stack where o.xEnd == nil {
+                note("\(Self.trackName(id, names: trace.threadNames)) (\(id)): span \"\(o.name)\" opened by "
+                     + "event #\(o.index) at \(fmt(o.start)) is never closed (no matching E)")
+            }
+        }
+        if !problems.isEmpty { throw TraceViolation(messages: problems) }
+
+        // Tracks named only by metadata still get a (empty) row.
+        let ids = Set(states.keys).union(trace.threadNames.keys).sorted()
+        tracks = ids.map { id in
+            let st = states[id] ?? State()
+            return Track(id: id, name: Self.trackName(id, names: trace.threadNames),
+                         spans: st.spans.sorted { ($0.depth, $0.start) < ($1.depth, $1.start) },
+                         instants: st.instants)
+        }
+        start = lo.isFinite ? lo : 0
+        end = hi.isFinite ? hi : start
+    }
+}

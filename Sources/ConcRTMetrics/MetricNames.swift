@@ -3,7 +3,7 @@
 /// (`tasksRun` → `concrt_tasks_run`, `kernelThreadsLive` → `ums_kernel_threads_live`).
 enum MetricNames {
     /// `prefix` + `_` + `field` in snake_case. Runs of capitals stay one word
-    /// (`ioURingOps` → `io_uring_ops`).
+    /// (`HTTPServer` → `http_server`).
     static func name(prefix: String, field: String) -> String {
         precondition(!field.isEmpty, "MetricNames.name: empty field name")
         var out = ""

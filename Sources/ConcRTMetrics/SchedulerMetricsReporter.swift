@@ -96,15 +96,16 @@ public final class SchedulerMetricsReporter: Sendable {
     public func start(interval: Duration) {
         precondition(interval > .zero, "SchedulerMetricsReporter.start: interval must be positive, got \(interval)")
         let (sec, atto) = interval.components
-        let ns = sec * 1_000_000_000 + atto / 1_000_000_000
-        let t = DispatchSource.makeTimerSource(queue: queue)
-        t.schedule(deadline: .now() + .nanoseconds(Int(ns)), repeating: .nanoseconds(Int(max(ns, 1))))
-        t.setEventHandler { [weak self] in _ = self?.report() }
+        let ns = Int(max(sec * 1_000_000_000 + atto / 1_000_000_000, 1))
         timer.withLock { cur in
             precondition(cur == nil, "SchedulerMetricsReporter.start: already running; call stop() first")
+            // Made, armed and stored under the lock: stop() cannot miss it.
+            let t = DispatchSource.makeTimerSource(queue: queue)
+            t.schedule(deadline: .now() + .nanoseconds(ns), repeating: .nanoseconds(ns))
+            t.setEventHandler { [weak self] in _ = self?.report() }
+            t.resume()
             cur = t
         }
-        t.resume()
     }
 
     /// Stops the periodic reports. When it returns, no timer report is in

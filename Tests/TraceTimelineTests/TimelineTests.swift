@@ -1,0 +1,163 @@
+import Foundation
+@testable import TraceTimeline
+import XCTest
+
+final class TimelineTests: XCTestCase {
+    /// Two VPs and the runtime track: nested kernel in a task, sleep,
+    /// ring-sleep, an X context, an unknown state, instants.
+    static let sample = """
+    {"traceEvents":[
+    {"ph":"M","name":"thread_name","pid":1,"tid":0,"args":{"name":"VP 0"}},
+    {"ph":"M","name":"thread_name","pid":1,"tid":1,"args":{"name":"VP 1"}},
+    {"ph":"B","name":"task","cat":"vp","pid":1,"tid":0,"ts":0.0,"args":{"id":7}},
+    {"ph":"B","name":"kernel","cat":"vp","pid":1,"tid":0,"ts":200.5},
+    {"ph":"E","name":"kernel","cat":"vp","pid":1,"tid":0,"ts":500},
+    {"ph":"E","name":"task","cat":"vp","pid":1,"tid":0,"ts":800},
+    {"ph":"i","s":"t","name":"steal","pid":1,"tid":0,"ts":850},
+    {"ph":"B","name":"sleep","cat":"vp","pid":1,"tid":0,"ts":900},
+    {"ph":"E","name":"sleep","cat":"vp","pid":1,"tid":0,"ts":1500},
+    {"ph":"B","name":"ring-sleep","cat":"vp","pid":1,"tid":1,"ts":0},
+    {"ph":"E","name":"ring-sleep","cat":"vp","pid":1,"tid":1,"ts":300},
+    {"ph":"X","name":"context","cat":"vp","pid":1,"tid":1,"ts":300,"dur":700},
+    {"ph":"B","name":"mystery","cat":"vp","pid":1,"tid":1,"ts":1100},
+    {"ph":"E","pid":1,"tid":1,"ts":1400},
+    {"ph":"i","s":"t","name":"retake","pid":1,"tid":1000,"ts":450}
+    ],"displayTimeUnit":"ns"}
+    """
+
+    func timeline(_ json: String) throws -> Timeline {
+        try Timeline(ChromeTrace.parse(Data(json.utf8)))
+    }
+
+    func testParseAndBuild() throws {
+        let trace = try ChromeTrace.parse(Data(Self.sample.utf8))
+        XCTAssertEqual(trace.displayTimeUnit, "ns")
+        XCTAssertEqual(trace.events.count, 15)
+        XCTAssertEqual(trace.events[2].args["id"], "7")
+        let t = try Timeline(trace)
+        XCTAssertEqual(t.tracks.map(\.name), ["VP 0", "VP 1", "runtime"])
+        XCTAssertEqual(t.start, 0); XCTAssertEqual(t.end, 1500)
+        let vp0 = t.tracks[0]
+        XCTAssertEqual(vp0.spans.map(\.name), ["task", "sleep", "kernel"])   // by depth, then start
+        XCTAssertEqual(vp0.spans[2], Span(name: "kernel", start: 200.5, end: 500, depth: 1))
+        XCTAssertEqual(vp0.instants, [Instant(name: "steal", ts: 850)])
+        XCTAssertEqual(t.tracks[1].spans.map(\.name), ["ring-sleep", "context", "mystery"])
+        XCTAssertEqual(t.tracks[1].spans[2].depth, 0, "the X span ended before mystery began")
+        let sum = TrackSummary(vp0)
+        XCTAssertEqual(sum.states["kernel"], TrackSummary.State(count: 1, totalUs: 299.5))
+        XCTAssertEqual(sum.maxDepth, 1)
+        XCTAssertTrue(sum.line.hasPrefix("VP 0 (pid 1 tid 0): 3 spans [kernel 1 = 0.299 ms, sleep 1 = 0.600 ms, task 1 = 0.800 ms]"), sum.line)
+        // The bare array form parses too.
+        XCTAssertEqual(try ChromeTrace.parse(Data(#"[{"ph":"i","name":"x","pid":1,"tid":2,"ts":5}]"#.utf8)).events.count, 1)
+    }
+
+    private func violation(_ json: String) -> String {
+        do { _ = try timeline(json); return "no violation" } catch { return "\(error)" }
+    }
+
+    func testUnbalancedAndBackwardsAreRejected() {
+        let open = #"{"traceEvents":[{"ph":"B","name":"task","pid":1,"tid":3,"ts":10}]}"#
+        XCTAssertEqual(violation(open),
+                       "tid 3 (pid 1 tid 3): span \"task\" opened by event #0 at 10.000 us is never closed (no matching E)")
+        let stray = #"{"traceEvents":[{"ph":"E","name":"task","pid":1,"tid":0,"ts":10}]}"#
+        XCTAssertTrue(violation(stray).contains("event #0 (E \"task\") at 10.000 us has no open B to close"), violation(stray))
+        // E on another tid does not close the B.
+        let otherTid = #"{"traceEvents":[{"ph":"B","name":"task","pid":1,"tid":0,"ts":1},{"ph":"E","name":"task","pid":1,"tid":1,"ts":2}]}"#
+        let v = violation(otherTid)
+        XCTAssertTrue(v.hasPrefix("2 violations:"), v)
+        XCTAssertTrue(v.contains("tid 1 (pid 1 tid 1): event #1 (E \"task\")") && v.contains("has no open B"), v)
+        XCTAssertTrue(v.contains("tid 0 (pid 1 tid 0): span \"task\" opened by event #0"), v)
+        let crossed = """
+        {"traceEvents":[{"ph":"B","name":"task","pid":1,"tid":0,"ts":1},{"ph":"B","name":"kernel","pid":1,"tid":0,"ts":2},
+        {"ph":"E","name":"task","pid":1,"tid":0,"ts":3},{"ph":"E","name":"kernel","pid":1,"tid":0,"ts":4}]}
+        """
+        XCTAssertTrue(violation(crossed).contains("event #2 (E \"task\") at 3.000 us does not match the innermost open span \"kernel\" (B event #1 at 2.000 us): improper nesting"),
+                      violation(crossed))
+        let backwards = """
+        {"traceEvents":[{"ph":"M","name":"thread_name","pid":1,"tid":0,"args":{"name":"VP 0"}},
+        {"ph":"B","name":"task","pid":1,"tid":0,"ts":100},{"ph":"E","name":"task","pid":1,"tid":0,"ts":90}]}
+        """
+        XCTAssertEqual(violation(backwards),
+                       "VP 0 (pid 1 tid 0): event #2 (E \"task\") at 90.000 us goes back in time: event #1 was at 100.000 us")
+        // Going back on another tid is fine; so are equal timestamps.
+        XCTAssertEqual(violation("""
+        {"traceEvents":[{"ph":"i","name":"a","pid":1,"tid":0,"ts":100},{"ph":"i","name":"a","pid":1,"tid":1,"ts":5},
+        {"ph":"B","name":"t","pid":1,"tid":1,"ts":5},{"ph":"E","name":"t","pid":1,"tid":1,"ts":5}]}
+        """), "no violation")
+    }
+
+    func testParseErrorsAreClear() {
+        func parseError(_ s: String) -> String {
+            do { _ = try ChromeTrace.parse(Data(s.utf8)); return "parsed" } catch { return error.message }
+        }
+        XCTAssertTrue(parseError("{").hasPrefix("not valid JSON"), parseError("{"))
+        XCTAssertEqual(parseError(#"{"events":[]}"#), "the top-level object has no \"traceEvents\" array")
+        XCTAssertEqual(parseError(#"[{"name":"x"}]"#), "event #0 has no \"ph\" (phase)")
+        XCTAssertEqual(parseError(#"[{"ph":"B","name":"x","pid":1,"tid":1}]"#), "event #0 (B \"x\") on pid 1 tid 1 has no \"ts\"")
+        XCTAssertEqual(parseError(#"[{"ph":"X","name":"x","pid":1,"tid":1,"ts":1}]"#), "event #0 (X \"x\") has no \"dur\"")
+        XCTAssertEqual(parseError(#"[{"ph":"i","name":"x","pid":1,"tid":"a","ts":1}]"#), "event #0 (i \"x\"): \"tid\" is not an integer: a")
+    }
+
+    func testRenderPutsColoursWhereTheSpansAre() throws {
+        let t = try timeline(Self.sample)
+        let (r, layout) = try TimelineRenderer(width: 1000).render(t)
+        XCTAssertEqual(r.width, 1000)
+        XCTAssertGreaterThan(r.height, 100)
+        let vp0 = try XCTUnwrap(layout.rows[TrackID(pid: 1, tid: 0)])
+        let vp1 = try XCTUnwrap(layout.rows[TrackID(pid: 1, tid: 1)])
+        let mid0 = (vp0.lowerBound + vp0.upperBound) / 2, mid1 = (vp1.lowerBound + vp1.upperBound) / 2
+        XCTAssertLessThan(vp0.upperBound, vp1.lowerBound)
+        // Task bar (outside its nested kernel span).
+        XCTAssertEqual(r[layout.x(100), mid0], Palette.states["task"])
+        XCTAssertEqual(r[layout.x(650), vp0.lowerBound + 1], Palette.states["task"])
+        // The nested kernel span is inset: kernel colour in the middle, task at the edge.
+        XCTAssertEqual(r[layout.x(350), mid0], Palette.states["kernel"])
+        XCTAssertEqual(r[layout.x(350), vp0.lowerBound], Palette.states["task"])
+        XCTAssertEqual(r[layout.x(1200), mid0], Palette.states["sleep"])
+        // The gap between task (ends 800) and sleep (starts 900): row background.
+        XCTAssertEqual(r[layout.x(870), mid0 + 5], Palette.rowBackground)
+        XCTAssertEqual(r[layout.x(150), mid1], Palette.states["ring-sleep"])
+        XCTAssertEqual(r[layout.x(600), mid1], Palette.states["context"])
+        XCTAssertEqual(r[layout.x(1250), mid1], Palette.hashed("mystery"))
+        XCTAssertEqual(r[layout.x(1450), mid1], Palette.rowBackground)
+        // The steal instant: a tick at its time in the row's top half.
+        XCTAssertEqual(r[layout.x(850), vp0.lowerBound + 2], Palette.instants["steal"])
+        // Outside the rows and the text, the image is background.
+        XCTAssertEqual(r[r.width - 3, mid0], Palette.background)
+        // Labels are drawn in text colour left of the plot.
+        let labelInk = (0..<layout.plotLeft).contains { x in (vp0).contains { y in r[x, y] == Palette.text } }
+        XCTAssertTrue(labelInk, "no label ink left of VP 0's row")
+        // The image encodes to a non-trivial PNG that decodes to the same pixels.
+        let png = r.png()
+        XCTAssertGreaterThan(png.count, 1000)
+        XCTAssertEqual(try PNGFile(png).pixels(), r.pixels)
+    }
+
+    func testWindowCropsAndEmptyWindowThrows() throws {
+        let t = try timeline(Self.sample)
+        let (r, layout) = try TimelineRenderer(width: 800, window: 850...1000).render(t)
+        XCTAssertEqual(layout.x(850), layout.plotLeft)
+        let mid0 = (layout.rows[TrackID(pid: 1, tid: 0)]!.lowerBound + layout.rows[TrackID(pid: 1, tid: 0)]!.upperBound) / 2
+        XCTAssertEqual(r[layout.x(950), mid0], Palette.states["sleep"])
+        XCTAssertEqual(r[layout.x(860), mid0], Palette.rowBackground)
+        XCTAssertThrowsError(try TimelineRenderer(width: 800, window: 5...5).render(t))
+        XCTAssertThrowsError(try TimelineRenderer(width: 50).render(t)) { e in
+            XCTAssertTrue("\(e)".contains("too small"), "\(e)")
+        }
+    }
+
+    func testFontAndTicks() {
+        for c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ .-:_/()%vp" { XCTAssertTrue(BitmapFont.hasGlyph(c), "\(c)") }
+        XCTAssertFalse(BitmapFont.hasGlyph("~"))
+        XCTAssertEqual(BitmapFont.width(of: "VP 0", scale: 2), (4 * 6 - 1) * 2)
+        var r = Raster(width: 20, height: 10, background: RGB(0, 0, 0))
+        BitmapFont.draw("1", x: 0, y: 0, color: RGB(255, 255, 255), into: &r)
+        // "1": row 0 is "..#..", row 6 is ".###.".
+        XCTAssertEqual((0..<5).map { r[$0, 0].r }, [0, 0, 255, 0, 0])
+        XCTAssertEqual((0..<5).map { r[$0, 6].r }, [0, 255, 255, 255, 0])
+        XCTAssertEqual(TimelineRenderer.tickStep(spanUs: 1500, pixels: 1100), 200)
+        XCTAssertEqual(TimelineRenderer.tickStep(spanUs: 1_000_000, pixels: 1000), 200_000)
+        XCTAssertEqual(TimelineRenderer.label(ms: 0.25, stepMs: 0.05), "0.25")
+        XCTAssertEqual(TimelineRenderer.label(ms: 12, stepMs: 2), "12")
+    }
+}

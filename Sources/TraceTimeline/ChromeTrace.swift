@@ -62,20 +62,23 @@ public struct ChromeTrace: Sendable {
     /// Parses the object form `{"traceEvents": [...], ...}` or the bare
     /// array form `[...]`.
     public static func parse(_ data: Data) throws(TraceParseError) -> ChromeTrace {
-        let root: Any
-        do { root = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
-            throw TraceParseError("not valid JSON: \((error as NSError).localizedDescription)")
-        }
+        try parse(bytes: [UInt8](data))
+    }
+
+    public static func parse(bytes: [UInt8]) throws(TraceParseError) -> ChromeTrace {
+        let root: JSONValue
+        do { root = try JSONParser.parse(bytes) } catch { throw TraceParseError("not valid JSON: \(error)") }
         var unit: String?
-        let list: [Any]
-        if let obj = root as? [String: Any] {
+        let list: [JSONValue]
+        switch root {
+        case .object(let obj):
             guard let te = obj["traceEvents"] else { throw TraceParseError("the top-level object has no \"traceEvents\" array") }
-            guard let arr = te as? [Any] else { throw TraceParseError("\"traceEvents\" is not an array") }
+            guard case .array(let arr) = te else { throw TraceParseError("\"traceEvents\" is not an array") }
             list = arr
-            unit = obj["displayTimeUnit"] as? String
-        } else if let arr = root as? [Any] {
+            if case .string(let u)? = obj["displayTimeUnit"] { unit = u }
+        case .array(let arr):
             list = arr
-        } else {
+        default:
             throw TraceParseError("the top level is neither an object with \"traceEvents\" nor an array of events")
         }
         var events: [TraceEvent] = []
@@ -89,42 +92,36 @@ public struct ChromeTrace: Sendable {
         return ChromeTrace(events: events, displayTimeUnit: unit, threadNames: names)
     }
 
-    static func number(_ v: Any?) -> Double? {
+    /// A number, or a string holding one (some writers quote pid and tid).
+    static func number(_ v: JSONValue) -> Double? {
         switch v {
-        case let i as Int: return Double(i)
-        case let d as Double: return d
-        case let n as NSNumber: return n.doubleValue
-        case let s as String: return Double(s)
+        case .number(let d): return d
+        case .string(let s): return Double(s)
         default: return nil
         }
     }
 
-    static func event(_ item: Any, index i: Int) throws(TraceParseError) -> TraceEvent {
-        guard let o = item as? [String: Any] else { throw TraceParseError("event #\(i) is not an object") }
-        guard let ph = o["ph"] as? String, !ph.isEmpty else { throw TraceParseError("event #\(i) has no \"ph\" (phase)") }
-        let name = o["name"] as? String ?? ""
+    static func event(_ item: JSONValue, index i: Int) throws(TraceParseError) -> TraceEvent {
+        guard case .object(let o) = item else { throw TraceParseError("event #\(i) is not an object") }
+        guard case .string(let ph)? = o["ph"], !ph.isEmpty else { throw TraceParseError("event #\(i) has no \"ph\" (phase)") }
+        var name = ""
+        if case .string(let n)? = o["name"] { name = n }
         func id(_ key: String) throws(TraceParseError) -> Int {
             guard let v = o[key] else { return 0 }
             guard let d = number(v), d == d.rounded(), abs(d) < 1e15 else {
-                throw TraceParseError("event #\(i) (\(ph) \"\(name)\"): \"\(key)\" is not an integer: \(v)")
+                throw TraceParseError("event #\(i) (\(ph) \"\(name)\"): \"\(key)\" is not an integer: \(v.text)")
             }
             return Int(d)
         }
+        func time(_ key: String) throws(TraceParseError) -> Double? {
+            guard let v = o[key] else { return nil }
+            guard let d = number(v), d.isFinite else {
+                throw TraceParseError("event #\(i) (\(ph) \"\(name)\"): \"\(key)\" is not a number: \(v.text)")
+            }
+            return d
+        }
         let pid = try id("pid"), tid = try id("tid")
-        var ts: Double?
-        if let v = o["ts"] {
-            guard let d = number(v), d.isFinite else {
-                throw TraceParseError("event #\(i) (\(ph) \"\(name)\"): \"ts\" is not a number: \(v)")
-            }
-            ts = d
-        }
-        var dur: Double?
-        if let v = o["dur"] {
-            guard let d = number(v), d.isFinite else {
-                throw TraceParseError("event #\(i) (\(ph) \"\(name)\"): \"dur\" is not a number: \(v)")
-            }
-            dur = d
-        }
+        let ts = try time("ts"), dur = try time("dur")
         if ["B", "E", "X", "i", "I"].contains(ph) && ts == nil {
             throw TraceParseError("event #\(i) (\(ph) \"\(name)\") on pid \(pid) tid \(tid) has no \"ts\"")
         }
@@ -133,10 +130,12 @@ public struct ChromeTrace: Sendable {
             if d < 0 { throw TraceParseError("event #\(i) (X \"\(name)\") has a negative \"dur\": \(d)") }
         }
         var args: [String: String] = [:]
-        if let a = o["args"] as? [String: Any] {
-            for (k, v) in a { args[k] = v as? String ?? "\(v)" }
+        if case .object(let a)? = o["args"] {
+            for (k, v) in a { args[k] = v.text }
         }
-        return TraceEvent(phase: ph == "I" ? "i" : ph, name: name, category: o["cat"] as? String,
+        var cat: String?
+        if case .string(let c)? = o["cat"] { cat = c }
+        return TraceEvent(phase: ph == "I" ? "i" : ph, name: name, category: cat,
                           pid: pid, tid: tid, ts: ts, dur: dur, args: args, index: i)
     }
 }

@@ -57,7 +57,8 @@ public struct Timeline: Sendable {
         struct Open { var name: String; var start: Double; var index: Int; var xEnd: Double? }
         struct State { var stack: [Open] = []; var lastTs: Double = -.infinity; var lastIndex = -1
                        var spans: [Span] = []; var instants: [Instant] = [] }
-        var states: [TrackID: State] = [:]
+        var index: [TrackID: Int] = [:]
+        var states: [State] = []
         var problems: [String] = []
         func note(_ s: String) { if problems.count < Self.maxViolations { problems.append(s) } }
         func fmt(_ us: Double) -> String { String(format: "%.3f us", us) }
@@ -66,22 +67,26 @@ public struct Timeline: Sendable {
         for e in trace.events {
             guard let ts = e.ts, e.phase != "M" else { continue }
             let id = e.track
-            let where_ = "\(Self.trackName(id, names: trace.threadNames)) (\(id))"
-            var st = states[id] ?? State()
-            if ts < st.lastTs {
+            // Built only for a message (it costs a string per event otherwise).
+            var where_: String { "\(Self.trackName(id, names: trace.threadNames)) (\(id))" }
+            // Mutated in place (states[k]), never copied out: a copy of a
+            // State would make each append copy the track's arrays.
+            let k: Int
+            if let found = index[id] { k = found } else { k = states.count; index[id] = k; states.append(State()) }
+            if ts < states[k].lastTs {
                 note("\(where_): event #\(e.index) (\(e.phase) \"\(e.name)\") at \(fmt(ts)) goes back in time: "
-                     + "event #\(st.lastIndex) was at \(fmt(st.lastTs))")
+                     + "event #\(states[k].lastIndex) was at \(fmt(states[k].lastTs))")
             } else {
-                st.lastTs = ts; st.lastIndex = e.index
+                states[k].lastTs = ts; states[k].lastIndex = e.index
             }
             // Complete (X) spans that ended by now leave the stack.
-            while let top = st.stack.last, let xe = top.xEnd, xe <= ts { st.stack.removeLast() }
+            while let top = states[k].stack.last, let xe = top.xEnd, xe <= ts { states[k].stack.removeLast() }
             lo = min(lo, ts); hi = max(hi, ts)
             switch e.phase {
             case "B":
-                st.stack.append(Open(name: e.name, start: ts, index: e.index, xEnd: nil))
+                states[k].stack.append(Open(name: e.name, start: ts, index: e.index, xEnd: nil))
             case "E":
-                guard let top = st.stack.last else {
+                guard let top = states[k].stack.last else {
                     note("\(where_): event #\(e.index) (E \"\(e.name)\") at \(fmt(ts)) has no open B to close")
                     break
                 }
@@ -95,22 +100,21 @@ public struct Timeline: Sendable {
                          + "open span \"\(top.name)\" (B event #\(top.index) at \(fmt(top.start))): improper nesting")
                     break
                 }
-                st.stack.removeLast()
-                st.spans.append(Span(name: top.name, start: top.start, end: max(ts, top.start), depth: st.stack.count))
+                states[k].stack.removeLast()
+                states[k].spans.append(Span(name: top.name, start: top.start, end: max(ts, top.start), depth: states[k].stack.count))
             case "X":
                 let d = e.dur ?? 0
-                st.spans.append(Span(name: e.name, start: ts, end: ts + d, depth: st.stack.count))
-                st.stack.append(Open(name: e.name, start: ts, index: e.index, xEnd: ts + d))
+                states[k].spans.append(Span(name: e.name, start: ts, end: ts + d, depth: states[k].stack.count))
+                states[k].stack.append(Open(name: e.name, start: ts, index: e.index, xEnd: ts + d))
                 hi = max(hi, ts + d)
             case "i":
-                st.instants.append(Instant(name: e.name, ts: ts))
+                states[k].instants.append(Instant(name: e.name, ts: ts))
             default:
                 break   // counters, flows, async events: not drawn
             }
-            states[id] = st
         }
-        for (id, st) in states.sorted(by: { $0.key < $1.key }) {
-            for o in st.stack where o.xEnd == nil {
+        for (id, k) in index.sorted(by: { $0.key < $1.key }) {
+            for o in states[k].stack where o.xEnd == nil {
                 note("\(Self.trackName(id, names: trace.threadNames)) (\(id)): span \"\(o.name)\" opened by "
                      + "event #\(o.index) at \(fmt(o.start)) is never closed (no matching E)")
             }
@@ -118,9 +122,9 @@ public struct Timeline: Sendable {
         if !problems.isEmpty { throw TraceViolation(messages: problems) }
 
         // Tracks named only by metadata still get a (empty) row.
-        let ids = Set(states.keys).union(trace.threadNames.keys).sorted()
+        let ids = Set(index.keys).union(trace.threadNames.keys).sorted()
         tracks = ids.map { id in
-            let st = states[id] ?? State()
+            let st = index[id].map { states[$0] } ?? State()
             return Track(id: id, name: Self.trackName(id, names: trace.threadNames),
                          spans: st.spans.sorted { ($0.depth, $0.start) < ($1.depth, $1.start) },
                          instants: st.instants)

@@ -30,11 +30,25 @@ struct StatisticsPublisher {
         self.factory = factory
     }
 
-    /// The `(field, value)` pairs of a struct's stored integer properties.
+    /// The `(field, value)` pairs of a struct's stored properties that are
+    /// integers (`Int`, `Int64`, `UInt64`, `UInt32`, `Int32`) or `Duration`s;
+    /// a duration is published in nanoseconds under `<field>Nanoseconds`
+    /// (`idleTime` → `concrt_idle_time_nanoseconds`). Other types are
+    /// skipped (the tests check there are none in the statistics structs).
     static func fields(of value: Any) -> [(String, Int)] {
         Mirror(reflecting: value).children.compactMap { child in
-            guard let label = child.label, let v = child.value as? Int else { return nil }
-            return (label, v)
+            guard let label = child.label else { return nil }
+            switch child.value {
+            case let v as Int: return (label, v)
+            case let v as Int64: return (label, Int(v))
+            case let v as Int32: return (label, Int(v))
+            case let v as UInt32: return (label, Int(v))
+            case let v as UInt64: return (label, Int(clamping: v))
+            case let d as Duration:
+                let (s, a) = d.components
+                return (label + "Nanoseconds", Int(s) &* 1_000_000_000 &+ Int(a / 1_000_000_000))
+            default: return nil
+            }
         }
     }
 

@@ -67,6 +67,11 @@ final class ConcRTMetricsTests: XCTestCase {
         XCTAssertEqual(MetricNames.name(prefix: "concrt", field: "tasksRun"), "concrt_tasks_run")
         XCTAssertEqual(MetricNames.name(prefix: "ums", field: "kernelThreadsLive"), "ums_kernel_threads_live")
         XCTAssertEqual(MetricNames.name(prefix: "concrt", field: "steals"), "concrt_steals")
+        XCTAssertEqual(MetricNames.name(prefix: "concrt", field: "idleTimeNanoseconds"), "concrt_idle_time_nanoseconds")
+        struct S { var a: Int; var idleTime: Duration; var b: UInt64; var skipped: String }
+        let f = StatisticsPublisher.fields(of: S(a: 3, idleTime: .milliseconds(2) + .nanoseconds(5), b: 9, skipped: "x"))
+        XCTAssertEqual(f.map(\.0), ["a", "idleTimeNanoseconds", "b"])
+        XCTAssertEqual(f.map(\.1), [3, 2_000_005, 9])
         XCTAssertEqual(MetricNames.name(prefix: "x", field: "httpServerURLCount"), "x_http_server_url_count")
         XCTAssertEqual(MetricNames.name(prefix: "x", field: "HTTPServer"), "x_http_server")
     }
@@ -112,6 +117,10 @@ final class ConcRTMetricsTests: XCTestCase {
         let umsFields = StatisticsPublisher.fields(of: UMS.statistics).map(\.0)
         XCTAssertGreaterThan(concrtFields.count, 15)
         XCTAssertGreaterThan(umsFields.count, 10)
+        // No field of a type the publisher skips (a new statistic of a new
+        // type must be taught to StatisticsPublisher.fields).
+        XCTAssertEqual(concrtFields.count, Mirror(reflecting: s.statistics).children.count, "\(s.statistics)")
+        XCTAssertEqual(umsFields.count, Mirror(reflecting: UMS.statistics).children.count)
         for fld in concrtFields {
             let name = MetricNames.name(prefix: "concrt", field: fld)
             if SchedulerMetricsReporter.schedulerGaugeFields.contains(fld) {

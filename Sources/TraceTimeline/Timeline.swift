@@ -39,6 +39,13 @@ public struct TraceViolation: Error, CustomStringConvertible, Equatable {
 /// - every "B" is closed by the end of the trace;
 /// - timestamps never go backwards within a (pid, tid), in file order.
 /// An "X" event is a span of `dur` microseconds that nests like a B/E pair.
+///
+/// Lenient mode (for drawing a trace whose per-VP ring buffers wrapped, so
+/// that a track starts with an "E" whose "B" was overwritten) builds the
+/// timeline anyway: an event that goes back in time or closes nothing is
+/// dropped, an "E" naming an outer open span closes the spans inside it at
+/// its time, and a span still open at the end closes at its track's last
+/// event. The violations are counted and the first ones kept.
 public struct Timeline: Sendable {
     public static let maxViolations = 20
     /// Tracks ordered by pid, then tid.
@@ -46,6 +53,10 @@ public struct Timeline: Sendable {
     /// First and last time of any event (microseconds); 0...0 when empty.
     public var start: Double
     public var end: Double
+    /// Lenient mode: how many violations were passed over, and the first
+    /// ``maxViolations`` messages. Always 0 and empty in strict mode (which throws).
+    public var violationCount = 0
+    public var violations: [String] = []
 
     /// The name a track is shown under.
     public static func trackName(_ id: TrackID, names: [TrackID: String]) -> String {
@@ -53,14 +64,17 @@ public struct Timeline: Sendable {
         return id.tid == 1000 ? "runtime" : "tid \(id.tid)"
     }
 
-    public init(_ trace: ChromeTrace) throws(TraceViolation) {
+    /// Builds the timeline; in strict mode (the default) throws on the
+    /// first ``maxViolations`` violations.
+    public init(_ trace: ChromeTrace, lenient: Bool = false) throws(TraceViolation) {
         struct Open { var name: String; var start: Double; var index: Int; var xEnd: Double? }
         struct State { var stack: [Open] = []; var lastTs: Double = -.infinity; var lastIndex = -1
                        var spans: [Span] = []; var instants: [Instant] = [] }
         var index: [TrackID: Int] = [:]
         var states: [State] = []
         var problems: [String] = []
-        func note(_ s: String) { if problems.count < Self.maxViolations { problems.append(s) } }
+        var problemCount = 0
+        func note(_ s: String) { problemCount += 1; if problems.count < Self.maxViolations { problems.append(s) } }
         func fmt(_ us: Double) -> String { String(format: "%.3f us", us) }
         var lo = Double.infinity, hi = -Double.infinity
 
@@ -76,6 +90,7 @@ public struct Timeline: Sendable {
             if ts < states[k].lastTs {
                 note("\(where_): event #\(e.index) (\(e.phase) \"\(e.name)\") at \(fmt(ts)) goes back in time: "
                      + "event #\(states[k].lastIndex) was at \(fmt(states[k].lastTs))")
+                if lenient { continue }
             } else {
                 states[k].lastTs = ts; states[k].lastIndex = e.index
             }
@@ -98,6 +113,18 @@ public struct Timeline: Sendable {
                 if !e.name.isEmpty && e.name != top.name {
                     note("\(where_): event #\(e.index) (E \"\(e.name)\") at \(fmt(ts)) does not match the innermost "
                          + "open span \"\(top.name)\" (B event #\(top.index) at \(fmt(top.start))): improper nesting")
+                    // Lenient: close the spans inside the named one, if it is open.
+                    guard lenient, states[k].stack.contains(where: { $0.name == e.name && $0.xEnd == nil }) else { break }
+                    while let inner = states[k].stack.last, inner.name != e.name || inner.xEnd != nil {
+                        states[k].stack.removeLast()
+                        if inner.xEnd == nil {
+                            states[k].spans.append(Span(name: inner.name, start: inner.start, end: max(ts, inner.start),
+                                                        depth: states[k].stack.count))
+                        }
+                    }
+                    let named = states[k].stack.removeLast()
+                    states[k].spans.append(Span(name: named.name, start: named.start, end: max(ts, named.start),
+                                                depth: states[k].stack.count))
                     break
                 }
                 states[k].stack.removeLast()
@@ -114,12 +141,15 @@ public struct Timeline: Sendable {
             }
         }
         for (id, k) in index.sorted(by: { $0.key < $1.key }) {
-            for o in states[k].stack where o.xEnd == nil {
+            for (depth, o) in states[k].stack.enumerated() where o.xEnd == nil {
                 note("\(Self.trackName(id, names: trace.threadNames)) (\(id)): span \"\(o.name)\" opened by "
                      + "event #\(o.index) at \(fmt(o.start)) is never closed (no matching E)")
+                if lenient {
+                    states[k].spans.append(Span(name: o.name, start: o.start, end: max(states[k].lastTs, o.start), depth: depth))
+                }
             }
         }
-        if !problems.isEmpty { throw TraceViolation(messages: problems) }
+        if !problems.isEmpty && !lenient { throw TraceViolation(messages: problems) }
 
         // Tracks named only by metadata still get a (empty) row.
         let ids = Set(index.keys).union(trace.threadNames.keys).sorted()
@@ -131,5 +161,7 @@ public struct Timeline: Sendable {
         }
         start = lo.isFinite ? lo : 0
         end = hi.isFinite ? hi : start
+        violationCount = problemCount
+        violations = problems
     }
 }

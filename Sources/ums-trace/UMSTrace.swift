@@ -20,11 +20,19 @@ struct Failure: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// Reads and checks a trace, or fails with the reason.
-func loadTimeline(_ path: String) throws -> (ChromeTrace, Timeline) {
+/// Reads and checks a trace, or fails with the reason. Lenient: builds it
+/// anyway and warns on stderr.
+func loadTimeline(_ path: String, lenient: Bool = false) throws -> (ChromeTrace, Timeline) {
     let trace: ChromeTrace
     do { trace = try ChromeTrace.load(path: path) } catch { throw Failure("\(error)") }
-    do { return (trace, try Timeline(trace)) } catch { throw Failure("\(path): invalid trace: \(error)") }
+    let timeline: Timeline
+    do { timeline = try Timeline(trace, lenient: lenient) } catch { throw Failure("\(path): invalid trace: \(error)") }
+    if timeline.violationCount > 0 {
+        var msg = "warning: \(path): \(timeline.violationCount) violation(s) passed over (--lenient):\n  "
+        msg += timeline.violations.joined(separator: "\n  ") + "\n"
+        FileHandle.standardError.write(Data(msg.utf8))
+    }
+    return (trace, timeline)
 }
 
 struct PNG: ParsableCommand {
@@ -36,6 +44,8 @@ struct PNG: ParsableCommand {
     @Option(name: .customLong("start-us"), help: "Window start, microseconds (trace time).") var startUs: Double?
     @Option(name: .customLong("end-us"), help: "Window end, microseconds (trace time).") var endUs: Double?
     @Option(help: "Title line (default: track count and window).") var title: String?
+    @Flag(help: "Draw a trace that breaks the rules (e.g. a wrapped ring buffer): drop or close the offending events, warn on stderr.")
+    var lenient = false
 
     func validate() throws {
         guard width >= 200 && width <= 20_000 else { throw ValidationError("--width must be in 200...20000, got \(width)") }
@@ -43,7 +53,7 @@ struct PNG: ParsableCommand {
     }
 
     func run() throws {
-        let (_, timeline) = try loadTimeline(input)
+        let (_, timeline) = try loadTimeline(input, lenient: lenient)
         var window: ClosedRange<Double>?
         if startUs != nil || endUs != nil {
             let s = startUs ?? timeline.start, e = endUs ?? timeline.end

@@ -161,3 +161,37 @@ final class TimelineTests: XCTestCase {
         XCTAssertEqual(TimelineRenderer.label(ms: 12, stepMs: 2), "12")
     }
 }
+
+final class LenientTimelineTests: XCTestCase {
+    /// A wrapped ring buffer: VP 0 starts with the E of a lost B; then a
+    /// mismatched E closing an outer span; a backwards event; an open B.
+    static let broken = """
+    {"traceEvents":[
+    {"ph":"E","name":"task","pid":1,"tid":0,"ts":5},
+    {"ph":"B","name":"task","pid":1,"tid":0,"ts":10},
+    {"ph":"B","name":"kernel","pid":1,"tid":0,"ts":20},
+    {"ph":"E","name":"task","pid":1,"tid":0,"ts":30},
+    {"ph":"i","name":"steal","pid":1,"tid":0,"ts":25},
+    {"ph":"B","name":"sleep","pid":1,"tid":0,"ts":40},
+    {"ph":"i","name":"wake","pid":1,"tid":0,"ts":55}
+    ]}
+    """
+
+    func testStrictThrowsLenientBuilds() throws {
+        let trace = try ChromeTrace.parse(Data(Self.broken.utf8))
+        XCTAssertThrowsError(try Timeline(trace)) { e in
+            XCTAssertEqual((e as? TraceViolation)?.messages.count, 6, "\(e)")   // strict closes nothing: task and kernel stay open too
+        }
+        let t = try Timeline(trace, lenient: true)
+        XCTAssertEqual(t.violationCount, 4)
+        XCTAssertEqual(t.violations.count, 4)
+        let vp = t.tracks[0]
+        XCTAssertEqual(vp.spans, [Span(name: "task", start: 10, end: 30, depth: 0),
+                                  Span(name: "sleep", start: 40, end: 55, depth: 0),
+                                  Span(name: "kernel", start: 20, end: 30, depth: 1)])
+        XCTAssertEqual(vp.instants.map(\.name), ["wake"], "the backwards steal is dropped")
+        // A clean trace has no violations in lenient mode either.
+        let clean = try Timeline(ChromeTrace.parse(Data(TimelineTests.sample.utf8)), lenient: true)
+        XCTAssertEqual(clean.violationCount, 0)
+    }
+}

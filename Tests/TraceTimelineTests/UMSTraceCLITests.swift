@@ -67,5 +67,11 @@ final class UMSTraceCLITests: XCTestCase {
         let (s4, _) = try run(["png", unbalanced, png])
         XCTAssertEqual(s4, 1)
         XCTAssertFalse(FileManager.default.fileExists(atPath: png))
+        // --lenient draws it anyway and warns.
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: png) }
+        let (s5, o5) = try run(["png", unbalanced, png, "--lenient"])
+        XCTAssertEqual(s5, 0, o5)
+        XCTAssertTrue(o5.contains("warning: \(unbalanced): 1 violation(s) passed over (--lenient)"), o5)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: png))
     }
 }

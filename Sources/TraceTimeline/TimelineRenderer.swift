@@ -71,8 +71,8 @@ public struct TimelineRenderer: Sendable {
         let rowsH = timeline.tracks.count * (Self.rowHeight + Self.rowGap)
 
         // The legend: every state and instant name present, in a stable order.
-        let stateNames = Self.ordered(Set(timeline.tracks.flatMap { $0.spans.map(\.name) }), known: Palette.states.keys)
-        let instantNames = Self.ordered(Set(timeline.tracks.flatMap { $0.instants.map(\.name) }), known: Palette.instants.keys)
+        let stateNames = Self.ordered(Set(timeline.tracks.flatMap { $0.spans.map(\.name) }))
+        let instantNames = Self.ordered(Set(timeline.tracks.flatMap { $0.instants.map(\.name) }))
         var legendItems: [(String, RGB, Bool)] = stateNames.map { ($0, Palette.state($0), true) }
         legendItems += instantNames.map { ($0, Palette.instant($0), false) }
         let plotRight = width - Self.marginRight
@@ -142,8 +142,8 @@ public struct TimelineRenderer: Sendable {
         return (r, layout)
     }
 
-    /// Known names in the palette's order first, then the rest sorted.
-    static func ordered(_ names: Set<String>, known: Dictionary<String, RGB>.Keys) -> [String] {
+    /// The runtime's names in a fixed order first, then the rest sorted.
+    static func ordered(_ names: Set<String>) -> [String] {
         let pref = ["task", "context", "kernel", "sleep", "ring-sleep",
                     "steal", "switch", "block", "unblock", "retake", "timer", "wake", "kernel-enter", "kernel-exit"]
         return pref.filter { names.contains($0) } + names.subtracting(pref).sorted()

@@ -32,6 +32,36 @@ final class JSONParserTests: XCTestCase {
         XCTAssertEqual(failure(String(repeating: "[", count: 600)), "nesting deeper than 512 at line 1, column 513")
     }
 
+    /// Every truncation of a trace throws; random byte changes throw or
+    /// parse, never trap (bounded: one pass over the prefixes, 3,000 mutants;
+    /// LONG=1: 30,000).
+    func testTruncatedAndMutatedInputNeverTraps() throws {
+        let full = Array(TimelineTests.sample.utf8)
+        for n in 0..<full.count {
+            // A prefix that ends inside the top-level value cannot parse.
+            let prefix = Array(full[..<n])
+            if (try? JSONParser.parse(prefix)) != nil {
+                XCTFail("prefix of \(n) bytes parsed"); break
+            }
+        }
+        let rounds = ProcessInfo.processInfo.environment["LONG"] == "1" ? 30_000 : 3_000
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array(#"{}[]":,.-+eE0123456789\u"tfn abc"#.utf8) + [0x00, 0x1F, 0xFF, 0xC3]
+        var parsed = 0
+        for _ in 0..<rounds {
+            var m = full
+            for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                m[Int.random(in: 0..<m.count, using: &rng)] = alphabet.randomElement(using: &rng)!
+            }
+            if let v = try? JSONParser.parse(m) {
+                parsed += 1
+                _ = try? Timeline(ChromeTrace.parse(bytes: m))
+                _ = v.text
+            }
+        }
+        XCTAssertLessThan(parsed, rounds, "every mutant parsed: the parser accepts anything")
+    }
+
     /// Agrees with Foundation's parser on a generated trace.
     func testAgreesWithFoundation() throws {
         var parts: [String] = []

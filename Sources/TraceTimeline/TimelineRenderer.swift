@@ -11,7 +11,9 @@ import Foundation
 ///  legend: state colours, instant colours
 /// ```
 ///
-/// A span shorter than a pixel still gets one pixel, so short tasks show.
+/// Each pixel column shows, per nesting depth, the state that covers most
+/// of its time (``ColumnCoverage``); a span shorter than a column still
+/// shows where nothing longer covers it.
 public struct TimelineRenderer: Sendable {
     public var width: Int
     /// The time window in microseconds; nil = the whole trace.
@@ -22,6 +24,8 @@ public struct TimelineRenderer: Sendable {
     public static let rowGap = 6
     public static let scale = 2              // font scale for labels
     public static let marginRight = 16
+    /// Nested spans are inset by this much per depth; instants are ticks
+    /// this tall at the top of the row.
     public static let insetPerDepth = 4
 
     /// Where things went, so callers (and tests) can find them.
@@ -119,13 +123,30 @@ public struct TimelineRenderer: Sendable {
             r.fill(x: plotLeft, y: y, width: plotRight - plotLeft + 1, height: Self.rowHeight, Palette.rowBackground)
             for x in tickXs { r.fill(x: x, y: y, width: 1, height: Self.rowHeight, Palette.grid) }
             BitmapFont.draw(track.name, x: 8, y: y + (Self.rowHeight - lineH) / 2, scale: s, color: Palette.text, into: &r)
-            for sp in track.spans where sp.end >= w0 && sp.start <= w1 {
-                let x0 = layout.x(max(sp.start, w0)), x1 = layout.x(min(sp.end, w1))
-                let inset = min(sp.depth * Self.insetPerDepth, Self.rowHeight / 2 - 2)
-                r.fill(x: x0, y: y + inset, width: max(1, x1 - x0), height: Self.rowHeight - 2 * inset, Palette.state(sp.name))
+            // Per depth, each column shows the state covering most of it.
+            let plotW = Double(plotRight - plotLeft)
+            let maxDepth = track.spans.map(\.depth).max() ?? -1
+            if maxDepth >= 0 {
+                var levels = (0...maxDepth).map { _ in ColumnCoverage(columns: plotRight - plotLeft + 1) }
+                for sp in track.spans where sp.end >= w0 && sp.start <= w1 {
+                    levels[sp.depth].add(sp.name, from: (sp.start - w0) / (w1 - w0) * plotW,
+                                         to: (sp.end - w0) / (w1 - w0) * plotW)
+                }
+                // What each column shows at the depth above (nil: nothing).
+                var above = [Double?](repeating: 0, count: plotRight - plotLeft + 1)
+                for (depth, level) in levels.enumerated() {
+                    let inset = min(depth * Self.insetPerDepth, Self.rowHeight / 2 - 2)
+                    for c in 0..<level.columns {
+                        guard let parent = above[c],
+                              let w = level.winner(c, minimum: depth == 0 ? 0 : 0.5 * parent) else { above[c] = nil; continue }
+                        above[c] = w.cover
+                        r.fill(x: plotLeft + c, y: y + inset, width: 1, height: Self.rowHeight - 2 * inset, Palette.state(w.name))
+                    }
+                }
             }
             for ins in track.instants where ins.ts >= w0 && ins.ts <= w1 {
-                r.fill(x: layout.x(ins.ts), y: y, width: 1, height: Self.rowHeight / 2, Palette.instant(ins.name))
+                // Within the top strip that nested spans leave to their parent.
+                r.fill(x: layout.x(ins.ts), y: y, width: 1, height: Self.insetPerDepth, Palette.instant(ins.name))
             }
         }
 

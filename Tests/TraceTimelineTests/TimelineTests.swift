@@ -195,3 +195,50 @@ final class LenientTimelineTests: XCTestCase {
         XCTAssertEqual(clean.violationCount, 0)
     }
 }
+
+final class ColumnCoverageTests: XCTestCase {
+    func testWinnerIsTheStateCoveringMost() {
+        var c = ColumnCoverage(columns: 4)
+        // Column 0: ten 2% tasks and 80% sleep → sleep.
+        for k in 0..<10 { c.add("task", from: Double(k) * 0.1, to: Double(k) * 0.1 + 0.02) }
+        c.add("sleep", from: 0.2, to: 1.0)
+        XCTAssertEqual(c.winner(0)?.name, "sleep")
+        // Column 1: one zero-length task, nothing else → task (short spans show).
+        c.add("task", from: 1.5, to: 1.5)
+        XCTAssertEqual(c.winner(1)?.name, "task")
+        // Column 2: untouched.
+        XCTAssertNil(c.winner(2))
+        // A span over columns 2.5...4 covers half of column 2 and all of 3.
+        c.add("kernel", from: 2.5, to: 9)
+        XCTAssertEqual(c.winner(2)?.cover ?? 0, 0.5, accuracy: 1e-9)
+        XCTAssertEqual(c.winner(3)?.cover ?? 0, 1.0, accuracy: 1e-9)
+        XCTAssertNil(c.winner(2, minimum: 0.6))
+    }
+
+    /// Zoomed out, a nested span shows over its parent only where it covers
+    /// at least half as much as the parent's shown state.
+    func testNestedSpansNeedHalfTheirParent() throws {
+        // 100 tasks of 10 us each 100 us apart; in the first 50 the kernel
+        // takes 8 us of each, in the last 50 it takes 1 us.
+        var ev: [String] = []
+        for k in 0..<100 {
+            let t = Double(k) * 100
+            let kd = k < 50 ? 8.0 : 1.0
+            ev += [#"{"ph":"B","name":"task","pid":1,"tid":0,"ts":\#(t)}"#,
+                   #"{"ph":"B","name":"kernel","pid":1,"tid":0,"ts":\#(t + 1)}"#,
+                   #"{"ph":"E","name":"kernel","pid":1,"tid":0,"ts":\#(t + 1 + kd)}"#,
+                   #"{"ph":"E","name":"task","pid":1,"tid":0,"ts":\#(t + 10)}"#]
+        }
+        let t = try Timeline(ChromeTrace.parse(Data(("{\"traceEvents\":[" + ev.joined(separator: ",") + "]}").utf8)))
+        // 300 plot columns for 10 ms: ~33 us a column, every column has at most one task.
+        let (r, layout) = try TimelineRenderer(width: 300 + 60 + TimelineRenderer.marginRight).render(t)
+        let row = try XCTUnwrap(layout.rows[TrackID(pid: 1, tid: 0)])
+        let mid = (row.lowerBound + row.upperBound) / 2
+        func colours(_ range: Range<Double>) -> Set<RGB> {
+            Set((layout.x(range.lowerBound)..<layout.x(range.upperBound)).map { r[$0, mid] })
+        }
+        XCTAssertTrue(colours(0..<4900).contains(Palette.states["kernel"]!), "kernel-heavy half shows no kernel")
+        XCTAssertFalse(colours(5050..<9900).contains(Palette.states["kernel"]!), "1 us calls in 10 us tasks painted red")
+        XCTAssertTrue(colours(5050..<9900).contains(Palette.states["task"]!))
+    }
+}

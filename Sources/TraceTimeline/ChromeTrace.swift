@@ -38,6 +38,9 @@ public struct TraceParseError: Error, CustomStringConvertible, Equatable {
 }
 
 /// A parsed trace: its events in file order and its thread names.
+/// [ConcRT wrote ETW events (`ConcRTEventGuid`) for its scheduler and
+/// context activity; our tracer writes this open format instead, which
+/// chrome://tracing and ui.perfetto.dev open as is.]
 public struct ChromeTrace: Sendable {
     public var events: [TraceEvent]
     /// `displayTimeUnit`, if given ("ms" or "ns").

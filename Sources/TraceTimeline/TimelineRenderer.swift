@@ -1,6 +1,7 @@
 import Foundation
 
-/// Draws a ``Timeline`` as an image:
+/// Draws a ``Timeline`` as an image. [For ConcRT's ETW events, Visual
+/// Studio's Concurrency Visualizer drew the threads view; here a PNG.]
 ///
 /// ```
 ///  title
@@ -24,6 +25,8 @@ public struct TimelineRenderer: Sendable {
     public static let rowGap = 6
     public static let scale = 2              // font scale for labels
     public static let marginRight = 16
+    /// Largest image drawn (300 MB of RGB).
+    public static let maxPixels = 100_000_000
     /// Nested spans are inset by this much per depth; instants are ticks
     /// this tall at the top of the row.
     public static let insetPerDepth = 4
@@ -90,6 +93,10 @@ public struct TimelineRenderer: Sendable {
         }
         let legendTop = rowsTop + rowsH + 10
         let height = legendTop + (legendItems.isEmpty ? 0 : ly + lineH + 8) + 6
+        guard width * height <= Self.maxPixels else {
+            throw RenderError(message: "a \(width)x\(height) image (\(timeline.tracks.count) tracks) is over "
+                              + "\(Self.maxPixels / 1_000_000) million pixels; use a smaller --width")
+        }
 
         var r = Raster(width: width, height: height, background: Palette.background)
         var layout = Layout(plotLeft: plotLeft, plotRight: plotRight, rows: [:], start: w0, end: w1)

@@ -242,3 +242,17 @@ final class ColumnCoverageTests: XCTestCase {
         XCTAssertTrue(colours(5050..<9900).contains(Palette.states["task"]!))
     }
 }
+
+final class RenderLimitTests: XCTestCase {
+    func testHugeImageIsRefused() throws {
+        var ev = [#"{"ph":"i","name":"x","pid":1,"tid":0,"ts":0}"#]
+        for tid in 1..<400 { ev.append(#"{"ph":"M","name":"thread_name","pid":1,"tid":\#(tid),"args":{"name":"VP \#(tid)"}}"#) }
+        let t = try Timeline(ChromeTrace.parse(Data(("[" + ev.joined(separator: ",") + "]").utf8)))
+        XCTAssertEqual(t.tracks.count, 400)
+        XCTAssertThrowsError(try TimelineRenderer(width: 20_000).render(t)) { e in
+            XCTAssertTrue("\(e)".contains("million pixels; use a smaller --width"), "\(e)")
+        }
+        let (r, _) = try TimelineRenderer(width: 400).render(t)
+        XCTAssertGreaterThan(r.height, 400 * TimelineRenderer.rowHeight)
+    }
+}

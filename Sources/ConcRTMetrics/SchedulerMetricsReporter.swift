@@ -79,11 +79,13 @@ public final class SchedulerMetricsReporter: Sendable {
     /// value).
     @discardableResult
     public func report() -> [(name: String, amount: Int)] {
-        let s = scheduler.statistics
-        let u: UMSStatistics? = includeUMS ? UMS.statistics : nil
-        return publishers.withLock { p in
-            var out = p.concrt.publish(s)
-            if let u { out += p.ums.publish(u) }
+        // The statistics are read under the lock: two reports racing (the
+        // user's and the timer's) then publish snapshots in the order they
+        // were read, so every counter's delta is non-negative and no
+        // change is counted twice.
+        publishers.withLock { p in
+            var out = p.concrt.publish(scheduler.statistics)
+            if includeUMS { out += p.ums.publish(UMS.statistics) }
             return out
         }
     }

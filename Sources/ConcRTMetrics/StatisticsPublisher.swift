@@ -9,8 +9,9 @@ import CoreMetrics
 ///   delta since the previous `publish` (the first publish adds the whole
 ///   value, the count since the statistic's creation).
 ///
-/// A counter whose value went down (it should not; a statistic reset would
-/// do it) adds nothing and takes the new value as its base.
+/// A counter whose value went down (it should not: the statistics are
+/// monotonic and the reporter reads them in order) adds nothing and keeps
+/// the highest value seen as its base, so no change is counted twice.
 ///
 /// Not thread-safe: the owner (``SchedulerMetricsReporter``) serializes calls.
 struct StatisticsPublisher {
@@ -67,8 +68,9 @@ struct StatisticsPublisher {
             } else {
                 let c = counters[field] ?? Counter(label: name, dimensions: dimensions, factory: factory)
                 counters[field] = c
-                let delta = value - (last[field] ?? 0)
-                last[field] = value
+                let base = last[field] ?? 0
+                let delta = value - base
+                last[field] = max(base, value)
                 if delta > 0 { c.increment(by: delta) }
                 published.append((name, max(delta, 0)))
             }

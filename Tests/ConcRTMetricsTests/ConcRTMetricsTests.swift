@@ -161,6 +161,39 @@ final class ConcRTMetricsTests: XCTestCase {
         XCTAssertEqual(f.counter("concrt_tasks_run", scheduler: "test"), Int64(settled))
     }
 
+    /// A value that goes down adds nothing and does not lower the base.
+    func testCounterGoingDownIsNotCountedTwice() throws {
+        struct Stat { var hits: Int; var level: Int }
+        let f = TestMetricsFactory()
+        var p = StatisticsPublisher(prefix: "t", gaugeFields: ["level"], dimensions: [("scheduler", "x")], factory: f)
+        p.publish(Stat(hits: 10, level: 3))
+        p.publish(Stat(hits: 7, level: 1))    // out of order: adds nothing
+        p.publish(Stat(hits: 12, level: 2))   // adds 2, not 5
+        XCTAssertEqual(f.counter("t_hits", scheduler: "x"), 12)
+        XCTAssertEqual(f.gauge("t_level", scheduler: "x"), 2)
+    }
+
+    /// Reports from many threads at once while tasks run: the counter ends
+    /// equal to the statistic (no change lost or counted twice).
+    func testConcurrentReportsAddUpExactly() throws {
+        let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 2, maxConcurrency: 2))
+        defer { try? s.shutdown() }
+        let f = TestMetricsFactory()
+        let r = SchedulerMetricsReporter(scheduler: s, label: "race", factory: f)
+        r.start(interval: .milliseconds(1))
+        let rounds = ProcessInfo.processInfo.environment["LONG"] == "1" ? 50 : 5
+        for _ in 0..<rounds {
+            for _ in 0..<200 { s.scheduleTask {} }
+            DispatchQueue.concurrentPerform(iterations: 4) { _ in for _ in 0..<20 { r.report() } }
+        }
+        r.stop()
+        try s.shutdown()
+        r.report()
+        XCTAssertEqual(f.counter("concrt_tasks_run", scheduler: "race"), Int64(s.statistics.tasksRun))
+        XCTAssertGreaterThanOrEqual(s.statistics.tasksRun, rounds * 200)
+        XCTAssertEqual(f.counter("concrt_contexts_created", scheduler: "race"), Int64(s.statistics.contextsCreated))
+    }
+
     func testDimensionsSeparateSchedulersAndUMSIsOptional() throws {
         let a = try Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 1))
         let b = try Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 1))

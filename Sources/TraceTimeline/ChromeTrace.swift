@@ -47,6 +47,8 @@ public struct ChromeTrace: Sendable {
     public var displayTimeUnit: String?
     /// Names from `thread_name` metadata events.
     public var threadNames: [TrackID: String]
+    /// Row order from `thread_sort_index` metadata events (`args.sort_index`).
+    public var threadSortIndex: [TrackID: Int] = [:]
 
     public init(events: [TraceEvent], displayTimeUnit: String? = nil, threadNames: [TrackID: String] = [:]) {
         self.events = events
@@ -87,12 +89,18 @@ public struct ChromeTrace: Sendable {
         var events: [TraceEvent] = []
         events.reserveCapacity(list.count)
         var names: [TrackID: String] = [:]
+        var sortIndex: [TrackID: Int] = [:]
         for (i, item) in list.enumerated() {
             let e = try event(item, index: i)
             if e.phase == "M" && e.name == "thread_name", let n = e.args["name"] { names[e.track] = n }
+            if e.phase == "M" && e.name == "thread_sort_index", let k = e.args["sort_index"].flatMap({ Int($0) }) {
+                sortIndex[e.track] = k
+            }
             events.append(e)
         }
-        return ChromeTrace(events: events, displayTimeUnit: unit, threadNames: names)
+        var trace = ChromeTrace(events: events, displayTimeUnit: unit, threadNames: names)
+        trace.threadSortIndex = sortIndex
+        return trace
     }
 
     /// A number, or a string holding one (some writers quote pid and tid).

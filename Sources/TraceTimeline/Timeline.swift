@@ -48,7 +48,7 @@ public struct TraceViolation: Error, CustomStringConvertible, Equatable {
 /// event. The violations are counted and the first ones kept.
 public struct Timeline: Sendable {
     public static let maxViolations = 20
-    /// Tracks ordered by pid, then tid.
+    /// Tracks ordered by pid, then `thread_sort_index` metadata, then tid.
     public var tracks: [Track]
     /// First and last time of any event (microseconds); 0...0 when empty.
     public var start: Double
@@ -152,7 +152,12 @@ public struct Timeline: Sendable {
         if !problems.isEmpty && !lenient { throw TraceViolation(messages: problems) }
 
         // Tracks named only by metadata still get a (empty) row.
-        let ids = Set(index.keys).union(trace.threadNames.keys).sorted()
+        // Ordered by pid, then `thread_sort_index` (tracks without one after
+        // those with one), then tid.
+        let ids = Set(index.keys).union(trace.threadNames.keys).sorted { a, b in
+            let ka = trace.threadSortIndex[a] ?? Int.max, kb = trace.threadSortIndex[b] ?? Int.max
+            return (a.pid, ka, a.tid) < (b.pid, kb, b.tid)
+        }
         tracks = ids.map { id in
             let st = index[id].map { states[$0] } ?? State()
             return Track(id: id, name: Self.trackName(id, names: trace.threadNames),

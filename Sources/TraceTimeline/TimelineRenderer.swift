@@ -5,7 +5,7 @@ import Foundation
 ///
 /// ```
 ///  title
-///  axis: ticks and labels in ms, from the window's start
+///  axis: ticks labelled in ms of trace time (the file's `ts` / 1000)
 ///  VP 0    [task][kernel]   [task]  |  |        one row per track; nested
 ///  VP 1    [sleep     ][task      ]             spans drawn inset; instants
 ///  runtime   |    |                             as thin ticks in the top part
@@ -103,7 +103,7 @@ public struct TimelineRenderer: Sendable {
 
         // Title.
         let t = title ?? String(format: "%d tracks, %.3f ms shown (from %.3f ms)", timeline.tracks.count,
-                                (w1 - w0) / 1000, (w0 - timeline.start) / 1000)
+                                (w1 - w0) / 1000, w0 / 1000)
         BitmapFont.draw(t, x: 8, y: 6, scale: s, color: Palette.text, into: &r)
 
         // Axis and grid.
@@ -115,7 +115,7 @@ public struct TimelineRenderer: Sendable {
             let x = layout.x(tick)
             tickXs.append(x)
             r.fill(x: x, y: axisTop + axisH - 6, width: 1, height: 6, Palette.axis)
-            let label = Self.label(ms: (tick - timeline.start) / 1000, stepMs: step / 1000)
+            let label = Self.label(ms: tick / 1000, stepMs: step / 1000)
             let lw = BitmapFont.width(of: label, scale: s)
             let lxp = min(max(x - lw / 2, plotLeft - lw / 2), width - lw - 2)
             BitmapFont.draw(label, x: lxp, y: axisTop, scale: s, color: Palette.text, into: &r)
@@ -187,9 +187,10 @@ public struct TimelineRenderer: Sendable {
         }
     }
 
-    /// A tick label with as many decimals as the step needs.
+    /// A tick label with as many decimals as the step needs (never "-0").
     static func label(ms: Double, stepMs: Double) -> String {
         let decimals = stepMs >= 1 ? 0 : min(6, Int((-log10(stepMs)).rounded(.up)))
-        return String(format: "%.\(decimals)f", ms)
+        let text = String(format: "%.\(decimals)f", ms)
+        return text.hasPrefix("-") && text.dropFirst().allSatisfy({ $0 == "0" || $0 == "." }) ? String(text.dropFirst()) : text
     }
 }

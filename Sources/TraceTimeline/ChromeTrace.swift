@@ -49,6 +49,9 @@ public struct ChromeTrace: Sendable {
     public var threadNames: [TrackID: String]
     /// Row order from `thread_sort_index` metadata events (`args.sort_index`).
     public var threadSortIndex: [TrackID: Int] = [:]
+    /// The top-level `otherData` object, values as text (the ConcRT
+    /// exporter writes `dropped`: events its full ring buffers lost).
+    public var otherData: [String: String] = [:]
 
     public init(events: [TraceEvent], displayTimeUnit: String? = nil, threadNames: [TrackID: String] = [:]) {
         self.events = events
@@ -74,6 +77,7 @@ public struct ChromeTrace: Sendable {
         let root: JSONValue
         do { root = try JSONParser.parse(bytes) } catch { throw TraceParseError("not valid JSON: \(error)") }
         var unit: String?
+        var other: [String: String] = [:]
         let list: [JSONValue]
         switch root {
         case .object(let obj):
@@ -81,6 +85,7 @@ public struct ChromeTrace: Sendable {
             guard case .array(let arr) = te else { throw TraceParseError("\"traceEvents\" is not an array") }
             list = arr
             if case .string(let u)? = obj["displayTimeUnit"] { unit = u }
+            if case .object(let o)? = obj["otherData"] { other = o.mapValues(\.text) }
         case .array(let arr):
             list = arr
         default:
@@ -100,6 +105,7 @@ public struct ChromeTrace: Sendable {
         }
         var trace = ChromeTrace(events: events, displayTimeUnit: unit, threadNames: names)
         trace.threadSortIndex = sortIndex
+        trace.otherData = other
         return trace
     }
 

@@ -79,6 +79,9 @@ struct Check: ParsableCommand {
     func run() throws {
         let (trace, timeline) = try loadTimeline(input)
         for t in timeline.tracks { print(TrackSummary(t).line) }
+        if let d = trace.otherData["dropped"], let n = Int(d), n > 0 {
+            print("note: the trace reports \(n) dropped event(s) (otherData.dropped): its ring buffers were full")
+        }
         print(String(format: "OK: %d events, %d tracks, %.3f ms", trace.events.count, timeline.tracks.count,
                      (timeline.end - timeline.start) / 1000))
     }

@@ -260,7 +260,7 @@ final class RenderLimitTests: XCTestCase {
 final class TrackOrderTests: XCTestCase {
     func testSortIndexOrdersRowsAndLabelsAreTraceTime() throws {
         let json = """
-        {"traceEvents":[
+        {"otherData":{"dropped":3},"traceEvents":[
         {"ph":"M","name":"thread_name","pid":1,"tid":0,"args":{"name":"VP 0"}},
         {"ph":"M","name":"thread_sort_index","pid":1,"tid":0,"args":{"sort_index":2}},
         {"ph":"M","name":"thread_name","pid":1,"tid":1,"args":{"name":"VP 1"}},
@@ -269,7 +269,9 @@ final class TrackOrderTests: XCTestCase {
         {"ph":"B","name":"task","pid":1,"tid":0,"ts":1000},{"ph":"E","name":"task","pid":1,"tid":0,"ts":3000}
         ]}
         """
-        let t = try Timeline(ChromeTrace.parse(Data(json.utf8)))
+        let trace = try ChromeTrace.parse(Data(json.utf8))
+        XCTAssertEqual(trace.otherData, ["dropped": "3"])
+        let t = try Timeline(trace)
         XCTAssertEqual(t.tracks.map(\.name), ["VP 1", "VP 0", "tid 5"])
         XCTAssertEqual(TimelineRenderer.label(ms: -0.0001, stepMs: 0.5), "0.0")
         XCTAssertEqual(TimelineRenderer.label(ms: -0.5, stepMs: 0.5), "-0.5")

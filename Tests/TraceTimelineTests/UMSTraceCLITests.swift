@@ -38,6 +38,11 @@ final class UMSTraceCLITests: XCTestCase {
         XCTAssertTrue(out.contains("VP 0 (pid 1 tid 0): 3 spans"), out)
         XCTAssertTrue(out.contains("runtime (pid 1 tid 1000): 0 spans [], depth 0, 1 instants [retake 1]"), out)
         XCTAssertTrue(out.contains("OK: 15 events, 3 tracks, 1.500 ms"), out)
+        XCTAssertFalse(out.contains("dropped"), out)
+        let dropped = try write(#"{"otherData":{"dropped":2},"traceEvents":[{"ph":"i","name":"a","pid":1,"tid":0,"ts":1}]}"#, "dropped.json")
+        let (sd, od) = try run(["check", dropped])
+        XCTAssertEqual(sd, 0, od)
+        XCTAssertTrue(od.contains("note: the trace reports 2 dropped event(s) (otherData.dropped)"), od)
 
         let png = NSTemporaryDirectory() + "ums-trace-\(getpid())-out.png"
         addTeardownBlock { try? FileManager.default.removeItem(atPath: png) }

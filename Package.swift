@@ -13,6 +13,11 @@ let package = Package(
         .library(name: "PPL", targets: ["PPL"]),
         .executable(name: "ums-bench", targets: ["ums-bench"]),
         .executable(name: "ums-sample", targets: ["ums-sample"]),
+        // Optional: scheduler and UMS statistics as swift-metrics counters and gauges.
+        .library(name: "ConcRTMetrics", targets: ["ConcRTMetrics"]),
+        // Chrome trace-event JSON: validation and a PNG timeline (no dependencies).
+        .library(name: "TraceTimeline", targets: ["TraceTimeline"]),
+        .executable(name: "ums-trace", targets: ["ums-trace"]),
     ],
     dependencies: [
         // `swift package generate-documentation` (DocC catalogs per module).
@@ -21,6 +26,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // FileDescriptor, FilePath and Errno for Blocking's typed overloads.
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        // Metrics API for the optional ConcRTMetrics product (backends such as
+        // swift-prometheus or swift-otel are the application's choice).
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
         // liburcu (Debian: liburcu-dev), found with pkg-config.
@@ -53,6 +61,11 @@ let package = Package(
                 exclude: ["Idle/README.md"]),
         // Layer 3: PPL-style task API.
         .target(name: "PPL", dependencies: ["ConcRT"]),
+        // Optional: publishes Scheduler.statistics and UMS.statistics through swift-metrics.
+        .target(name: "ConcRTMetrics", dependencies: ["ConcRT", "UMS", .product(name: "Metrics", package: "swift-metrics")]),
+        // Chrome trace-event JSON: parse, validate, render a PNG timeline. Foundation only.
+        .target(name: "TraceTimeline"),
+        .executableTarget(name: "ums-trace", dependencies: ["TraceTimeline", argumentParser], path: "Sources/ums-trace"),
         // Heap-allocation counter, linked into the benchmark only.
         .target(name: "CMallocCounter", path: "Sources/CMallocCounter"),
         .executableTarget(name: "ums-bench", dependencies: ["UMS", "ConcRT", "PPL", "CSupport", "CMallocCounter", argumentParser],
@@ -71,6 +84,9 @@ let package = Package(
                                                        .product(name: "SystemPackage", package: "swift-system")]),
         .testTarget(name: "PPLTests", dependencies: ["PPL", "ConcRT", "UMS", "CSupport", "TestSupport"]),
         .testTarget(name: "ExamplesTests", dependencies: []),
+        .testTarget(name: "ConcRTMetricsTests", dependencies: ["ConcRTMetrics", "ConcRT", "UMS",
+                                                              .product(name: "Metrics", package: "swift-metrics")]),
+        .testTarget(name: "TraceTimelineTests", dependencies: ["TraceTimeline"]),
     ],
     swiftLanguageModes: [.v6]
 )

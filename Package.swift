@@ -86,7 +86,7 @@ let package = Package(
         .testTarget(name: "ExamplesTests", dependencies: []),
         .testTarget(name: "ConcRTMetricsTests", dependencies: ["ConcRTMetrics", "ConcRT", "UMS",
                                                               .product(name: "Metrics", package: "swift-metrics")]),
-        .testTarget(name: "TraceTimelineTests", dependencies: ["TraceTimeline"]),
+        .testTarget(name: "TraceTimelineTests", dependencies: ["TraceTimeline", "ConcRT"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "UMS", targets: ["UMS"]),
         .library(name: "ConcRT", targets: ["ConcRT"]),
         .library(name: "PPL", targets: ["PPL"]),
+        .library(name: "Agents", targets: ["Agents"]),
         .executable(name: "ums-bench", targets: ["ums-bench"]),
         .executable(name: "ums-sample", targets: ["ums-sample"]),
     ],
@@ -53,9 +54,11 @@ let package = Package(
                 exclude: ["Idle/README.md"]),
         // Layer 3: PPL-style task API.
         .target(name: "PPL", dependencies: ["ConcRT"]),
+        // Asynchronous Agents Library: message blocks and agents.
+        .target(name: "Agents", dependencies: ["ConcRT", "UMS", "CSupport"]),
         // Heap-allocation counter, linked into the benchmark only.
         .target(name: "CMallocCounter", path: "Sources/CMallocCounter"),
-        .executableTarget(name: "ums-bench", dependencies: ["UMS", "ConcRT", "PPL", "CSupport", "CMallocCounter", argumentParser],
+        .executableTarget(name: "ums-bench", dependencies: ["UMS", "ConcRT", "PPL", "Agents", "CSupport", "CMallocCounter", argumentParser],
                           path: "Sources/ums-bench"),
         .executableTarget(name: "ums-sample", dependencies: ["UMS", argumentParser], path: "Examples/ums-sample"),
         .executableTarget(name: "fib", dependencies: ["PPL", "ConcRT", argumentParser], path: "Examples/fib"),
@@ -70,6 +73,7 @@ let package = Package(
         .testTarget(name: "ConcRTTests", dependencies: ["ConcRT", "UMS", "CSupport", "TestSupport",
                                                        .product(name: "SystemPackage", package: "swift-system")]),
         .testTarget(name: "PPLTests", dependencies: ["PPL", "ConcRT", "UMS", "CSupport", "TestSupport"]),
+        .testTarget(name: "AgentsTests", dependencies: ["Agents", "ConcRT", "UMS", "TestSupport"]),
         .testTarget(name: "ExamplesTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]

@@ -26,6 +26,7 @@ let workloads: [(name: String, summary: String, run: @Sendable (Harness) throws 
     ("timers", "10,000 contexts sleep 10 ms in a loop for 1 s, tolerance 0 and 1 ms; VP wake-ups/s, cpu-ms/s", TimersBench.run),
     ("iops", "256 contexts, 4 KiB random preads of a cached 256 MiB file for 1 s; ops/s", IOBench.run),
     ("idle", "CPU burnt by an idle scheduler; --busy: beside a busy VP; cpu-ms/s", IdleBench.run),
+    ("pipeline", "producer -> transformer -> consumer over two BoundedBuffer(64), 1,000,000 ints; ms", PipelineBench.run),
     ("contexts", "100,000 tasks blocked on an event; KiB RSS each, ms", ConcRTBench.contexts),
     ("async-blockmix", "blockmix as 256 async TaskGroup children, unwrapped nanosleep(2); on our executor (+ wrapped) vs default; ms", AsyncBench.blockmix),
     ("async-nullfork", "TaskGroup: spawn one empty async child and await it, 100,000 times; ours vs default; ns/op", AsyncBench.nullfork),

@@ -251,7 +251,11 @@ public class QueueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked S
     public func reserve(for target: ObjectIdentifier) -> T? {
         withLock { s in
             if s.reserved != nil { return nil }
-            if let m = s.inFlight, s.inFlightTo == target {
+            if let m = s.inFlight {
+                // Being offered right now: only its current target may take
+                // it; anyone else would take a later message out of order
+                // (they are offered it in turn if this one is declined).
+                guard s.inFlightTo == target else { return nil }
                 s.inFlight = nil
                 s.inFlightTo = nil
                 s.reserved = m

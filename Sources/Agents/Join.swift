@@ -22,7 +22,10 @@ import ConcRT
 /// every input, reserves from each, and then consumes all (a complete
 /// array) or releases those reserved, puts them back first in line and
 /// drops the one that had nothing (it offers again when it has a message).
-/// Each failed attempt drops an origin, so attempts end.
+/// Each failed attempt drops an origin, so attempts end. A message being
+/// offered is never reserved from its source (sources refuse that: see
+/// ``QueueBlock``); the offer itself runs the attempt and accepts the
+/// message directly when every other input can give one.
 public final class Join<T: Sendable>: QueueBlock<[T]>, @unchecked Sendable {
     /// [join_type]
     public enum Kind: Sendable { case greedy, nonGreedy }
@@ -75,14 +78,18 @@ public final class Join<T: Sendable>: QueueBlock<[T]>, @unchecked Sendable {
             guard let origin else {
                 return js.withLock { $0.closed } ? .refused(.shutDown(name)) : .postponed
             }
-            let closed: Bool = js.withLock { s in
-                if s.closed { return true }
+            let begin: JoinAttemptStart = js.withLock { s in
+                if s.closed { return .closed }
                 if !s.origins[i].contains(where: { $0 === origin }) { s.origins[i].pushBack(origin) }
-                return false
+                if s.attempting { s.again = true; return .busy }
+                s.attempting = true
+                return .run
             }
-            if closed { return .refused(.shutDown(name)) }
-            tryComplete()
-            return .postponed
+            switch begin {
+            case .closed: return .refused(.shutDown(name))
+            case .busy: return .postponed
+            case .run: return runAttempts(offered: (i, m, origin)) ? .accepted : .postponed
+            }
         }
     }
 
@@ -98,46 +105,64 @@ public final class Join<T: Sendable>: QueueBlock<[T]>, @unchecked Sendable {
         }
     }
 
-    private func tryComplete() {
-        let go: Bool = js.withLock { s in
-            if s.attempting { s.again = true; return false }
-            s.attempting = true
-            return true
-        }
-        guard go else { return }
+    /// The non-greedy attempts (the caller set `attempting`). `offered`:
+    /// a message being offered right now to input `i` by `origin`; it is
+    /// taken directly (accepted) if every other input can give one, since
+    /// a message being offered cannot be reserved from its source. Returns
+    /// whether it was. Ends with `attempting` cleared.
+    private func runAttempts(offered first: (i: Int, m: T, origin: any MessageOrigin<T>)?) -> Bool {
+        var offered = first
+        var acceptedOffered = false
         while true {
-            let picks: [any MessageOrigin<T>]? = js.withLock { s in
+            let picks: [(any MessageOrigin<T>)?]? = js.withLock { s in
                 s.again = false
-                guard !s.closed, !s.origins.contains(where: { $0.isEmpty }) else {
+                guard !s.closed else { s.attempting = false; return nil }
+                for k in s.origins.indices where k != offered?.i && s.origins[k].isEmpty {
                     s.attempting = false
                     return nil
                 }
-                var p: [any MessageOrigin<T>] = []
-                for k in s.origins.indices { p.append(s.origins[k].popFront()!) }
+                var p: [(any MessageOrigin<T>)?] = []
+                for k in s.origins.indices { p.append(k == offered?.i ? nil : s.origins[k].popFront()!) }
                 return p
             }
-            guard let picks else { return }
-            var got: [T] = []
+            guard let picks else { return acceptedOffered }
+            var row: [T] = []
+            row.reserveCapacity(picks.count)
+            var reservedCount = 0
             for (k, o) in picks.enumerated() {
-                guard let m = o.reserve(for: ObjectIdentifier(inputs[k])) else { break }
-                got.append(m)
+                if let o {
+                    guard let m = o.reserve(for: ObjectIdentifier(inputs[k])) else { break }
+                    row.append(m)
+                } else {
+                    row.append(offered!.m)
+                }
+                reservedCount = k + 1
             }
-            if got.count == picks.count {
-                for (k, o) in picks.enumerated() { o.consume(for: ObjectIdentifier(inputs[k])) }
+            if reservedCount == picks.count {
+                for (k, o) in picks.enumerated() { o?.consume(for: ObjectIdentifier(inputs[k])) }
                 let emit: Bool = js.withLock { s in
-                    s.ready.pushBack(got)
+                    if let (i, _, origin) = offered {
+                        s.origins[i].removeAll { $0 === origin }
+                    }
+                    s.ready.pushBack(row)
                     if s.emitting { return false }
                     s.emitting = true
                     return true
                 }
+                if offered != nil { acceptedOffered = true; offered = nil }
                 if emit { emitReady() }
             } else {
-                for k in 0..<got.count { picks[k].release(for: ObjectIdentifier(inputs[k])) }
+                // Input `reservedCount` had nothing: release the others, put
+                // them back first in line, drop that origin (it offers again
+                // when it has a message).
+                for k in 0..<reservedCount { picks[k]?.release(for: ObjectIdentifier(inputs[k])) }
                 js.withLock { s in
-                    for k in 0..<got.count where !s.origins[k].contains(where: { $0 === picks[k] }) {
-                        s.origins[k].pushFront(picks[k])
+                    for k in 0..<reservedCount {
+                        if let o = picks[k], !s.origins[k].contains(where: { $0 === o }) { s.origins[k].pushFront(o) }
                     }
                 }
+                // The offered message stays its source's (it is not taken).
+                offered = nil
             }
         }
     }
@@ -173,3 +198,7 @@ public final class JoinInput<T: Sendable>: MessageTarget, @unchecked Sendable {
         join.offer(input: index, message, from: origin)
     }
 }
+
+/// How a non-greedy offer found the join: shut down, an attempt already
+/// running (it will see the new origin), or free to run one.
+enum JoinAttemptStart { case closed, busy, run }

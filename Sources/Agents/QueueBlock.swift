@@ -23,10 +23,12 @@ import CSupport
 ///   (a new message, a link, a consume or release: `kick`). Because only the
 ///   propagator moves messages to links, each link sees them in order.
 /// - Reservation (``MessageOrigin``): a target that postponed takes a
-///   message later with `reserve` (the in-flight message if it is being
-///   offered to that very target right now, else the head), then `consume`
-///   or `release` (back to the head). While a message is reserved,
-///   propagation pauses, so order is kept.
+///   message later with `reserve` (the head), then `consume` or `release`
+///   (back to the head). While a message is reserved, propagation pauses,
+///   so order is kept. The in-flight message is never reserved (its target
+///   may be accepting it at that moment: it would be delivered twice);
+///   such a reserve gets nothing and sets `again`, so the propagator offers
+///   it once more if nobody accepts it: the asking target is not forgotten.
 /// - Capacity (``BoundedBuffer``): occupancy counts the queue, the in-flight
 ///   and reserved message, and a slot held by the puller. An offer to a full
 ///   block (or one with senders already waiting: FIFO) registers its origin
@@ -51,7 +53,6 @@ public class QueueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked S
         @usableFromInline var propagating = false
         @usableFromInline var again = false
         @usableFromInline var inFlight: T?
-        @usableFromInline var inFlightTo: ObjectIdentifier?
         @usableFromInline var reserved: T?
         @usableFromInline var reservedFor: ObjectIdentifier?
         @usableFromInline var closed = false
@@ -174,20 +175,13 @@ public class QueueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked S
             var done = false
             var startPull = false
             for l in links where l.passes(m) {
-                withLock { $0.inFlightTo = l.id }
                 let st = l.target.offer(m, from: self)
-                done = withLock { s in
-                    if st == .accepted {
-                        precondition(s.inFlight != nil,
-                                     "Agents: target accepted a message it had also reserved (delivered twice)")
+                if st == .accepted {
+                    withLock { s in
                         s.inFlight = nil
-                        s.inFlightTo = nil
                         startPull = maybeStartPull(&s)
-                        return true
                     }
-                    // Reserved by that target during the offer: it is theirs
-                    // (or, once released, back at the head).
-                    return s.inFlight == nil
+                    done = true
                 }
                 if done { break }
             }
@@ -197,7 +191,6 @@ public class QueueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked S
             var waiter: ReceiveWaiter<T>?
             let stop: Bool = withLock { s in
                 s.inFlight = nil
-                s.inFlightTo = nil
                 if let w = Self.claimReceiver(&s) {
                     w.value = m
                     waiter = w
@@ -251,16 +244,15 @@ public class QueueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked S
     public func reserve(for target: ObjectIdentifier) -> T? {
         withLock { s in
             if s.reserved != nil { return nil }
-            if let m = s.inFlight {
-                // Being offered right now: only its current target may take
-                // it; anyone else would take a later message out of order
-                // (they are offered it in turn if this one is declined).
-                guard s.inFlightTo == target else { return nil }
-                s.inFlight = nil
-                s.inFlightTo = nil
-                s.reserved = m
-                s.reservedFor = target
-                return m
+            if s.inFlight != nil {
+                // A message is being offered right now. It cannot be taken
+                // here (the target may be accepting it at this moment: it
+                // would be delivered twice), and a later one would be out of
+                // order. Nothing now; `again` makes the propagator offer the
+                // message once more if this offer is not accepted, so the
+                // asking target gets its chance.
+                s.again = true
+                return nil
             }
             guard let head = s.items.first else { return nil }
             if let l = s.links.first(where: { $0.id == target }), !l.passes(head) { return nil }

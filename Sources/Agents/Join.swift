@@ -51,8 +51,8 @@ public final class Join<T: Sendable>: QueueBlock<[T]>, @unchecked Sendable {
     public init(inputs count: Int, kind: Kind = .greedy) throws(AgentsError) {
         guard count >= 1 else { throw .invalidArgument("Join needs at least one input (got \(count))") }
         self.kind = kind
-        js = MigrationSafeMutex(JoinState(queues: Array(repeating: Ring<T>(), count: count),
-                                          origins: Array(repeating: Ring<any MessageOrigin<T>>(), count: count)))
+        js = MigrationSafeMutex(JoinState(queues: (0..<count).map { _ in Ring<T>() },
+                                          origins: (0..<count).map { _ in Ring<any MessageOrigin<T>>() }))
         super.init(capacity: .max, name: "Join")
         inputs = (0..<count).map { JoinInput(join: self, index: $0) }
     }

@@ -44,10 +44,10 @@ public class QueueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked S
     // @unchecked Sendable: every mutable field is in `state`, under its lock.
     @usableFromInline
     struct State {
-        @usableFromInline var items = Ring<T>()
-        @usableFromInline var receivers = Ring<ReceiveWaiter<T>>()
+        @usableFromInline let items: HotRing<T>
+        @usableFromInline let receivers = Ring<ReceiveWaiter<T>>()
         @usableFromInline var links: [Link<T>] = []
-        @usableFromInline var postponed = Ring<any MessageOrigin<T>>()
+        @usableFromInline let postponed = Ring<any MessageOrigin<T>>()
         @usableFromInline var puller = false
         @usableFromInline var pullerHolding = false
         @usableFromInline var propagating = false
@@ -57,7 +57,7 @@ public class QueueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked S
         @usableFromInline var reservedFor: ObjectIdentifier?
         @usableFromInline var closed = false
 
-        @inlinable init() {}
+        @inlinable init(items: HotRing<T>) { self.items = items }
 
         @inlinable var occupancy: Int {
             items.count + (inFlight == nil ? 0 : 1) + (reserved == nil ? 0 : 1) + (pullerHolding ? 1 : 0)
@@ -67,19 +67,21 @@ public class QueueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked S
     /// Messages it holds at most (Int.max: unbounded).
     public let capacity: Int
     @usableFromInline let name: String
+    /// The lock word and the ring header share one cache line (HotRing).
     @usableFromInline let lockWord: UnsafeMutablePointer<UInt32>
     /// Reached only inside `withLock`.
-    @usableFromInline @exclusivity(unchecked) final var guarded = State()
+    @usableFromInline @exclusivity(unchecked) final var guarded: State
 
     init(capacity: Int, name: String) {
         precondition(capacity >= 1, "Agents: a queue block needs capacity >= 1 (got \(capacity))")
         self.capacity = capacity
         self.name = name
-        lockWord = .allocate(capacity: 1)
-        lockWord.initialize(to: 0)
+        let ring = HotRing<T>.make()
+        lockWord = ring.lockWord
+        guarded = State(items: ring)
     }
 
-    deinit { lockWord.deallocate() }
+    deinit { guarded.items.destroy() }
 
     /// Runs `body` on the state under the block's lock.
     @inlinable @inline(__always)

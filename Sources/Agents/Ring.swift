@@ -1,50 +1,65 @@
-/// A growable FIFO ring (power-of-two storage), used under a block's lock.
-/// Not thread-safe by itself.
+/// A growable FIFO ring over manually managed storage (power-of-two
+/// capacity), used under a block's lock. A class, so that mutating it
+/// under a lock costs no copy-on-write uniqueness check; not thread-safe by
+/// itself. Its fields skip dynamic exclusivity checks: every use is under
+/// the owning block's lock.
 @usableFromInline
-struct Ring<T> {
-    @usableFromInline var buf: [T?] = []
-    @usableFromInline var head = 0
-    @usableFromInline var count = 0
+final class Ring<T> {
+    @usableFromInline @exclusivity(unchecked) var buf: UnsafeMutablePointer<T>
+    @usableFromInline @exclusivity(unchecked) var cap: Int
+    @usableFromInline @exclusivity(unchecked) var head = 0
+    @usableFromInline @exclusivity(unchecked) var count = 0
 
-    @inlinable init() {}
+    @inlinable init() {
+        cap = 8
+        buf = .allocate(capacity: 8)
+    }
+
+    deinit {
+        // Why this is sound: slots head ..< head+count (mod cap) are the
+        // initialized ones; the rest are raw.
+        for i in 0..<count { (buf + ((head + i) & (cap - 1))).deinitialize(count: 1) }
+        buf.deallocate()
+    }
 
     @inlinable var isEmpty: Bool { count == 0 }
     @inlinable var first: T? { count > 0 ? buf[head] : nil }
 
-    @inlinable var mask: Int { buf.count - 1 }
-
-    @usableFromInline mutating func grow() {
-        let newCap = Swift.max(8, buf.count * 2)
-        var nb = [T?](repeating: nil, count: newCap)
-        for i in 0..<count { nb[i] = buf[(head + i) & mask] }
+    @usableFromInline func grow() {
+        let newCap = cap * 2
+        let nb = UnsafeMutablePointer<T>.allocate(capacity: newCap)
+        // Why this is sound: moves the `count` initialized slots, in order,
+        // into the front of the new storage; the old one is then raw.
+        for i in 0..<count { (nb + i).moveInitialize(from: buf + ((head + i) & (cap - 1)), count: 1) }
+        buf.deallocate()
         buf = nb
+        cap = newCap
         head = 0
     }
 
-    @inlinable mutating func pushBack(_ x: T) {
-        if count == buf.count { grow() }
-        buf[(head + count) & mask] = x
+    @inlinable func pushBack(_ x: T) {
+        if count == cap { grow() }
+        (buf + ((head + count) & (cap - 1))).initialize(to: x)
         count += 1
     }
 
-    @inlinable mutating func pushFront(_ x: T) {
-        if count == buf.count { grow() }
-        head = (head - 1) & mask
-        buf[head] = x
+    @inlinable func pushFront(_ x: T) {
+        if count == cap { grow() }
+        head = (head - 1) & (cap - 1)
+        (buf + head).initialize(to: x)
         count += 1
     }
 
-    @inlinable mutating func popFront() -> T? {
+    @inlinable func popFront() -> T? {
         guard count > 0 else { return nil }
-        let x = buf[head]
-        buf[head] = nil
-        head = (head + 1) & mask
+        let x = (buf + head).move()
+        head = (head + 1) & (cap - 1)
         count -= 1
         return x
     }
 
     /// Removes and returns every element, in order.
-    @inlinable mutating func removeAllElements() -> [T] {
+    @inlinable func removeAllElements() -> [T] {
         var out: [T] = []
         out.reserveCapacity(count)
         while let x = popFront() { out.append(x) }
@@ -52,13 +67,13 @@ struct Ring<T> {
     }
 
     /// Removes the elements matching `pred`, keeping the others' order.
-    @inlinable mutating func removeAll(where pred: (T) -> Bool) {
+    @inlinable func removeAll(where pred: (T) -> Bool) {
         let all = removeAllElements()
         for x in all where !pred(x) { pushBack(x) }
     }
 
     @inlinable func contains(where pred: (T) -> Bool) -> Bool {
-        for i in 0..<count where pred(buf[(head + i) & mask]!) { return true }
+        for i in 0..<count where pred(buf[(head + i) & (cap - 1)]) { return true }
         return false
     }
 }

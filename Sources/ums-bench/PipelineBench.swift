@@ -6,12 +6,14 @@ import Synchronization
 /// pipeline (WORKLOADS.md): producer → transformer → consumer, joined by
 /// two bounded buffers of capacity 64 (Agents' BoundedBuffer); the
 /// producer sends 0..<N, the transformer sends 2x+1, the consumer sums.
-/// The sum must be N². Each stage is an Agent on the default scheduler;
+/// The sum must be N². Each stage is an Agent on the default scheduler
+/// (`--vps N`: on a scheduler of N virtual processors, impl `ums-Nvp`);
 /// end of stream is the buffer's shutdown() (a receive then throws).
 enum PipelineBench {
     static func run(_ h: Harness) throws {
         let n = h.options.n ?? 1_000_000
-        let s = Scheduler.default
+        let vps = h.options.vps ?? 0
+        let s = vps > 0 ? try Scheduler(policy: SchedulerPolicy(minConcurrency: vps, maxConcurrency: vps)) : Scheduler.default
         var failure: String?
         let ms = h.median("pipeline ums") { () -> Double in
             let (elapsed, sum) = once(n: n, scheduler: s)
@@ -19,8 +21,9 @@ enum PipelineBench {
             return elapsed
         }
         if let failure { throw BenchFailure(description: failure) }
-        h.report("pipeline", "ums", ms, "ms", "(agents: 3 stages, BoundedBuffer(64) x2, N=\(n))")
+        h.report("pipeline", vps > 0 ? "ums-\(vps)vp" : "ums", ms, "ms", "(agents: 3 stages, BoundedBuffer(64) x2, N=\(n), \(s.virtualProcessorCount) VPs)")
         h.progress("  scheduler: \(s.statistics)")
+        if vps > 0 { try s.shutdown() }
     }
 
     /// One run: milliseconds and the consumer's sum.

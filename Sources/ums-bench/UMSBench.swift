@@ -98,7 +98,7 @@ struct UMSBench: ParsableCommand {
     @Option(help: ArgumentHelp("Operations per baseline run: nullfork (default 50,000), signalwait (100,000).", valueName: "N"))
     var baselineIterations: Int?
 
-    @Option(help: ArgumentHelp("Virtual processors: signalwait (default: the default scheduler's, one per CPU); idle --busy (default 2, >= 2).",
+    @Option(help: ArgumentHelp("Virtual processors: signalwait, pipeline (default: the default scheduler's, one per CPU); idle --busy (default 2, >= 2).",
                                valueName: "N"))
     var vps: Int?
 
@@ -117,7 +117,7 @@ struct UMSBench: ParsableCommand {
     @Option(help: ArgumentHelp("contexts: tasks that block on one event at once (default 100,000).", valueName: "N"))
     var contexts: Int?
 
-    @Option(help: ArgumentHelp("fib: which Fibonacci number (default 30; async-fib 25); sort: element count (default 10,000,000); skynet: leaves, a power of 10 (default 1,000,000).", valueName: "N"))
+    @Option(help: ArgumentHelp("fib: which Fibonacci number (default 30; async-fib 25); sort: element count (default 10,000,000); skynet: leaves, a power of 10 (default 1,000,000); pipeline: integers (default 1,000,000).", valueName: "N"))
     var n: Int?
 
     @Flag(inversion: .prefixedNo, help: "Run the in-process baselines of fib and blockmix too.")

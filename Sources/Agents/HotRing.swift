@@ -9,6 +9,10 @@ import CSupport
 /// 2 held with sleepers; acquire on lock, release on unlock) · 8 head ·
 /// 16 count · 24 capacity (a power of two) · 32 slot storage.
 /// Every field but the lock word is read and written only under the lock.
+/// Why the raw accesses are sound: the line is 64 bytes, allocated and
+/// zeroed here, freed only in `destroy` (the block's deinit); the fields
+/// are trivial types at fixed, aligned offsets, and only the lock word is
+/// bound to a type (UInt32) for `csup_lock`.
 @usableFromInline
 struct HotRing<T> {
     @usableFromInline let line: UnsafeMutableRawPointer

@@ -40,6 +40,9 @@ import CSupport
 ///   when it is empty) and tells every postponed origin.
 /// Every receiver or sender is woken through a ``Parker`` whose `claim()`
 /// makes the wake exactly-once even against its own timeout.
+/// Debug builds assert the invariants: occupancy never exceeds capacity;
+/// receivers wait only while the queue is empty; a consume or release
+/// comes from the target holding the reservation.
 public class QueueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked Sendable {
     // @unchecked Sendable: every mutable field is in `state`, under its lock.
     @usableFromInline
@@ -150,6 +153,7 @@ public class QueueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked S
                 return .accepted
             }
             s.items.pushBack(m)
+            assert(s.occupancy <= capacity, "QueueBlock: \(s.occupancy) messages held, capacity \(capacity)")
             startProp = Self.kick(&s)
             return .accepted
         }
@@ -189,13 +193,15 @@ public class QueueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked S
             }
             if startPull { runPuller() }
             if done { continue }
-            // Nobody took it: back to a receiver or the head.
+            // Nobody took it: back to a receiver (its slot frees) or the head.
             var waiter: ReceiveWaiter<T>?
+            var pull = false
             let stop: Bool = withLock { s in
                 s.inFlight = nil
                 if let w = Self.claimReceiver(&s) {
                     w.value = m
                     waiter = w
+                    pull = maybeStartPull(&s)
                     return false
                 }
                 s.items.pushFront(m)
@@ -204,6 +210,7 @@ public class QueueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked S
                 return true
             }
             waiter?.wake()
+            if pull { runPuller() }
             if stop { return }
         }
     }
@@ -233,6 +240,7 @@ public class QueueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked S
                     waiter = w
                 } else {
                     s.items.pushBack(m)
+                    assert(s.occupancy <= capacity, "QueueBlock: puller overfilled: \(s.occupancy) > \(capacity)")
                     startProp = Self.kick(&s)
                 }
             }
@@ -280,7 +288,7 @@ public class QueueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked S
 
     public func release(for target: ObjectIdentifier) {
         var waiter: ReceiveWaiter<T>?
-        var startProp = false
+        var startProp = false, startPull = false
         withLock { s in
             precondition(s.reserved != nil && s.reservedFor == target, "Agents: release without a reservation by this target")
             let m = s.reserved!
@@ -289,12 +297,14 @@ public class QueueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked S
             if let w = Self.claimReceiver(&s) {
                 w.value = m
                 waiter = w
+                startPull = maybeStartPull(&s)
             } else {
                 s.items.pushFront(m)
                 startProp = Self.kick(&s)
             }
         }
         waiter?.wake()
+        if startPull { runPuller() }
         if startProp { propagate() }
     }
 

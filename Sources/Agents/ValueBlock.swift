@@ -14,14 +14,17 @@ import ConcRT
 /// to every link, so each link sees the values in the order they were
 /// stored. A target that postponed gets the current value from `reserve`
 /// (reserving copies: nothing is taken away, so consume and release do
-/// nothing). A link made after a value was stored is offered that value.
+/// nothing). A link made after a value was stored is offered that value
+/// through the same queue (to it alone), so it sees values in order too.
 public class ValueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked Sendable {
     // @unchecked Sendable: mutable state is in `state`, under its lock.
     struct State {
         var value: T?
         var receivers: [ReceiveWaiter<T>] = []
         var links: [Link<T>] = []
-        var pending = Ring<T>()
+        /// Values to broadcast, in order; a non-nil id: offer to that
+        /// link only (the current value, for a link made late).
+        var pending = Ring<(T, ObjectIdentifier?)>()
         var propagating = false
         var closed = false
     }
@@ -50,7 +53,7 @@ public class ValueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked S
             s.value = m
             swap(&waiters, &s.receivers)
             if !s.links.isEmpty {
-                s.pending.pushBack(m)
+                s.pending.pushBack((m, nil))
                 if !s.propagating { s.propagating = true; startProp = true }
             }
             return .accepted
@@ -65,12 +68,12 @@ public class ValueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked S
 
     private func propagate() {
         while true {
-            let job: (T, [Link<T>])? = state.withLock { s in
-                guard let m = s.pending.popFront() else { s.propagating = false; return nil }
-                return (m, s.links)
+            let job: ((T, ObjectIdentifier?), [Link<T>])? = state.withLock { s in
+                guard let e = s.pending.popFront() else { s.propagating = false; return nil }
+                return (e, s.links)
             }
-            guard let (m, links) = job else { return }
-            for l in links where l.passes(m) { _ = l.target.offer(m, from: self) }
+            guard let ((m, only), links) = job else { return }
+            for l in links where (only == nil || l.id == only) && l.passes(m) { _ = l.target.offer(m, from: self) }
         }
     }
 
@@ -88,12 +91,18 @@ public class ValueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked S
     public func link(to target: any MessageTarget<T>, filter: (@Sendable (T) -> Bool)?) throws(AgentsError) {
         if ObjectIdentifier(target) == selfID { throw .selfLink }
         let l = Link(target, filter: filter)
-        let current: T? = state.withLock { s in
-            if s.links.contains(where: { $0.id == l.id }) { return nil }
+        // The current value goes through the broadcast queue (to this link
+        // only), so a value stored meanwhile reaches it after, not before.
+        let startProp: Bool = state.withLock { s in
+            if s.links.contains(where: { $0.id == l.id }) { return false }
             s.links.append(l)
-            return s.value
+            guard let v = s.value else { return false }
+            s.pending.pushBack((v, l.id))
+            if s.propagating { return false }
+            s.propagating = true
+            return true
         }
-        if let current, l.passes(current) { _ = target.offer(current, from: self) }
+        if startProp { propagate() }
     }
 
     @discardableResult

@@ -1,64 +1,74 @@
 import ConcRT
+import CSupport
 
 /// Runs a body on each accepted message, one at a time and in arrival
 /// order, on a scheduler task: the light-weight task agents.h runs behind
 /// `call` and `transformer`.
 ///
-/// Protocol: the queue and the `running` flag are under one
-/// `MigrationSafeMutex` (acquire/release). An arrival that finds the
-/// processor idle sets `running` and schedules the drain task; the drain
-/// task takes messages in batches and clears `running` under the lock when
-/// it finds the queue empty, so exactly one drain task runs at a time (order
-/// kept) and no arrival is left without one. After ``close()``, arrivals
-/// are refused and `onDrained` runs once, when the last queued message has
-/// been processed.
+/// Protocol: the queue and the flags are under one lock (CSupport's
+/// `csup_lock`: acquire/release, no thread identity; plain fields rather
+/// than a generic state struct, so that this unspecialized code looks up no
+/// generic metadata per message). An arrival that finds the processor idle
+/// sets `running` and schedules the drain task; the drain task takes
+/// messages in batches and clears `running` under the lock when it finds
+/// the queue empty, so exactly one drain task runs at a time (order kept)
+/// and no arrival is left without one. After ``close()``, arrivals are
+/// refused and `onDrained` runs once, when the last queued message has been
+/// processed.
+@usableFromInline
 final class Processor<In: Sendable>: @unchecked Sendable {
-    // @unchecked Sendable: mutable state is under `state`'s lock; the rest
-    // is immutable.
-    private struct State {
-        var queue = Ring<In>()
-        var running = false
-        var closed = false
-        var drainedReported = false
-    }
-
-    private let state = MigrationSafeMutex(State())
+    // @unchecked Sendable: the mutable fields are reached only under
+    // `lockWord`; the rest is immutable.
+    private let lockWord: UnsafeMutablePointer<UInt32>
+    private let queue = Ring<In>()
+    @exclusivity(unchecked) private var running = false
+    @exclusivity(unchecked) private var closed = false
+    @exclusivity(unchecked) private var drainedReported = false
     private let scheduler: Scheduler
     private let body: @Sendable (In) -> Void
     private let onDrained: @Sendable () -> Void
     private let name: String
 
+    @usableFromInline
     init(scheduler: Scheduler, name: String, onDrained: @escaping @Sendable () -> Void = {},
          _ body: @escaping @Sendable (In) -> Void) {
         self.scheduler = scheduler
         self.name = name
         self.body = body
         self.onDrained = onDrained
+        lockWord = .allocate(capacity: 1)
+        lockWord.initialize(to: 0)
     }
 
+    deinit { lockWord.deallocate() }
+
+    @usableFromInline
     func accept(_ m: In) -> OfferStatus {
-        let (status, start): (OfferStatus, Bool) = state.withLock { s in
-            if s.closed { return (.refused(.shutDown(name)), false) }
-            s.queue.pushBack(m)
-            if s.running { return (.accepted, false) }
-            s.running = true
-            return (.accepted, true)
+        csup_lock_acquire(lockWord)
+        if closed {
+            csup_lock_release(lockWord)
+            return .refused(.shutDown(name))
         }
+        queue.pushBack(m)
+        let start = !running
+        running = true
+        csup_lock_release(lockWord)
         if start { scheduler.scheduleTask { [self] in drain() } }
-        return status
+        return .accepted
     }
 
     private func drain() {
         var batch: [In] = []
         batch.reserveCapacity(64)
         while true {
-            let drained: Bool = state.withLock { s in
-                while batch.count < 64, let m = s.queue.popFront() { batch.append(m) }
-                if !batch.isEmpty { return false }
-                s.running = false
-                if s.closed && !s.drainedReported { s.drainedReported = true; return true }
-                return false
+            csup_lock_acquire(lockWord)
+            while batch.count < 64, let m = queue.popFront() { batch.append(m) }
+            var drained = false
+            if batch.isEmpty {
+                running = false
+                if closed && !drainedReported { drainedReported = true; drained = true }
             }
+            csup_lock_release(lockWord)
             if batch.isEmpty {
                 if drained { onDrained() }
                 return
@@ -69,18 +79,25 @@ final class Processor<In: Sendable>: @unchecked Sendable {
     }
 
     /// Refuses further messages; queued ones are still processed.
+    @usableFromInline
     func close() {
-        let report: Bool = state.withLock { s in
-            if s.closed { return false }
-            s.closed = true
-            if !s.running && s.queue.isEmpty && !s.drainedReported { s.drainedReported = true; return true }
-            return false
+        csup_lock_acquire(lockWord)
+        var report = false
+        if !closed {
+            closed = true
+            if !running && queue.isEmpty && !drainedReported { drainedReported = true; report = true }
         }
+        csup_lock_release(lockWord)
         if report { onDrained() }
     }
 
     /// True while messages are queued or being processed.
-    var isBusy: Bool { state.withLock { $0.running || !$0.queue.isEmpty } }
+    @usableFromInline
+    var isBusy: Bool {
+        csup_lock_acquire(lockWord)
+        defer { csup_lock_release(lockWord) }
+        return running || !queue.isEmpty
+    }
 }
 
 /// Calls a function on every message it accepts, one at a time, in
@@ -89,9 +106,11 @@ final class Processor<In: Sendable>: @unchecked Sendable {
 /// Protocol: see `Processor` (one drain task at a time).
 public final class Call<T: Sendable>: MessageTarget, @unchecked Sendable {
     // @unchecked Sendable: immutable fields of Sendable types.
-    private let processor: Processor<T>
-    private let filter: (@Sendable (T) -> Bool)?
+    @usableFromInline let processor: Processor<T>
+    @usableFromInline let filter: (@Sendable (T) -> Bool)?
 
+    /// (Inlinable so that `body` is compiled, specialized, where `T` is known.)
+    @inlinable
     public init(scheduler: Scheduler = .default, filter: (@Sendable (T) -> Bool)? = nil,
                 _ body: @escaping @Sendable (T) -> Void) {
         processor = Processor(scheduler: scheduler, name: "Call", body)
@@ -120,9 +139,13 @@ public final class Call<T: Sendable>: MessageTarget, @unchecked Sendable {
 /// accepted input has been transformed, so receivers see every result and
 /// then ``AgentsError/shutDown(_:)``: end of stream flows through.
 public final class Transformer<In: Sendable, Out: Sendable>: QueueBlock<Out>, MessageTarget, @unchecked Sendable {
-    private var processor: Processor<In>!
-    private let filter: (@Sendable (In) -> Bool)?
+    @usableFromInline var processor: Processor<In>!
+    @usableFromInline let filter: (@Sendable (In) -> Bool)?
 
+    /// (Inlinable so that the per-message closure, which queues each result
+    /// and propagates it, is compiled specialized where `In`/`Out` are known:
+    /// unspecialized, it spends most of its time looking up generic metadata.)
+    @inlinable
     public init(scheduler: Scheduler = .default, filter: (@Sendable (In) -> Bool)? = nil,
                 _ transform: @escaping @Sendable (In) -> Out) {
         self.filter = filter
@@ -143,5 +166,5 @@ public final class Transformer<In: Sendable, Out: Sendable>: QueueBlock<Out>, Me
     /// Refuses further input; the output shuts down after the last result.
     public override func shutdown() { processor.close() }
 
-    private func shutdownOutput() { super.shutdown() }
+    @usableFromInline func shutdownOutput() { super.shutdown() }
 }

@@ -75,6 +75,7 @@ public class QueueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked S
     /// Reached only inside `withLock`.
     @usableFromInline @exclusivity(unchecked) final var guarded: State
 
+    @usableFromInline
     init(capacity: Int, name: String) {
         precondition(capacity >= 1, "Agents: a queue block needs capacity >= 1 (got \(capacity))")
         self.capacity = capacity
@@ -165,7 +166,7 @@ public class QueueBlock<T: Sendable>: MessageSource, MessageOrigin, @unchecked S
 
     // MARK: propagation
 
-    @usableFromInline
+    @inlinable
     func propagate() {
         while true {
             let job: (T, [Link<T>])? = withLock { s in

@@ -63,7 +63,7 @@ final class NetworkTests: XCTestCase {
             XCTAssertEqual(b.count, 0, "\(name) still holds messages", file: file, line: line)
         }
         XCTAssertNil(tryReceive(join), file: file, line: line)
-        print("network vps=\(vps) \(kind) n=\(n): \(String(format: "%.2f", Date().timeIntervalSince(t0))) s")
+        print("network vps=\(vps) \(kind) n=\(n): \(String(format: "%.2f", Date().timeIntervalSince(t0))) s; \(s.statistics)")
         try s.shutdown()
     }
 

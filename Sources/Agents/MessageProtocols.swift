@@ -94,7 +94,10 @@ struct Link<T: Sendable>: @unchecked Sendable {
 
 /// A receive waiting on a block: the value (or nil for a shutdown) is
 /// written under the block's lock by the waker that won `claim()`, before
-/// `wake`; the receiver reads it after its park returns.
+/// `wake`; the receiver reads it after its park returns. Why skipping the
+/// exclusivity check on `value` is sound: exactly one party (the claim's
+/// winner) writes it, once, and the wake orders that write before the
+/// receiver's read (Parker's protocol).
 @usableFromInline
 final class ReceiveWaiter<T>: Parker, @unchecked Sendable {
     @usableFromInline @exclusivity(unchecked) var value: T?

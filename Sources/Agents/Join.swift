@@ -152,12 +152,16 @@ public final class Join<T: Sendable>: QueueBlock<[T]>, @unchecked Sendable {
                 if offered != nil { acceptedOffered = true; offered = nil }
                 if emit { emitReady() }
             } else {
-                // Input `reservedCount` had nothing: release the others, put
-                // them back first in line, drop that origin (it offers again
-                // when it has a message).
-                for k in 0..<reservedCount { picks[k]?.release(for: ObjectIdentifier(inputs[k])) }
+                // Input `reservedCount` had nothing: release the ones
+                // reserved before it, put every other pick (released, or
+                // not tried yet) back first in line, and drop that origin
+                // only (it offers again when it has a message). Dropping an
+                // untried pick would lose it: its source stopped offering
+                // when it was postponed.
+                let failed = reservedCount
+                for k in 0..<failed { picks[k]?.release(for: ObjectIdentifier(inputs[k])) }
                 js.withLock { s in
-                    for k in 0..<reservedCount {
+                    for k in picks.indices where k != failed {
                         if let o = picks[k], !s.origins[k].contains(where: { $0 === o }) { s.origins[k].pushFront(o) }
                     }
                 }

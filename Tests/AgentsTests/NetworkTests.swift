@@ -72,3 +72,32 @@ final class NetworkTests: XCTestCase {
     func testNetworkOn2VPsNonGreedyJoin() throws { try runNetwork(vps: 2, kind: .nonGreedy) }
     func testNetworkOn4VPsNonGreedyJoin() throws { try runNetwork(vps: 4, kind: .nonGreedy) }
 }
+
+/// A 3-input non-greedy join fed through three bounded buffers by three
+/// producers at once, on 2 and 4 VPs: every row complete and in order, and
+/// no stall (a lost origin stalls the join: a source stops offering once
+/// postponed). The stall that the lost-untried-origin bug caused showed in
+/// the LONG=1 network test (1,000,000 messages, 2 VPs, non-greedy: stuck at
+/// 25,508 rows); this smaller test did not reproduce it in 3 debug runs.
+final class NonGreedyJoinStressTests: XCTestCase {
+    func testThreeInputsNoStall() throws {
+        let n = longMode ? 200_000 : Sanitizer.scaled(30_000, underTSan: 2_000)
+        for vps in [2, 4] {
+            let s = try makeScheduler(vps)
+            let join = try Join<Int>(inputs: 3, kind: .nonGreedy)
+            let buffers = try (0..<3).map { _ in try BoundedBuffer<Int>(capacity: 4) }
+            for (b, input) in zip(buffers, join.inputs) { try b.link(to: input) }
+            for (i, b) in buffers.enumerated() {
+                s.scheduleTask { for x in 0..<n { try! send(b, x * 3 + i) } }
+            }
+            for k in 0..<n {
+                guard let row = try? receive(join, timeout: .seconds(20)) else {
+                    return XCTFail("vps=\(vps): the join stalled after \(k) of \(n) rows; buffers hold \(buffers.map(\.count))")
+                }
+                if row != [k * 3, k * 3 + 1, k * 3 + 2] { return XCTFail("vps=\(vps): row \(k) is \(row)") }
+            }
+            XCTAssertNil(tryReceive(join))
+            try s.shutdown()
+        }
+    }
+}

@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "UMS", targets: ["UMS"]),
         .library(name: "ConcRT", targets: ["ConcRT"]),
         .library(name: "PPL", targets: ["PPL"]),
+        .library(name: "Agents", targets: ["Agents"]),
         .executable(name: "ums-bench", targets: ["ums-bench"]),
         .executable(name: "ums-sample", targets: ["ums-sample"]),
         // Optional: scheduler and UMS statistics as swift-metrics counters and gauges.
@@ -66,9 +67,11 @@ let package = Package(
         // Chrome trace-event JSON: parse, validate, render a PNG timeline. Foundation only.
         .target(name: "TraceTimeline"),
         .executableTarget(name: "ums-trace", dependencies: ["TraceTimeline", argumentParser], path: "Sources/ums-trace"),
+        // Asynchronous Agents Library: message blocks and agents.
+        .target(name: "Agents", dependencies: ["ConcRT", "UMS", "CSupport"]),
         // Heap-allocation counter, linked into the benchmark only.
         .target(name: "CMallocCounter", path: "Sources/CMallocCounter"),
-        .executableTarget(name: "ums-bench", dependencies: ["UMS", "ConcRT", "PPL", "CSupport", "CMallocCounter", argumentParser],
+        .executableTarget(name: "ums-bench", dependencies: ["UMS", "ConcRT", "PPL", "Agents", "CSupport", "CMallocCounter", argumentParser],
                           path: "Sources/ums-bench"),
         .executableTarget(name: "ums-sample", dependencies: ["UMS", argumentParser], path: "Examples/ums-sample"),
         .executableTarget(name: "fib", dependencies: ["PPL", "ConcRT", argumentParser], path: "Examples/fib"),
@@ -83,6 +86,7 @@ let package = Package(
         .testTarget(name: "ConcRTTests", dependencies: ["ConcRT", "UMS", "CSupport", "TestSupport",
                                                        .product(name: "SystemPackage", package: "swift-system")]),
         .testTarget(name: "PPLTests", dependencies: ["PPL", "ConcRT", "UMS", "CSupport", "TestSupport"]),
+        .testTarget(name: "AgentsTests", dependencies: ["Agents", "ConcRT", "UMS", "TestSupport"]),
         .testTarget(name: "ExamplesTests", dependencies: []),
         .testTarget(name: "ConcRTMetricsTests", dependencies: ["ConcRTMetrics", "ConcRT", "UMS",
                                                               .product(name: "Metrics", package: "swift-metrics")]),

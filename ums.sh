@@ -140,12 +140,12 @@ case "${1:-}" in
             # debug, release and ASan stages. (The Swift concurrency suites,
             # skipped here before, now pass under TSan.)
             [ "$kind" = thread ] && skip=(--skip "UnwrappedBlockingTests")
-            echo "== swift test (${kind} sanitizer: UMS, ConcRT, PPL)"
+            echo "== swift test (${kind} sanitizer: UMS, ConcRT, PPL, ConcRTMetrics, a scheduler trace render)"
             swift build --build-tests --sanitize="$kind" --scratch-path "$scratch" "${xcc[@]}"
             local failed_before=$failed
             UMS_SANITIZER=$kind SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 \
                 swift_tests --skip-build --sanitize="$kind" --scratch-path "$scratch" "${xcc[@]}" --disable-swift-testing \
-                --filter "UMSTests|ConcRTTests|PPLTests" "${skip[@]}"
+                --filter "UMSTests|ConcRTTests|PPLTests|ConcRTMetricsTests|SchedulerTraceRenderTests" "${skip[@]}"
             local reports
             reports=$(grep -cE "WARNING: ThreadSanitizer|ERROR: (Address|Leak)Sanitizer" "$log" || true)
             if [ "$reports" -gt 0 ]; then

@@ -8,7 +8,7 @@ struct BenchOptions {
     var iterations: Int?
     /// nullfork, signalwait: operations per baseline run.
     var baselineIterations: Int?
-    /// signalwait: virtual processors (nil: the default scheduler);
+    /// signalwait, pipeline: virtual processors (nil: the default scheduler);
     /// idle --busy: virtual processors (nil: 2).
     var vps: Int?
     /// blockmix, blockmix-unwrapped, async-blockmix: tasks, rounds, CPU and
@@ -21,7 +21,8 @@ struct BenchOptions {
     var baselines = true
     /// contexts: tasks that block at once.
     var contexts: Int?
-    /// fib, async-fib: which Fibonacci number; sort: element count; skynet: leaves.
+    /// fib, async-fib: which Fibonacci number; sort: element count; skynet: leaves;
+    /// pipeline: integers passed.
     var n: Int?
     /// idle: measure beside one busy virtual processor.
     var busy = false

@@ -26,6 +26,7 @@ let workloads: [(name: String, summary: String, run: @Sendable (Harness) throws 
     ("timers", "10,000 contexts sleep 10 ms in a loop for 1 s, tolerance 0 and 1 ms; VP wake-ups/s, cpu-ms/s", TimersBench.run),
     ("iops", "256 contexts, 4 KiB random preads of a cached 256 MiB file for 1 s; ops/s", IOBench.run),
     ("idle", "CPU burnt by an idle scheduler; --busy: beside a busy VP; cpu-ms/s", IdleBench.run),
+    ("pipeline", "producer -> transformer -> consumer over two BoundedBuffer(64), 1,000,000 ints; ms", PipelineBench.run),
     ("contexts", "100,000 tasks blocked on an event; KiB RSS each, ms", ConcRTBench.contexts),
     ("snapshot", "10,000 contexts (--contexts) blocked on events: one Scheduler.snapshot(), without and with backtraces, and as text; ms", ReflectionBench.run),
     ("async-blockmix", "blockmix as 256 async TaskGroup children, unwrapped nanosleep(2); on our executor (+ wrapped) vs default; ms", AsyncBench.blockmix),
@@ -98,7 +99,7 @@ struct UMSBench: ParsableCommand {
     @Option(help: ArgumentHelp("Operations per baseline run: nullfork (default 50,000), signalwait (100,000).", valueName: "N"))
     var baselineIterations: Int?
 
-    @Option(help: ArgumentHelp("Virtual processors: signalwait (default: the default scheduler's, one per CPU); idle --busy (default 2, >= 2).",
+    @Option(help: ArgumentHelp("Virtual processors: signalwait, pipeline (default: the default scheduler's, one per CPU); idle --busy (default 2, >= 2).",
                                valueName: "N"))
     var vps: Int?
 
@@ -117,7 +118,7 @@ struct UMSBench: ParsableCommand {
     @Option(help: ArgumentHelp("contexts: tasks that block on one event at once (default 100,000).", valueName: "N"))
     var contexts: Int?
 
-    @Option(help: ArgumentHelp("fib: which Fibonacci number (default 30; async-fib 25); sort: element count (default 10,000,000); skynet: leaves, a power of 10 (default 1,000,000).", valueName: "N"))
+    @Option(help: ArgumentHelp("fib: which Fibonacci number (default 30; async-fib 25); sort: element count (default 10,000,000); skynet: leaves, a power of 10 (default 1,000,000); pipeline: integers (default 1,000,000).", valueName: "N"))
     var n: Int?
 
     @Flag(inversion: .prefixedNo, help: "Run the in-process baselines of fib and blockmix too.")

@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "UMS", targets: ["UMS"]),
         .library(name: "ConcRT", targets: ["ConcRT"]),
         .library(name: "PPL", targets: ["PPL"]),
+        .library(name: "ConcurrentContainers", targets: ["ConcurrentContainers"]),
         .executable(name: "ums-bench", targets: ["ums-bench"]),
         .executable(name: "ums-sample", targets: ["ums-sample"]),
     ],
@@ -38,6 +39,14 @@ let package = Package(
             pkgConfig: "liburing",
             providers: [.apt(["liburing-dev"])]
         ),
+        // liburcu's rculfhash (liburcu-cds) on the bulletproof RCU flavor
+        // (liburcu-bp), for ConcurrentDictionary; see its shim.h.
+        .systemLibrary(
+            name: "CURCUCDS",
+            path: "Sources/CURCUCDS",
+            pkgConfig: "liburcu-bp",
+            providers: [.apt(["liburcu-dev"])]
+        ),
         // C and assembly: context switch, stacks, futex, syscalls, queues.
         .target(
             name: "CSupport",
@@ -53,9 +62,12 @@ let package = Package(
                 exclude: ["Idle/README.md"]),
         // Layer 3: PPL-style task API.
         .target(name: "PPL", dependencies: ["ConcRT"]),
+        // Concurrent containers (ConcRT's concurrent_queue, concurrent_vector,
+        // concurrent_unordered_map): non-blocking, usable from any thread.
+        .target(name: "ConcurrentContainers", dependencies: ["CURCUCDS"]),
         // Heap-allocation counter, linked into the benchmark only.
         .target(name: "CMallocCounter", path: "Sources/CMallocCounter"),
-        .executableTarget(name: "ums-bench", dependencies: ["UMS", "ConcRT", "PPL", "CSupport", "CMallocCounter", argumentParser],
+        .executableTarget(name: "ums-bench", dependencies: ["UMS", "ConcRT", "PPL", "ConcurrentContainers", "CSupport", "CMallocCounter", argumentParser],
                           path: "Sources/ums-bench"),
         .executableTarget(name: "ums-sample", dependencies: ["UMS", argumentParser], path: "Examples/ums-sample"),
         .executableTarget(name: "fib", dependencies: ["PPL", "ConcRT", argumentParser], path: "Examples/fib"),
@@ -70,6 +82,7 @@ let package = Package(
         .testTarget(name: "ConcRTTests", dependencies: ["ConcRT", "UMS", "CSupport", "TestSupport",
                                                        .product(name: "SystemPackage", package: "swift-system")]),
         .testTarget(name: "PPLTests", dependencies: ["PPL", "ConcRT", "UMS", "CSupport", "TestSupport"]),
+        .testTarget(name: "ConcurrentContainersTests", dependencies: ["ConcurrentContainers", "ConcRT", "UMS", "TestSupport"]),
         .testTarget(name: "ExamplesTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]

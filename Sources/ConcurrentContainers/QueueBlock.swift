@@ -1,7 +1,8 @@
 // The segments of ConcurrentQueue (protocol: ConcurrentQueue.swift) and the
 // spin-wait helper shared by the containers.
 //
-// Block layout, one raw allocation aligned to 128 bytes:
+// Block layout, one raw allocation (16-byte aligned, or the element's
+// alignment: a larger alignment would leave malloc's fast per-thread cache):
 //   @0                       next block, as an address (Atomic<UInt>; 0 = none)
 //   @8 + i                   slot i's state (Atomic<UInt8>: WRITE | READ | DESTROY)
 //   @valuesOffset + i*stride slot i's element (initialized iff WRITE and not yet moved out)
@@ -31,7 +32,7 @@ enum QueueBlock<Element> {
         return (8 + QueueLayout.blockCap + a - 1) / a * a
     }
     @inlinable static var byteCount: Int { valuesOffset + QueueLayout.blockCap * MemoryLayout<Element>.stride }
-    @inlinable static var alignment: Int { max(128, MemoryLayout<Element>.alignment) }
+    @inlinable static var alignment: Int { max(16, MemoryLayout<Element>.alignment) }
 
     /// A block with no next block and every slot empty (state 0).
     @inlinable

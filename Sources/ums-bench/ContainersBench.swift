@@ -9,8 +9,11 @@ import UMS
 /// as ConcRT tasks on the default scheduler.
 ///   - queue `ums`: 2 producer tasks push 2,000,000 Ints each into one
 ///     ``ConcurrentQueue`` while 2 consumer tasks pop until all are taken
-///     (a consumer that finds the queue empty yields its virtual processor:
-///     `Context.yield()`); sum and count checked. `--n` sets the item count.
+///     (a consumer that finds the queue empty yields its virtual processor,
+///     `Context.yield()`, and a producer yields after every 1,024 pushes:
+///     tasks are cooperative, so without it a producer would run to the
+///     end before a consumer on its VP starts, as a full bounded channel
+///     would stop it); sum and count checked. `--n` sets the item count.
 ///   - hashmap `ums`: 4 tasks insert 1,000,000 distinct UInt64 keys
 ///     (i × 0x9E3779B97F4A7C15, value i), each every 4th i, into one
 ///     ``ConcurrentDictionary``; then 4 tasks look each key up and check its
@@ -28,7 +31,10 @@ enum ContainersBench {
             let t0 = csup_monotonic_ns()
             for p in 0..<2 {
                 g.run {
-                    for i in 0..<per { q.push(p * per + i) }
+                    for i in 0..<per {
+                        q.push(p * per + i)
+                        if i & 1023 == 1023 { Context.yield() }
+                    }
                     producersDone.v.wrappingAdd(1, ordering: .releasing)
                 }
             }

@@ -134,6 +134,7 @@ public final class ConcurrentDictionary<Key: Hashable, Value> {
             defer { ccds_read_unlock() }
             return cds_lfht_add_unique(table, hash, dictionaryMatch, ctx, node.assumingMemoryBound(to: cds_lfht_node.self))
         }
+        assert(winner != nil, "ConcurrentDictionary.insert: cds_lfht_add_unique returned no node")
         if UnsafeMutableRawPointer(winner) == node {
             storedCount.wrappingAdd(1, ordering: .relaxed)
             return true

@@ -159,6 +159,8 @@ public final class ConcurrentQueue<Element> {
                 // Why this is sound: the CAS gave this producer the slot
                 // exclusively; the block cannot be freed before the slot is
                 // read, which waits for the WRITE below.
+                assert(QueueBlock<Element>.state(block, offset).pointee.load(ordering: .relaxed) & QueueLayout.write == 0,
+                       "ConcurrentQueue.push: claimed a slot that was already written")
                 QueueBlock<Element>.value(block, offset).initialize(to: element)
                 QueueBlock<Element>.state(block, offset).pointee.bitwiseOr(QueueLayout.write, ordering: .releasing)
                 if let nb = nextBlock { QueueBlock<Element>.free(nb) }   // allocated, then not needed
@@ -217,6 +219,8 @@ public final class ConcurrentQueue<Element> {
                 // initialize happened-before; the block stays allocated
                 // until this consumer marks the slot READ below.
                 QueueBlock<Element>.waitWrite(block, offset)
+                assert(QueueBlock<Element>.state(block, offset).pointee.load(ordering: .relaxed) & QueueLayout.read == 0,
+                       "ConcurrentQueue.tryPop: claimed a slot that was already read")
                 let element = QueueBlock<Element>.value(block, offset).move()
                 if offset + 1 == QueueLayout.blockCap {
                     QueueBlock<Element>.destroy(block, from: 0)

@@ -81,6 +81,8 @@ public final class ConcurrentVector<Element> {
         let (k, offset) = VectorSegment<Element>.locate(i)
         let base = segment(k)
         // Why this is sound: index i was reserved by this call alone.
+        assert(VectorSegment<Element>.ready(base).advanced(by: offset).pointee.load(ordering: .relaxed) == 0,
+               "ConcurrentVector.append: slot \(i) was already written")
         VectorSegment<Element>.values(base, k).advanced(by: offset).initialize(to: element)
         VectorSegment<Element>.ready(base).advanced(by: offset).pointee.store(1, ordering: .releasing)
         return i

@@ -56,6 +56,10 @@ import Synchronization
 ///
 /// `Key`'s `==` and `hash(into:)` must not block or yield (they run inside
 /// an RCU read-side critical section).
+///
+/// Known issue: with a million concurrent inserts, rculfhash's background
+/// resize has been seen to stop (the table stops growing and inserts slow
+/// to a chain walk); see the README's "Concurrent containers" section.
 public final class ConcurrentDictionary<Key: Hashable, Value> {
     @usableFromInline let table: OpaquePointer
     @usableFromInline let storedCount = Atomic<Int>(0)

@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "ConcRT", targets: ["ConcRT"]),
         .library(name: "PPL", targets: ["PPL"]),
         .library(name: "Agents", targets: ["Agents"]),
+        .library(name: "ConcurrentContainers", targets: ["ConcurrentContainers"]),
         .executable(name: "ums-bench", targets: ["ums-bench"]),
         .executable(name: "ums-sample", targets: ["ums-sample"]),
         // Optional: scheduler and UMS statistics as swift-metrics counters and gauges.
@@ -62,6 +63,9 @@ let package = Package(
                 exclude: ["Idle/README.md"]),
         // Layer 3: PPL-style task API.
         .target(name: "PPL", dependencies: ["ConcRT"]),
+        // Concurrent containers (ConcRT's concurrent_queue, concurrent_vector,
+        // concurrent_unordered_map): non-blocking, usable from any thread.
+        .target(name: "ConcurrentContainers", dependencies: ["CSupport", "UMS"]),
         // Optional: publishes Scheduler.statistics and UMS.statistics through swift-metrics.
         .target(name: "ConcRTMetrics", dependencies: ["ConcRT", "UMS", .product(name: "Metrics", package: "swift-metrics")]),
         // Chrome trace-event JSON: parse, validate, render a PNG timeline. Foundation only.
@@ -71,7 +75,7 @@ let package = Package(
         .target(name: "Agents", dependencies: ["ConcRT", "UMS", "CSupport"]),
         // Heap-allocation counter, linked into the benchmark only.
         .target(name: "CMallocCounter", path: "Sources/CMallocCounter"),
-        .executableTarget(name: "ums-bench", dependencies: ["UMS", "ConcRT", "PPL", "Agents", "CSupport", "CMallocCounter", argumentParser],
+        .executableTarget(name: "ums-bench", dependencies: ["UMS", "ConcRT", "PPL", "Agents", "ConcurrentContainers", "CSupport", "CMallocCounter", argumentParser],
                           path: "Sources/ums-bench"),
         .executableTarget(name: "ums-sample", dependencies: ["UMS", argumentParser], path: "Examples/ums-sample"),
         .executableTarget(name: "fib", dependencies: ["PPL", "ConcRT", argumentParser], path: "Examples/fib"),
@@ -87,6 +91,7 @@ let package = Package(
                                                        .product(name: "SystemPackage", package: "swift-system")]),
         .testTarget(name: "PPLTests", dependencies: ["PPL", "ConcRT", "UMS", "CSupport", "TestSupport"]),
         .testTarget(name: "AgentsTests", dependencies: ["Agents", "ConcRT", "UMS", "TestSupport"]),
+        .testTarget(name: "ConcurrentContainersTests", dependencies: ["ConcurrentContainers", "ConcRT", "UMS", "TestSupport"]),
         .testTarget(name: "ExamplesTests", dependencies: []),
         .testTarget(name: "ConcRTMetricsTests", dependencies: ["ConcRTMetrics", "ConcRT", "UMS",
                                                               .product(name: "Metrics", package: "swift-metrics")]),

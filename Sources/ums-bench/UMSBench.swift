@@ -19,6 +19,8 @@ let workloads: [(name: String, summary: String, run: @Sendable (Harness) throws 
     ("fib", "fib(30), one task per call; ms", ForkJoinBench.run),
     ("skynet", "10-ary task tree, 1,000,000 leaves, 4 task APIs; ms", SkynetBench.run),
     ("sort", "sort 10,000,000 random UInt64 keys in place; ms", SortBench.run),
+    ("queue", "2 producers, 2 consumers pass 4,000,000 Ints through ConcurrentQueue; ms", ContainersBench.queue),
+    ("hashmap", "4 tasks insert 1,000,000 keys into ConcurrentDictionary, 4 look them up; vs mutex + Dictionary; ms", ContainersBench.hashmap),
     ("signalwait", "two tasks alternate waiting on events; ns/roundtrip", ConcRTBench.signalwait),
     ("blockmix", "256 tasks x 10 rounds: 500 us CPU, 2000 us nanosleep(2); ms", ConcRTBench.blockmix),
     ("blockmix-unwrapped", "blockmix with a plain, unwrapped nanosleep(2); ms", UnwrappedBench.blockmix),
@@ -118,10 +120,10 @@ struct UMSBench: ParsableCommand {
     @Option(help: ArgumentHelp("contexts: tasks that block on one event at once (default 100,000).", valueName: "N"))
     var contexts: Int?
 
-    @Option(help: ArgumentHelp("fib: which Fibonacci number (default 30; async-fib 25); sort: element count (default 10,000,000); skynet: leaves, a power of 10 (default 1,000,000); pipeline: integers (default 1,000,000).", valueName: "N"))
+    @Option(help: ArgumentHelp("fib: which Fibonacci number (default 30; async-fib 25); sort: element count (default 10,000,000); skynet: leaves, a power of 10 (default 1,000,000); pipeline: integers (default 1,000,000); queue: items (default 4,000,000); hashmap: keys (default 1,000,000).", valueName: "N"))
     var n: Int?
 
-    @Flag(inversion: .prefixedNo, help: "Run the in-process baselines of fib and blockmix too.")
+    @Flag(inversion: .prefixedNo, help: "Run the in-process baselines of fib, blockmix and hashmap too.")
     var baselines = true
 
     @Option(help: ArgumentHelp("blockmix, nullfork: record a timeline trace of the measured runs and write it as Chrome / Perfetto trace JSON to FILE (render it with `ums-trace png`).", valueName: "FILE"))

@@ -107,10 +107,10 @@ case "${1:-}" in
         swift_tests --skip-build --disable-swift-testing
         # Release again for the runtime layers: inlining and thread-local
         # caching across context switches only show with optimization.
-        echo "== swift test (release: UMS, ConcRT, PPL, Agents)"
+        echo "== swift test (release: UMS, ConcRT, PPL, Agents, ConcurrentContainers)"
         swift build -c release --build-tests --scratch-path .build-release-tests -Xswiftc -enable-testing
         swift_tests -c release --skip-build --scratch-path .build-release-tests --disable-swift-testing \
-            --filter "UMSTests|ConcRTTests|PPLTests|AgentsTests"
+            --filter "UMSTests|ConcRTTests|PPLTests|AgentsTests|ConcurrentContainersTests"
         # The runtime layers under ThreadSanitizer, then AddressSanitizer
         # (each in its own scratch directory; debug builds). UMS_SANITIZER
         # tells the tests (they also read it from the build: TestSupport's
@@ -140,12 +140,12 @@ case "${1:-}" in
             # debug, release and ASan stages. (The Swift concurrency suites,
             # skipped here before, now pass under TSan.)
             [ "$kind" = thread ] && skip=(--skip "UnwrappedBlockingTests")
-            echo "== swift test (${kind} sanitizer: UMS, ConcRT, PPL, Agents, ConcRTMetrics, a scheduler trace render)"
+            echo "== swift test (${kind} sanitizer: UMS, ConcRT, PPL, Agents, ConcurrentContainers, ConcRTMetrics, a scheduler trace render)"
             swift build --build-tests --sanitize="$kind" --scratch-path "$scratch" "${xcc[@]}"
             local failed_before=$failed
             UMS_SANITIZER=$kind SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 \
                 swift_tests --skip-build --sanitize="$kind" --scratch-path "$scratch" "${xcc[@]}" --disable-swift-testing \
-                --filter "UMSTests|ConcRTTests|PPLTests|AgentsTests|ConcRTMetricsTests|SchedulerTraceRenderTests" "${skip[@]}"
+                --filter "UMSTests|ConcRTTests|PPLTests|AgentsTests|ConcurrentContainersTests|ConcRTMetricsTests|SchedulerTraceRenderTests" "${skip[@]}"
             local reports
             reports=$(grep -cE "WARNING: ThreadSanitizer|ERROR: (Address|Leak)Sanitizer" "$log" || true)
             if [ "$reports" -gt 0 ]; then

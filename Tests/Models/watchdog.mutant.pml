@@ -1,84 +1,106 @@
 /*
- * watchdog.pml -- the watchdog thread's sleep while no scheduler is
- * watched, and its wake-up by a registration
- * (Sources/ConcRT/Reflection/Watchdog.swift: main(), watch(), unwatch()).
+ * watchdog.pml -- the watchdog thread's sleeps (Sources/ConcRT/Reflection/
+ * Watchdog.swift: main(), watch(), virtualProcessorWoke(); the VP side in
+ * Sources/ConcRT/Idle/IdleProtocol.swift sleep()).
+ *
+ * Two ways the watchdog sleeps untimed (timeouts are "may never fire"):
+ *   - nothing watched: futex_wait(regs, seen) until a registration;
+ *   - every watched VP asleep: parked = true (seq_cst), re-read the sleeper
+ *     count (seq_cst), and if still all asleep futex_wait(regs, seen) until
+ *     a VP wakes; parked = false after.
  *
  * Roles:
- *   watchdog   loop: seen = registrations (acquire); list = watched (under
- *              its lock); empty -> futex_wait(registrations, seen) untimed;
- *              else sample and wait with a timeout (modelled as returning).
- *   registrar  NREG times: add a scheduler to `watched` (lock), then
- *              registrations += 1 (seq_cst), futex_wake.
- *   unwatch    removes schedulers (a scheduler shut down) at any time.
+ *   watchdog   loop: seen = regs; empty -> wait; else sample (records
+ *              whether the VP was awake), then the parked sleep above.
+ *   registrar  registers the one scheduler: watched = 1; regs += 1; wake.
+ *   vp         the scheduler's one VP: asleep at start; wakes once
+ *              (sleeping = 0, seq_cst), then virtualProcessorWoke(): if
+ *              parked: exchange(parked, false) -> regs += 1; futex_wake.
+ *              Then it runs a long task for ever (awake).
  *
  * Variables -> source:
  *   regs        the futex word `registrations`
- *   watched     schedulers in `watched`
+ *   watched     schedulers in `watched` (0 or 1)
+ *   sleeping    the scheduler's idle.sleeping (1 VP)
+ *   parked      Watchdog.parked
  *   asleep      the watchdog is queued in futex_wait(regs, seen)
- *   sampled     the watchdog sampled while at least one was watched
- *   nreg        registrations made
+ *   sawAwake    a sample ran while the VP was awake (the long task is seen)
  *
  * Kernel futex model: FUTEX_WAIT(expected) is one atomic step: regs ==
  * expected -> queued, else returns at once; FUTEX_WAKE dequeues it.
  *
- * Property (liveness): every registration is followed by a sample while
- * its scheduler is still watched, unless it was unwatched first: here
- * the last registration is never unwatched, so the watchdog must sample
- * after it: <> (sampled_after_last).
- * THIS IS THE MUTANT: the watchdog reads `registrations` after
- * it found the list empty, so a registration in between is slept through.
+ * Property (liveness): the watchdog samples the VP while it runs its long
+ * task: <> sawAwake.
+ * THIS IS THE MUTANT: the watchdog parks without re-reading the
+ * sleeper count after setting `parked` (it trusts the sample's reading),
+ * so a VP that woke in between finds `parked` still false and wakes nobody.
  */
-#define NREG 2
-
+#define MUTANT
 byte regs = 0;
 byte watched = 0;
+byte sleeping = 1;
+bool parked = false;
 bool asleep = false;
-byte nreg = 0;
-bool sampledAfterLast = false;
+bool sawAwake = false;
 
 active proctype watchdog() {
     byte seen;
-    byte list;
+    bool allAsleep;
 end_loop:
     do
     :: true ->
-        list = watched;                           /* under the lock */
-        /* MUTANT: the futex word read after the list */
-        seen = regs;
+        seen = regs;                              /* load acquire */
         if
-        :: list == 0 ->
-            atomic {                              /* futex_wait(regs, seen) */
-                if
-                :: regs == seen -> asleep = true
-                :: else -> skip
-                fi
-            };
-end_sleep:
-            !asleep                               /* until woken */
+        :: watched == 0 ->
+            atomic { if :: regs == seen -> asleep = true :: else -> skip fi };
+end_idle:
+            !asleep
         :: else ->
+            allAsleep = (sleeping == 1);          /* sample */
             if
-            :: nreg == NREG -> sampledAfterLast = true
+            :: !allAsleep -> sawAwake = true
             :: else -> skip
+            fi;
+            if
+            :: allAsleep ->
+                seen = regs;
+                parked = true;                    /* seq_cst */
+#ifndef MUTANT
+                if
+                :: sleeping == 1 ->               /* re-read, seq_cst */
+#else
+                if
+                :: true ->                        /* MUTANT: no re-read */
+#endif
+                    atomic { if :: regs == seen -> asleep = true :: else -> skip fi };
+end_parked:
+                    !asleep
+                :: else -> skip
+                fi;
+                parked = false
+            :: else -> skip                       /* timed wait: returns */
             fi
-            /* sample; timed wait: returns */
         fi
     od
 }
 
 active proctype registrar() {
-    do
-    :: nreg < NREG ->
-        atomic { watched++ };                     /* lock; insert */
-        atomic { regs++; nreg++ };                /* fetch_add seq_cst */
+    atomic { watched = 1 };
+    atomic { regs++ };
+    asleep = false                                /* futex_wake */
+}
+
+active proctype vp() {
+    watched == 1;                                 /* the scheduler started */
+    sleeping = 0;                                 /* wakes: seq_cst RMW */
+    if
+    :: atomic { parked -> parked = false } ->     /* exchange(parked, false) */
+        atomic { regs++ };
         asleep = false                            /* futex_wake */
-    :: else -> break
-    od
+    :: else -> skip
+    fi
+end_task:
+    false                                         /* the long task: never ends */
 }
 
-active proctype unwatcher() {
-    /* removes the first scheduler once (shut down) */
-    nreg >= 1 && watched > 0;
-    atomic { if :: nreg < NREG -> watched-- :: else -> skip fi }
-}
-
-ltl samples { <> sampledAfterLast }
+ltl seen { <> sawAwake }

@@ -140,6 +140,7 @@ final class IdleProtocol: @unchecked Sendable {
             if found {
                 if !watching { untimed.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
                 sleeping.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+                Watchdog.virtualProcessorWoke()
                 list._withUnsafeGuaranteedRef { $0.cancelWait() }
                 return
             }
@@ -168,6 +169,7 @@ final class IdleProtocol: @unchecked Sendable {
             vp.stats.idleWakeUps.ownerIncrement()
             if !watching { untimed.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
             sleeping.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+            Watchdog.virtualProcessorWoke()
             if napNanoseconds != nil { return }
             // 5. Awake: real work, a due timer, or a stop ends the sleep.
             if s.hasWork(for: vp) || vp.retiring.load(ordering: .acquiring) || s.readyToStop { return }

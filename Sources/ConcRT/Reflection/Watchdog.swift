@@ -63,12 +63,17 @@ public struct WatchdogReport: Sendable, CustomStringConvertible {
 ///   an earlier sample has been in one task (or asleep) at least that long;
 ///   it is reported when the context it runs is still running, not in a
 ///   blocking call, past the threshold, once per (switch, task) pair;
+///   (contexts' waits are scanned at most every quarter of the wait
+///   threshold, and at most once a second);
 /// - the long task's backtrace is taken by signalling the VP's carrier
 ///   pthread (csup_thread_backtrace), which walks its own frames;
 /// - waits are read from the contexts' reflection words
 ///   (Reflection/ContextActivity.swift) every period;
-/// - when every VP of every watched scheduler sleeps, the period doubles,
-///   up to 1 s, so an idle process is woken rarely.
+/// - when every VP of every watched scheduler sleeps, the watchdog parks
+///   on its futex word until a VP wakes (`virtualProcessorWoke`, called by
+///   the idle protocol: a Dekker pair on `parked` and the sleeper counts,
+///   both seq_cst; Tests/Models/watchdog.pml) or the next wait scan (at
+///   most a second), so an idle process is woken once a second.
 /// Reports go to the handler (``setReportHandler(_:)``); the default
 /// writes one line to stderr.
 public enum Watchdog {
@@ -113,6 +118,23 @@ public enum Watchdog {
         return p
     }()
     private static let threadStarted = Atomic<Bool>(false)
+    /// True while the watchdog sleeps because every watched VP sleeps
+    /// (seq_cst: see main()).
+    private static let parked = Atomic<Bool>(false)
+
+    /// Called by a VP leaving its idle sleep: wakes a parked watchdog. One
+    /// seq_cst load when it is not parked.
+    @inline(__always)
+    static func virtualProcessorWoke() {
+        if parked.load(ordering: .sequentiallyConsistent) { wakeParked() }
+    }
+
+    @inline(never)
+    private static func wakeParked() {
+        guard parked.exchange(false, ordering: .sequentiallyConsistent) else { return }
+        _ = csup_u32_fetch_add_seq_cst(registrations, 1)
+        _ = csup_futex_wake(registrations, 1)
+    }
 
     /// Starts watching `s` (its policy says what to report).
     static func watch(_ s: Scheduler) {
@@ -141,6 +163,7 @@ public enum Watchdog {
     private static func main() {
         var period: Int64 = 25_000_000
         while true {
+            _ = period
             let seen = csup_u32_load_acquire(registrations)
             let list: [Scheduler] = watched.withLock { w in
                 w = w.filter { $0.value.scheduler != nil }
@@ -155,7 +178,27 @@ public enum Watchdog {
             for s in list where !s.isStopping {
                 if !s.watch.sample(s) { allAsleep = false }
             }
-            period = allAsleep ? min(period * 2, 1_000_000_000) : base
+            if allAsleep {
+                // Park until a VP wakes (or a registration), and at the
+                // latest for the next wait scan. Dekker pair with
+                // virtualProcessorWoke: parked = true, then re-read the
+                // sleeper counts (seq_cst) / a VP decrements its count,
+                // then reads parked (seq_cst): one of us sees the other.
+                let word = csup_u32_load_acquire(registrations)
+                parked.store(true, ordering: .sequentiallyConsistent)
+                let still = list.allSatisfy { s in
+                    s.isStopping || s.idle.sleeping.load(ordering: .sequentiallyConsistent)
+                        >= s.activeVPCount.load(ordering: .sequentiallyConsistent)
+                }
+                if still {
+                    let longest = list.map { $0.watch.waitScanPeriod }.min() ?? 1_000_000_000
+                    _ = csup_futex_wait(registrations, word, min(longest, 1_000_000_000))
+                }
+                parked.store(false, ordering: .relaxed)
+                period = base
+                continue
+            }
+            period = base
             _ = csup_futex_wait(registrations, csup_u32_load_acquire(registrations), period)
         }
     }
@@ -206,12 +249,17 @@ final class SchedulerWatch: Sendable {
     let longWait: Int64?
     /// Sampling period (ns).
     let period: Int64
+    /// Waits are scanned this often (ns); the last scan (watchdog thread only).
+    let waitScanPeriod: Int64
+    private let lastWaitScan = Atomic<Int64>(0)
 
     init(_ policy: SchedulerPolicy) {
         longTask = policy.longTaskReportAfter?.saturatingNanoseconds
         longWait = policy.longWaitReportAfter?.saturatingNanoseconds
         let smallest = [longTask, longWait].compactMap { $0 }.min() ?? 100_000_000
         period = max(5_000_000, min(smallest / 4, 250_000_000))
+        let base = period
+        waitScanPeriod = longWait.map { max(base, min($0 / 4, 1_000_000_000)) } ?? .max
     }
 
     /// VP index -> when the watchdog first saw its current switch and task
@@ -223,10 +271,10 @@ final class SchedulerWatch: Sendable {
     /// One sample of `s`. Returns true when all its VPs sleep.
     func sample(_ s: Scheduler) -> Bool {
         let now = csup_monotonic_ns()
-        let vps = Array(s.virtualProcessors.prefix(s.activeVPCount.load(ordering: .acquiring)))
+        let active = s.activeVPCount.load(ordering: .acquiring)
         var suspects: [(VirtualProcessor, Int64)] = []
         state.withLock { st in
-            for vp in vps {
+            for vp in s.virtualProcessors.prefix(active) {
                 let sw = vp.switchCount.load(ordering: .relaxed), tasks = vp.stats.tasksRun.value
                 if var old = st.samples[vp.index], old.switches == sw, old.tasks == tasks {
                     if let limit = longTask, !old.reported, now - old.since >= limit {
@@ -240,8 +288,11 @@ final class SchedulerWatch: Sendable {
             }
         }
         for (vp, ran) in suspects { reportLongTask(s, vp, ran) }
-        if longWait != nil { scanWaits(s) }
-        return s.idle.sleeping.load(ordering: .relaxed) >= vps.count
+        if longWait != nil, now - lastWaitScan.load(ordering: .relaxed) >= waitScanPeriod {
+            lastWaitScan.store(now, ordering: .relaxed)
+            scanWaits(s)
+        }
+        return s.idle.sleeping.load(ordering: .relaxed) >= active
     }
 
     private func reportLongTask(_ s: Scheduler, _ vp: VirtualProcessor, _ ran: Int64) {

@@ -68,10 +68,30 @@ public struct Backtrace: Sendable, Equatable, CustomStringConvertible {
         // it is in (the first " in " each time: the part after it may hold
         // a private discriminator, "(name in _HASH)").
         var rest = Substring(s)
-        let prefixes = ["closure", "implicit closure", "generic specialization", "partial apply", "reabstraction thunk",
-                        "merged ", "outlined ", "specialized "]
-        while prefixes.contains(where: { rest.hasPrefix($0) }), let r = Self.firstRange(of: " in ", in: rest) {
-            rest = rest[r.upperBound...]
+        // "generic specialization <…> of UMS.X", "merged UMS.X",
+        // "outlined copy of …": judge by what it specializes or belongs to.
+        let wrappers: [(prefix: String, marker: String)] = [
+            ("generic specialization", "> of "), ("function signature specialization", "> of "),
+            ("partial apply forwarder for ", ""), ("merged ", ""), ("outlined ", " of "),
+        ]
+        let prefixes = ["closure", "implicit closure", "reabstraction thunk"]
+        var changed = true
+        while changed {
+            changed = false
+            for w in wrappers where rest.hasPrefix(w.prefix) {
+                if w.marker.isEmpty {
+                    rest = rest.dropFirst(w.prefix.count)
+                } else if let r = Self.firstRange(of: w.marker, in: rest) {
+                    rest = rest[r.upperBound...]
+                } else {
+                    continue
+                }
+                changed = true
+            }
+            if prefixes.contains(where: { rest.hasPrefix($0) }), let r = Self.firstRange(of: " in ", in: rest) {
+                rest = rest[r.upperBound...]
+                changed = true
+            }
         }
         if rest.hasPrefix("static ") { rest = rest.dropFirst(7) }
         return rest.hasPrefix("ConcRT.") || rest.hasPrefix("UMS.")

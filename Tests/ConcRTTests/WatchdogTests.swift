@@ -125,9 +125,15 @@ final class WatchdogTests: XCTestCase {
         let retakes = s.statistics.retakes
         try s.shutdown()
         XCTAssertGreaterThanOrEqual(retakes, 2, "\(s.statistics)")
-        let mine = collector.all.filter { r in
-            r.kind == .retake && (r.backtrace?.frames.contains { $0.symbol?.contains("sleepAtOneSiteForWatchdog") == true } ?? false)
+        func mineNow() -> [WatchdogReport] {
+            collector.all.filter { r in
+                r.kind == .retake && (r.backtrace?.frames.contains { $0.symbol?.contains("sleepAtOneSiteForWatchdog") == true } ?? false)
+            }
         }
+        // Reported by the watchdog thread, shortly after.
+        XCTAssertTrue(eventually(timeout: 10) { !mineNow().isEmpty })
+        usleep(100_000)   // a second report would come now
+        let mine = mineNow()
         XCTAssertEqual(mine.count, 1, collector.all.map { "\($0)\n\($0.backtrace?.description ?? "")" }.joined(separator: "\n\n"))
         XCTAssertTrue(mine.first?.detail.contains("call") ?? false)
     }

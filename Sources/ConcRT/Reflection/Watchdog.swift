@@ -140,8 +140,10 @@ public enum Watchdog {
     static func watch(_ s: Scheduler) {
         let p = s.policy
         if p.reportRetakeSites { installRetakeObserver() }
-        guard p.longTaskReportAfter != nil || p.longWaitReportAfter != nil else { return }
-        watched.withLock { $0[ObjectIdentifier(s)] = WeakScheduler(s) }
+        guard p.longTaskReportAfter != nil || p.longWaitReportAfter != nil || p.reportRetakeSites else { return }
+        if p.longTaskReportAfter != nil || p.longWaitReportAfter != nil {
+            watched.withLock { $0[ObjectIdentifier(s)] = WeakScheduler(s) }
+        }
         _ = csup_u32_fetch_add_seq_cst(registrations, 1)
         _ = csup_futex_wake(registrations, 1)
         if !threadStarted.exchange(true, ordering: .acquiringAndReleasing) {
@@ -161,10 +163,14 @@ public enum Watchdog {
     }
 
     private static func main() {
+        // Load this program's symbols now, off every VP, so that reports
+        // later symbolize from the cache.
+        _ = Backtrace.current().frames
         var period: Int64 = 25_000_000
         while true {
             _ = period
             let seen = csup_u32_load_acquire(registrations)
+            reportPendingRetakes()
             let list: [Scheduler] = watched.withLock { w in
                 w = w.filter { $0.value.scheduler != nil }
                 return w.values.compactMap { $0.scheduler }
@@ -208,6 +214,20 @@ public enum Watchdog {
     private static let retakeObserverInstalled = Atomic<Bool>(false)
     private static let retakeSites = MigrationSafeMutex<Set<Int>>([])
 
+    /// A retake seen on its thread, reported by the watchdog thread (the
+    /// retaken thread only captures raw addresses: symbolizing there would
+    /// take CPU from the VPs at the moment the monitor is judging them).
+    private struct PendingRetake {
+        let kind: UMSRetakeObserver.Kind
+        let contextID: Int
+        let label: String?
+        let call: UInt
+        let backtrace: Backtrace
+    }
+    private static let pendingRetakes = MigrationSafeMutex<[PendingRetake]>([])
+    /// Raw call paths already queued (cheap first filter, on the retaken thread).
+    private static let retakePaths = MigrationSafeMutex<Set<Int>>([])
+
     private static func installRetakeObserver() {
         if retakeObserverInstalled.exchange(true, ordering: .acquiringAndReleasing) { return }
         UMSRetakeObserver.set { kind, userContext in
@@ -217,20 +237,33 @@ public enum Watchdog {
             let c = Unmanaged<Context>.fromOpaque(userContext).takeUnretainedValue()
             guard c.scheduler.policy.reportRetakeSites else { return }
             let bt = Backtrace.current(skip: 1)
-            // The call site: the first frame outside the runtime (symbols
-            // are cached per address, so this is cheap after the first time).
-            let site = bt.callSite
             var h = Hasher()
-            if let site { h.combine(site.address) } else { for a in bt.addresses { h.combine(a) } }
+            for a in bt.addresses { h.combine(a) }
+            let path = h.finalize()
+            guard Watchdog.retakePaths.withLock({ $0.insert(path).inserted }) else { return }
+            let p = PendingRetake(kind: kind, contextID: c.id, label: c.label,
+                                  call: c.kernelCallName.load(ordering: .relaxed), backtrace: bt)
+            Watchdog.pendingRetakes.withLock { $0.append(p) }
+            _ = csup_u32_fetch_add_seq_cst(registrations, 1)
+            _ = csup_futex_wake(registrations, 1)
+        }
+    }
+
+    /// On the watchdog thread: symbolizes queued retakes and reports each
+    /// call site (the first frame past the runtime's) once.
+    private static func reportPendingRetakes() {
+        let pending = pendingRetakes.withLock { p in defer { p.removeAll() }; return p }
+        for p in pending {
+            var h = Hasher()
+            if let site = p.backtrace.callSite { h.combine(site.address) } else { for a in p.backtrace.addresses { h.combine(a) } }
             let key = h.finalize()
-            let first = Watchdog.retakeSites.withLock { $0.insert(key).inserted }
-            guard first else { return }
-            let call = c.kernelCallName.load(ordering: .relaxed)
-            let detail = kind == .wrappedCall
-                ? "blocking call \(call == 0 ? "call" : String(cString: UnsafePointer<CChar>(bitPattern: call)!)) retaken (first time at this site)"
+            guard retakeSites.withLock({ $0.insert(key).inserted }) else { continue }
+            let name = p.call == 0 ? "call" : String(cString: UnsafePointer<CChar>(bitPattern: p.call)!)
+            let detail = p.kind == .wrappedCall
+                ? "blocking call \(name) retaken (first time at this site)"
                 : "unwrapped blocking code retaken (first time at this site)"
-            Watchdog.report(WatchdogReport(kind: kind == .wrappedCall ? .retake : .unwrappedBlocking, contextID: c.id,
-                                           label: c.label, virtualProcessor: nil, duration: nil, detail: detail, backtrace: bt))
+            report(WatchdogReport(kind: p.kind == .wrappedCall ? .retake : .unwrappedBlocking, contextID: p.contextID,
+                                  label: p.label, virtualProcessor: nil, duration: nil, detail: detail, backtrace: p.backtrace))
         }
     }
 }

@@ -43,26 +43,10 @@ final class LockMisuseTests: XCTestCase {
             m.body()
             exit(0)
         }
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0])
         for m in Self.misuses {
-            let p = Process()
-            p.executableURL = binary
-            p.arguments = ["ConcRTTests.LockMisuseTests/testMisuseTrapsNamingTheMisuse"]
-            var env = ProcessInfo.processInfo.environment
-            env["LOCK_MISUSE"] = m.name
-            // No Swift backtracer in the child: the trap is all we need,
-            // and under ThreadSanitizer the backtracer's clone() from the
-            // signal handler fails a TSan CHECK (exit 66, not the signal).
-            env["SWIFT_BACKTRACE"] = "enable=no"
-            p.environment = env
-            let err = Pipe()
-            p.standardError = err
-            p.standardOutput = FileHandle.nullDevice
-            try p.run()
-            let data = err.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            let stderr = String(decoding: data, as: UTF8.self)
-            XCTAssertEqual(p.terminationReason, .uncaughtSignal, "\(m.name): the misuse did not trap (status \(p.terminationStatus)); stderr: \(stderr.suffix(500))")
+            let (signalled, status, stderr) = try runTestInChildProcess(
+                "ConcRTTests.LockMisuseTests/testMisuseTrapsNamingTheMisuse", environment: ["LOCK_MISUSE": m.name])
+            XCTAssertTrue(signalled, "\(m.name): the misuse did not trap (status \(status)); stderr: \(stderr.suffix(500))")
             if _isDebugAssertConfiguration() {
                 // -O builds trap without printing the message.
                 XCTAssertTrue(stderr.contains(m.message), "\(m.name): message not found in: \(stderr.suffix(800))")

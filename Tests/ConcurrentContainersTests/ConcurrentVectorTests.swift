@@ -116,8 +116,9 @@ final class ConcurrentVectorTests: XCTestCase {
             exit(0)   // reaching here is the failure the parent reports
         }
         for m in Self.misuses {
-            let (signalled, stderr) = try runMisuseChild(
-                test: "ConcurrentContainersTests.ConcurrentVectorTests/testMisuseTrapsNamingTheMisuse", name: m.name)
+            let (signalled, _, stderr) = try runTestInChildProcess(
+                "ConcurrentContainersTests.ConcurrentVectorTests/testMisuseTrapsNamingTheMisuse",
+                environment: ["CONTAINER_MISUSE": m.name])
             XCTAssertTrue(signalled, "\(m.name): the misuse did not trap; stderr: \(stderr.suffix(500))")
             if _isDebugAssertConfiguration() {
                 XCTAssertTrue(stderr.contains(m.message), "\(m.name): message not found in: \(stderr.suffix(800))")

@@ -93,25 +93,6 @@ func perturb(_ step: Int, inContext: Bool) {
     }
 }
 
-/// Runs `body` in a child process (this test binary, filtered to `test`,
-/// with CONTAINER_MISUSE=`name`) and returns how it ended and its stderr.
-func runMisuseChild(test: String, name: String) throws -> (signalled: Bool, stderr: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-    p.arguments = [test]
-    var env = ProcessInfo.processInfo.environment
-    env["CONTAINER_MISUSE"] = name
-    env["SWIFT_BACKTRACE"] = "enable=no"
-    p.environment = env
-    let err = Pipe()
-    p.standardError = err
-    p.standardOutput = FileHandle.nullDevice
-    try p.run()
-    let data = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationReason == .uncaughtSignal, String(decoding: data, as: UTF8.self))
-}
-
 /// A countdown whose last arrival has seen every other arrival's writes
 /// (acq_rel decrements).
 final class Countdown: Sendable {

@@ -117,23 +117,23 @@ public struct Backtrace: Sendable, Equatable, CustomStringConvertible {
     /// The caller's own backtrace (this function's frame excluded).
     @inline(never)
     public static func current(skip: Int = 0) -> Backtrace {
-        var buf = [UInt](repeating: 0, count: 64)
-        let n = buf.withUnsafeMutableBufferPointer { b in
-            // +1: csup_backtrace_here's caller is this function.
-            Int(csup_backtrace_here(b.baseAddress, Int32(b.count), Int32(skip + 1)))
-        }
-        return Backtrace(addresses: Array(buf.prefix(n)))
+        // +1: csup_backtrace_here's caller is this function.
+        Backtrace(addresses: capture { csup_backtrace_here($0, $1, Int32(skip + 1)) })
     }
 
     /// A suspended context's backtrace from its context record (see
     /// csup_ctx_backtrace: the record must stay alive; a stack that went
     /// away only ends the walk).
     static func ofSuspended(_ record: OpaquePointer) -> Backtrace {
+        Backtrace(addresses: capture { csup_ctx_backtrace(record, $0, $1) })
+    }
+
+    /// Up to 64 addresses from one of CSupport's walks (`walk(buffer,
+    /// capacity)` returns the count, or a negative errno: none).
+    private static func capture(_ walk: (UnsafeMutablePointer<UInt>?, Int32) -> Int32) -> [UInt] {
         var buf = [UInt](repeating: 0, count: 64)
-        let n = buf.withUnsafeMutableBufferPointer { b in
-            Int(csup_ctx_backtrace(record, b.baseAddress, Int32(b.count)))
-        }
-        return Backtrace(addresses: Array(buf.prefix(n)))
+        let n = buf.withUnsafeMutableBufferPointer { b in Int(walk(b.baseAddress, Int32(b.count))) }
+        return Array(buf.prefix(max(0, n)))
     }
 
     /// A running pthread's backtrace, taken by a signal (see
@@ -142,12 +142,9 @@ public struct Backtrace: Sendable, Equatable, CustomStringConvertible {
     static func ofRunningThread(tid: Int64, stack record: OpaquePointer?, timeout: Duration) -> Backtrace? {
         var lo: UInt = 0, hi: UInt = 0
         if let record { csup_ctx_stack_bounds(record, &lo, &hi) }
-        var buf = [UInt](repeating: 0, count: 64)
-        let n = buf.withUnsafeMutableBufferPointer { b in
-            Int(csup_thread_backtrace(tid, lo, hi, b.baseAddress, Int32(b.count), timeout.saturatingNanoseconds))
-        }
-        guard n > 0 else { return nil }
-        return Backtrace(addresses: Array(buf.prefix(n)), firstIsInstruction: true)
+        let frames = capture { csup_thread_backtrace(tid, lo, hi, $0, $1, timeout.saturatingNanoseconds) }
+        guard !frames.isEmpty else { return nil }
+        return Backtrace(addresses: frames, firstIsInstruction: true)
     }
 
     private static let cache = MigrationSafeMutex<[UInt: Frame]>([:])

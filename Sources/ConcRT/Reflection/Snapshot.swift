@@ -163,7 +163,7 @@ extension Scheduler {
         let start = csup_monotonic_ns()
         // Strong references: a context that ends meanwhile stays readable
         // (its thread and context record live as long as it does).
-        let all: [Context] = contextRegistry.withLock { r in r.values.map { $0.takeUnretainedValue() } }
+        let all = registeredContexts()
         let vps = virtualProcessors.prefix(activeVPCount.load(ordering: .acquiring))
         var runningOn: [Int: Int] = [:]
         for vp in vps { runningOn[vp.runningContextID.load(ordering: .relaxed)] = vp.index }
@@ -179,12 +179,12 @@ extension Scheduler {
                 bt = Backtrace.ofSuspended(c.thread.contextRecord)
                 // Re-read: a context that resumed meanwhile may have
                 // rewritten the frames we walked.
-                if let again = Self.observe(c, runningOn: runningOn), again.activity == activity, again.suspended,
-                   c.waitWord.load(ordering: .relaxed) == seen.waitWord {
+                let again = Self.observe(c, runningOn: runningOn)
+                if let again, again.activity == activity, again.suspended, again.waitWord == seen.waitWord {
                     // unchanged: keep the backtrace
                 } else {
                     bt = nil
-                    activity = Self.observe(c, runningOn: runningOn)?.activity ?? activity
+                    activity = again?.activity ?? activity
                 }
             }
             var duration: Duration?
@@ -226,7 +226,7 @@ extension Scheduler {
         let word = c.waitWord.load(ordering: .relaxed)
         let callBits = c.kernelCallName.load(ordering: .relaxed)
         func call(_ path: KernelCall.Path) -> KernelCall {
-            let name = callBits == 0 ? "call" : String(cString: UnsafePointer<CChar>(bitPattern: callBits)!)
+            let name = KernelCall.name(bits: callBits)
             let fd = c.kernelCallFD.load(ordering: .relaxed)
             return KernelCall(name: name, descriptor: fd >= 0 ? fd : nil, path: path)
         }

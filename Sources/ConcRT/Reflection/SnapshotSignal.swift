@@ -18,16 +18,12 @@ import Glibc
 ///
 /// or with ``Scheduler/dumpSnapshotsOnSignal(_:)``.
 enum SnapshotSignal {
-    private final class WeakScheduler: @unchecked Sendable {
-        weak var scheduler: Scheduler?
-        init(_ s: Scheduler) { scheduler = s }
-    }
-    private static let live = MigrationSafeMutex<[ObjectIdentifier: WeakScheduler]>([:])
+    private static let live = SchedulerSet()
     private static let environmentRead = Atomic<Bool>(false)
     private static let readers = MigrationSafeMutex<Set<Int32>>([])
 
-    static func register(_ s: Scheduler) { live.withLock { $0[ObjectIdentifier(s)] = WeakScheduler(s) } }
-    static func unregister(_ s: Scheduler) { live.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(s)) } }
+    static func register(_ s: Scheduler) { live.insert(s) }
+    static func unregister(_ s: Scheduler) { live.remove(s) }
 
     static func installFromEnvironment() {
         if environmentRead.exchange(true, ordering: .relaxed) { return }
@@ -35,12 +31,11 @@ enum SnapshotSignal {
         let name = String(cString: v)
         let signo = csup_signal_number(name)
         guard signo > 0 else {
-            "ums: UMS_SNAPSHOT_SIGNAL=\(name) names no signal this runtime accepts (try USR1, USR2, QUIT or a number)\n"
-                .withCString { p in _ = Glibc.write(2, p, strlen(p)) }
+            writeToStandardError("ums: UMS_SNAPSHOT_SIGNAL=\(name) names no signal this runtime accepts (try USR1, USR2, QUIT or a number)\n")
             return
         }
         do { try install(signo) } catch {
-            "ums: UMS_SNAPSHOT_SIGNAL: \(error)\n".withCString { p in _ = Glibc.write(2, p, strlen(p)) }
+            writeToStandardError("ums: UMS_SNAPSHOT_SIGNAL: \(error)\n")
         }
     }
 
@@ -65,17 +60,10 @@ enum SnapshotSignal {
 
     /// Writes every live scheduler's snapshot to stderr.
     static func dumpAll() {
-        let list = live.withLock { l in l.values.compactMap { $0.scheduler } }
+        let list = live.alive
         var text = "== ums snapshot on signal: \(list.count) scheduler(s) ==\n"
         for s in list { text += s.snapshot().description }
-        text.withCString { p in
-            var off = 0, n = strlen(p)
-            while n > 0 {
-                let w = Glibc.write(2, p + off, n)
-                if w < 0 { if errno == EINTR { continue }; return }
-                off += w; n -= w
-            }
-        }
+        writeToStandardError(text)
     }
 }
 

@@ -97,19 +97,13 @@ public enum Watchdog {
         if let h = handler.withLock({ $0 }) {
             h.f(r)
         } else {
-            let line = r.description + "\n"
-            line.withCString { p in _ = Glibc.write(2, p, strlen(p)) }
+            writeToStandardError(r.description + "\n")
         }
     }
 
     // MARK: Watched schedulers
 
-    private final class WeakScheduler: @unchecked Sendable {
-        weak var scheduler: Scheduler?
-        init(_ s: Scheduler) { scheduler = s }
-    }
-
-    private static let watched = MigrationSafeMutex<[ObjectIdentifier: WeakScheduler]>([:])
+    private static let watched = SchedulerSet()
     /// Bumped on each registration; the thread sleeps on it when nothing is
     /// watched (futex word; release on bump, acquire on read).
     nonisolated(unsafe) private static let registrations: UnsafeMutablePointer<UInt32> = {
@@ -142,7 +136,7 @@ public enum Watchdog {
         if p.reportRetakeSites { installRetakeObserver() }
         guard p.longTaskReportAfter != nil || p.longWaitReportAfter != nil || p.reportRetakeSites else { return }
         if p.longTaskReportAfter != nil || p.longWaitReportAfter != nil {
-            watched.withLock { $0[ObjectIdentifier(s)] = WeakScheduler(s) }
+            watched.insert(s)
         }
         _ = csup_u32_fetch_add_seq_cst(registrations, 1)
         _ = csup_futex_wake(registrations, 1)
@@ -159,7 +153,7 @@ public enum Watchdog {
     }
 
     static func unwatch(_ s: Scheduler) {
-        watched.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(s)) }
+        watched.remove(s)
     }
 
     private static func main() {
@@ -171,10 +165,7 @@ public enum Watchdog {
             _ = period
             let seen = csup_u32_load_acquire(registrations)
             reportPendingRetakes()
-            let list: [Scheduler] = watched.withLock { w in
-                w = w.filter { $0.value.scheduler != nil }
-                return w.values.compactMap { $0.scheduler }
-            }
+            let list = watched.alive
             if list.isEmpty {
                 _ = csup_futex_wait(registrations, seen, -1)
                 continue
@@ -258,7 +249,7 @@ public enum Watchdog {
             if let site = p.backtrace.callSite { h.combine(site.address) } else { for a in p.backtrace.addresses { h.combine(a) } }
             let key = h.finalize()
             guard retakeSites.withLock({ $0.insert(key).inserted }) else { continue }
-            let name = p.call == 0 ? "call" : String(cString: UnsafePointer<CChar>(bitPattern: p.call)!)
+            let name = KernelCall.name(bits: p.call)
             let detail = p.kind == .wrappedCall
                 ? "blocking call \(name) retaken (first time at this site)"
                 : "unwrapped blocking code retaken (first time at this site)"
@@ -352,7 +343,7 @@ final class SchedulerWatch: Sendable {
     private func scanWaits(_ s: Scheduler) {
         guard let limit = longWait else { return }
         let now = csup_coarse_ns()
-        let all: [Context] = s.contextRegistry.withLock { r in r.values.map { $0.takeUnretainedValue() } }
+        let all = s.registeredContexts()
         var found: [(Context, WaitReason, Int64)] = []
         for c in all {
             guard let o = Scheduler.observe(c, runningOn: [:]), case .waiting(let why) = o.activity else { continue }

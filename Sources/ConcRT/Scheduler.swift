@@ -49,6 +49,10 @@ public final class Scheduler: @unchecked Sendable {
     let traceState = MigrationSafeMutex(TraceState())
     /// Sleeping, searching and waking VPs (Idle/IdleProtocol.swift).
     let idle: IdleProtocol
+    /// This scheduler's account with its Resource Manager
+    /// (ResourceManager/ResourceManager.swift). Set in init, before any
+    /// primary starts.
+    let cores: CoreAllotment
     let spinNanoseconds: Int64 = 30_000
     private let injection = MigrationSafeMutex<Ring<UInt>>(Ring(capacity: 64))
     private let injectedCount = Atomic<Int>(0)
@@ -67,10 +71,16 @@ public final class Scheduler: @unchecked Sendable {
     private(set) var ringUnavailableReason: String?
 
     /// Creates and starts a scheduler. [Scheduler::Create]
+    /// - Parameters:
+    ///   - policy: how it is built.
+    ///   - resourceManager: whom it shares cores with: by default every
+    ///     scheduler of the process (``ResourceManager/shared``). Its
+    ///     regular VPs run only while they hold a core from it.
     /// - Throws: ``ConcRTError/invalidPolicy(_:)`` for a bad policy,
     ///   ``ConcRTError/schedulerStartFailed(_:)`` when a primary cannot start
     ///   (everything already started is stopped again).
-    public init(policy: SchedulerPolicy = SchedulerPolicy()) throws(ConcRTError) {
+    public init(policy: SchedulerPolicy = SchedulerPolicy(),
+                resourceManager: ResourceManager = .shared) throws(ConcRTError) {
         try policy.validate()
         self.policy = policy
         watch = SchedulerWatch(policy)
@@ -82,12 +92,18 @@ public final class Scheduler: @unchecked Sendable {
         idle = IdleProtocol(list: completionList)
         let n = policy.virtualProcessorCount
         regularVPCount = n
+        cores = resourceManager.register(policy: policy, vpCount: n, idle: idle)
         let cpus = Int(csup_affinity_count())
         for i in 0..<(n + Self.temporarySlots) {
             let temporary = i >= n
             let cpu: Int? = !temporary && policy.targetOversubscriptionFactor == 1 && n <= cpus
                 ? Int(csup_affinity_cpu_at(Int32(i))) : nil
-            virtualProcessors.append(try VirtualProcessor(index: i, scheduler: self, cpu: cpu, temporary: temporary))
+            do {
+                virtualProcessors.append(try VirtualProcessor(index: i, scheduler: self, cpu: cpu, temporary: temporary))
+            } catch {
+                resourceManager.unregister(cores)
+                throw error
+            }
         }
         ringUnavailableReason = Self.attachRings(to: virtualProcessors[0..<n], policy: policy)
         activeVPCount.store(n, ordering: .releasing)
@@ -105,6 +121,7 @@ public final class Scheduler: @unchecked Sendable {
             stopped.store(true, ordering: .releasing)
             joinPrimaries()
             for vp in virtualProcessors { vp.ring?.destroy() }
+            cores.manager.unregister(cores)
             throw .schedulerStartFailed(failure)
         }
         Watchdog.watch(self)
@@ -405,7 +422,9 @@ public final class Scheduler: @unchecked Sendable {
         SnapshotSignal.unregister(self)
         stopping.store(true, ordering: .releasing)
         joinPrimaries()
-        // Every primary has left, each with nothing in flight on its ring.
+        // Every primary has left, each with nothing in flight on its ring,
+        // and each gave its core back: the manager hands them on.
+        cores.manager.unregister(cores)
         for vp in virtualProcessors { vp.ring?.destroy() }
         try? completionList.delete()
     }

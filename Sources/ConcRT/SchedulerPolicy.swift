@@ -15,8 +15,16 @@ import UMS
 /// | SchedulingProtocol             | ``schedulingProtocol``            |
 /// | (UMS vs thread scheduler kind) | ``contextBackend`` (how contexts switch) |
 public struct SchedulerPolicy: Sendable, Equatable {
-    /// Fewest virtual processors: the scheduler starts at least this many,
-    /// even on fewer CPUs. Default: `min(availableConcurrency, maxConcurrency)`.
+    /// Fewest cores the scheduler is guaranteed, and fewest virtual
+    /// processors it starts (even on fewer CPUs). Default 1, as in ConcRT.
+    ///
+    /// The Resource Manager (``ResourceManager``) lets each scheduler's VPs
+    /// run only while they hold a core: a scheduler always gets its
+    /// `minConcurrency` cores when it has work (even when the minimums of
+    /// all schedulers together exceed the machine: then, and only then, the
+    /// machine is oversubscribed), and shares the rest with the other busy
+    /// schedulers. So two schedulers with the default policy share the
+    /// machine rather than each running a VP on every CPU.
     ///
     /// The rule, as in ConcRT: the scheduler starts
     /// ``virtualProcessorCount`` = `max(minConcurrency, min(maxConcurrency,
@@ -123,7 +131,7 @@ public struct SchedulerPolicy: Sendable, Equatable {
                 reportRetakeSites: Bool = SchedulerPolicy.watchdogFromEnvironment) {
         let n = Self.availableConcurrency
         self.maxConcurrency = maxConcurrency ?? max(n, minConcurrency ?? 1)
-        self.minConcurrency = minConcurrency ?? min(n, self.maxConcurrency)
+        self.minConcurrency = minConcurrency ?? 1
         self.targetOversubscriptionFactor = targetOversubscriptionFactor
         self.contextStackSize = contextStackSize
         self.localContextCacheSize = localContextCacheSize

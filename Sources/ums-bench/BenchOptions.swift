@@ -12,7 +12,7 @@ struct BenchOptions {
     /// idle --busy: virtual processors (nil: 2).
     var vps: Int?
     /// blockmix, blockmix-unwrapped, async-blockmix: tasks, rounds, CPU and
-    /// blocking time per round.
+    /// blocking time per round; rm: rounds (reclaim and handover each).
     var tasks: Int?
     var rounds: Int?
     var cpuUs: Int?

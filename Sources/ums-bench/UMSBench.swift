@@ -28,6 +28,7 @@ let workloads: [(name: String, summary: String, run: @Sendable (Harness) throws 
     ("timers", "10,000 contexts sleep 10 ms in a loop for 1 s, tolerance 0 and 1 ms; VP wake-ups/s, cpu-ms/s", TimersBench.run),
     ("iops", "256 contexts, 4 KiB random preads of a cached 256 MiB file for 1 s; ops/s", IOBench.run),
     ("idle", "CPU burnt by an idle scheduler; --busy: beside a busy VP; cpu-ms/s", IdleBench.run),
+    ("rm", "two default schedulers share the cores (Resource Manager): reclaim and handover latency (us), fair split, most tasks at once", ResourceManagerBench.run),
     ("pipeline", "producer -> transformer -> consumer over two BoundedBuffer(64), 1,000,000 ints; ms", PipelineBench.run),
     ("contexts", "100,000 tasks blocked on an event; KiB RSS each, ms", ConcRTBench.contexts),
     ("snapshot", "10,000 contexts (--contexts) blocked on events: one Scheduler.snapshot(), without and with backtraces, and as text; ms", ReflectionBench.run),

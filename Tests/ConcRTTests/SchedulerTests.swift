@@ -9,7 +9,8 @@ final class SchedulerTests: XCTestCase {
     func testPolicyDefaultsAndValidation() throws {
         let p = SchedulerPolicy()
         XCTAssertEqual(p.maxConcurrency, SchedulerPolicy.availableConcurrency)
-        XCTAssertEqual(p.minConcurrency, p.maxConcurrency)
+        XCTAssertEqual(p.minConcurrency, 1, "ConcRT's default MinConcurrency")
+        XCTAssertEqual(p.virtualProcessorCount, SchedulerPolicy.availableConcurrency)
         XCTAssertNoThrow(try p.validate())
         func bad(_ p: SchedulerPolicy, _ needle: String) {
             XCTAssertThrowsError(try Scheduler(policy: p)) { e in

@@ -120,6 +120,13 @@ final class IdleProtocol: @unchecked Sendable {
         // A futex wait armed in the ring must not outlive the sleep: an
         // awake VP would absorb a wake-up meant for a sleeping one.
         defer { vp.ring?.disarm() }
+        // Asked (between tasks) to give a core to another scheduler: do it
+        // now, before the re-check (which would find this scheduler's work).
+        vp.giveCoreBackIfAsked()
+        // A core waiter stays counted as one from its first refusal until
+        // it takes a core, finds no work, or leaves (ResourceManager.swift).
+        var coreWaiter = false
+        defer { if coreWaiter { vp.endCoreWait() } }
         while true {
             // 1. Register on the futex: a notify from now on ends the wait.
             let ticket = list._withUnsafeGuaranteedRef { $0.prepareToWait() }
@@ -129,13 +136,31 @@ final class IdleProtocol: @unchecked Sendable {
             var watching = asleep < s.activeVPCount.load(ordering: .acquiring)
             if !watching { untimed.wrappingAdd(1, ordering: .sequentiallyConsistent) }
             // 3. Re-check every work source.
-            let found = s.hasWork(for: vp) || vp.retiring.load(ordering: .acquiring) || s.readyToStop
-                || vp.stealFromBusyVirtualProcessor()
+            let stop = vp.retiring.load(ordering: .acquiring) || s.readyToStop
+            var found = stop || s.hasWork(for: vp)
+            if !found, vp.hasStrandedRunnable() {
+                // Without a core, it is work to wait for one for (step 3b;
+                // the VP's search then takes the context); with one, take it.
+                found = vp.mayRun ? vp.stealFromBusyVirtualProcessor() : true
+            }
             if !found, !watching, s.otherVirtualProcessorHasRunnable(than: vp) {
                 // A runnext pushed before our announcement: watch it.
                 untimed.wrappingSubtract(1, ordering: .sequentiallyConsistent)
                 watching = true
                 interval = Self.firstWatchInterval
+            }
+            // 3b. Work needs a core (ResourceManager.swift): keep the one
+            //     held, take one, or wait for one: counted as a waiter
+            //     after step 1, then re-checked, so a releaser either is
+            //     seen here or sees the waiter and its wake ends step 4.
+            if found, !stop, !vp.mayRun {
+                if coreWaiter ? !vp.tryTakeCore() : !vp.beginCoreWait() {
+                    coreWaiter = true
+                    found = false
+                }
+            } else if !found, coreWaiter {
+                vp.abandonCoreWait()   // no work left to wait for a core for
+                coreWaiter = false
             }
             if found {
                 if !watching { untimed.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
@@ -144,12 +169,15 @@ final class IdleProtocol: @unchecked Sendable {
                 list._withUnsafeGuaranteedRef { $0.cancelWait() }
                 return
             }
+            // Nothing to run: the core goes back before the sleep.
+            if vp.holdsCore { vp.releaseCore() }
             if watching { vp.snapshotSwitchCounts() }
             // 4. Sleep until the earliest of: a timer, the watch interval,
-            //    the caller's nap.
+            //    the caller's nap, a core waiter's retry.
             var timeout = s.timers.nanosecondsUntilNextDeadline()
             if watching { timeout = min(timeout ?? .max, interval) }
             if let nap = napNanoseconds { timeout = min(timeout ?? .max, nap) }
+            if coreWaiter { timeout = min(timeout ?? .max, ResourceManager.coreWaitRetryNanoseconds) }
             list._withUnsafeGuaranteedRef { l in
                 // With I/O in flight, sleep in the ring: its completions and
                 // a notify of the list's futex (armed with the same ticket)
@@ -170,12 +198,19 @@ final class IdleProtocol: @unchecked Sendable {
             if !watching { untimed.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
             sleeping.wrappingSubtract(1, ordering: .sequentiallyConsistent)
             Watchdog.virtualProcessorWoke()
-            if napNanoseconds != nil { return }
-            // 5. Awake: real work, a due timer, or a stop ends the sleep.
-            if s.hasWork(for: vp) || vp.retiring.load(ordering: .acquiring) || s.readyToStop { return }
+            if vp.retiring.load(ordering: .acquiring) || s.readyToStop { return }
+            // 5. Awake: real work or a due timer ends the sleep, with a core
+            //    (else back to step 1, which waits for one). A nap ends too.
+            if napNanoseconds != nil || s.hasWork(for: vp) {
+                if vp.mayRun || vp.tryTakeCore() { return }
+                continue
+            }
             // 6. A watch expiry (or a wake for work somebody else took):
             //    take a stranded runnable context, or back off.
-            if vp.stealFromBusyVirtualProcessor() { return }
+            if vp.hasStrandedRunnable(), vp.mayRun || vp.tryTakeCore() {
+                if vp.stealFromBusyVirtualProcessor() { return }
+                if vp.holdsCore { vp.releaseCore() }
+            }
             vp.stats.watchExpiries.ownerIncrement()
             interval = s.otherVirtualProcessorHasRunnable(than: vp)
                 ? Self.firstWatchInterval : min(interval * 2, Self.maxWatchInterval)

@@ -86,6 +86,19 @@ extension VirtualProcessor {
         return false
     }
 
+    /// True when ``stealFromBusyVirtualProcessor()`` would find a context
+    /// (a look, no take: an idle VP without a core asks for one first).
+    func hasStrandedRunnable() -> Bool {
+        let vps = scheduler.virtualProcessors
+        if seenSwitches.count != vps.count { return false }
+        let n = scheduler.activeVPCount.load(ordering: .acquiring)
+        for i in 0..<n where vps[i] !== self {
+            let v = vps[i]
+            if v.runQueue.hasRunnable, v.switchCount.load(ordering: .relaxed) == seenSwitches[i] { return true }
+        }
+        return false
+    }
+
     /// One sweep over the other VPs' deques, from a random start. A lost
     /// race is retried on the same victim (bounded), since it had work.
     func stealOnce() -> WorkItem? {

@@ -30,6 +30,10 @@ extension VirtualProcessor {
                 || (vp.retiring.load(ordering: .relaxed) && csup_deque_size(vp.deque) == 0) {
                 return .handoff
             }
+            // Between tasks: the Resource Manager may have asked this
+            // scheduler for a core back (one relaxed load; CoreTokens.swift).
+            // The deque's items stay where the scheduler's other VPs steal them.
+            if vp.coreRequested { return .idle }
             if let item = vp.pop() {
                 vp.runCounted(item, ctx)
                 continue

@@ -74,6 +74,9 @@ final class VirtualProcessor: @unchecked Sendable {
     let traceBuffer = Atomic<UInt>(0)
     /// Thief-side snapshot of the other VPs' switch counts (owner-only).
     @exclusivity(unchecked) var seenSwitches: [Int] = []
+    /// True while this VP holds a core from the Resource Manager
+    /// (CoreTokens.swift; owner-only).
+    @exclusivity(unchecked) var holdsCore = false
     /// Set when the last task context found nothing: sleep next.
     @exclusivity(unchecked) private var wantsSleep = false
     /// Set when this VP returns from an idle sleep, until its next pick
@@ -215,6 +218,10 @@ final class VirtualProcessor: @unchecked Sendable {
         if processSlot < 0 { processSlot = ProcessSlots.acquire() }
         carrierTID.store(csup_gettid(), ordering: .relaxed)
         let list = scheduler.completionList
+        // A regular VP runs only while it holds a core (a retake's
+        // replacement carrier inherits it): take one, or sleep as a core
+        // waiter until one is free (ResourceManager/ResourceManager.swift).
+        if needsCore && !holdsCore && !tryTakeCore() { scheduler.idle.sleep(self) }
         while true {
             if !list.isEmpty {
                 list.drain(timeout: .zero) { t in
@@ -271,9 +278,10 @@ final class VirtualProcessor: @unchecked Sendable {
             }
             if !execute(Unmanaged.passUnretained(c), primary) { return true }
         }
-        // Leaving: end the cached contexts.
+        // Leaving: end the cached contexts, give the core back.
         for c in idleCache { terminate(c, primary) }
         idleCache.removeAll()
+        if holdsCore { releaseCore() }
         ProcessSlots.release(processSlot)
         processSlot = -1
         if temporary { scheduler.temporaryVirtualProcessorLeft(self) }

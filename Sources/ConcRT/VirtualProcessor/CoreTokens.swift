@@ -1,0 +1,70 @@
+/// A virtual processor's core from the Resource Manager
+/// (ResourceManager/ResourceManager.swift has the protocol): a regular VP
+/// holds one while it is awake. It takes one when it starts and when it
+/// wakes for work (IdleProtocol.sleep), gives it back just before its idle
+/// sleep, and gives it back early, between tasks, when its scheduler is
+/// asked to return a core to another one. Temporary (oversubscription) VPs
+/// hold none.
+///
+/// `holdsCore` is owner-only: only the pthread carrying the VP touches it
+/// (a retake hands the VP, and so its core, to the replacement carrier; see
+/// PrimaryCarriers.swift).
+extension VirtualProcessor {
+    /// True when this VP must hold a core to run.
+    var needsCore: Bool { !temporary }
+
+    /// True when this VP may run work now (it holds a core, or needs none).
+    var mayRun: Bool { holdsCore || temporary }
+
+    /// Takes a core now if the manager allows it.
+    func tryTakeCore() -> Bool {
+        assert(!holdsCore, "VirtualProcessor.tryTakeCore: VP \(index) already holds a core")
+        if scheduler.cores.manager.tryTake(scheduler.cores) {
+            holdsCore = true
+            return true
+        }
+        return false
+    }
+
+    /// After registering on the idle futex: becomes a core waiter, or takes
+    /// a core at once (true). A waiter calls ``endCoreWait()`` after its
+    /// futex wait returns.
+    func beginCoreWait() -> Bool {
+        assert(!holdsCore, "VirtualProcessor.beginCoreWait: VP \(index) already holds a core")
+        if scheduler.cores.manager.beginWait(scheduler.cores) {
+            holdsCore = true
+            return true
+        }
+        return false
+    }
+
+    func endCoreWait() { scheduler.cores.manager.endWait(scheduler.cores) }
+
+    /// Stops waiting for a core because the work went away (a wake-up the
+    /// manager meant for this waiter is passed on).
+    func abandonCoreWait() { scheduler.cores.manager.abandonWait(scheduler.cores) }
+
+    /// Gives the core back (before an idle sleep, or when leaving).
+    func releaseCore() {
+        assert(holdsCore, "VirtualProcessor.releaseCore: VP \(index) holds no core")
+        holdsCore = false
+        scheduler.cores.manager.release(scheduler.cores)
+    }
+
+    /// Between tasks: true when the scheduler was asked
+    /// to give a core back (one relaxed load; the decision is made in
+    /// ``giveCoreBackIfAsked()``).
+    @inline(__always)
+    var coreRequested: Bool { holdsCore && scheduler.cores.giveBack.load(ordering: .relaxed) }
+
+    /// Gives this VP's core back if its scheduler still owes one and this VP
+    /// holds nothing only it can run: no runnable context (they wait for
+    /// their VP unless stranded for a watch interval) and no I/O on its ring
+    /// (only it reaps that). Items in its deque stay there: the scheduler's
+    /// other VPs steal them.
+    func giveCoreBackIfAsked() {
+        guard coreRequested, !runQueue.hasRunnable, (ring?.inFlight ?? 0) == 0, !(ring?.hasCompletions ?? false),
+              scheduler.cores.manager.shouldGiveBack(scheduler.cores) else { return }
+        releaseCore()
+    }
+}

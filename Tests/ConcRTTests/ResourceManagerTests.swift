@@ -164,6 +164,26 @@ final class ResourceManagerTests: XCTestCase {
         try stopAndShutDown(loads, [a, b])
     }
 
+    /// maxConcurrency caps a scheduler's cores even when more are free; the
+    /// other scheduler uses the rest.
+    func testMaximumIsHonoured() throws {
+        let rm = try ResourceManager(coreCount: 2)
+        let a = try Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 1), resourceManager: rm)
+        let b = try Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 2), resourceManager: rm)
+        let running = SharedRunning()
+        let loadA = BusyLoad(a, chains: 4, running: running)
+        XCTAssertTrue(eventually(timeout: 10) { a.allocatedCores == 1 })
+        usleep(50_000)
+        XCTAssertEqual(a.allocatedCores, 1, "a scheduler capped at one core took more")
+        XCTAssertEqual(rm.freeCores, 1, "the core A may not use stays free")
+        let loadB = BusyLoad(b, chains: 4, running: running)
+        XCTAssertTrue(eventually(timeout: 10) { b.allocatedCores == 1 && a.allocatedCores == 1 }, "\(rm.allocations())")
+        loadA.stop.store(true, ordering: .relaxed)
+        XCTAssertTrue(eventually(timeout: 10) { b.allocatedCores == 2 }, "A's core did not move to B: \(rm.allocations())")
+        XCTAssertLessThanOrEqual(running.most.load(ordering: .relaxed), 2)
+        try stopAndShutDown([loadA, loadB], [a, b])
+    }
+
     /// Two schedulers with the default policy on the shared manager: each
     /// is guaranteed one core, and they do not both run every CPU.
     func testDefaultPoliciesShareTheSharedManager() throws {

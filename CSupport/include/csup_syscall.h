@@ -68,6 +68,9 @@ int csup_signal_thread(int32_t tid, int sig);
 
 /* CPU time of the process, in nanoseconds (CLOCK_PROCESS_CPUTIME_ID). */
 int64_t csup_process_cpu_ns(void);
+/* CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID), in ns: a
+ * system call, about 150-300 ns. */
+int64_t csup_self_cpu_ns(void);
 /* Monotonic clock, in nanoseconds. */
 int64_t csup_monotonic_ns(void);
 /* The coarse monotonic clock (CLOCK_MONOTONIC_COARSE: a few ns to read,

@@ -212,7 +212,7 @@ public final class Scheduler: @unchecked Sendable {
         outstanding.wrappingAdd(1, ordering: .relaxed)
         let node = TaskNode(body: { body(); self.outstanding.wrappingSubtract(1, ordering: .releasing) }, group: group)
         if let group {
-            group.enqueue(node.item)
+            if group.enqueue(node.item) { groups.activated(group) }
             idle.notifyWork()
         } else if let c = Context.currentInternal, c.scheduler === self {
             c.moveIfCarrierRetaken()
@@ -232,7 +232,27 @@ public final class Scheduler: @unchecked Sendable {
 
     /// Creates a schedule group. [Scheduler::CreateScheduleGroup]
     public func createScheduleGroup() -> ScheduleGroup {
-        let g = ScheduleGroup(scheduler: self)
+        let g = ScheduleGroup(scheduler: self, share: 1, cap: nil)
+        groups.add(g)
+        return g
+    }
+
+    /// Creates a schedule group with a CPU share and an optional cap (fair
+    /// share scheduling: see ``ScheduleGroup``). [DFSS: a user's weight and
+    /// CPU rate limit]
+    /// - Parameters:
+    ///   - share: weight, 1...10,000: busy groups get VP time in proportion.
+    ///   - cap: most of the scheduler's VP time the group may use, in
+    ///     (0, 1], even when nothing else runs; nil: no cap.
+    /// - Throws: ``ConcRTError/invalidPolicy(_:)`` naming the bad value.
+    public func createScheduleGroup(share: Int, cap: Double? = nil) throws(ConcRTError) -> ScheduleGroup {
+        guard share >= 1 && share <= 10_000 else {
+            throw .invalidPolicy("schedule group share must be in 1...10000 (got \(share))")
+        }
+        if let cap, !(cap > 0 && cap <= 1) {
+            throw .invalidPolicy("schedule group cap must be in (0, 1] (got \(cap))")
+        }
+        let g = ScheduleGroup(scheduler: self, share: share, cap: cap)
         groups.add(g)
         return g
     }

@@ -140,8 +140,17 @@ private func runWorkItemBody(_ item: WorkItem) {
         SwiftJobItem.run(bits)
     } else {
         let t = Unmanaged<TaskNode>.fromOpaque(item).takeRetainedValue()
-        t.body()
-        t.group?.taskFinished()
+        guard let g = t.group else { t.body(); return }
+        if g.scheduler.groups.accounts {
+            // Fair share: charge the group its task's time (GroupUsage.swift).
+            let clock = TaskClock()
+            t.body()
+            let (ns, now) = clock.elapsed()
+            g.usage.charge(ns, now: now)
+        } else {
+            t.body()
+        }
+        g.taskFinished()
     }
 }
 

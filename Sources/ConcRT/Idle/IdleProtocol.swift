@@ -173,11 +173,14 @@ final class IdleProtocol: @unchecked Sendable {
             if vp.holdsCore { vp.releaseCore() }
             if watching { vp.snapshotSwitchCounts() }
             // 4. Sleep until the earliest of: a timer, the watch interval,
-            //    the caller's nap, a core waiter's retry.
+            //    the caller's nap, a core waiter's retry, a cap refill.
             var timeout = s.timers.nanosecondsUntilNextDeadline()
             if watching { timeout = min(timeout ?? .max, interval) }
             if let nap = napNanoseconds { timeout = min(timeout ?? .max, nap) }
             if coreWaiter { timeout = min(timeout ?? .max, ResourceManager.coreWaitRetryNanoseconds) }
+            // A capped schedule group over its budget: its tasks wait for
+            // the next period (ScheduleGroups/GroupUsage.swift).
+            if let refill = s.groups.nanosecondsUntilCapRefill() { timeout = min(timeout ?? .max, refill) }
             list._withUnsafeGuaranteedRef { l in
                 // With I/O in flight, sleep in the ring: its completions and
                 // a notify of the list's futex (armed with the same ticket)

@@ -59,7 +59,8 @@ let package = Package(
         // Layer 1: Windows 7 User-Mode Scheduling, rebuilt on pthreads.
         .target(name: "UMS", dependencies: ["CSupport"]),
         // Layer 2: ConcRT-style scheduler on the UMS core.
-        .target(name: "ConcRT", dependencies: ["UMS", "CSupport", .product(name: "SystemPackage", package: "swift-system")],
+        .target(name: "ConcRT", dependencies: ["UMS", "CSupport", "ConcurrentContainers",
+                                              .product(name: "SystemPackage", package: "swift-system")],
                 exclude: ["Idle/README.md"]),
         // Layer 3: PPL-style task API.
         .target(name: "PPL", dependencies: ["ConcRT"]),

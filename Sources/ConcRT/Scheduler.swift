@@ -1,3 +1,4 @@
+import ConcurrentContainers
 import CSupport
 import Synchronization
 import UMS
@@ -15,8 +16,8 @@ import Glibc
 /// deques (stealing). No lock is taken on spawn, pop, steal, completion,
 /// event wait/set, or a wake-up by a context of the same VP (its `runnext`
 /// slot is one atomic word); other runnable contexts go to a per-VP ring
-/// under that VP's lock; injection and group queues (for submissions from
-/// outside) have one lock per queue.
+/// under that VP's lock; the injection and schedule-group queues (for
+/// submissions from outside) are lock-free (`ConcurrentQueue`).
 ///
 /// Wake-up protocol: see `Idle/README.md` and ``IdleProtocol``.
 public final class Scheduler: @unchecked Sendable {
@@ -54,7 +55,9 @@ public final class Scheduler: @unchecked Sendable {
     /// primary starts.
     let cores: CoreAllotment
     let spinNanoseconds: Int64 = 30_000
-    private let injection = MigrationSafeMutex<Ring<UInt>>(Ring(capacity: 64))
+    /// Tasks submitted from outside the scheduler's contexts: lock-free
+    /// (ConcurrentQueue: a producer claims a slot with one CAS).
+    private let injection = ConcurrentQueue<UInt>()
     private let injectedCount = Atomic<Int>(0)
     /// Heap tasks scheduled and not finished (for shutdown).
     let outstanding = Atomic<Int>(0)
@@ -225,7 +228,7 @@ public final class Scheduler: @unchecked Sendable {
     /// Hands a work item to the scheduler from outside its contexts.
     func inject(_ item: WorkItem) {
         let bits = UInt(bitPattern: item)
-        injection.withLock { $0.pushBack(bits) }
+        injection.push(bits)
         injectedCount.wrappingAdd(1, ordering: .releasing)
         idle.notifyWork()
     }
@@ -266,8 +269,7 @@ public final class Scheduler: @unchecked Sendable {
         }
         context?.currentGroupID = 0
         if injectedCount.load(ordering: .acquiring) == 0 { return nil }
-        let bits = injection.withLock { $0.popFront() }
-        guard let bits else { return nil }
+        guard let bits = injection.tryPop() else { return nil }
         injectedCount.wrappingSubtract(1, ordering: .relaxed)
         return UnsafeMutableRawPointer(bitPattern: bits)
     }

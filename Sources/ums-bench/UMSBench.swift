@@ -29,6 +29,7 @@ let workloads: [(name: String, summary: String, run: @Sendable (Harness) throws 
     ("iops", "256 contexts, 4 KiB random preads of a cached 256 MiB file for 1 s; ops/s", IOBench.run),
     ("idle", "CPU burnt by an idle scheduler; --busy: beside a busy VP; cpu-ms/s", IdleBench.run),
     ("rm", "two default schedulers share the cores (Resource Manager): reclaim and handover latency (us), fair split, most tasks at once", ResourceManagerBench.run),
+    ("scale", "nullfork and signalwait with 2, 8, 32, 64 VPs (oversubscribed on purpose); ns/op and 64:2 throughput", ScaleBench.run),
     ("fairshare", "schedule groups with shares 3:1, a 25% cap, one group alone; percent of the VPs' time", FairShareBench.run),
     ("pipeline", "producer -> transformer -> consumer over two BoundedBuffer(64), 1,000,000 ints; ms", PipelineBench.run),
     ("contexts", "100,000 tasks blocked on an event; KiB RSS each, ms", ConcRTBench.contexts),

@@ -1,3 +1,4 @@
+import ConcurrentContainers
 import Synchronization
 import UMS
 
@@ -17,7 +18,7 @@ import UMS
 /// scheduling), so busy groups get VP time in proportion to their shares
 /// (`ScheduleGroupRegistry.swift`, `GroupUsage.swift`).
 public final class ScheduleGroup: @unchecked Sendable {
-    // @unchecked Sendable: queue under its mutex; counters atomic.
+    // @unchecked Sendable: a lock-free queue; counters atomic.
     private static let nextID = Atomic<Int>(1)
     /// [ScheduleGroup::Id]
     public let id: Int
@@ -28,7 +29,8 @@ public final class ScheduleGroup: @unchecked Sendable {
     /// held back even when the VPs have nothing else to do.
     public let cap: Double?
     unowned(unsafe) let scheduler: Scheduler
-    private let queue = MigrationSafeMutex<Ring<UInt>>(Ring(capacity: 64))
+    /// Lock-free (ConcurrentQueue).
+    private let queue = ConcurrentQueue<UInt>()
     let queued = Atomic<Int>(0)
     private let pending = Atomic<Int>(0)
     /// VP time used, for shares and caps.
@@ -59,13 +61,13 @@ public final class ScheduleGroup: @unchecked Sendable {
     /// becomes active: see ``ScheduleGroupRegistry/activated(_:)``).
     func enqueue(_ item: WorkItem) -> Bool {
         let bits = UInt(bitPattern: item)
-        queue.withLock { $0.pushBack(bits) }
+        queue.push(bits)
         return queued.wrappingAdd(1, ordering: .releasing).oldValue == 0
     }
 
     func dequeue() -> WorkItem? {
         if queued.load(ordering: .acquiring) == 0 { return nil }
-        guard let bits = queue.withLock({ $0.popFront() }) else { return nil }
+        guard let bits = queue.tryPop() else { return nil }
         queued.wrappingSubtract(1, ordering: .relaxed)
         return UnsafeMutableRawPointer(bitPattern: bits)
     }

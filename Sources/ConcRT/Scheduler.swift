@@ -32,6 +32,9 @@ public final class Scheduler: @unchecked Sendable {
     private(set) var virtualProcessors: [VirtualProcessor] = []
     let activeVPCount = Atomic<Int>(0)
     let regularVPCount: Int
+    /// Where the regular VPs run and whom they steal from first
+    /// (Topology/VirtualProcessorLayout.swift). Set once in init.
+    public let layout: VirtualProcessorLayout
     static let temporarySlots = 16
     /// Running primaries' pthreads, joined at shutdown (or when a temporary
     /// VP is reused).
@@ -80,14 +83,17 @@ public final class Scheduler: @unchecked Sendable {
             throw .schedulerStartFailed("\(error)")
         }
         idle = IdleProtocol(list: completionList)
-        let n = policy.virtualProcessorCount
+        // Topology/VirtualProcessorLayout.swift: VP i's CPU (pinned on the
+        // live system) and steal order, fixed before any primary starts.
+        layout = try VirtualProcessorLayout(policy: policy)
+        let n = layout.slots.count
         regularVPCount = n
-        let cpus = Int(csup_affinity_count())
         for i in 0..<(n + Self.temporarySlots) {
             let temporary = i >= n
-            let cpu: Int? = !temporary && policy.targetOversubscriptionFactor == 1 && n <= cpus
-                ? Int(csup_affinity_cpu_at(Int32(i))) : nil
-            virtualProcessors.append(try VirtualProcessor(index: i, scheduler: self, cpu: cpu, temporary: temporary))
+            let cpu: Int? = !temporary && layout.pinned ? layout.slots[i].cpu : nil
+            let vp = try VirtualProcessor(index: i, scheduler: self, cpu: cpu, temporary: temporary)
+            if !temporary { vp.stealOrder = layout.stealOrders[i] }
+            virtualProcessors.append(vp)
         }
         ringUnavailableReason = Self.attachRings(to: virtualProcessors[0..<n], policy: policy)
         activeVPCount.store(n, ordering: .releasing)

@@ -106,7 +106,7 @@ public struct Topology: Sendable, Equatable {
             if nodes.isEmpty { throw .invalidPolicy("nodes is empty: select at least one NUMA node, or nil for all") }
             let known = Set(self.nodes.map(\.id))
             if let bad = nodes.sorted().first(where: { !known.contains($0) }) {
-                throw .invalidPolicy("unknown NUMA node \(bad)\(where_) (nodes with CPUs: \(self.nodes.map { String($0.id) }.joined(separator: ",")))")
+                throw .invalidPolicy("unknown NUMA node \(bad)\(where_) (nodes with CPUs: \(CPUList.format(self.nodes.map(\.id))))")
             }
         }
         if let processorGroups {

@@ -4,7 +4,8 @@
 ///
 /// Placement (``SchedulerPolicy/targetOversubscriptionFactor`` 1 and no
 /// more VPs than selected CPUs): the VPs are spread over the selected
-/// nodes round-robin (one thread per core before a core's second thread),
+/// nodes round-robin, alternating processor groups (one thread per core
+/// before a core's second thread),
 /// then numbered node by node, so VPs 0..<k are on the first node, and so
 /// on. They are pinned there on the live system; with a fixture root the
 /// placement is computed and exposed but not pinned (a fixture's CPUs are
@@ -84,21 +85,32 @@ public struct VirtualProcessorLayout: Sendable, Equatable {
         }
     }
 
-    /// Picks `n` of `selected`: round-robin over their nodes, each node's
-    /// CPUs taken one thread per core first; returned node by node.
+    /// Picks `n` of `selected`: round-robin over their nodes, visiting
+    /// the nodes so that groups alternate (each group's first node, then
+    /// each group's second, ...), each node's CPUs taken one thread per
+    /// core first; returned node by node, ascending node id.
     static func spread(_ n: Int, over selected: [Int], _ t: Topology) -> [Int] {
         var byNode: [Int: [Topology.CPU]] = [:]
         for id in selected { if let c = t.cpu(id) { byNode[c.node, default: []].append(c) } }
-        let order = byNode.keys.sorted()
-        var queues = order.map { k in byNode[k]!.sorted { ($0.threadInCore, $0.id) < ($1.threadInCore, $1.id) }[...] }
-        var picked = Array(repeating: [Int](), count: order.count)
+        var rankInGroup: [Int: Int] = [:]   // node -> its position among its group's nodes
+        var seen: [Int: Int] = [:]          // group -> nodes seen so far
+        for node in byNode.keys.sorted() {
+            let g = byNode[node]![0].group
+            rankInGroup[node] = seen[g, default: 0]
+            seen[g, default: 0] += 1
+        }
+        let visit = byNode.keys.sorted { a, b in
+            (rankInGroup[a]!, byNode[a]![0].group, a) < (rankInGroup[b]!, byNode[b]![0].group, b)
+        }
+        var queues = visit.map { k in byNode[k]!.sorted { ($0.threadInCore, $0.id) < ($1.threadInCore, $1.id) }[...] }
+        var picked: [Int: [Int]] = [:]
         var taken = 0
         while taken < n {
             for i in queues.indices where taken < n {
-                if let c = queues[i].popFirst() { picked[i].append(c.id); taken += 1 }
+                if let c = queues[i].popFirst() { picked[visit[i], default: []].append(c.id); taken += 1 }
             }
         }
-        return picked.flatMap { $0 }
+        return picked.keys.sorted().flatMap { picked[$0]! }
     }
 }
 

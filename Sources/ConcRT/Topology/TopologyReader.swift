@@ -24,10 +24,12 @@ extension Topology {
         if root != nil && !f.exists(cpuDir) {
             throw .invalidPolicy("topology root \(root!) has no sys/devices/system/cpu")
         }
-        let affinity = try readAffinity(f, live: root == nil)
+        var affinity = try readAffinity(f, live: root == nil)
         var online = try f.cpuList(cpuDir + "/online") ?? []
         if online.isEmpty { online = f.numberedEntries(cpuDir, prefix: "cpu") }
         if online.isEmpty { online = affinity }
+        // A mask that cannot be read (never expected) means every CPU.
+        if affinity.isEmpty { affinity = online }
         var nodeCPUs: [Int: [Int]] = [:]
         for n in f.numberedEntries("/sys/devices/system/node", prefix: "node") {
             if let list = try f.cpuList("/sys/devices/system/node/node\(n)/cpulist"), !list.isEmpty { nodeCPUs[n] = list }

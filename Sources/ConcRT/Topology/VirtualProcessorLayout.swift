@@ -56,7 +56,14 @@ public struct VirtualProcessorLayout: Sendable, Equatable {
     /// Places `n` VPs on `topology` under `policy`'s selection.
     public init(policy: SchedulerPolicy, topology: Topology, virtualProcessorCount n: Int) throws(ConcRTError) {
         self.topology = topology
-        let selected = try topology.selectedCPUs(nodes: policy.nodes, processorGroups: policy.processorGroups)
+        let selected: [Int]
+        if SchedulerPolicy.selectsTopology(policy.nodes, policy.processorGroups, policy.topologyRoot) {
+            selected = try topology.selectedCPUs(nodes: policy.nodes, processorGroups: policy.processorGroups)
+        } else {
+            // This machine, no selection: nothing to refuse; a topology
+            // with no usable CPU (never expected) just places nothing.
+            selected = (try? topology.selectedCPUs(nodes: nil, processorGroups: nil)) ?? []
+        }
         selectedCPUs = selected
         let chosen = policy.targetOversubscriptionFactor == 1 && n <= selected.count
             ? Self.spread(n, over: selected, topology) : nil

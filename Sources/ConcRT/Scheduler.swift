@@ -83,17 +83,16 @@ public final class Scheduler: @unchecked Sendable {
             throw .schedulerStartFailed("\(error)")
         }
         idle = IdleProtocol(list: completionList)
+        let n = policy.virtualProcessorCount
+        regularVPCount = n
         // Topology/VirtualProcessorLayout.swift: VP i's CPU (pinned on the
         // live system) and steal order, fixed before any primary starts.
-        layout = try VirtualProcessorLayout(policy: policy)
-        let n = layout.slots.count
-        regularVPCount = n
+        layout = try VirtualProcessorLayout(policy: policy, virtualProcessorCount: n)
         for i in 0..<(n + Self.temporarySlots) {
             let temporary = i >= n
             let cpu: Int? = !temporary && layout.pinned ? layout.slots[i].cpu : nil
-            let vp = try VirtualProcessor(index: i, scheduler: self, cpu: cpu, temporary: temporary)
-            if !temporary { vp.stealOrder = layout.stealOrders[i] }
-            virtualProcessors.append(vp)
+            virtualProcessors.append(try VirtualProcessor(index: i, scheduler: self, cpu: cpu, temporary: temporary))
+            if !temporary { virtualProcessors[i].stealOrder = layout.stealOrders[i] }
         }
         ringUnavailableReason = Self.attachRings(to: virtualProcessors[0..<n], policy: policy)
         activeVPCount.store(n, ordering: .releasing)

@@ -53,6 +53,12 @@ public struct VirtualProcessorLayout: Sendable, Equatable {
                       virtualProcessorCount: policy.virtualProcessorCount(on: topology))
     }
 
+    /// Places `n` VPs (the policy's ``SchedulerPolicy/virtualProcessorCount``)
+    /// on the policy's topology.
+    init(policy: SchedulerPolicy, virtualProcessorCount n: Int) throws(ConcRTError) {
+        try self.init(policy: policy, topology: try policy.topology(), virtualProcessorCount: n)
+    }
+
     /// Places `n` VPs on `topology` under `policy`'s selection.
     public init(policy: SchedulerPolicy, topology: Topology, virtualProcessorCount n: Int) throws(ConcRTError) {
         self.topology = topology

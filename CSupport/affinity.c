@@ -1,4 +1,8 @@
-/* CPU affinity and cgroup CPU quota (see csup_affinity.h). */
+/* CPU affinity and cgroup CPU quota (see csup_affinity.h).
+ *
+ * Masks are sized at run time (CPU_ALLOC): a kernel built for more than
+ * CPU_SETSIZE (1,024) CPUs rejects a too-small mask with EINVAL, so
+ * read_mask doubles the mask until sched_getaffinity accepts it. */
 #include "csup_config.h"
 #include "include/csup_affinity.h"
 
@@ -9,44 +13,92 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Largest mask tried: 2^18 CPUs (32 KiB), far above any kernel's NR_CPUS. */
+#define CSUP_MAX_CPUS (1 << 18)
+
+/* This thread's mask in a CPU_ALLOC'd set of *ncpus bits (free with
+ * CPU_FREE), or NULL with errno set. */
+static cpu_set_t *read_mask(int *ncpus) {
+    for (int n = CPU_SETSIZE; n <= CSUP_MAX_CPUS; n *= 2) {
+        cpu_set_t *set = CPU_ALLOC(n);
+        if (!set) { errno = ENOMEM; return NULL; }
+        size_t size = CPU_ALLOC_SIZE(n);
+        CPU_ZERO_S(size, set);
+        if (sched_getaffinity(0, size, set) == 0) { *ncpus = n; return set; }
+        int err = errno;
+        CPU_FREE(set);
+        if (err != EINVAL) { errno = err; return NULL; }
+    }
+    errno = EINVAL;
+    return NULL;
+}
+
+int csup_affinity_cpus(int *out, int capacity) {
+    int n = 0;
+    cpu_set_t *set = read_mask(&n);
+    if (!set) return -errno;
+    size_t size = CPU_ALLOC_SIZE(n);
+    int count = 0;
+    for (int cpu = 0; cpu < n; cpu++) {
+        if (CPU_ISSET_S(cpu, size, set)) {
+            if (out && count < capacity) out[count] = cpu;
+            count++;
+        }
+    }
+    CPU_FREE(set);
+    return count;
+}
+
 int csup_affinity_count(void) {
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
-    int n = CPU_COUNT(&set);
+    int n = csup_affinity_cpus(NULL, 0);
     return n > 0 ? n : 1;
 }
 
 int csup_affinity_cpu_at(int index) {
-    cpu_set_t set;
-    if (index < 0 || sched_getaffinity(0, sizeof set, &set) != 0) return -1;
-    for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++) {
-        if (CPU_ISSET(cpu, &set)) {
-            if (seen == index) return cpu;
+    if (index < 0) return -1;
+    int n = 0;
+    cpu_set_t *set = read_mask(&n);
+    if (!set) return -1;
+    size_t size = CPU_ALLOC_SIZE(n);
+    int found = -1;
+    for (int cpu = 0, seen = 0; cpu < n; cpu++) {
+        if (CPU_ISSET_S(cpu, size, set)) {
+            if (seen == index) { found = cpu; break; }
             seen++;
         }
     }
-    return -1;
+    CPU_FREE(set);
+    return found;
 }
 
+/* A saved mask and its size in CPUs. */
+struct saved_mask { int ncpus; cpu_set_t *set; };
+
 int csup_affinity_pin_self(int cpu, void **saved) {
-    if (cpu < 0 || cpu >= CPU_SETSIZE) return EINVAL;
-    cpu_set_t *old = malloc(sizeof *old);
+    if (cpu < 0 || cpu >= CSUP_MAX_CPUS) return EINVAL;
+    struct saved_mask *old = malloc(sizeof *old);
     if (!old) return ENOMEM;
-    int err = pthread_getaffinity_np(pthread_self(), sizeof *old, old);
-    if (err) { free(old); return err; }
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    err = pthread_setaffinity_np(pthread_self(), sizeof one, &one);
-    if (err) { free(old); return err; }
+    old->set = read_mask(&old->ncpus);
+    if (!old->set) { int err = errno; free(old); return err; }
+    int n = cpu + 1 > old->ncpus ? cpu + 1 : old->ncpus;
+    cpu_set_t *one = CPU_ALLOC(n);
+    if (!one) { CPU_FREE(old->set); free(old); return ENOMEM; }
+    size_t size = CPU_ALLOC_SIZE(n);
+    CPU_ZERO_S(size, one);
+    CPU_SET_S(cpu, size, one);
+    int err = pthread_setaffinity_np(pthread_self(), size, one);
+    CPU_FREE(one);
+    if (err) { CPU_FREE(old->set); free(old); return err; }
     *saved = old;
     return 0;
 }
 
 void csup_affinity_restore(void *saved) {
     if (!saved) return;
-    pthread_setaffinity_np(pthread_self(), sizeof(cpu_set_t), saved);
-    free(saved);
+    struct saved_mask *old = saved;
+    pthread_setaffinity_np(pthread_self(), CPU_ALLOC_SIZE(old->ncpus), old->set);
+    CPU_FREE(old->set);
+    free(old);
 }
 
 int csup_current_cpu(void) { return sched_getcpu(); }

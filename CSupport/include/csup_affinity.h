@@ -6,13 +6,21 @@
 
 #include <stdint.h>
 
+/* This thread's sched_getaffinity mask as CPU ids, ascending: writes the
+ * first min(count, capacity) to out (out may be NULL when capacity is 0)
+ * and returns count, the number of CPUs in the mask, or -errno. The mask is
+ * sized at run time (CPU_ALLOC), so CPUs past 1,023 are seen: call again
+ * with capacity >= count when count > capacity. */
+int csup_affinity_cpus(int *out, int capacity);
+
 /* Number of CPUs in this thread's sched_getaffinity mask (>= 1). */
 int csup_affinity_count(void);
 
 /* The i-th CPU (0-based) in the mask, or -1 when i is out of range. */
 int csup_affinity_cpu_at(int index);
 
-/* Pins the calling thread to one CPU. Returns 0 or errno. The previous mask
+/* Pins the calling thread to one CPU (any id, masks are sized at run
+ * time). Returns 0 or errno. The previous mask
  * is written to *saved (opaque, free it with csup_affinity_restore). */
 int csup_affinity_pin_self(int cpu, void **saved);
 

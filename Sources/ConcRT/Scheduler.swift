@@ -33,6 +33,9 @@ public final class Scheduler: @unchecked Sendable {
     private(set) var virtualProcessors: [VirtualProcessor] = []
     let activeVPCount = Atomic<Int>(0)
     let regularVPCount: Int
+    /// Where the regular VPs run and whom they steal from first
+    /// (Topology/VirtualProcessorLayout.swift). Set once in init.
+    public let layout: VirtualProcessorLayout
     static let temporarySlots = 16
     /// Running primaries' pthreads, joined at shutdown (or when a temporary
     /// VP is reused).
@@ -95,18 +98,21 @@ public final class Scheduler: @unchecked Sendable {
         idle = IdleProtocol(list: completionList)
         let n = policy.virtualProcessorCount
         regularVPCount = n
+        // Topology/VirtualProcessorLayout.swift: VP i's CPU (pinned on the
+        // live system) and steal order, fixed before any primary starts
+        // (it throws, so before the Resource Manager registration).
+        layout = try VirtualProcessorLayout(policy: policy, virtualProcessorCount: n)
         cores = resourceManager.register(policy: policy, vpCount: n, idle: idle)
-        let cpus = Int(csup_affinity_count())
         for i in 0..<(n + Self.temporarySlots) {
             let temporary = i >= n
-            let cpu: Int? = !temporary && policy.targetOversubscriptionFactor == 1 && n <= cpus
-                ? Int(csup_affinity_cpu_at(Int32(i))) : nil
+            let cpu: Int? = !temporary && layout.pinned ? layout.slots[i].cpu : nil
             do {
                 virtualProcessors.append(try VirtualProcessor(index: i, scheduler: self, cpu: cpu, temporary: temporary))
             } catch {
                 resourceManager.unregister(cores)
                 throw error
             }
+            if !temporary { virtualProcessors[i].stealOrder = layout.stealOrders[i] }
         }
         ringUnavailableReason = Self.attachRings(to: virtualProcessors[0..<n], policy: policy)
         activeVPCount.store(n, ordering: .releasing)

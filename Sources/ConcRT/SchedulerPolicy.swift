@@ -14,6 +14,7 @@ import UMS
 /// | LocalContextCacheSize          | ``localContextCacheSize``         |
 /// | SchedulingProtocol             | ``schedulingProtocol``            |
 /// | (UMS vs thread scheduler kind) | ``contextBackend`` (how contexts switch) |
+/// | (Windows: NUMA node / processor group affinity) | ``nodes``, ``processorGroups``, ``topologyRoot`` |
 public struct SchedulerPolicy: Sendable, Equatable {
     /// Fewest cores the scheduler is guaranteed, and fewest virtual
     /// processors it starts (even on fewer CPUs). Default 1, as in ConcRT.
@@ -83,6 +84,20 @@ public struct SchedulerPolicy: Sendable, Equatable {
     /// Watchdog: a retake and an unwrapped blocking call are reported the
     /// first time they happen at each call site. Default true.
     public var reportRetakeSites: Bool
+    /// NUMA nodes the virtual processors may run on (nil: all). VPs are
+    /// spread over them and, when pinned, pinned there (see
+    /// ``VirtualProcessorLayout``). An empty set or an unknown node is
+    /// refused by ``validate()``.
+    public var nodes: Set<Int>?
+    /// Processor groups (64 CPUs at most each, see ``Topology``) the
+    /// virtual processors may run on (nil: all). [GROUP_AFFINITY]
+    public var processorGroups: Set<Int>?
+    /// Where the topology is read from: nil for this machine, or a fixture
+    /// directory mirroring `/sys` and `/proc/self` (see ``Topology``). With
+    /// a fixture the VP count follows the fixture's CPUs and the layout is
+    /// computed but not pinned. Default: `UMS_SYSFS_ROOT` from the
+    /// environment, else nil.
+    public var topologyRoot: String?
 
     /// `UMS_WATCHDOG=0` in the environment turns the watchdog's defaults
     /// off (no long-task, long-wait or retake-site reports; for example
@@ -128,8 +143,15 @@ public struct SchedulerPolicy: Sendable, Equatable {
                 useIORing: Bool = SchedulerPolicy.ioRingFromEnvironment,
                 longTaskReportAfter: Duration? = SchedulerPolicy.watchdogFromEnvironment ? .milliseconds(100) : nil,
                 longWaitReportAfter: Duration? = SchedulerPolicy.watchdogFromEnvironment ? .seconds(10) : nil,
-                reportRetakeSites: Bool = SchedulerPolicy.watchdogFromEnvironment) {
-        let n = Self.availableConcurrency
+                reportRetakeSites: Bool = SchedulerPolicy.watchdogFromEnvironment,
+                nodes: Set<Int>? = nil, processorGroups: Set<Int>? = nil,
+                topologyRoot: String? = Topology.rootFromEnvironment) {
+        self.nodes = nodes
+        self.processorGroups = processorGroups
+        self.topologyRoot = topologyRoot
+        let n = Self.selectsTopology(nodes, processorGroups, topologyRoot)
+            ? ((try? Self.selectionConcurrency(nodes, processorGroups, Topology.read(root: topologyRoot))) ?? Self.availableConcurrency)
+            : Self.availableConcurrency
         self.maxConcurrency = maxConcurrency ?? max(n, minConcurrency ?? 1)
         self.minConcurrency = minConcurrency ?? 1
         self.targetOversubscriptionFactor = targetOversubscriptionFactor
@@ -170,12 +192,50 @@ public struct SchedulerPolicy: Sendable, Equatable {
             throw .invalidPolicy("longWaitReportAfter must be between 1 ms and 1 day, or nil (got \(d))")
         }
         if localContextCacheSize < 0 { throw .invalidPolicy("localContextCacheSize must be >= 0 (got \(localContextCacheSize))") }
+        if Self.selectsTopology(nodes, processorGroups, topologyRoot) {
+            _ = try topology().selectedCPUs(nodes: nodes, processorGroups: processorGroups)
+        }
+    }
+
+    /// True when the policy names nodes, groups or a fixture root (else the
+    /// live affinity and quota are enough, with no sysfs read).
+    static func selectsTopology(_ nodes: Set<Int>?, _ groups: Set<Int>?, _ root: String?) -> Bool {
+        nodes != nil || groups != nil || root != nil
+    }
+
+    /// The selected CPUs' count, capped by the quota.
+    static func selectionConcurrency(_ nodes: Set<Int>?, _ groups: Set<Int>?, _ t: Topology) throws(ConcRTError) -> Int {
+        t.cappedByQuota(try t.selectedCPUs(nodes: nodes, processorGroups: groups).count)
+    }
+
+    /// The topology this policy reads (``topologyRoot``, or this machine).
+    /// On this machine, a sysfs that cannot be read gives one node of the
+    /// affinity mask's CPUs.
+    public func topology() throws(ConcRTError) -> Topology {
+        if topologyRoot != nil { return try Topology.read(root: topologyRoot) }
+        if let t = try? Topology.read(root: nil) { return t }
+        let cpus = (0..<Int(csup_affinity_count())).map { Int(csup_affinity_cpu_at(Int32($0))) }
+        return Topology(root: nil, cpus: cpus, nodes: [:], affinity: cpus, cpuset: nil, cpuQuota: nil)
+    }
+
+    /// ``virtualProcessorCount`` on a topology already read.
+    func virtualProcessorCount(on t: Topology) -> Int {
+        let available = Self.selectsTopology(nodes, processorGroups, topologyRoot)
+            ? ((try? Self.selectionConcurrency(nodes, processorGroups, t)) ?? Self.availableConcurrency)
+            : Self.availableConcurrency
+        return min(1024, max(minConcurrency, min(maxConcurrency, available)) * targetOversubscriptionFactor)
     }
 
     /// Virtual processors a scheduler with this policy starts on this
     /// machine: `max(minConcurrency, min(maxConcurrency,
     /// availableConcurrency)) × targetOversubscriptionFactor`, at most 1024.
+    /// With ``nodes``, ``processorGroups`` or ``topologyRoot`` set,
+    /// availableConcurrency counts the selected CPUs of that topology
+    /// (capped by its quota).
     public var virtualProcessorCount: Int {
+        if Self.selectsTopology(nodes, processorGroups, topologyRoot), let t = try? topology() {
+            return virtualProcessorCount(on: t)
+        }
         let cpus = max(minConcurrency, min(maxConcurrency, Self.availableConcurrency))
         return min(1024, cpus * targetOversubscriptionFactor)
     }

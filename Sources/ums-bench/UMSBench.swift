@@ -53,6 +53,11 @@ struct UMSBench: ParsableCommand {
             of --reps measured runs after --warmup unmeasured ones (baselines: one run; idle \
             and contexts: one run).
 
+            `ums-bench topology [--root DIR] [--nodes SET] [--groups SET] [--vps N]` prints, \
+            instead of figures, the topology ConcRT reads (this machine or a fixture such as \
+            Tests/Fixtures/topology/seed-256): processor groups, NUMA nodes, and the layout a \
+            scheduler gets there: each VP's CPU, node and group, and its steal order by tier.
+
             Workloads (`all` runs every one, in this order):
             \(workloads.map { "  \($0.name.padding(toLength: workloads.map(\.name.count).max()! + 1, withPad: " ", startingAt: 0))\($0.summary)" }.joined(separator: "\n"))
 
@@ -135,13 +140,22 @@ struct UMSBench: ParsableCommand {
     @Flag(help: "idle: measure the idle virtual processors beside one busy one instead (prints idle-busy).")
     var busy = false
 
+    @Option(help: ArgumentHelp("topology: read a fixture tree mirroring /sys and /proc/self instead of this machine (default: $UMS_SYSFS_ROOT, else this machine).", valueName: "DIR"))
+    var root: String?
+
+    @Option(help: ArgumentHelp("topology: select NUMA nodes, a CPU-list style set such as 0,2-3 (default: all).", valueName: "SET"))
+    var nodes: String?
+
+    @Option(help: ArgumentHelp("topology: select processor groups, such as 0-1 (default: all).", valueName: "SET"))
+    var groups: String?
+
     /// The workloads to run, `all` expanded, in command-line order.
     var selected: [(name: String, summary: String, run: @Sendable (Harness) throws -> Void)] {
         workloadNames.flatMap { name in name == "all" ? workloads : workloads.filter { $0.name == name } }
     }
 
     func validate() throws {
-        let valid = workloads.map(\.name) + ["all"]
+        let valid = workloads.map(\.name) + ["all", "topology"]
         for name in workloadNames where !valid.contains(name) {
             throw ValidationError("unknown workload '\(name)'; valid workloads: \(valid.joined(separator: " "))")
         }
@@ -163,6 +177,19 @@ struct UMSBench: ParsableCommand {
     }
 
     func run() throws {
+        if workloadNames.contains("topology") {
+            // Not a workload (prints a layout, not figures): run alone.
+            guard workloadNames == ["topology"] else { throw ValidationError("topology prints a layout; name it alone") }
+            do {
+                try TopologyCommand.run(root: root, nodes: TopologyCommand.parseSet(nodes, flag: "--nodes"),
+                                        groups: TopologyCommand.parseSet(groups, flag: "--groups"), vps: vps)
+            } catch {
+                FileHandle.standardError.write("ums-bench topology: \(error)\n".data(using: .utf8)!)
+                throw ExitCode.failure
+            }
+            return
+        }
+        if root != nil || nodes != nil || groups != nil { throw ValidationError("--root, --nodes and --groups are options of topology") }
         let h = Harness()
         h.reps = reps
         h.warmup = warmup

@@ -12,6 +12,10 @@ import UMS
 ///   A steal that loses a race (another thief, or the owner's pop of the
 ///   last item, took the item between our reads) is retried on the same
 ///   victim, since its deque was not empty.
+///   When the VPs are placed on two or more NUMA nodes, each sweep goes
+///   by locality instead: VPs on the thief's node, then its processor
+///   group, then the rest, then active temporary VPs (order precomputed
+///   at scheduler start: Topology/VirtualProcessorLayout.swift).
 /// - **Runnable contexts** (``stealFromBusyVirtualProcessor()``): only from
 ///   a VP whose switch count has not moved since this VP's last snapshot
 ///   (its running context is busy, so what waits in its run queue is
@@ -101,7 +105,10 @@ extension VirtualProcessor {
 
     /// One sweep over the other VPs' deques, from a random start. A lost
     /// race is retried on the same victim (bounded), since it had work.
+    /// With a locality order (VPs placed on two or more nodes), the sweep
+    /// goes tier by tier instead (``stealByLocality(_:)``).
     func stealOnce() -> WorkItem? {
+        if let order = stealOrder { return stealByLocality(order) }
         let vps = scheduler.virtualProcessors
         let n = scheduler.activeVPCount.load(ordering: .acquiring)
         if n <= 1 { return nil }
@@ -110,12 +117,46 @@ extension VirtualProcessor {
         for k in 0..<n {
             let v = vps[(start + k) % n]
             if v === self { continue }
-            for _ in 0..<4 {
-                var lost: Int32 = 0
-                if let item = csup_deque_steal(v.deque, &lost) { return item }
-                if lost == 0 { break }
-                csup_cpu_relax()
+            if let item = steal(from: v) { return item }
+        }
+        return nil
+    }
+
+    /// Tries one victim's deque; a lost race is retried (at most 4 times).
+    @inline(__always)
+    private func steal(from v: VirtualProcessor) -> WorkItem? {
+        for _ in 0..<4 {
+            var lost: Int32 = 0
+            if let item = csup_deque_steal(v.deque, &lost) { return item }
+            if lost == 0 { break }
+            csup_cpu_relax()
+        }
+        return nil
+    }
+
+    /// The locality sweep: own node, own processor group, anywhere (the
+    /// tiers of ``VirtualProcessorLayout``), each from a random start; then
+    /// the temporary VPs active now (past the regular ones), which the
+    /// tiers do not list, so work left in their deques is still found.
+    private func stealByLocality(_ order: StealOrder) -> WorkItem? {
+        let vps = scheduler.virtualProcessors
+        var lo = 0
+        for end in order.tierEnds {
+            let len = end - lo
+            rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17
+            let start = Int(rng % UInt64(len))
+            for k in 0..<len {
+                let victim = order.victims[lo + (start + k) % len]
+                assert(victim != index, "VirtualProcessor \(index): steal order lists itself")
+                if let item = steal(from: vps[victim]) { return item }
             }
+            lo = end
+        }
+        let n = scheduler.activeVPCount.load(ordering: .acquiring)
+        var i = scheduler.regularVPCount
+        while i < n {
+            if let item = steal(from: vps[i]) { return item }
+            i += 1
         }
         return nil
     }

@@ -50,6 +50,9 @@ final class VirtualProcessor: @unchecked Sendable {
     var slotInUse = false
     /// The pthread of this VP's last primary (temporary slots).
     var lastPrimary: pthread_t?
+    /// Locality steal order (Stealing.swift); nil: one sweep. Set by the
+    /// scheduler before the primary starts, then only read.
+    var stealOrder: StealOrder?
     /// xorshift state for the steal start (owner-only).
     @exclusivity(unchecked) var rng: UInt64
     /// Index of the schedule group this VP took from last (owner-only).

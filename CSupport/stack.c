@@ -1,5 +1,20 @@
 /*
  * Guarded stacks with a bounded per-size cache (see csup_stack.h).
+ *
+ * Two levels, so that no process-wide lock is on a scheduler's context
+ * creation and exit:
+ *   - a per-thread magazine (MAG_MAX stacks, thread-local, no lock) on
+ *     threads that opted in: UMS primaries, for as long as they are in
+ *     scheduling mode (csup_stack_thread_cache_begin / _end). A VP's
+ *     primary makes and ends its contexts, so a VP reuses its own stacks
+ *     (and, on a NUMA machine, memory first touched on its own node);
+ *   - the shared cache under `cache_lock` (the overflow): a full magazine
+ *     moves half its stacks there in one lock hold, an empty one takes a
+ *     stack from it; other threads use it directly.
+ * `magazined` counts the stacks in all magazines (atomic, for the cached
+ * count); a magazine is emptied into the shared cache when its thread
+ * leaves scheduling mode, so after a scheduler shuts down every cached
+ * stack is in the shared cache (and csup_stack_cache_trim reaches it).
  */
 #include "csup_config.h"
 #include "include/csup_stack.h"
@@ -21,6 +36,17 @@
 
 #define GUARD_BYTES (16 * 1024)
 #define CACHE_MAX 256
+
+#define MAG_MAX 16
+
+typedef struct magazine {
+    int enabled;
+    int len;
+    csup_stack s[MAG_MAX];
+} magazine;
+
+static __thread magazine mag;          /* this thread's, owner-only */
+static long magazined;                 /* atomic: stacks in all magazines */
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static csup_stack cache[CACHE_MAX];
@@ -80,6 +106,17 @@ int csup_stack_alloc(size_t size, csup_stack *out) {
     size_t page = csup_page_size();
     size_t usable = (size + page - 1) & ~(page - 1);
     if (usable < size) return EINVAL; /* overflow */
+    if (mag.enabled) {
+        for (int i = mag.len - 1; i >= 0; i--) {
+            if (mag.s[i].size == usable) {
+                *out = mag.s[i];
+                mag.s[i] = mag.s[--mag.len];
+                __atomic_fetch_sub(&magazined, 1, __ATOMIC_RELAXED);
+                lsan_root(out, 1);
+                return 0;
+            }
+        }
+    }
     pthread_mutex_lock(&cache_lock);
     for (int i = cache_len - 1; i >= 0; i--) {
         if (cache[i].size == usable) {
@@ -127,10 +164,36 @@ static void lsan_root(const csup_stack *stack, int in_use) {
 #endif
 }
 
+/* Moves the magazine's oldest `n` stacks to the shared cache (unmapping
+ * what does not fit), in one lock hold. */
+static void spill(int n) {
+    csup_stack excess[MAG_MAX];
+    int unmap = 0;
+    pthread_mutex_lock(&cache_lock);
+    for (int i = 0; i < n; i++) {
+        if (cache_len < CACHE_MAX) cache[cache_len++] = mag.s[i];
+        else excess[unmap++] = mag.s[i];
+    }
+    pthread_mutex_unlock(&cache_lock);
+    for (int i = n; i < mag.len; i++) mag.s[i - n] = mag.s[i];
+    mag.len -= n;
+    __atomic_fetch_sub(&magazined, n, __ATOMIC_RELAXED);
+    for (int i = 0; i < unmap; i++) {
+        munmap(excess[i].map_base, excess[i].map_size);
+        __atomic_fetch_sub(&mapped, 1, __ATOMIC_RELAXED);
+    }
+}
+
 void csup_stack_free(const csup_stack *stack) {
     if (!stack || !stack->map_base) return;
     lsan_root(stack, 0);
     unpoison(stack);
+    if (mag.enabled) {
+        if (mag.len == MAG_MAX) spill(MAG_MAX / 2);
+        mag.s[mag.len++] = *stack;
+        __atomic_fetch_add(&magazined, 1, __ATOMIC_RELAXED);
+        return;
+    }
     pthread_mutex_lock(&cache_lock);
     if (cache_len < CACHE_MAX) {
         cache[cache_len++] = *stack;
@@ -142,7 +205,15 @@ void csup_stack_free(const csup_stack *stack) {
     __atomic_fetch_sub(&mapped, 1, __ATOMIC_RELAXED);
 }
 
+void csup_stack_thread_cache_begin(void) { mag.enabled = 1; }
+
+void csup_stack_thread_cache_end(void) {
+    if (mag.len > 0) spill(mag.len);
+    mag.enabled = 0;
+}
+
 void csup_stack_cache_trim(void) {
+    if (mag.len > 0) spill(mag.len);
     csup_stack local[CACHE_MAX];
     pthread_mutex_lock(&cache_lock);
     int n = cache_len;
@@ -172,7 +243,7 @@ long csup_stack_cached_count(void) {
     pthread_mutex_lock(&cache_lock);
     long n = cache_len;
     pthread_mutex_unlock(&cache_lock);
-    return n;
+    return n + __atomic_load_n(&magazined, __ATOMIC_RELAXED);
 }
 
 void csup_stack_inject_failures(int n) { __atomic_store_n(&inject_failures, n, __ATOMIC_RELAXED); }

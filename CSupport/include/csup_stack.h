@@ -11,8 +11,10 @@
  * Older kernels fall back to mprotect(PROT_NONE), which costs two VMAs per
  * stack.
  *
- * Freed stacks go to a bounded cache keyed by size (a mutex-protected list:
- * stack allocation is off every hot path; contexts are cached above this).
+ * Freed stacks go to a bounded cache keyed by size: a per-thread magazine
+ * (no lock) on threads in UMS scheduling mode, over a shared,
+ * mutex-protected list (the overflow, and the cache of every other thread).
+ * Contexts are also cached above this.
  */
 #ifndef CSUP_STACK_H
 #define CSUP_STACK_H
@@ -39,10 +41,18 @@ int csup_stack_alloc(size_t size, csup_stack *out);
 /* Returns a stack to the cache, or unmaps it when the cache is full. */
 void csup_stack_free(const csup_stack *stack);
 
-/* Unmaps every cached stack. */
+/* Unmaps every stack in the shared cache (and the calling thread's
+ * magazine). Magazines of other threads in scheduling mode keep theirs. */
 void csup_stack_cache_trim(void);
 
-/* Stacks currently mapped (in use + cached), and cached only. */
+/* The calling thread keeps a magazine of freed stacks, no lock, until
+ * _end, which moves them to the shared cache (UMS primaries: while in
+ * scheduling mode). */
+void csup_stack_thread_cache_begin(void);
+void csup_stack_thread_cache_end(void);
+
+/* Stacks currently mapped (in use + cached), and cached only (shared
+ * cache and magazines). */
 long csup_stack_mapped_count(void);
 long csup_stack_cached_count(void);
 

@@ -323,6 +323,10 @@ extension UMS {
         defer { if savedMask != nil { csup_affinity_restore(savedMask) } }
         guard let native = csup_ctx_create_native() else { throw UMSError.outOfMemory }
         defer { csup_ctx_destroy(native) }
+        // Stacks freed here stay in this pthread's magazine (no lock) while
+        // it schedules; the shared cache gets them when it leaves.
+        csup_stack_thread_cache_begin()
+        defer { csup_stack_thread_cache_end() }
         _ = csup_overflow_install()
         let altErr = csup_overflow_thread_enter()
         if altErr != 0 { throw UMSError.systemCallFailed(call: "sigaltstack", errno: altErr) }

@@ -154,7 +154,7 @@ final class IdleProtocol: @unchecked Sendable {
             //     after step 1, then re-checked, so a releaser either is
             //     seen here or sees the waiter and its wake ends step 4.
             if found, !stop, !vp.mayRun {
-                if coreWaiter ? !vp.tryTakeCore() : !vp.beginCoreWait() {
+                if coreWaiter ? !vp.retryCoreWait() : !vp.beginCoreWait() {
                     coreWaiter = true
                     found = false
                 }

@@ -193,6 +193,15 @@ public final class ResourceManager: @unchecked Sendable {
         return false
     }
 
+    /// A waiter tries again (after a wake or its retry timeout): takes a
+    /// core, or asks for a reclaim again (an earlier request may have been
+    /// judged unneeded by a VP that saw the counters at another moment).
+    func retryWait(_ a: CoreAllotment) -> Bool {
+        if tryTake(a) { return true }
+        requestReclaim(for: a)
+        return false
+    }
+
     func endWait(_ a: CoreAllotment) {
         waitingVPs.wrappingSubtract(1, ordering: .sequentiallyConsistent)
         a.waiting.wrappingSubtract(1, ordering: .sequentiallyConsistent)

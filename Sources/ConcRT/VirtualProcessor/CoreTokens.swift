@@ -38,6 +38,16 @@ extension VirtualProcessor {
         return false
     }
 
+    /// A core waiter's next try (a wake-up or its retry timeout).
+    func retryCoreWait() -> Bool {
+        assert(!holdsCore, "VirtualProcessor.retryCoreWait: VP \(index) already holds a core")
+        if scheduler.cores.manager.retryWait(scheduler.cores) {
+            holdsCore = true
+            return true
+        }
+        return false
+    }
+
     func endCoreWait() { scheduler.cores.manager.endWait(scheduler.cores) }
 
     /// Stops waiting for a core because the work went away (a wake-up the

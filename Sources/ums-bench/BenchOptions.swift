@@ -8,7 +8,7 @@ struct BenchOptions {
     var iterations: Int?
     /// nullfork, signalwait: operations per baseline run.
     var baselineIterations: Int?
-    /// signalwait, pipeline: virtual processors (nil: the default scheduler);
+    /// signalwait, pipeline, queue: virtual processors (nil: the default scheduler);
     /// idle --busy: virtual processors (nil: 2).
     var vps: Int?
     /// blockmix, blockmix-unwrapped, async-blockmix: tasks, rounds, CPU and

@@ -23,10 +23,12 @@ enum ContainersBench {
     static func queue(_ h: Harness) throws {
         let n = h.options.n ?? 4_000_000
         guard n >= 2, n % 2 == 0 else { throw BenchFailure(description: "queue: --n must be even and >= 2 (got \(n))") }
+        let vps = h.options.vps ?? 0
+        let s = vps > 0 ? try Scheduler(policy: SchedulerPolicy(minConcurrency: vps, maxConcurrency: vps)) : Scheduler.default
         let ms = try h.median("queue ums") { () throws -> Double in
             let q = ConcurrentQueue<Int>()
             let producersDone = Tally(), taken = Tally(), sum = Tally()
-            let g = TaskGroup(scheduler: .default)
+            let g = TaskGroup(scheduler: s)
             let per = n / 2
             let t0 = csup_monotonic_ns()
             for p in 0..<2 {
@@ -63,8 +65,9 @@ enum ContainersBench {
             }
             return t
         }
-        h.report("queue", "ums", ms, "ms", "(2 producers, 2 consumers, \(n) items, ConcurrentQueue<Int>)")
-        h.progress("  scheduler: \(Scheduler.default.statistics)")
+        h.report("queue", "ums", ms, "ms", "(2 producers, 2 consumers, \(n) items, ConcurrentQueue<Int>, \(s.virtualProcessorCount) VPs)")
+        h.progress("  scheduler: \(s.statistics)")
+        if vps > 0 { try s.shutdown() }
     }
 
     static func hashmap(_ h: Harness) throws {

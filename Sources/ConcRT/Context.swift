@@ -326,7 +326,7 @@ public final class Context: @unchecked Sendable {
             threadRef = Unmanaged.passUnretained(t)
             // Known to snapshots from now on, with `thread` set (the
             // registry's lock publishes it; Reflection/Snapshot.swift).
-            scheduler.contextRegistry.withLock { $0[id] = Unmanaged.passUnretained(self) }
+            scheduler.contextRegistry.insert(self)
         }
     }
 

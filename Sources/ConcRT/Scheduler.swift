@@ -67,10 +67,8 @@ public final class Scheduler: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     let stopped = Atomic<Bool>(false)
     let liveContexts = Atomic<Int>(0)
-    /// Every live context, for snapshots (Reflection/Snapshot.swift):
-    /// added when its thread is adopted (Context.adopt), removed when it ends. Unretained:
-    /// a context in here is alive (its thread holds it until contextEnded).
-    let contextRegistry = MigrationSafeMutex<[Int: Unmanaged<Context>]>([:])
+    /// Every live context, for snapshots (Reflection/ContextRegistry.swift).
+    let contextRegistry = ContextRegistry()
     let groups = ScheduleGroupRegistry()
     /// nil when the regular VPs have io_uring queues; else why not. Set
     /// once in init, before any primary starts.
@@ -360,7 +358,7 @@ public final class Scheduler: @unchecked Sendable {
     }
 
     func contextEnded(_ c: Context) {
-        contextRegistry.withLock { _ = $0.removeValue(forKey: c.id) }
+        contextRegistry.remove(c.id)
         liveContexts.wrappingSubtract(1, ordering: .relaxed)
         // Balance the +1 taken at creation.
         Unmanaged<Context>.fromOpaque(c.thread.userContext!).release()

@@ -44,7 +44,7 @@ extension Scheduler {
     /// Every live context (strong references: a context that ends meanwhile
     /// stays readable; see `contextRegistry`).
     func registeredContexts() -> [Context] {
-        contextRegistry.withLock { r in r.values.map { $0.takeUnretainedValue() } }
+        contextRegistry.all()
     }
 }
 

@@ -321,7 +321,7 @@ final class SchedulerWatch: Sendable {
 
     private func reportLongTask(_ s: Scheduler, _ vp: VirtualProcessor, _ ran: Int64) {
         let id = vp.runningContextID.load(ordering: .relaxed)
-        guard let c = s.contextRegistry.withLock({ $0[id]?.takeUnretainedValue() }) else { return }
+        guard let c = s.contextRegistry.lookup(id) else { return }
         // Only a context still running here, and not in a blocking call
         // (those are the retake's business).
         guard c.thread.currentState == .running, !c.isCachedIdle.load(ordering: .relaxed),

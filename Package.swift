@@ -33,13 +33,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
-        // liburcu (Debian: liburcu-dev), found with pkg-config.
-        .systemLibrary(
-            name: "CURCU",
-            path: "Sources/CURCU",
-            pkgConfig: "liburcu",
-            providers: [.apt(["liburcu-dev"])]
-        ),
         // liburing (Debian: liburing-dev), found with pkg-config: the
         // per-VP submission and completion queues (CSupport/uring.c).
         .systemLibrary(
@@ -51,7 +44,7 @@ let package = Package(
         // C and assembly: context switch, stacks, futex, syscalls, queues.
         .target(
             name: "CSupport",
-            dependencies: ["CURCU", "CURing"],
+            dependencies: ["CURing"],
             path: "CSupport",
             exclude: ["tests"],
             cSettings: [.define("_GNU_SOURCE")]

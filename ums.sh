@@ -9,14 +9,13 @@
 #                   the runtime layers under ThreadSanitizer and
 #                   AddressSanitizer (any report fails), and a short load of
 #                   Examples/hummingbird-sqlite on both executors
-# Both install Debian's liburcu-dev and liburing-dev first when they are
+# Both install Debian's liburing-dev first when it is
 # missing (test: also spin, gcc, libsqlite3-dev and wrk).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 ensure_deps() {
     local missing=()
-    dpkg -s liburcu-dev >/dev/null 2>&1 || missing+=(liburcu-dev)
     dpkg -s liburing-dev >/dev/null 2>&1 || missing+=(liburing-dev)
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
     if [ "${1:-}" = test ]; then

@@ -1,4 +1,4 @@
-/* Completion list on liburcu's wfcqueue (protocol in csup_clist.h). */
+/* Completion list: a lock-free stack taken whole (protocol in csup_clist.h). */
 #include "csup_config.h"
 #include "include/csup_clist.h"
 #include "include/csup_futex.h"
@@ -9,36 +9,22 @@
 #include "include/csup_syscall.h"
 #include <stdlib.h>
 #include <unistd.h>
-#include <urcu/wfcqueue.h>
 
-/* ThreadSanitizer does not see liburcu (an uninstrumented shared library):
- * the wfcqueue's xchg on the tail (enqueue) and the consumer's reads of the
- * links (splice) order everything an enqueuer wrote before the enqueue
- * (the node's fields, the queued object) before the dequeuer's reads, but
- * TSan would report those accesses as races. Under TSan only, the node
- * address carries the same edge explicitly: release before the enqueue,
- * acquire when the node is taken out. No effect on other builds. */
-#if defined(CSUP_TSAN)
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-#  define CSUP_TSAN_RELEASE(p) __tsan_release(p)
-#  define CSUP_TSAN_ACQUIRE(p) __tsan_acquire(p)
-#else
-#  define CSUP_TSAN_RELEASE(p) ((void)0)
-#  define CSUP_TSAN_ACQUIRE(p) ((void)0)
-#endif
-
+/* Storage: a Treiber stack of nodes. Enqueue pushes with a CAS (release:
+ * publishes the node's fields and what the enqueuer wrote before, e.g. the
+ * queued UMS thread's saved state); a dequeue takes the whole stack with
+ * one exchange (acquire), so any number of primaries dequeue with no lock
+ * and no ABA (nothing is ever popped one at a time), then reverses the
+ * chain to oldest-first. Both are plain C11 atomics, visible to TSan. */
 struct csup_clist_node {
-    struct cds_wfcq_node node;
+    struct csup_clist_node *link;   /* stack link (newer -> older) */
     void *item;
     struct csup_clist_node *next;   /* chain returned by take_all */
 };
 
 struct csup_clist {
-    struct cds_wfcq_head head;
+    csup_clist_node *top;    /* newest node, or NULL: the stack */
     char pad0[64];
-    struct cds_wfcq_tail tail;
-    char pad1[64];
     uint32_t seq;            /* futex word: bumped by enqueuers that saw waiters */
     uint32_t waiters;        /* dequeuers about to sleep or sleeping */
     int event_fd;            /* -1 until requested; set once under event_lock */
@@ -49,7 +35,7 @@ struct csup_clist {
 csup_clist *csup_clist_create(void) {
     csup_clist *l = calloc(1, sizeof *l);
     if (!l) return NULL;
-    cds_wfcq_init(&l->head, &l->tail);
+    l->top = NULL;
     l->event_fd = -1;
     pthread_mutex_init(&l->event_lock, NULL);
     return l;
@@ -59,7 +45,6 @@ void csup_clist_destroy(csup_clist *l) {
     if (!l) return;
     int fd = __atomic_load_n(&l->event_fd, __ATOMIC_ACQUIRE);
     if (fd >= 0) close(fd);
-    cds_wfcq_destroy(&l->head, &l->tail);
     pthread_mutex_destroy(&l->event_lock);
     free(l);
 }
@@ -67,7 +52,6 @@ void csup_clist_destroy(csup_clist *l) {
 csup_clist_node *csup_clist_node_create(void *item) {
     csup_clist_node *n = calloc(1, sizeof *n);
     if (!n) return NULL;
-    cds_wfcq_node_init(&n->node);
     n->item = item;
     return n;
 }
@@ -76,12 +60,10 @@ void *csup_clist_node_item(const csup_clist_node *n) { return n->item; }
 void csup_clist_node_set_item(csup_clist_node *n, void *item) { n->item = item; }
 csup_clist_node *csup_clist_node_next(const csup_clist_node *n) { return n->next; }
 
-/* The hot "anything queued?" check of every scheduler pass: the same two
- * relaxed loads as cds_wfcq_empty (head's next, then tail, on the public
- * struct layout), without a call into the shared library. A snapshot. */
+/* The hot "anything queued?" check of every scheduler pass: one relaxed
+ * load. A snapshot. */
 int csup_clist_is_empty(csup_clist *l) {
-    return __atomic_load_n(&l->head.node.next, __ATOMIC_RELAXED) == NULL
-        && __atomic_load_n(&l->tail.p, __ATOMIC_RELAXED) == &l->head.node;
+    return __atomic_load_n(&l->top, __ATOMIC_RELAXED) == NULL;
 }
 
 /* is_empty plus a relaxed look at event_pending: a stale signal (left by an
@@ -94,13 +76,14 @@ int csup_clist_idle(csup_clist *l) {
 }
 
 void csup_clist_enqueue(csup_clist *l, csup_clist_node *n) {
-    cds_wfcq_node_init(&n->node);
     n->next = NULL;
-    CSUP_TSAN_RELEASE(n);   /* see the top of this file */
-    /* Returns false when the queue was empty before. The xchg inside is a
-     * full barrier (uatomic_xchg), which orders it before the loads below. */
-    bool was_nonempty = cds_wfcq_enqueue(&l->head, &l->tail, &n->node);
-    if (!was_nonempty) {
+    /* Push (seq_cst CAS: a full barrier, which orders it before the loads
+     * below as the xchg of a queue would). */
+    csup_clist_node *old = __atomic_load_n(&l->top, __ATOMIC_RELAXED);
+    do {
+        n->link = old;
+    } while (!__atomic_compare_exchange_n(&l->top, &old, n, 1, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+    if (old == NULL) {
         int fd = __atomic_load_n(&l->event_fd, __ATOMIC_ACQUIRE);
         if (fd >= 0) {
             __atomic_store_n(&l->event_pending, 1, __ATOMIC_SEQ_CST);
@@ -118,25 +101,19 @@ static csup_clist_node *splice_out(csup_clist *l) {
     int fd = __atomic_load_n(&l->event_fd, __ATOMIC_ACQUIRE);
     if (fd >= 0 && __atomic_exchange_n(&l->event_pending, 0, __ATOMIC_SEQ_CST))
         csup_eventfd_drain(fd);
-    if (cds_wfcq_empty(&l->head, &l->tail)) return NULL;
-    struct cds_wfcq_head local_head;
-    struct cds_wfcq_tail local_tail;
-    cds_wfcq_init(&local_head, &local_tail);
-    /* Locks the source head: several primaries may dequeue the same list. */
-    enum cds_wfcq_ret r = cds_wfcq_splice_blocking(&local_head, &local_tail, &l->head, &l->tail);
-    csup_clist_node *first = NULL, *last = NULL;
-    if (r != CDS_WFCQ_RET_SRC_EMPTY) {
-        struct cds_wfcq_node *node, *next;
-        /* The local queue is ours alone: the unlocked iteration is safe. */
-        __cds_wfcq_for_each_blocking_safe(&local_head, &local_tail, node, next) {
-            csup_clist_node *cn = caa_container_of(node, csup_clist_node, node);
-            CSUP_TSAN_ACQUIRE(cn);   /* pairs with the enqueue's release */
-            cn->next = NULL;
-            if (last) last->next = cn; else first = cn;
-            last = cn;
-        }
+    if (__atomic_load_n(&l->top, __ATOMIC_RELAXED) == NULL) return NULL;
+    /* Take the whole stack (acquire: pairs with each push's CAS). Several
+     * primaries may do this at once: each gets a disjoint chain. */
+    csup_clist_node *n = __atomic_exchange_n(&l->top, NULL, __ATOMIC_ACQ_REL);
+    /* Newest first: reverse into the oldest-first `next` chain. The nodes
+     * are ours alone now. */
+    csup_clist_node *first = NULL;
+    while (n) {
+        csup_clist_node *older = n->link;
+        n->next = first;
+        first = n;
+        n = older;
     }
-    cds_wfcq_destroy(&local_head, &local_tail);
     return first;
 }
 
@@ -159,7 +136,7 @@ csup_clist_node *csup_clist_take_all(csup_clist *l, int64_t timeout_ns) {
         uint32_t seq = __atomic_load_n(&l->seq, __ATOMIC_SEQ_CST);
         __atomic_fetch_add(&l->waiters, 1, __ATOMIC_SEQ_CST);
         csup_fence_seq_cst();   /* see csup_clist_prepare_wait */
-        if (cds_wfcq_empty(&l->head, &l->tail))
+        if (__atomic_load_n(&l->top, __ATOMIC_RELAXED) == NULL)
             csup_futex_wait(&l->seq, seq, remaining);
         __atomic_fetch_sub(&l->waiters, 1, __ATOMIC_SEQ_CST);
     }
@@ -181,7 +158,7 @@ int csup_clist_event_fd(csup_clist *l) {
         /* Publish first, then look: an enqueue racing with us either sees
          * the descriptor (and signals it) or its item is seen here. */
         __atomic_store_n(&l->event_fd, fd, __ATOMIC_SEQ_CST);
-        if (!cds_wfcq_empty(&l->head, &l->tail)) {
+        if (__atomic_load_n(&l->top, __ATOMIC_RELAXED) != NULL) {
             __atomic_store_n(&l->event_pending, 1, __ATOMIC_SEQ_CST);
             csup_eventfd_signal(fd);
         }
@@ -202,8 +179,7 @@ uint32_t csup_clist_prepare_wait(csup_clist *l) {
     __atomic_fetch_add(&l->waiters, 1, __ATOMIC_SEQ_CST);
     /* The waiter's half of the Dekker pair with the enqueuer's fence
      * (waiters += 1, then look at the work sources). A seq_cst RMW does not
-     * order the relaxed loads that follow it in C11 (cds_wfcq_empty,
-     * csup_clist_is_empty, the caller's re-checks), and on aarch64
+     * order the relaxed loads that follow it in C11 (csup_clist_is_empty, the caller's re-checks), and on aarch64
      * (ldaxr/stlxr) a later load may be satisfied before the stlxr is
      * visible: then the enqueuer reads waiters == 0 while we read the list
      * empty, and we sleep on an unbumped seq. The fence forbids that. On
@@ -217,7 +193,7 @@ void csup_clist_cancel_wait(csup_clist *l) {
 }
 
 void csup_clist_wait(csup_clist *l, uint32_t seq, int64_t timeout_ns) {
-    if (cds_wfcq_empty(&l->head, &l->tail))
+    if (__atomic_load_n(&l->top, __ATOMIC_RELAXED) == NULL)
         csup_futex_wait(&l->seq, seq, timeout_ns);
     __atomic_fetch_sub(&l->waiters, 1, __ATOMIC_SEQ_CST);
 }

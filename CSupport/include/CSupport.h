@@ -9,7 +9,7 @@
  *   csup_futex.h     futex wait / wake, eventfd
  *   csup_syscall.h   errno-safe system call wrappers (result + errno by value)
  *   csup_affinity.h  CPU affinity and CPU-quota queries
- *   csup_clist.h     completion list: liburcu wfcqueue + futex + eventfd
+ *   csup_clist.h     completion list: lock-free stack taken whole + futex + eventfd
  *   csup_uring.h     one io_uring per virtual processor (liburing)
  *   csup_deque.h     work-stealing deque of pointers (Chase-Lev + THE; inline push/pop)
  *   csup_lifo.h      ABA-safe lock-free LIFO (idle kernel-thread pool)

@@ -2,17 +2,18 @@
  * Completion list: the queue kernel threads put unblocked UMS threads on,
  * drained by primaries.
  *
- * Storage is liburcu's wait-free concurrent queue (urcu/wfcqueue.h):
- * enqueue is wait-free for any number of producers (one xchg on the tail);
- * the consumer side splices the whole queue out under the queue's head lock
- * (several primaries may share one list).
+ * Storage is a lock-free (Treiber) stack of nodes: an enqueue pushes with
+ * one CAS (retried only when another enqueue won the race); a dequeue
+ * takes the whole stack with one exchange and reverses it to oldest-first.
+ * Several primaries may dequeue one list at once, with no lock: each gets
+ * a disjoint chain (nothing is popped singly, so there is no ABA).
  *
  * Wake-up protocol (no lost wake-up, no syscall when nobody sleeps):
  *   dequeuer: read seq; waiters += 1 (seq_cst) + seq_cst fence; re-check
  *             emptiness; futex_wait(seq, old seq); waiters -= 1.
  *             (The fence: a seq_cst RMW alone does not order the relaxed
  *             loads of the re-check in C11, nor on aarch64.)
- *   enqueuer: enqueue (xchg: a full barrier); if waiters > 0 (seq_cst):
+ *   enqueuer: enqueue (seq_cst CAS: a full barrier); if waiters > 0 (seq_cst):
  *             seq += 1, futex_wake(seq, 1).
  * Either the dequeuer's re-check sees the item, or the enqueuer sees the
  * waiter and bumps seq, which makes the futex_wait return at once.

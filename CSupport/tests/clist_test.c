@@ -1,6 +1,6 @@
 /*
- * clist_test.c - stress test of the completion list (csup_clist: liburcu
- * wfcqueue + futex wake-up + eventfd).
+ * clist_test.c - stress test of the completion list (csup_clist: lock-free
+ * stack taken whole + futex wake-up + eventfd).
  *
  * Checks, and why:
  *   mpsc      4 producers enqueue M items each, pausing now and then so the

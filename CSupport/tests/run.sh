@@ -64,13 +64,6 @@ build() {
 }
 
 qflags=(-std=c11 -Wall -Wextra -D_GNU_SOURCE -I"$csup/include" -I"$csup")
-urcu_cflags=() urcu_libs=()
-if pkg-config --exists liburcu 2>/dev/null; then
-    read -r -a urcu_cflags <<<"$(pkg-config --cflags liburcu)"
-    read -r -a urcu_libs <<<"$(pkg-config --libs liburcu)"
-else
-    echo "liburcu not found by pkg-config (apt-get install liburcu-dev pkg-config): the clist test will fail to build"
-fi
 deque_srcs=("$here/deque_test.c" "$csup/deque.c")
 lifo_srcs=("$here/lifo_test.c" "$csup/lifo.c")
 clist_srcs=("$here/clist_test.c" "$csup/clist.c" "$csup/futex.c" "$csup/syscall.c")
@@ -103,7 +96,6 @@ for t in deque lifo clist; do
     srcs_var="${t}_srcs[@]"
     libs=(-lpthread)
     cf=()
-    if [ "$t" = clist ]; then cf=("${urcu_cflags[@]}"); libs=(-lpthread "${urcu_libs[@]}"); fi
     if build "$t" "$build/${t}_test" gcc -O2 "${qflags[@]}" "${cf[@]}" "${!srcs_var}" "${libs[@]}"; then
         run "$t" "$build/${t}_test"
     fi

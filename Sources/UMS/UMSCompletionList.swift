@@ -9,8 +9,8 @@ import Synchronization
 /// returns, its kernel thread queues it here again. A primary takes the
 /// queued threads with ``dequeue(timeout:)`` and executes them.
 ///
-/// Storage and wake-up: liburcu's wait-free concurrent queue
-/// (`urcu/wfcqueue.h`), a futex for ``dequeue(timeout:)``, and an eventfd
+/// Storage and wake-up: a lock-free stack that a dequeue takes whole (and
+/// returns oldest first), a futex for ``dequeue(timeout:)``, and an eventfd
 /// created on first request. The protocol is documented in
 /// `CSupport/include/csup_clist.h`.
 ///

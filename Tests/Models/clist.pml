@@ -20,9 +20,9 @@
  *             prepare_wait / re-check / wait.
  *
  * Variables -> source:
- *   q         items in the wfcqueue (tail != head); an enqueue's xchg on the
- *             tail (cds_wfcq_enqueue, clist.c:93) is one atomic step; the
- *             splice (cds_wfcq_splice_blocking, clist.c:117) takes all.
+ *   q         items in the list (top != NULL); an enqueue's CAS push on
+ *             `top` (csup_clist_enqueue) is one atomic step; the take-all
+ *             exchange of `top` (splice_out) takes all.
  *   seq       csup_clist.seq, the futex word (byte; wrap is harmless)
  *   waiters   csup_clist.waiters
  *   fd        csup_clist.event_fd (0: -1, 1: created)

@@ -54,7 +54,8 @@ final class FaultInjectionTests: XCTestCase {
         XCTAssertGreaterThan(failures, 0, "no context creation failed: the injection was not reached; \(s.statistics)")
         try run.half(2)   // after the failures: new contexts again
         try run.finish(before: before)
-        print("FaultInjectionTests (stack mmap): \(failures) context creations failed; \(s.statistics)")
+        print("FaultInjectionTests (stack mmap): \(failures) context creations failed; "
+              + "\(s.statistics.ringResubmits) ring operations resubmitted; \(s.statistics)")
     }
 
     /// With no stack to be had at all, a queued task cannot run: the

@@ -25,9 +25,9 @@
  *            (P:339, M:109-111). Retaken, it offers itself as a spare
  *            (:169, offerSpareCarrier :184-190) and parks (:170); else its
  *            pthread ends (:169).
- *   monitor  UMSMonitor.scan (M:217-282) for this VP: under the registry
+ *   monitor  UMSMonitor.scan (M:215-283) for this VP: under the registry
  *            lock (M:220; handlers run with it held, M:27), a carrier whose
- *            word is inKernel (M:227-233) and `shouldRetake` (nondeterministic,
+ *            word is inKernel (M:224-233) and `shouldRetake` (nondeterministic,
  *            :87-92); reserveReplacement (:94-108): a parked spare
  *            (takeSpareCarrier :178-180) else startCarrier(for: nil)
  *            (:141-175), whose pthread_create may fail (the injected
@@ -53,7 +53,7 @@
  *   mlock        the monitor's registry lock (M:69), held over a scan
  *   created      carrier pthreads started (primaryThreads, S:38: appended
  *                by startCarrier, :173); ended: pthreads that returned
- *   stopping     Scheduler.stopping (S:56), read under the spare list's
+ *   stopping     Scheduler.stopping (S:57), read under the spare list's
  *                lock by offerSpareCarrier (:186)
  *
  * futex: wait(w, v) = atomic { w == v -> asleep } then block until a wake
@@ -201,7 +201,7 @@ proctype carrier(byte me; bit first) {
 active proctype monitor() {
     byte c, res, i; bit ok;
     do
-    :: atomic {       /* M:220 the lock; M:227-233 a carrier in its call (asleep while none is: monitor.pml) */
+    :: atomic {       /* M:220 the lock; M:224-233 a carrier in its call (asleep while none is: monitor.pml) */
         (retakes < NRETAKE && mlock == 0 && (kcall[0] == INKERNEL || kcall[1] == INKERNEL || kcall[2] == INKERNEL)) ->
         mlock = 1;
         if

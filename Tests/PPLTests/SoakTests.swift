@@ -17,10 +17,11 @@ import Glibc
 // re-creation, run in rounds ("batches" of one TaskGroup each) on a series
 // of schedulers ("epochs", each with a random policy).
 //
-// Length: LONG=1 soaks for 10 minutes (run it in release:
-// `LONG=1 swift test -c release --filter SoakTests`); otherwise 10 s, 3 s
-// under a sanitizer (TSan and ASan slow every switch and keep a fiber
-// state per context). The seed is printed; SOAK_SEED=N replays its choices.
+// Length: LONG=1 soaks for 10 minutes in release
+// (`LONG=1 swift test -c release --filter SoakTests`), 1 minute in debug,
+// 30 s under a sanitizer; otherwise 10 s, and 3 s under a sanitizer (TSan
+// and ASan slow every switch and keep a fiber state per context). The
+// seed is printed; SOAK_SEED=N replays its random choices.
 //
 // Invariants checked:
 // - every task of a batch ran at most once; a batch that completed ran each
@@ -36,7 +37,11 @@ import Glibc
 
 final class SoakTests: XCTestCase {
     func testSoak() throws {
-        let seconds: Double = longMode ? 600 : (Sanitizer.any ? 3 : 10)
+        // LONG=1: 10 minutes in release; a minute in debug and 30 s under a
+        // sanitizer, so `LONG=1 ./ums.sh test` (which runs this in each
+        // stage) stays bounded.
+        let seconds: Double = Sanitizer.any ? (longMode ? 30 : 3)
+            : _isDebugAssertConfiguration() ? (longMode ? 60 : 10) : (longMode ? 600 : 10)
         // SOAK_SEED=N replays a run's random choices (printed on failure);
         // thread interleavings differ, so it narrows a failure, not more.
         let seed = ProcessInfo.processInfo.environment["SOAK_SEED"].flatMap { UInt64($0) } ?? (UInt64(csup_monotonic_ns()) | 1)

@@ -55,14 +55,14 @@ final class SoakTests: XCTestCase {
 struct SoakTotals: CustomStringConvertible {
     var epochs = 0, batches = 0, tasksRun = 0, tasksDiscarded = 0
     var canceledBatches = 0, failedBatches = 0, finalTasks = 0
-    var blocks = 0, kernelBlocks = 0, ringOperations = 0, retakes = 0, timerSleeps = 0, yields = 0
+    var blocks = 0, kernelBlocks = 0, ringOperations = 0, ringResubmits = 0, retakes = 0, timerSleeps = 0, yields = 0
     var contextsCreated = 0, leaks: [String] = []
 
     var description: String {
         "\(epochs) schedulers (restarts), \(batches) batches, \(tasksRun) tasks run, \(tasksDiscarded) discarded by "
             + "cancellation, \(canceledBatches) batches canceled, \(failedBatches) rethrew a task's error, "
             + "\(finalTasks) tasks run across a shutdown; cooperative blocks \(blocks), yields \(yields), "
-            + "kernel blocks \(kernelBlocks) (+\(ringOperations) on io_uring, \(retakes) retakes, "
+            + "kernel blocks \(kernelBlocks) (+\(ringOperations) on io_uring, \(ringResubmits) resubmitted, \(retakes) retakes, "
             + "\(timerSleeps) timer sleeps), contexts created \(contextsCreated); leaks found: "
             + (leaks.isEmpty ? "none" : leaks.joined(separator: "; "))
     }
@@ -137,7 +137,7 @@ final class Soak: @unchecked Sendable {
         totals.finalTasks += ranFinal.value
         let st = s.statistics
         totals.blocks += st.blocks; totals.kernelBlocks += st.kernelBlocks; totals.ringOperations += st.ringOperations
-        totals.retakes += st.retakes; totals.timerSleeps += st.timerSleeps; totals.yields += st.yields
+        totals.retakes += st.retakes; totals.ringResubmits += st.ringResubmits; totals.timerSleeps += st.timerSleeps; totals.yields += st.yields
         totals.contextsCreated += st.contextsCreated
         if st.liveContexts != 0 { totals.leaks.append("epoch \(totals.epochs): \(st.liveContexts) live contexts after shutdown") }
         // Descriptors and stacks settle at once (the scheduler's own are

@@ -28,6 +28,24 @@ import Glibc
 // shutdown, with no live context left.
 
 final class FaultInjectionTests: XCTestCase {
+    /// Process-wide threads and descriptors that the first scheduler of a
+    /// process starts for good (the UMS monitor, the watchdog, Foundation's
+    /// and Dispatch's own) must exist before a baseline is taken.
+    private static let warmedUp: Void = {
+        guard let s = try? makeScheduler(1, ring: true) else { return }
+        let done = Event()
+        s.scheduleTask { Blocking.call { _ = usleep(20_000) } }   // retaken: the monitor's path
+        s.scheduleTask { done.set() }
+        _ = done.wait(timeout: .seconds(10))
+        try? s.shutdown(timeout: .seconds(10))
+        onNewThread {}
+    }()
+
+    override func setUp() {
+        super.setUp()
+        Self.warmedUp
+    }
+
     override func tearDown() {
         UMS._injectStackAllocationFailures(0)
         UMS._injectKernelThreadCreationFailures(0)

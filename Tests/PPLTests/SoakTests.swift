@@ -83,6 +83,7 @@ final class Soak: @unchecked Sendable {
     let progress = Counter()
     private let stallLimitSeconds = 30
     private let seed: UInt64
+    private var baselineInventory = Inventory(fds: [], threads: [])
 
     init(seed: UInt64, seconds: Double) {
         self.seed = seed
@@ -93,14 +94,16 @@ final class Soak: @unchecked Sendable {
     var report: String { "seed \(seed), \(Int(seconds)) s: \(totals)" }
 
     func run() throws {
+        warmUpProcessSingletons()
         UMS.trimStackCache()
         let baseline = try ResourceCounts.now()
+        baselineInventory = Inventory.now()
         let end = csup_monotonic_ns() + Int64(seconds * 1e9)
         while csup_monotonic_ns() < end {
             try epoch(until: min(end, csup_monotonic_ns() + Int64(500_000_000 + rng.below(2_000_000_000))), baseline: baseline)
         }
         let settled = try ResourceCounts.settle(within: baseline)
-        if !settled.ok { totals.leaks.append("at the end: \(settled.last) vs baseline \(baseline)") }
+        if !settled.ok { totals.leaks.append("at the end: \(settled.last) vs baseline \(baseline); \(Inventory.now().added(since: baselineInventory))") }
         XCTAssertTrue(totals.leaks.isEmpty, "seed \(seed): \(totals.leaks)")
         XCTAssertGreaterThan(totals.epochs, 1, "no scheduler was re-created")
         XCTAssertGreaterThan(totals.tasksRun, 0)
@@ -145,7 +148,7 @@ final class Soak: @unchecked Sendable {
         // Dispatch workers of the test harness linger for seconds).
         let now = try ResourceCounts.now()
         if now.fds > baseline.fds || now.stacks > baseline.stacks {
-            totals.leaks.append("epoch \(totals.epochs): \(now) vs baseline \(baseline)")
+            totals.leaks.append("epoch \(totals.epochs): \(now) vs baseline \(baseline); \(Inventory.now().added(since: baselineInventory))")
         }
     }
 
@@ -261,7 +264,11 @@ final class Soak: @unchecked Sendable {
         switch outcome {
         case .success(.completed):
             XCTAssertTrue(mode >= 3, "seed \(seed) batch \(id): mode \(mode) completed")
-            XCTAssertEqual(ran, n, "seed \(seed) batch \(id): completed with \(n - ran) task(s) not run")
+            if ran != n || (0..<n).contains(where: { finished[$0].value != started[$0].value }) {
+                XCTFail("seed \(seed) batch \(id): wait() returned .completed with \(n - ran) task(s) not run and "
+                        + "\((0..<n).filter { finished[$0].value != started[$0].value }.count) still running; "
+                        + "\(s.statistics)\n\(s.snapshot(backtraces: true))")
+            }
         case .success(.canceled):
             XCTAssertTrue(mode <= 1, "seed \(seed) batch \(id): canceled in mode \(mode)")
             totals.canceledBatches += 1
@@ -295,6 +302,50 @@ final class Soak: @unchecked Sendable {
             }
         }
         return result.value!
+    }
+}
+
+/// Starts what the process keeps for its lifetime once a scheduler has
+/// run (the UMS monitor and watchdog threads, the retake observer's symbol
+/// cache, Foundation's and Dispatch's own descriptors), so that a baseline
+/// taken afterwards counts only what a run may leak.
+func warmUpProcessSingletons() {
+    guard let s = try? Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 1)) else { return }
+    let done = Event()
+    s.scheduleTask { Blocking.call { _ = usleep(20_000) } }   // retaken: the monitor's path
+    s.scheduleTask { done.set() }
+    _ = done.wait(timeout: .seconds(10))
+    try? s.shutdown(timeout: .seconds(10))
+    onNewThread {}
+}
+
+/// What the process holds, for a leak report: descriptor targets and
+/// thread names.
+struct Inventory {
+    var fds: [String], threads: [String]
+
+    static func now() -> Inventory {
+        let fm = FileManager.default
+        let fds = ((try? fm.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).map {
+            (try? fm.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")) ?? "?"
+        }
+        let threads = ((try? fm.contentsOfDirectory(atPath: "/proc/self/task")) ?? []).map {
+            ((try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8)) ?? "?")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return Inventory(fds: fds.sorted(), threads: threads.sorted())
+    }
+
+    /// Entries here and not in `base` (as multisets).
+    func added(since base: Inventory) -> String {
+        func minus(_ a: [String], _ b: [String]) -> [String] {
+            var left = b
+            return a.filter { x in
+                if let i = left.firstIndex(of: x) { left.remove(at: i); return false }
+                return true
+            }
+        }
+        return "new descriptors \(minus(fds, base.fds)), new threads \(minus(threads, base.threads))"
     }
 }
 

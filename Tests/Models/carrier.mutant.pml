@@ -10,20 +10,22 @@
  * Sources/UMS/LazyKernelEntry/Monitor.swift ("M:N"),
  * Sources/UMS/BlockingCall.swift ("B:N"), Sources/UMS/UMSPrimary.swift
  * ("P:N"), Sources/ConcRT/VirtualProcessor/VirtualProcessor.swift ("V:N").
+ * S:, V: and P: lines are those of main at e0217da, the merge target (those
+ * files moved after this branch forked); the others did not move.
  *
  * Processes:
  *   carrier(me, first)  Scheduler.startCarrier's pthread body (:147-172):
  *            the first carrier runs the VP at once (`vp` given); a spare
  *            made by the monitor parks first (`vp ?? carrier.park()`,
  *            :148). Running the VP (:153-158, VirtualProcessor.run): it
- *            enters scheduling mode (registers with the monitor, P:336),
+ *            enters scheduling mode (registers with the monitor, P:340),
  *            makes inline blocking calls (B:81-101: enter-CAS running ->
  *            inKernel, the call, leave-CAS inKernel -> running, B:116-124),
- *            and leaves the VP loop when the scheduler stops (V:252,
- *            readyToStop) or when its leave-CAS failed (retaken: V:310,
+ *            and leaves the VP loop when the scheduler stops (V:262,
+ *            readyToStop) or when its leave-CAS failed (retaken: V:321,
  *            `isRetaken`, touching nothing of the VP). Leaving scheduling
  *            mode unregisters from the monitor under the monitor's lock
- *            (P:339, M:109-111). Retaken, it offers itself as a spare
+ *            (P:343, M:109-111). Retaken, it offers itself as a spare
  *            (:169, offerSpareCarrier :184-190) and parks (:170); else its
  *            pthread ends (:169).
  *   monitor  UMSMonitor.scan (M:215-283) for this VP: under the registry
@@ -36,25 +38,25 @@
  *            retake CAS inKernel -> retaken (M:269-272); startReplacement
  *            (:110-118: assign) or releaseReplacement (:120-124: offer, or
  *            stop when the offer is refused).
- *   shutdown Scheduler.shutdown (S:390-411): `stopping` (S:406, the
+ *   shutdown Scheduler.shutdown (S:433-456): `stopping` (S:449, the
  *            scheduler's readyToStop once no task is outstanding; set at
- *            any time here), then joinPrimaries (S:147-162): while a
+ *            any time here), then joinPrimaries (S:171-186): while a
  *            carrier pthread is unjoined, stopSpareCarriers (:193-196) and
- *            a join with a 2 s timeout (S:158), again.
+ *            a join with a 2 s timeout (S:182), again.
  *
  * Variables -> source:
  *   word[c]      PrimaryCarrier.word (:37): PARKED 0, GO 1, EXIT 2 (:39)
  *   assigned[c]  PrimaryCarrier.assigned (:38): 1 = the VP, 0 = nil
  *   asleep[c]    carrier c blocked in futex_wait(word, parked) (:59)
- *   spare[c]     c is on Scheduler.spareCarriers (S:40), nspare its length
+ *   spare[c]     c is on Scheduler.spareCarriers (S:44), nspare its length
  *   kcall[c]     c's UMSPrimary.kernelCall word state (KernelCallWord):
  *                RUNNING 0, INKERNEL 1, RETAKEN 2
  *   running      carriers now executing the VP's loop (owner-only VP
  *                state); a carrier inside a context's call is not one
  *   mlock        the monitor's registry lock (M:69), held over a scan
- *   created      carrier pthreads started (primaryThreads, S:38: appended
+ *   created      carrier pthreads started (primaryThreads, S:42: appended
  *                by startCarrier, :173); ended: pthreads that returned
- *   stopping     Scheduler.stopping (S:57), read under the spare list's
+ *   stopping     Scheduler.stopping (S:67), read under the spare list's
  *                lock by offerSpareCarrier (:186)
  *
  * futex: wait(w, v) = atomic { w == v -> asleep } then block until a wake
@@ -79,11 +81,11 @@
  *           ends.
  *
  * Also seen with the model (not kept as files): without the monitor's lock
- * around unregister (P:339) the join can finish while the monitor, which
+ * around unregister (P:343) the join can finish while the monitor, which
  * chose the carrier's call before it returned, starts a spare afterwards:
  * that pthread parks for ever, unjoined (the end assertion fails). An
  * offer that ignored `stopping` (:186) would still be safe: the join keeps
- * stopping spares while any carrier is unjoined (S:155-158).
+ * stopping spares while any carrier is unjoined (S:179-182).
  *
  * Mutant (carrier.mutant.pml): assign() stores GO without the futex_wake
  * after it (:67): a spare already asleep on its word never sees the VP;
@@ -111,7 +113,7 @@ byte nspare = 0;
 byte kcall[NC];
 byte running = 0;
 bit mlock = 0;
-byte created = 1;          /* the first carrier (S:97 startPrimary) */
+byte created = 1;          /* the first carrier (S:120 startPrimary) */
 byte ended = 0;
 bit stopping = 0;
 byte calls = 0;
@@ -184,9 +186,9 @@ proctype carrier(byte me; bit first) {
                 fi
             };
             if :: retaken -> break :: else -> skip fi
-        :: stopping -> running--; break                  /* V:252 readyToStop: the loop ends */
+        :: stopping -> running--; break                  /* V:262 readyToStop: the loop ends */
         od;
-        atomic { mlock == 0 -> kcall[me] = RUNNING };    /* P:339 unregister, under the monitor's lock */
+        atomic { mlock == 0 -> kcall[me] = RUNNING };    /* P:343 unregister, under the monitor's lock */
         if
         :: retaken ->
             offer(me, ok);                               /* :169 */
@@ -251,8 +253,8 @@ next:   skip
 
 active proctype shutdown() {
     byte i; bit take;
-    stopping = 1;                                        /* S:406 */
-    do                                                   /* joinPrimaries, S:147-162 */
+    stopping = 1;                                        /* S:449 */
+    do                                                   /* joinPrimaries, S:171-186 */
     :: ended == created -> break                         /* every pthread joined */
     :: else ->
         i = 0;                                           /* stopSpareCarriers (:193-196): */
@@ -263,7 +265,7 @@ active proctype shutdown() {
             i++
         :: i == NC -> break
         od
-        /* csup_pthread_join_timeout(tid, 2) (S:158): returns or times out */
+        /* csup_pthread_join_timeout(tid, 2) (S:182): returns or times out */
     od;
     assert(nspare == 0);
     i = 0;

@@ -212,8 +212,12 @@ public enum Blocking {
             let ns: Int64 = timeoutMilliseconds < 0 ? -1 : Int64(timeoutMilliseconds) * 1_000_000
             var ts = csup_timespec()
             let start = csup_monotonic_ns()
+            let deadline: Int64? = ns >= 0 ? start + ns : nil
+            // The time left is taken at each (re)submission (RingCall.swift).
             let r: Int32? = withUnsafeMutablePointer(to: &ts) { tsp in
-                Context.ringCall { csup_uring_poll($0, $1, fd, events, tsp, ns) }
+                Context.ringCall(deadline: deadline) {
+                    csup_uring_poll($0, $1, fd, events, tsp, deadline.map { max(1, $0 - csup_monotonic_ns()) } ?? -1)
+                }
             }
             if let r {
                 if r >= 0 { fds.pointee.revents = Int16(truncatingIfNeeded: r); return 1 }

@@ -64,6 +64,9 @@ public final class Context: @unchecked Sendable {
     /// Ring-call generation (owner-only): the low 4 bits of a ring tag, so
     /// a late cancel request for an earlier call matches nothing.
     @exclusivity(unchecked) var ioGeneration: UInt = 0
+    /// The last ring call ended by an interruption (owner-only): its
+    /// ECANCELED is returned, not resubmitted (IO/RingCall.swift).
+    @exclusivity(unchecked) var ioInterruptTaken = false
     /// Tag of the ring operation this context is parked on (0: none), and
     /// that ring's VP. Written by the context (seq_cst: the store half of
     /// the interruption pair, see IO/IOInterruption.swift); read by

@@ -42,6 +42,10 @@ public struct SchedulerStatistics: Sendable, Equatable, CustomStringConvertible 
     /// Blocking calls that would block and took the lazy kernel-entry path
     /// while io_uring was unavailable, turned off, or full.
     public var ringFallbacks: Int
+    /// Ring operations resubmitted after a cancel nobody asked for: the
+    /// carrier pthread that submitted them ended (io_uring cancels a
+    /// thread's requests when it exits; see `Context.ringCall`).
+    public var ringResubmits: Int = 0
     /// Blocking.sleep calls that parked their context on the timers.
     public var timerSleeps: Int
     /// Batches of timers fired (timer coalescing makes fewer, larger ones).
@@ -82,11 +86,11 @@ final class StatisticsCounters: Sendable {
     let contextsCreated = StatCounter(), contextCreationFailures = StatCounter()
     let retakes = StatCounter(), retakeCarrierFailures = StatCounter()
     let ringOperations = StatCounter(), ringCompletions = StatCounter(), ringSubmits = StatCounter()
-    let ringSleeps = StatCounter(), ringFallbacks = StatCounter()
+    let ringSleeps = StatCounter(), ringFallbacks = StatCounter(), ringResubmits = StatCounter()
     let timerSleeps = StatCounter(), idleWakeUps = StatCounter()
 
     func snapshot(liveContexts: Int) -> SchedulerStatistics {
-        SchedulerStatistics(tasksRun: tasksRun.value, steals: steals.value, contextSwitches: contextSwitches.value,
+        var s = SchedulerStatistics(tasksRun: tasksRun.value, steals: steals.value, contextSwitches: contextSwitches.value,
                             blocks: blocks.value, yields: yields.value, kernelBlocks: kernelBlocks.value,
                             completions: completions.value, idleSleeps: idleSleeps.value,
                             idleWatchExpiries: watchExpiries.value,
@@ -97,5 +101,7 @@ final class StatisticsCounters: Sendable {
                             timerSleeps: timerSleeps.value, timerFirings: 0, idleWakeUps: idleWakeUps.value,
                             contextsCreated: contextsCreated.value,
                             contextCreationFailures: contextCreationFailures.value, liveContexts: liveContexts)
+        s.ringResubmits = ringResubmits.value
+        return s
     }
 }

@@ -114,7 +114,8 @@ extension Blocking {
             if left <= 0 { throw BlockingError(call: "\(name)", errno: ETIMEDOUT) }
             var ts = csup_timespec()
             let viaRing: Int32? = withUnsafeMutablePointer(to: &ts) { tsp in
-                Context.ringCall { ring($0, $1, tsp, left) }
+                // The time left is taken at each (re)submission (RingCall.swift).
+                Context.ringCall(deadline: deadline) { ring($0, $1, tsp, max(1, deadline - csup_monotonic_ns())) }
             }
             if let r = viaRing {
                 if r >= 0 { return Int(r) }

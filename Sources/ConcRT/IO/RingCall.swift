@@ -35,14 +35,38 @@ extension Context {
     /// Memory the operation names (buffers, timespecs) lives in the
     /// caller's frame on the context's stack, which stays put while the
     /// context is parked, until this returns.
+    ///
+    /// A cancel nobody asked for is resubmitted (`prepare` runs again):
+    /// io_uring cancels the requests a thread submitted when that thread
+    /// exits, and a VP's operations are submitted by whichever carrier
+    /// pthread runs it then, which may end after a retake (the spare list
+    /// is full, or its spares are stopped) while the operation is still in
+    /// flight. Such a cancel did nothing (the request had not taken
+    /// effect). ECANCELED is returned only for an interruption
+    /// (``interruptIO()``), at shutdown (the ring's `cancelAll`), or, for
+    /// a call with a linked timeout, once `deadline` (monotonic ns) passed.
     @inline(__always)
-    static func ringCall(_ prepare: (OpaquePointer, UInt64) -> Int32) -> Int32? {
+    static func ringCall(deadline: Int64? = nil, _ prepare: (OpaquePointer, UInt64) -> Int32) -> Int32? {
+        while true {
+            guard let r = ringCallOnce(prepare) else { return nil }
+            if r == -ECANCELED, let c = currentInternal, !c.ioInterruptTaken, !c.scheduler.isStopping,
+               deadline.map({ csup_monotonic_ns() < $0 }) ?? true {
+                c.scheduler.stats.ringResubmits.add()
+                continue
+            }
+            return r
+        }
+    }
+
+    @inline(__always)
+    private static func ringCallOnce(_ prepare: (OpaquePointer, UInt64) -> Int32) -> Int32? {
         guard let me = UMSThread.currentOnPrimaryUserContext else { return nil }
         // Why this is sound: the running context's user context holds a +1
         // on it for as long as its thread can run.
         let ctx = Unmanaged<Context>.fromOpaque(me)
         return ctx._withUnsafeGuaranteedRef { c -> Int32? in
             c.moveIfCarrierRetaken()   // the ring belongs to the VP, read it after any move
+            c.ioInterruptTaken = false
             let vp = c.vpRef.unsafelyUnwrapped
             let queued = vp._withUnsafeGuaranteedRef { v -> Int32? in
                 guard let ring = v.ring, let raw = ring.raw else {
@@ -59,6 +83,7 @@ extension Context {
                 v.trace(.block, c.id)
                 if c.ioInterruptPending.exchange(false, ordering: .sequentiallyConsistent) {
                     c.ioParkedTag.store(0, ordering: .relaxed)
+                    c.ioInterruptTaken = true
                     return -ECANCELED
                 }
                 guard prepare(raw, UInt64(tag)) == 0 else {
@@ -74,8 +99,12 @@ extension Context {
             if queued != 0 { return queued }
             c.switchOut(.io)
             c.ioParkedTag.store(0, ordering: .releasing)
-            // An interruption that reached this call is spent.
-            if c.ioResult == -ECANCELED { c.ioInterruptPending.store(false, ordering: .relaxed) }
+            // An interruption that reached this call is spent. (interruptIO
+            // sets the flag before it reads the tag and sends the cancel, so
+            // a cancel it caused always finds the flag set here.)
+            if c.ioResult == -ECANCELED {
+                c.ioInterruptTaken = c.ioInterruptPending.exchange(false, ordering: .relaxed)
+            }
             return c.ioResult
         }
     }

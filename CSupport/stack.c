@@ -3,24 +3,32 @@
  *
  * Two levels, so that no process-wide lock is on a scheduler's context
  * creation and exit:
- *   - a per-thread magazine (MAG_MAX stacks, thread-local, no lock) on
- *     threads that opted in: UMS primaries, for as long as they are in
- *     scheduling mode (csup_stack_thread_cache_begin / _end). A VP's
- *     primary makes and ends its contexts, so a VP reuses its own stacks
- *     (and, on a NUMA machine, memory first touched on its own node);
+ *   - a per-thread magazine (MAG_MAX stacks, thread-local) on threads that
+ *     opted in: UMS primaries, for as long as they are in scheduling mode
+ *     (csup_stack_thread_cache_begin / _end). A VP's primary makes and ends
+ *     its contexts, so a VP reuses its own stacks (and, on a NUMA machine,
+ *     memory first touched on its own node). Its lock is the magazine's
+ *     own spinlock: taken by its owner on every alloc and free (never
+ *     contended, one CAS) and by csup_stack_cache_trim, which must reach
+ *     every cached stack;
  *   - the shared cache under `cache_lock` (the overflow): a full magazine
  *     moves half its stacks there in one lock hold, an empty one takes a
  *     stack from it; other threads use it directly.
+ * Lock order: cache_lock, then a magazine's lock (trim). An owner never
+ *   takes cache_lock while it holds its magazine's lock (spill copies the
+ *   stacks out first).
+ * Magazines are linked in a registry under cache_lock while enabled.
  * `magazined` counts the stacks in all magazines (atomic, for the cached
- * count); a magazine is emptied into the shared cache when its thread
- * leaves scheduling mode, so after a scheduler shuts down every cached
- * stack is in the shared cache (and csup_stack_cache_trim reaches it).
+ * count). A magazine is emptied into the shared cache when its thread
+ * leaves scheduling mode.
  */
 #include "csup_config.h"
 #include "include/csup_stack.h"
+#include "include/csup_atomic.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -40,15 +48,27 @@
 #define MAG_MAX 16
 
 typedef struct magazine {
-    int enabled;
-    int len;
-    csup_stack s[MAG_MAX];
+    int enabled;                       /* owner-only */
+    int lock;                          /* spinlock: 0 free, 1 held */
+    int len;                           /* under lock */
+    csup_stack s[MAG_MAX];             /* under lock */
+    struct magazine *prev, *next;      /* registry links, under cache_lock */
 } magazine;
 
-static __thread magazine mag;          /* this thread's, owner-only */
+static __thread magazine mag;          /* this thread's */
 static long magazined;                 /* atomic: stacks in all magazines */
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static magazine *magazines;            /* registry, under cache_lock */
+
+/* Acquire on lock, release on unlock: the stacks moved in and out of a
+ * magazine are ordered between its owner and a trimming thread. */
+static void mag_lock(magazine *m) {
+    for (int spins = 0; __atomic_exchange_n(&m->lock, 1, __ATOMIC_ACQUIRE); spins++) {
+        if (spins > 64) sched_yield(); else csup_cpu_relax();
+    }
+}
+static void mag_unlock(magazine *m) { __atomic_store_n(&m->lock, 0, __ATOMIC_RELEASE); }
 static csup_stack cache[CACHE_MAX];
 static int cache_len;
 static long mapped;            /* atomic: stacks mapped (in use + cached) */
@@ -107,15 +127,18 @@ int csup_stack_alloc(size_t size, csup_stack *out) {
     size_t usable = (size + page - 1) & ~(page - 1);
     if (usable < size) return EINVAL; /* overflow */
     if (mag.enabled) {
+        mag_lock(&mag);
         for (int i = mag.len - 1; i >= 0; i--) {
             if (mag.s[i].size == usable) {
                 *out = mag.s[i];
                 mag.s[i] = mag.s[--mag.len];
+                mag_unlock(&mag);
                 __atomic_fetch_sub(&magazined, 1, __ATOMIC_RELAXED);
                 lsan_root(out, 1);
                 return 0;
             }
         }
+        mag_unlock(&mag);
     }
     pthread_mutex_lock(&cache_lock);
     for (int i = cache_len - 1; i >= 0; i--) {
@@ -164,24 +187,35 @@ static void lsan_root(const csup_stack *stack, int in_use) {
 #endif
 }
 
-/* Moves the magazine's oldest `n` stacks to the shared cache (unmapping
- * what does not fit), in one lock hold. */
-static void spill(int n) {
+/* Puts `n` stacks into the shared cache, unmapping what does not fit. */
+static void to_shared(const csup_stack *st, int n) {
     csup_stack excess[MAG_MAX];
     int unmap = 0;
     pthread_mutex_lock(&cache_lock);
     for (int i = 0; i < n; i++) {
-        if (cache_len < CACHE_MAX) cache[cache_len++] = mag.s[i];
-        else excess[unmap++] = mag.s[i];
+        if (cache_len < CACHE_MAX) cache[cache_len++] = st[i];
+        else excess[unmap++] = st[i];
     }
     pthread_mutex_unlock(&cache_lock);
-    for (int i = n; i < mag.len; i++) mag.s[i - n] = mag.s[i];
-    mag.len -= n;
-    __atomic_fetch_sub(&magazined, n, __ATOMIC_RELAXED);
     for (int i = 0; i < unmap; i++) {
         munmap(excess[i].map_base, excess[i].map_size);
         __atomic_fetch_sub(&mapped, 1, __ATOMIC_RELAXED);
     }
+}
+
+/* Moves this thread's magazine's oldest `n` stacks (at most what it holds)
+ * to the shared cache: copied out under the magazine's lock, then put
+ * there under cache_lock (never both: see the lock order above). */
+static void spill(int n) {
+    csup_stack out[MAG_MAX];
+    mag_lock(&mag);
+    if (n > mag.len) n = mag.len;
+    for (int i = 0; i < n; i++) out[i] = mag.s[i];
+    for (int i = n; i < mag.len; i++) mag.s[i - n] = mag.s[i];
+    mag.len -= n;
+    mag_unlock(&mag);
+    __atomic_fetch_sub(&magazined, n, __ATOMIC_RELAXED);
+    to_shared(out, n);
 }
 
 void csup_stack_free(const csup_stack *stack) {
@@ -189,8 +223,15 @@ void csup_stack_free(const csup_stack *stack) {
     lsan_root(stack, 0);
     unpoison(stack);
     if (mag.enabled) {
-        if (mag.len == MAG_MAX) spill(MAG_MAX / 2);
+        /* A full magazine spills half first. `len` is read under the lock;
+         * a trim may empty the magazine meanwhile, never fill it. */
+        mag_lock(&mag);
+        int full = mag.len == MAG_MAX;
+        mag_unlock(&mag);
+        if (full) spill(MAG_MAX / 2);
+        mag_lock(&mag);
         mag.s[mag.len++] = *stack;
+        mag_unlock(&mag);
         __atomic_fetch_add(&magazined, 1, __ATOMIC_RELAXED);
         return;
     }
@@ -205,24 +246,54 @@ void csup_stack_free(const csup_stack *stack) {
     __atomic_fetch_sub(&mapped, 1, __ATOMIC_RELAXED);
 }
 
-void csup_stack_thread_cache_begin(void) { mag.enabled = 1; }
+void csup_stack_thread_cache_begin(void) {
+    if (mag.enabled) return;
+    pthread_mutex_lock(&cache_lock);
+    mag.prev = NULL;
+    mag.next = magazines;
+    if (magazines) magazines->prev = &mag;
+    magazines = &mag;
+    pthread_mutex_unlock(&cache_lock);
+    mag.enabled = 1;
+}
 
 void csup_stack_thread_cache_end(void) {
-    if (mag.len > 0) spill(mag.len);
+    if (!mag.enabled) return;
     mag.enabled = 0;
+    pthread_mutex_lock(&cache_lock);
+    if (mag.prev) mag.prev->next = mag.next; else magazines = mag.next;
+    if (mag.next) mag.next->prev = mag.prev;
+    pthread_mutex_unlock(&cache_lock);
+    spill(MAG_MAX);   /* no trim reaches it now: only its owner */
 }
 
 void csup_stack_cache_trim(void) {
-    if (mag.len > 0) spill(mag.len);
-    csup_stack local[CACHE_MAX];
-    pthread_mutex_lock(&cache_lock);
-    int n = cache_len;
-    for (int i = 0; i < n; i++) local[i] = cache[i];
-    cache_len = 0;
-    pthread_mutex_unlock(&cache_lock);
-    for (int i = 0; i < n; i++) {
-        munmap(local[i].map_base, local[i].map_size);
-        __atomic_fetch_sub(&mapped, 1, __ATOMIC_RELAXED);
+    for (;;) {
+        /* Every magazine's stacks, then the shared cache's, in batches of
+         * at most CACHE_MAX (the local array), unmapped outside the locks. */
+        csup_stack local[CACHE_MAX];
+        int n = 0;
+        pthread_mutex_lock(&cache_lock);
+        for (magazine *m = magazines; m && n + MAG_MAX <= CACHE_MAX; m = m->next) {
+            mag_lock(m);
+            for (int i = 0; i < m->len; i++) local[n++] = m->s[i];
+            __atomic_fetch_sub(&magazined, m->len, __ATOMIC_RELAXED);
+            m->len = 0;
+            mag_unlock(m);
+        }
+        while (cache_len > 0 && n < CACHE_MAX) local[n++] = cache[--cache_len];
+        int more = cache_len > 0;
+        for (magazine *m = magazines; m && !more; m = m->next) {
+            mag_lock(m);
+            more = m->len > 0;
+            mag_unlock(m);
+        }
+        pthread_mutex_unlock(&cache_lock);
+        for (int i = 0; i < n; i++) {
+            munmap(local[i].map_base, local[i].map_size);
+            __atomic_fetch_sub(&mapped, 1, __ATOMIC_RELAXED);
+        }
+        if (!more) return;
     }
 }
 

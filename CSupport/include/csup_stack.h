@@ -12,7 +12,7 @@
  * stack.
  *
  * Freed stacks go to a bounded cache keyed by size: a per-thread magazine
- * (no lock) on threads in UMS scheduling mode, over a shared,
+ * (its own uncontended lock) on threads in UMS scheduling mode, over a shared,
  * mutex-protected list (the overflow, and the cache of every other thread).
  * Contexts are also cached above this.
  */
@@ -41,8 +41,7 @@ int csup_stack_alloc(size_t size, csup_stack *out);
 /* Returns a stack to the cache, or unmaps it when the cache is full. */
 void csup_stack_free(const csup_stack *stack);
 
-/* Unmaps every stack in the shared cache (and the calling thread's
- * magazine). Magazines of other threads in scheduling mode keep theirs. */
+/* Unmaps every cached stack: the shared cache's and every magazine's. */
 void csup_stack_cache_trim(void);
 
 /* The calling thread keeps a magazine of freed stacks, no lock, until

@@ -1,0 +1,168 @@
+import TestSupport
+import Foundation
+import Synchronization
+import XCTest
+@testable import ConcRT
+import CSupport
+import UMS
+
+// Per-VP timer queues (Timers/TimerQueues.swift): a context arms on its
+// VP's queue, an outside thread round robin; any thread cancels by id; an
+// idle VP fires the due timers of a VP stuck in a long task; sleepers on
+// several VPs fire within their windows. Slack for a loaded machine as in
+// TimerCoalescingTests.
+
+private let slack: Int64 = 50_000_000
+
+final class PerVPTimerTests: XCTestCase {
+    /// A task arms three timers (20, 40, 60 ms) on its VP's queue, then
+    /// spins for 800 ms without switching. The other VP is idle: it must
+    /// fire them near their deadlines, long before the spin ends.
+    func testTimersOfAStuckVirtualProcessorFireOnAnIdleOne() throws {
+        let s = try makeScheduler(2)
+        let fires = MigrationSafeMutex<[(at: Int64, deadline: Int64, vp: Int)]>([])
+        let armed = MigrationSafeMutex<(vp: Int, queues: [Int], spinEnd: Int64)>((-1, [], 0))
+        let done = Event()
+        s.scheduleTask {
+            let me = Context.current!.vp.index
+            let t0 = csup_monotonic_ns()
+            var queues: [Int] = []
+            for k in 1...3 {
+                let deadline = t0 + Int64(k) * 20_000_000
+                let id = s.armTimeout(deadline) { vp in
+                    let now = csup_monotonic_ns()
+                    fires.withLock { $0.append((now, deadline, vp.index)) }
+                }
+                queues.append(TimerQueue.queueIndex(of: id))
+            }
+            var x: UInt64 = 1
+            while csup_monotonic_ns() - t0 < 800_000_000 { x = x &* 6364136223846793005 &+ 1442695040888963407 }
+            let end = csup_monotonic_ns()
+            armed.withLock { $0 = (me, queues, x == 0 ? 0 : end) }
+            done.set()
+        }
+        XCTAssertTrue(done.wait(timeout: .seconds(20)))
+        try s.shutdown(timeout: .seconds(10))
+        let a = armed.withLock { $0 }
+        let f = fires.withLock { $0 }
+        XCTAssertEqual(a.queues, [a.vp, a.vp, a.vp], "a context arms on the queue of its VP")
+        XCTAssertEqual(f.count, 3, "every timer fired: \(f)")
+        for e in f {
+            XCTAssertGreaterThanOrEqual(e.at, e.deadline, "fired before its deadline")
+            XCTAssertLessThan(e.at - e.deadline, 2 * slack, "fired \(e.at - e.deadline) ns late while its VP was busy")
+            XCTAssertLessThan(e.at, a.spinEnd, "fired only after the stuck task ended")
+            XCTAssertNotEqual(e.vp, a.vp, "fired by the stuck VP itself?")
+        }
+    }
+
+    /// Entries armed by a context on its VP are cancelled from plain
+    /// pthreads: none fires, the queue is empty at once; an entry left
+    /// armed does fire (the harness sees firings).
+    func testCancelFromAPlainPthreadOfEntriesArmedOnAVirtualProcessor() throws {
+        let s = try makeScheduler(2)
+        let n = longMode ? 10_000 : 500
+        let fired = Atomic<Int>(0)
+        let ids = MigrationSafeMutex<(vp: Int, ids: [Int], keep: Int)>((-1, [], 0))
+        let armed = Event()
+        s.scheduleTask {
+            let deadline = csup_monotonic_ns() + 150_000_000
+            var out: [Int] = []
+            for _ in 0..<n { out.append(s.armTimeout(deadline) { _ in fired.add(1, ordering: .relaxed) }) }
+            let keep = s.armTimeout(deadline) { _ in fired.add(1000_000, ordering: .relaxed) }
+            ids.withLock { $0 = (Context.current!.vp.index, out, keep) }
+            armed.set()
+        }
+        XCTAssertTrue(armed.wait(timeout: .seconds(10)))
+        let (vp, all, keep) = ids.withLock { $0 }
+        XCTAssertTrue(all.allSatisfy { TimerQueue.queueIndex(of: $0) == vp }, "armed on another VP's queue")
+        XCTAssertEqual(s.timers.queues[vp].count, n + 1)
+        // Two plain pthreads cancel half each, concurrently.
+        let half = all.count / 2
+        let other = Thread { for id in all[half...] { s.timers.cancel(id) } }
+        other.start()
+        for id in all[..<half] { s.timers.cancel(id) }
+        XCTAssertTrue(eventually { s.timers.count == 1 }, "cancelled entries left in the queue: \(s.timers.count)")
+        // A second cancel of the same ids (stale) changes nothing.
+        for id in all { s.timers.cancel(id) }
+        XCTAssertEqual(s.timers.count, 1)
+        XCTAssertTrue(eventually { fired.load(ordering: .relaxed) >= 1_000_000 }, "the kept entry never fired")
+        usleep(50_000)
+        XCTAssertEqual(fired.load(ordering: .relaxed), 1_000_000, "cancelled entries fired")
+        XCTAssertEqual(s.timers.count, 0)
+        _ = keep
+        try s.shutdown(timeout: .seconds(10))
+    }
+
+    /// Timed event waits on contexts, set from a plain pthread: each waiter
+    /// wakes signaled and cancels its timer (wherever it then runs).
+    func testEventSetFromAPlainPthreadCancelsTheWaitersTimers() throws {
+        let s = try makeScheduler(2)
+        let n = 16
+        let e = Event()
+        let ok = Counter(), done = Event()
+        for _ in 0..<n {
+            s.scheduleTask {
+                if e.wait(timeout: .seconds(30)) { if ok.add() == n { done.set() } }
+            }
+        }
+        XCTAssertTrue(eventually { s.timers.count == n }, "waiters armed \(s.timers.count) timers")
+        e.set()
+        XCTAssertTrue(done.wait(timeout: .seconds(10)))
+        XCTAssertTrue(eventually { s.timers.count == 0 }, "timers left after the waits ended: \(s.timers.count)")
+        try s.shutdown(timeout: .seconds(10))
+    }
+
+    /// Arms from outside the scheduler spread round robin over every queue.
+    func testArmsFromOutsideSpreadRoundRobin() throws {
+        let s = try makeScheduler(3)
+        let far = csup_monotonic_ns() + 60_000_000_000
+        let ids = (0..<9).map { _ in s.armTimeout(far) { _ in } }
+        XCTAssertEqual(Set(ids.map(TimerQueue.queueIndex(of:))), [0, 1, 2])
+        XCTAssertEqual(s.timers.queues.map(\.count), [3, 3, 3])
+        for id in ids { s.timers.cancel(id) }
+        XCTAssertEqual(s.timers.count, 0)
+        XCTAssertNil(s.timers.nanosecondsUntilNextDeadline())
+        try s.shutdown(timeout: .seconds(10))
+    }
+
+    /// Many contexts on 3 VPs sleep with random deadlines and tolerances:
+    /// none wakes before its deadline or past deadline + tolerance + slack,
+    /// and the sleeps use more than one VP's queue.
+    func testManySleepersOnSeveralVirtualProcessorsFireWithinTheirWindows() throws {
+        let s = try makeScheduler(3)
+        let n = longMode ? 6_000 : 600
+        let problems = MigrationSafeMutex<[String]>([])
+        let done = Counter(), allDone = Event()
+        let go = Event()
+        for i in 0..<n {
+            s.scheduleTask {
+                go.wait()
+                var rng = TestRNG(seed: UInt64(i + 7))
+                for _ in 0..<5 {
+                    let d = Int64(1_000_000 + rng.below(20_000_000)), tol = Int64(rng.below(5_000_000))
+                    let t0 = csup_monotonic_ns()
+                    try! Blocking.sleep(for: .nanoseconds(d), tolerance: .nanoseconds(tol))
+                    let slept = csup_monotonic_ns() - t0
+                    if slept < d || slept > d + tol + slack {
+                        problems.withLock { if $0.count < 10 { $0.append("slept \(slept) ns for \(d) + \(tol)") } }
+                    }
+                }
+                if done.add() == n { allDone.set() }
+            }
+        }
+        XCTAssertTrue(eventually { s.statistics.blocks >= n })
+        go.set()
+        var busiest = 0
+        let deadline = csup_monotonic_ns() + 60_000_000_000
+        while !allDone.isSet && csup_monotonic_ns() < deadline {
+            busiest = max(busiest, s.timers.queues.filter { $0.count > 0 }.count)
+            usleep(1_000)
+        }
+        XCTAssertTrue(allDone.wait(timeout: .seconds(60)))
+        try s.shutdown(timeout: .seconds(10))
+        XCTAssertEqual(problems.withLock { $0 }, [])
+        XCTAssertGreaterThanOrEqual(busiest, 2, "every sleep armed on one queue")
+        XCTAssertEqual(s.statistics.timerSleeps, 5 * n)
+        XCTAssertEqual(s.timers.count, 0)
+    }
+}

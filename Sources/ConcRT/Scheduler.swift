@@ -99,7 +99,7 @@ public final class Scheduler: @unchecked Sendable {
         idle = IdleProtocol(list: completionList)
         let n = policy.virtualProcessorCount
         regularVPCount = n
-        timers = TimerQueues(count: n)
+        timers = TimerQueues(count: n, virtualProcessors: n + Self.temporarySlots)
         // Topology/VirtualProcessorLayout.swift: VP i's CPU (pinned on the
         // live system) and steal order, fixed before any primary starts
         // (it throws, so before the Resource Manager registration).

@@ -26,7 +26,10 @@ import UMS
 /// armed). A VP that found nothing to run (its idle path, which precedes
 /// every idle sleep) also scans the other queues' wake-up times (lock-free
 /// loads), so a VP stuck in a long task does not hold back its timers
-/// while another VP idles. When any scanned queue's wake-up time has come,
+/// while another VP idles. A busy VP scans the others every
+/// ``busyScanPasses``-th pass too (N loads amortised over the passes), so
+/// timers of a VP whose pthread the kernel preempted, or that is stuck,
+/// still fire while every other VP is busy. When any scanned queue's wake-up time has come,
 /// the VP sweeps every queue whose published earliest deadline has passed
 /// and fires those entries, taking each queue's own lock in turn (never
 /// two at once): coalescing spans queues, and one sweep counts as one
@@ -67,11 +70,22 @@ final class TimerQueues: @unchecked Sendable {
     /// Round-robin cursor for arming from outside the scheduler (relaxed:
     /// any spread will do).
     private let outsideCursor = Atomic<Int>(0)
+    /// A busy VP also scans the other queues every this many loop passes.
+    static let busyScanPasses = 16
+    /// Loop passes per VP slot (regular and temporary). Written by that
+    /// VP's carrier with a relaxed load and store, not an RMW: one carrier
+    /// at a time, and a lost count in the rare overlap of a retake only
+    /// shifts when the next scan happens.
+    private let passes: [PassCounter]
 
-    init(count: Int) {
+    /// `count` queues (one per regular VP); `virtualProcessors`: every VP
+    /// slot, temporary ones included (for the pass counters).
+    init(count: Int, virtualProcessors: Int) {
         precondition(count > 0 && count <= TimerQueue.maxQueues,
                      "TimerQueues: \(count) virtual processors (1...\(TimerQueue.maxQueues) supported)")
+        precondition(virtualProcessors >= count, "TimerQueues: \(virtualProcessors) VP slots for \(count) queues")
         queues = (0..<count).map { TimerQueue(index: $0) }
+        passes = (0..<virtualProcessors).map { _ in PassCounter() }
     }
 
     /// The queue VP `index` arms on and fires in its loop (temporary VPs
@@ -124,6 +138,12 @@ final class TimerQueues: @unchecked Sendable {
     func fireExpired(on vp: VirtualProcessor, others: Bool) -> Int {
         let own = queue(forVirtualProcessor: vp.index)
         var wake = own.nextWakeUp
+        var others = others
+        if !others && queues.count > 1 {
+            let n = passes[vp.index].count.load(ordering: .relaxed) &+ 1
+            passes[vp.index].count.store(n, ordering: .relaxed)
+            others = n % Self.busyScanPasses == 0
+        }
         if others { for q in queues where q !== own { wake = min(wake, q.nextWakeUp) } }
         if wake == Int64.max { return 0 }
         let now = csup_monotonic_ns()
@@ -139,6 +159,13 @@ final class TimerQueues: @unchecked Sendable {
         for f in due { f(vp) }
         return due.count
     }
+}
+
+/// A VP's loop-pass count, alone on its cache line (the padding keeps two
+/// VPs' counters from sharing one).
+final class PassCounter: Sendable {
+    let count = Atomic<Int>(0)
+    private let padding: (Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0)
 }
 
 extension Scheduler {

@@ -161,6 +161,41 @@ final class PerVPTimerTests: XCTestCase {
         try s.shutdown(timeout: .seconds(10))
     }
 
+    /// Queue-level: ids name their queue (up to the last index), a stale
+    /// id does not cancel the next entry of its slot, and the published
+    /// times follow adds, cancels and firings.
+    func testQueueIdsStaleCancelsAndPublishedTimes() {
+        let last = TimerQueue(index: TimerQueue.maxQueues - 1)
+        let (hi, first) = last.add(deadline: 100, fire: { _ in })
+        XCTAssertTrue(first)
+        XCTAssertEqual(TimerQueue.queueIndex(of: hi), TimerQueue.maxQueues - 1)
+        let q = TimerQueue(index: 3)
+        let (a, ea) = q.add(deadline: 1_000, tolerance: 500, fire: { _ in })
+        let (b, eb) = q.add(deadline: 2_000, tolerance: 0, fire: { _ in })
+        XCTAssertTrue(ea); XCTAssertFalse(eb)
+        XCTAssertEqual(TimerQueue.queueIndex(of: a), 3)
+        XCTAssertEqual(q.nextWakeUp, 1_500); XCTAssertEqual(q.earliestDeadline, 1_000)
+        var out: [(VirtualProcessor) -> Void] = []
+        XCTAssertEqual(q.takeDue(999, into: &out), 0, "fired before its deadline")
+        XCTAssertEqual(q.takeDue(1_000, into: &out), 1)
+        XCTAssertEqual(q.nextWakeUp, 2_000); XCTAssertEqual(q.earliestDeadline, 2_000)
+        // a's slot is reused by c: cancelling the stale a leaves c armed.
+        let (c, _) = q.add(deadline: 3_000, fire: { _ in })
+        q.cancel(a)
+        XCTAssertEqual(q.count, 2)
+        q.cancel(b)
+        XCTAssertEqual(q.count, 1)
+        XCTAssertEqual(q.nextWakeUp, 3_000); XCTAssertEqual(q.earliestDeadline, 3_000)
+        q.cancel(c)
+        XCTAssertEqual(q.count, 0)
+        XCTAssertEqual(q.nextWakeUp, Int64.max); XCTAssertEqual(q.earliestDeadline, Int64.max)
+        // A deadline near the end of time saturates instead of wrapping.
+        let (_, e) = q.add(deadline: Int64.max - 10, tolerance: 100, fire: { _ in })
+        XCTAssertTrue(e)
+        XCTAssertEqual(q.nextWakeUp, Int64.max - 1)
+        XCTAssertEqual(q.takeDue(1 << 62, into: &out), 0)
+    }
+
     /// Arms from outside the scheduler spread round robin over every queue.
     func testArmsFromOutsideSpreadRoundRobin() throws {
         let s = try makeScheduler(3)

@@ -70,7 +70,8 @@ final class TimerQueue: @unchecked Sendable {
     /// true when it became this queue's earliest wake-up time.
     func add(deadline: Int64, tolerance: Int64 = 0, fire: @escaping (VirtualProcessor) -> Void) -> (id: Int, earliest: Bool) {
         let tol = max(0, tolerance)
-        let latest = deadline > Int64.max - tol ? Int64.max : deadline + tol   // saturating
+        // Saturating, below Int64.max (which publishes "none armed").
+        let latest = deadline >= Int64.max - 1 - tol ? Int64.max - 1 : deadline + tol
         return lock.withLock { _ in
             seq = (seq &+ 1) & Self.seqMask
             let s: Int32

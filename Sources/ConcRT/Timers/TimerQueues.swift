@@ -23,19 +23,22 @@ import UMS
 ///
 /// **Firing.** Each pass of a VP's loop reads its own queue's published
 /// wake-up time (one acquire load; the clock is read only when a timer is
-/// armed). A VP that found nothing to run (its idle path, which precedes
-/// every idle sleep) also scans the other queues' wake-up times (lock-free
-/// loads), so a VP stuck in a long task does not hold back its timers
-/// while another VP idles. A busy VP scans the others every
-/// ``busyScanPasses``-th pass too (N loads amortised over the passes), so
-/// timers of a VP whose pthread the kernel preempted, or that is stuck,
-/// still fire while every other VP is busy. When any scanned queue's wake-up time has come,
-/// the VP sweeps every queue whose published earliest deadline has passed
-/// and fires those entries, taking each queue's own lock in turn (never
-/// two at once): coalescing spans queues, and one sweep counts as one
-/// batch in ``firings``. A fired callback runs on the firing VP (the
-/// context it wakes is queued there); the lock of a sweep that lost a race
-/// finds nothing and costs one uncontended acquire.
+/// armed) and, when it has come, fires that queue's entries whose deadline
+/// passed: a busy VP takes no other queue's lock on its ordinary passes.
+/// Every ``busyScanPasses``-th pass it also scans the other queues'
+/// wake-up times (N lock-free loads amortised over the passes) and fires
+/// those that are **overdue** (wake-up time come, owner not there yet), so
+/// the timers of a VP whose pthread the kernel preempted, or that is stuck
+/// in a long task, fire while every other VP is busy. A VP that found
+/// nothing to run (its idle path, which precedes every idle sleep and
+/// follows every wake-up) scans every queue: when any wake-up time has
+/// come, it fires every entry whose deadline passed in every queue whose
+/// published earliest deadline passed, so coalescing spans queues for an
+/// idle VP, which is awake anyway. Queues are locked one at a time (never
+/// two at once); one call counts as one batch in ``firings``. A fired
+/// callback runs on the firing VP (the context it wakes is queued there);
+/// the lock of a sweep that lost a race finds nothing and costs one
+/// acquire.
 ///
 /// **Sleeping, and why no wake-up is lost.** An idle VP registers on the
 /// completion list's futex (ticket), then re-checks every source, including
@@ -132,28 +135,34 @@ final class TimerQueues: @unchecked Sendable {
     }
 
     /// Fires due entries on `vp` (callbacks run on its primary, outside any
-    /// lock) when its own queue's wake-up time has come or, with `others`
-    /// (the idle path), any queue's. Returns how many fired.
+    /// lock): its own queue's when its wake-up time has come, overdue
+    /// queues every ``busyScanPasses``-th call, and with `idle` (nothing to
+    /// run) every queue's passed deadlines once any wake-up time has come.
+    /// Returns how many fired.
     @discardableResult
-    func fireExpired(on vp: VirtualProcessor, others: Bool) -> Int {
+    func fireExpired(on vp: VirtualProcessor, idle: Bool) -> Int {
         let own = queue(forVirtualProcessor: vp.index)
         var wake = own.nextWakeUp
-        var others = others
-        if !others && queues.count > 1 {
+        var scan = idle
+        if !idle && queues.count > 1 {
             let n = passes[vp.index].count.load(ordering: .relaxed) &+ 1
             passes[vp.index].count.store(n, ordering: .relaxed)
-            others = n % Self.busyScanPasses == 0
+            scan = n % Self.busyScanPasses == 0
         }
-        if others { for q in queues where q !== own { wake = min(wake, q.nextWakeUp) } }
+        if scan { for q in queues where q !== own { wake = min(wake, q.nextWakeUp) } }
         if wake == Int64.max { return 0 }
         let now = csup_monotonic_ns()
         if wake > now { return 0 }
-        // Everything whose deadline passed fires now, in every queue,
-        // including entries whose own latest time is still ahead: that is
-        // the coalescing.
+        // Everything whose deadline passed in a queue being fired fires
+        // now, including entries whose own latest time is still ahead:
+        // that is the coalescing.
         var due: [(VirtualProcessor) -> Void] = []
-        if own.earliestDeadline <= now { own.takeDue(now, into: &due) }
-        for q in queues where q !== own && q.earliestDeadline <= now { q.takeDue(now, into: &due) }
+        if own.nextWakeUp <= now || idle && own.earliestDeadline <= now { own.takeDue(now, into: &due) }
+        if scan {
+            for q in queues where q !== own && (idle ? q.earliestDeadline : q.nextWakeUp) <= now {
+                q.takeDue(now, into: &due)
+            }
+        }
         if due.isEmpty { return 0 }
         firings.add(1, ordering: .relaxed)
         for f in due { f(vp) }
@@ -186,11 +195,12 @@ extension Scheduler {
     }
 
     /// The VP loop's timer step: fires due timers of `vp`'s queue, and with
-    /// `others` (nothing to run) of every queue; a batch of several wakes a
-    /// sleeping VP to share the contexts queued here. Returns how many fired.
+    /// `idlePath` (nothing to run) of every queue (``TimerQueues``); a batch of
+    /// several wakes a sleeping VP to share the contexts queued here.
+    /// Returns how many fired.
     @inline(__always)
-    func fireTimers(on vp: VirtualProcessor, others: Bool) -> Int {
-        let fired = timers.fireExpired(on: vp, others: others)
+    func fireTimers(on vp: VirtualProcessor, idlePath: Bool) -> Int {
+        let fired = timers.fireExpired(on: vp, idle: idlePath)
         if fired > 0 {
             vp.trace(.timers, fired)
             if fired > 1 { idle.notifyWork() }

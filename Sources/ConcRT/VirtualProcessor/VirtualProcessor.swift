@@ -242,7 +242,7 @@ final class VirtualProcessor: @unchecked Sendable {
             }
             // Timers of this VP's queue: the contexts they wake are queued
             // here (Timers/TimerQueues.swift).
-            _ = scheduler.fireTimers(on: self, others: false)
+            _ = scheduler.fireTimers(on: self, idlePath: false)
             if let c = takeFairTurn() {
                 passOnWakeUp()
                 if !execute(c, primary) { return true }
@@ -255,7 +255,7 @@ final class VirtualProcessor: @unchecked Sendable {
             }
             // Nothing to run: fire due timers of every VP's queue (their
             // owners may be stuck in long tasks), then look again.
-            if scheduler.fireTimers(on: self, others: true) > 0 { continue }
+            if scheduler.fireTimers(on: self, idlePath: true) > 0 { continue }
             justWoke = false   // it looks for tasks itself now
             if retiring.load(ordering: .relaxed) && !hasLocalWork { break }
             if scheduler.readyToStop {

@@ -8,8 +8,9 @@ import UMS
 /// dispatcher lock broken into one lock per object]
 ///
 /// **Arming.** A context arms on the queue of the VP running it (that VP's
-/// lock only; the lock is contended only by cancels of its entries and by
-/// idle VPs firing them). A temporary (oversubscription) VP has no queue:
+/// lock only; others take it only to cancel its entries, to fire them when
+/// they are due and the owner is busy or asleep, or to arm from outside
+/// or from a temporary VP). A temporary (oversubscription) VP has no queue:
 /// it arms on regular queue `index % regularVPCount`, and fires that queue
 /// in its loop as its owner does. A plain pthread (or a primary outside a
 /// context) arms on a regular queue chosen **round robin** (a relaxed
@@ -30,8 +31,8 @@ import UMS
 /// those that are **overdue** (wake-up time come, owner not there yet), so
 /// the timers of a VP whose pthread the kernel preempted, or that is stuck
 /// in a long task, fire while every other VP is busy. A VP that found
-/// nothing to run (its idle path, which precedes every idle sleep and
-/// follows every wake-up) scans every queue: when any wake-up time has
+/// nothing to run (its idle path, which precedes every idle sleep, and
+/// which a VP woken for a due timer reaches at once) scans every queue: when any wake-up time has
 /// come, it fires every entry whose deadline passed in every queue whose
 /// published earliest deadline passed, so coalescing spans queues for an
 /// idle VP, which is awake anyway. Queues are locked one at a time (never

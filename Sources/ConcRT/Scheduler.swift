@@ -46,7 +46,8 @@ public final class Scheduler: @unchecked Sendable {
     private let startFailures = Atomic<Int>(0)
     private let startFailure = MigrationSafeMutex<String?>(nil)
     let stats = StatisticsCounters()
-    let timers = TimerQueue()
+    /// One timer queue per regular VP (Timers/TimerQueues.swift). Set in init.
+    let timers: TimerQueues
     /// Watchdog samples and reported waits (Reflection/Watchdog.swift).
     let watch: SchedulerWatch
     /// Trace buffers, running and retired (Reflection/Trace.swift).
@@ -96,6 +97,7 @@ public final class Scheduler: @unchecked Sendable {
         idle = IdleProtocol(list: completionList)
         let n = policy.virtualProcessorCount
         regularVPCount = n
+        timers = TimerQueues(count: n, virtualProcessors: n + Self.temporarySlots)
         // Topology/VirtualProcessorLayout.swift: VP i's CPU (pinned on the
         // live system) and steal order, fixed before any primary starts
         // (it throws, so before the Resource Manager registration).

@@ -240,13 +240,9 @@ final class VirtualProcessor: @unchecked Sendable {
                 if ring.inFlight > 0 { ring.submitIfDue(runQueueEmpty: !runQueue.hasRunnable, self) }
                 if ioCancelPending.load(ordering: .relaxed) { processIOCancelRequests(ring) }
             }
-            // Timers: the contexts they wake are queued here; a batch of
-            // several wakes a sleeping VP to share them.
-            let fired = scheduler.timers.fireExpired(on: self)
-            if fired > 0 {
-                trace(.timers, fired)
-                if fired > 1 { scheduler.idle.notifyWork() }
-            }
+            // Timers of this VP's queue: the contexts they wake are queued
+            // here (Timers/TimerQueues.swift).
+            _ = scheduler.fireTimers(on: self, idlePath: false)
             if let c = takeFairTurn() {
                 passOnWakeUp()
                 if !execute(c, primary) { return true }
@@ -257,6 +253,9 @@ final class VirtualProcessor: @unchecked Sendable {
                 if !execute(c, primary) { return true }
                 continue
             }
+            // Nothing to run: fire due timers of every VP's queue (their
+            // owners may be stuck in long tasks), then look again.
+            if scheduler.fireTimers(on: self, idlePath: true) > 0 { continue }
             justWoke = false   // it looks for tasks itself now
             if retiring.load(ordering: .relaxed) && !hasLocalWork { break }
             if scheduler.readyToStop {

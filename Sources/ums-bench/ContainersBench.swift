@@ -51,7 +51,12 @@ enum ContainersBench {
                             if let x = q.tryPop() { s &+= x; k += 1; continue }
                             break
                         }
-                        Context.yield()
+                        // A producer on the other VP delivers within a few
+                        // hundred ns: look again briefly before giving the
+                        // VP to a producer that may share it.
+                        var spins = 0
+                        while q.isEmpty && spins < 32 { csup_cpu_relax(); spins += 1 }
+                        if q.isEmpty { Context.yield() }
                     }
                     taken.v.wrappingAdd(k, ordering: .relaxed)
                     sum.v.wrappingAdd(s, ordering: .relaxed)

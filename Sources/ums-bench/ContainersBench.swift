@@ -10,7 +10,7 @@ import UMS
 ///   - queue `ums`: 2 producer tasks push 2,000,000 Ints each into one
 ///     ``ConcurrentQueue`` while 2 consumer tasks pop until all are taken
 ///     (a consumer that finds the queue empty yields its virtual processor,
-///     `Context.yield()`, and a producer yields after every 1,024 pushes:
+///     `Context.yield()`, and a producer yields after every 4,096 pushes:
 ///     tasks are cooperative, so without it a producer would run to the
 ///     end before a consumer on its VP starts, as a full bounded channel
 ///     would stop it); sum and count checked. `--n` sets the item count.
@@ -35,7 +35,7 @@ enum ContainersBench {
                 g.run {
                     for i in 0..<per {
                         q.push(p * per + i)
-                        if i & 1023 == 1023 { Context.yield() }
+                        if i & 4095 == 4095 { Context.yield() }
                     }
                     producersDone.v.wrappingAdd(1, ordering: .releasing)
                 }

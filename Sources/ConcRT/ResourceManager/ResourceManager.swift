@@ -72,8 +72,10 @@ import UMS
 /// wake-up (`ums-bench rm`).
 ///
 /// **Locks.** The registry lock is taken on slow paths only: registering,
-/// fair-share decisions while VPs wait, reclaim, and the wake that follows
-/// a release while VPs wait. Take and release with no waiter are two
+/// fair-share decisions while VPs wait, reclaim, the wake that follows a
+/// release while VPs wait, and a take beyond the machine for an honoured
+/// minimum when several schedulers are registered (a lone oversubscribed
+/// scheduler, whose own minimum exceeds the machine, takes no lock). Take and release with no waiter are two
 /// atomics each; nothing here is on the spawn, pop, steal, block or unblock
 /// paths (a VP's give-back check is one relaxed load when its deque runs
 /// empty).
@@ -104,6 +106,9 @@ public final class ResourceManager: @unchecked Sendable {
     let waitingVPs = Atomic<Int>(0)
     /// Registered schedulers' allotments, in registration order.
     private let registry = MigrationSafeMutex<[CoreAllotment]>([])
+    /// Registered schedulers (relaxed: a hint that lets a lone scheduler
+    /// skip the registry lock on its honoured-minimum path).
+    private let registered = Atomic<Int>(0)
     /// The cores in units.
     let capacity: Int
     private let nextID = Atomic<Int>(1)
@@ -135,6 +140,7 @@ public final class ResourceManager: @unchecked Sendable {
                               minimum: policy.minConcurrency * Self.unitsPerCore,
                               limit: vpCount * cost, cost: cost, manager: self, idle: idle)
         registry.withLock { $0.append(a) }
+        registered.wrappingAdd(1, ordering: .relaxed)
         return a
     }
 
@@ -144,6 +150,7 @@ public final class ResourceManager: @unchecked Sendable {
         precondition(a.held.load(ordering: .acquiring) == 0,
                      "ResourceManager.unregister: scheduler still holds \(a.held.load(ordering: .relaxed)) units")
         registry.withLock { $0.removeAll { $0 === a } }
+        registered.wrappingSubtract(1, ordering: .relaxed)
         wakeWaiter(excluding: nil)
     }
 
@@ -258,7 +265,10 @@ public final class ResourceManager: @unchecked Sendable {
     /// True when the minimums of the schedulers that want cores now (and
     /// `requester`) add up to more than the capacity.
     private func minimumsExceedCapacity(requester a: CoreAllotment) -> Bool {
-        registry.withLock { r in
+        // Its own minimum alone exceeds the machine (an oversubscribed
+        // policy, e.g. 64 VPs on 2 cores): no need to look at the others.
+        if a.roundedMinimum > capacity { return true }
+        return registry.withLock { r in
             var sum = 0
             for b in r where b === a || b.claim(requesting: false).active { sum += b.roundedMinimum }
             return sum > capacity
@@ -280,6 +290,7 @@ public final class ResourceManager: @unchecked Sendable {
     /// took a minimum's core beyond the machine: `debt`): flag the
     /// scheduler furthest above its share.
     private func requestReclaim(for a: CoreAllotment, debt: Bool = false) {
+        if registered.load(ordering: .relaxed) <= 1 { return }   // nobody to ask
         registry.withLock { r in
             let shares = self.shares(r, requester: a)
             guard let i = r.firstIndex(where: { $0 === a }),

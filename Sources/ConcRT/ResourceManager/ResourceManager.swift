@@ -75,10 +75,11 @@ import UMS
 /// fair-share decisions while VPs wait, reclaim, the wake that follows a
 /// release while VPs wait, and a take beyond the machine for an honoured
 /// minimum when several schedulers are registered (a lone oversubscribed
-/// scheduler, whose own minimum exceeds the machine, takes no lock). Take and release with no waiter are two
-/// atomics each; nothing here is on the spawn, pop, steal, block or unblock
-/// paths (a VP's give-back check is one relaxed load when its deque runs
-/// empty).
+/// scheduler, whose own minimum exceeds the machine, takes no lock). Take
+/// and release with no waiter are two atomic read-modify-writes and a few
+/// loads each, on the idle sleep's futex path only; nothing here is on the
+/// spawn, pop, steal, block or unblock paths (a VP's give-back check is one
+/// relaxed load between tasks).
 public final class ResourceManager: @unchecked Sendable {
     // @unchecked Sendable: atomics, plus the registry under its mutex.
 

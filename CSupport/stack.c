@@ -223,13 +223,14 @@ void csup_stack_free(const csup_stack *stack) {
     lsan_root(stack, 0);
     unpoison(stack);
     if (mag.enabled) {
-        /* A full magazine spills half first. `len` is read under the lock;
-         * a trim may empty the magazine meanwhile, never fill it. */
+        /* A full magazine spills half first (outside its lock: see the
+         * lock order); a trim may empty it meanwhile, never fill it. */
         mag_lock(&mag);
-        int full = mag.len == MAG_MAX;
-        mag_unlock(&mag);
-        if (full) spill(MAG_MAX / 2);
-        mag_lock(&mag);
+        if (mag.len == MAG_MAX) {
+            mag_unlock(&mag);
+            spill(MAG_MAX / 2);
+            mag_lock(&mag);
+        }
         mag.s[mag.len++] = *stack;
         mag_unlock(&mag);
         __atomic_fetch_add(&magazined, 1, __ATOMIC_RELAXED);

@@ -13,24 +13,28 @@ enum ConcRTBench {
         let n = h.options.iterations ?? 1_000_000
         let vps = h.options.vps ?? 0
         let s = vps > 0 ? try Scheduler(policy: SchedulerPolicy(minConcurrency: vps, maxConcurrency: vps)) : Scheduler.default
-        let ns = h.median("signalwait ums") { () -> Double in
-            let evA = Event(), evB = Event(), done = Event()
-            let t0 = csup_monotonic_ns()
-            s.scheduleTask {
-                for _ in 0..<n { evB.wait(); evB.reset(); evA.set() }
-            }
-            s.scheduleTask {
-                for _ in 0..<n { evB.set(); evA.wait(); evA.reset() }
-                done.set()
-            }
-            done.wait()
-            return Double(csup_monotonic_ns() - t0) / Double(n)
-        }
+        let ns = h.median("signalwait ums") { signalwaitRoundTrip(s, n) }
         h.report("signalwait", "ums", ns, "ns/roundtrip")
         h.progress("  scheduler: \(s.statistics)")
         let bn = h.options.baselineIterations ?? 100_000
         let cv = h.median("signalwait condvar", reps: 1) { condvarPingPong(bn) }
         h.report("signalwait", "baseline-pthread-condvar", cv, "ns/roundtrip")
+    }
+
+    /// Two tasks on `s` alternate `n` times waiting on two events; ns per
+    /// round trip (WORKLOADS.md's signalwait).
+    static func signalwaitRoundTrip(_ s: Scheduler, _ n: Int) -> Double {
+        let evA = Event(), evB = Event(), done = Event()
+        let t0 = csup_monotonic_ns()
+        s.scheduleTask {
+            for _ in 0..<n { evB.wait(); evB.reset(); evA.set() }
+        }
+        s.scheduleTask {
+            for _ in 0..<n { evB.set(); evA.wait(); evA.reset() }
+            done.set()
+        }
+        done.wait()
+        return Double(csup_monotonic_ns() - t0) / Double(n)
     }
 
     static func condvarPingPong(_ n: Int) -> Double {

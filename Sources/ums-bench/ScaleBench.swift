@@ -25,19 +25,7 @@ enum ScaleBench {
                     return Double(csup_monotonic_ns() - t0) / Double(forks)
                 }
             }
-            signalwait[vps] = h.median("scale signalwait \(vps) VPs") { () -> Double in
-                let evA = Event(), evB = Event(), done = Event()
-                let t0 = csup_monotonic_ns()
-                s.scheduleTask {
-                    for _ in 0..<trips { evB.wait(); evB.reset(); evA.set() }
-                }
-                s.scheduleTask {
-                    for _ in 0..<trips { evB.set(); evA.wait(); evA.reset() }
-                    done.set()
-                }
-                done.wait()
-                return Double(csup_monotonic_ns() - t0) / Double(trips)
-            }
+            signalwait[vps] = h.median("scale signalwait \(vps) VPs") { ConcRTBench.signalwaitRoundTrip(s, trips) }
             try s.shutdown()
             h.report("scale", "ums-nullfork-\(vps)vps", nullfork[vps]!, "ns/op")
             h.report("scale", "ums-signalwait-\(vps)vps", signalwait[vps]!, "ns/roundtrip")

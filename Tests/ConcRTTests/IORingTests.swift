@@ -14,12 +14,6 @@ import Glibc
 // both paths, end of stream / peer reset / short writes, shutdown with I/O
 // in flight, and the fallback's statistics. Every wait here is bounded.
 
-private func ringScheduler(_ vps: Int, ring: Bool = true) throws -> Scheduler {
-    let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: vps, maxConcurrency: vps, useIORing: ring))
-    if ring { XCTAssertEqual(s.ioPath, .ring, "io_uring is not in use here: \(s.ioPath)") }
-    return s
-}
-
 final class IORingTests: XCTestCase {
     /// 10,000 contexts parked in recv at once (both ends of 5,000
     /// socketpairs) on 2 VPs are each woken by their own data, and no

@@ -9,10 +9,9 @@ import UMS
 // Per-VP timer queues (Timers/TimerQueues.swift): a context arms on its
 // VP's queue, an outside thread round robin; any thread cancels by id; an
 // idle VP fires the due timers of a VP stuck in a long task; sleepers on
-// several VPs fire within their windows. Slack for a loaded machine as in
-// TimerCoalescingTests.
+// several VPs fire within their windows. Slack for a loaded machine:
+// timerSlack (RandomSleepers.swift).
 
-private let slack: Int64 = 50_000_000
 /// Lateness allowed while a VP is stuck: well under what a stuck queue
 /// would show (the spin outlasts the deadlines by 620 ms or more).
 private let stuckSlack: Int64 = 300_000_000
@@ -270,23 +269,8 @@ final class PerVPTimerTests: XCTestCase {
     func testManySleepersOnSeveralVirtualProcessorsFireWithinTheirWindows() throws {
         let s = try makeScheduler(3)
         let n = longMode ? 3_000 : 600
-        let problems = MigrationSafeMutex<[String]>([])
-        let done = Counter(), allDone = Event()
-        for i in 0..<n {
-            s.scheduleTask {
-                var rng = TestRNG(seed: UInt64(i + 7))
-                for _ in 0..<5 {
-                    let d = Int64(1_000_000 + rng.below(20_000_000)), tol = Int64(rng.below(5_000_000))
-                    let t0 = csup_monotonic_ns()
-                    try! Blocking.sleep(for: .nanoseconds(d), tolerance: .nanoseconds(tol))
-                    let slept = csup_monotonic_ns() - t0
-                    if slept < d || slept > d + tol + slack {
-                        problems.withLock { if $0.count < 10 { $0.append("slept \(slept) ns for \(d) + \(tol)") } }
-                    }
-                }
-                if done.add() == n { allDone.set() }
-            }
-        }
+        let sleepers = RandomSleepers(on: s, tasks: n, seedOffset: 7, deadlineSpread: 20_000_000, maxTolerance: 5_000_000)
+        let allDone = sleepers.allDone
         var busiest = 0
         let deadline = csup_monotonic_ns() + 60_000_000_000
         while !allDone.isSet && csup_monotonic_ns() < deadline {
@@ -295,7 +279,7 @@ final class PerVPTimerTests: XCTestCase {
         }
         XCTAssertTrue(allDone.wait(timeout: .seconds(60)))
         try s.shutdown(timeout: .seconds(10))
-        XCTAssertEqual(problems.withLock { $0 }, [])
+        XCTAssertEqual(sleepers.problems, [])
         XCTAssertGreaterThanOrEqual(busiest, 2, "every sleep armed on one queue")
         XCTAssertEqual(s.statistics.timerSleeps, 5 * n)
         XCTAssertEqual(s.timers.count, 0)

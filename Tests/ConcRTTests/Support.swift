@@ -14,6 +14,14 @@ func makeScheduler(_ vps: Int, cache: Int = 8, stack: Int = 256 * 1024, ring: Bo
                                           useIORing: ring))
 }
 
+/// A scheduler of `vps` VPs with the ring turned on (or off); with `ring`,
+/// a test that needs io_uring fails here when it is not in use.
+func ringScheduler(_ vps: Int, ring: Bool = true) throws -> Scheduler {
+    let s = try makeScheduler(vps, ring: ring)
+    if ring { XCTAssertEqual(s.ioPath, .ring, "io_uring is not in use here: \(s.ioPath)") }
+    return s
+}
+
 func monotonicNow() -> Int64 { csup_monotonic_ns() }
 
 /// Runs `body` on a new plain pthread; the returned event is set when it

@@ -9,10 +9,9 @@ import UMS
 // Timer coalescing: Blocking.sleep(for:tolerance:) and
 // Event.wait(timeout:tolerance:). Each sleeper records when it woke; the
 // scheduler counts the timer batches it fired. Slack for scheduling on a
-// loaded machine: a sleeper may wake up to 50 ms after deadline +
-// tolerance, never before its deadline.
+// loaded machine: a sleeper may wake up to timerSlack (50 ms) after
+// deadline + tolerance, never before its deadline.
 
-private let slack: Int64 = 50_000_000
 
 final class TimerCoalescingTests: XCTestCase {
     /// Two sleepers whose windows [20, 30] ms and [25, 35] ms overlap wake
@@ -38,7 +37,7 @@ final class TimerCoalescingTests: XCTestCase {
                 try! Blocking.sleep(for: .nanoseconds(d), tolerance: tolerance)
                 let slept = csup_monotonic_ns() - t0
                 if slept < d { problems.withLock { $0.append("woke after \(slept) ns, before its \(d) ns deadline") } }
-                if slept > d + tol + slack { problems.withLock { $0.append("woke after \(slept) ns, past \(d + tol) + slack") } }
+                if slept > d + tol + timerSlack { problems.withLock { $0.append("woke after \(slept) ns, past \(d + tol) + timerSlack") } }
                 if done.add() == delays.count { allDone.set() }
             }
         }
@@ -85,31 +84,15 @@ final class TimerCoalescingTests: XCTestCase {
     }
 
     /// Many sleepers with random deadlines and tolerances on 2 VPs: none
-    /// wakes before its deadline or past deadline + tolerance + slack, and
+    /// wakes before its deadline or past deadline + tolerance + timerSlack, and
     /// there are fewer batches than sleeps.
     func testManySleepersNeverEarlyNeverPastTheirWindow() throws {
         let s = try makeScheduler(2)
         let n = longMode ? 20_000 : 2_000
-        let problems = MigrationSafeMutex<[String]>([])
-        let done = Counter(), allDone = Event()
-        for i in 0..<n {
-            s.scheduleTask {
-                var rng = TestRNG(seed: UInt64(i + 1))
-                for _ in 0..<5 {
-                    let d = Int64(1_000_000 + rng.below(10_000_000)), tol = Int64(rng.below(3_000_000))
-                    let t0 = csup_monotonic_ns()
-                    try! Blocking.sleep(for: .nanoseconds(d), tolerance: .nanoseconds(tol))
-                    let slept = csup_monotonic_ns() - t0
-                    if slept < d || slept > d + tol + slack {
-                        problems.withLock { if $0.count < 10 { $0.append("slept \(slept) ns for \(d) + \(tol)") } }
-                    }
-                }
-                if done.add() == n { allDone.set() }
-            }
-        }
-        XCTAssertTrue(allDone.wait(timeout: .seconds(60)))
+        let sleepers = RandomSleepers(on: s, tasks: n, seedOffset: 1, deadlineSpread: 10_000_000, maxTolerance: 3_000_000)
+        XCTAssertTrue(sleepers.allDone.wait(timeout: .seconds(60)))
         try s.shutdown(timeout: .seconds(10))
-        XCTAssertEqual(problems.withLock { $0 }, [])
+        XCTAssertEqual(sleepers.problems, [])
         let st = s.statistics
         XCTAssertEqual(st.timerSleeps, 5 * n)
         XCTAssertLessThan(st.timerFirings, st.timerSleeps, "\(st)")

@@ -174,8 +174,8 @@ final class ScheduleGroupRegistry: @unchecked Sendable {
         return nil
     }
 
-    /// Charges a finished task's wall time to its group (only while some
-    /// group has a share or cap: otherwise nobody reads it).
+    /// True when a finished group task's time must be charged to its group
+    /// (some group has a share or cap; otherwise nobody reads it).
     @inline(__always)
     var accounts: Bool { weighted.load(ordering: .relaxed) }
 }

@@ -10,42 +10,29 @@
 /// (a retake hands the VP, and so its core, to the replacement carrier; see
 /// PrimaryCarriers.swift).
 extension VirtualProcessor {
-    /// True when this VP must hold a core to run.
-    var needsCore: Bool { !temporary }
-
-    /// True when this VP may run work now (it holds a core, or needs none).
+    /// True when this VP may run work now (it holds a core, or is a
+    /// temporary VP, which needs none).
     var mayRun: Bool { holdsCore || temporary }
 
     /// Takes a core now if the manager allows it.
-    func tryTakeCore() -> Bool {
-        assert(!holdsCore, "VirtualProcessor.tryTakeCore: VP \(index) already holds a core")
-        if scheduler.cores.manager.tryTake(scheduler.cores) {
-            holdsCore = true
-            return true
-        }
-        return false
-    }
+    func tryTakeCore() -> Bool { takeCore("tryTakeCore") { $0.tryTake($1) } }
 
     /// After registering on the idle futex: becomes a core waiter, or takes
     /// a core at once (true). A waiter calls ``endCoreWait()`` after its
     /// futex wait returns.
-    func beginCoreWait() -> Bool {
-        assert(!holdsCore, "VirtualProcessor.beginCoreWait: VP \(index) already holds a core")
-        if scheduler.cores.manager.beginWait(scheduler.cores) {
-            holdsCore = true
-            return true
-        }
-        return false
-    }
+    func beginCoreWait() -> Bool { takeCore("beginCoreWait") { $0.beginWait($1) } }
 
     /// A core waiter's next try (a wake-up or its retry timeout).
-    func retryCoreWait() -> Bool {
-        assert(!holdsCore, "VirtualProcessor.retryCoreWait: VP \(index) already holds a core")
-        if scheduler.cores.manager.retryWait(scheduler.cores) {
-            holdsCore = true
-            return true
-        }
-        return false
+    func retryCoreWait() -> Bool { takeCore("retryCoreWait") { $0.retryWait($1) } }
+
+    /// One of the manager's ways to take a core, for this VP: on success
+    /// the VP holds it.
+    @inline(__always)
+    private func takeCore(_ caller: StaticString, _ attempt: (ResourceManager, CoreAllotment) -> Bool) -> Bool {
+        assert(!holdsCore, "VirtualProcessor.\(caller): VP \(index) already holds a core")
+        guard attempt(scheduler.cores.manager, scheduler.cores) else { return false }
+        holdsCore = true
+        return true
     }
 
     func endCoreWait() { scheduler.cores.manager.endWait(scheduler.cores) }

@@ -71,34 +71,35 @@ extension VirtualProcessor {
     /// last snapshot (its running context is busy); true if one was taken
     /// (it is now on this VP's run queue).
     func stealFromBusyVirtualProcessor() -> Bool {
-        let vps = scheduler.virtualProcessors
         // No snapshot yet (this VP has not searched): take one; a VP is
         // "busy" only relative to an earlier snapshot.
-        if seenSwitches.count != vps.count { snapshotSwitchCounts(); return false }
-        let n = scheduler.activeVPCount.load(ordering: .acquiring)
-        for i in 0..<n where vps[i] !== self {
-            let v = vps[i]
-            if v.runQueue.hasRunnable,
-               v.switchCount.load(ordering: .relaxed) == seenSwitches[i],
-               let c = v.runQueue.steal() {
-                stats.steals.ownerIncrement()
-                trace(.steal)
-                pushRunnable(c, front: false)
-                return true
-            }
+        if seenSwitches.count != scheduler.virtualProcessors.count { snapshotSwitchCounts(); return false }
+        return forEachStrandedRunQueue { v in
+            guard let c = v.runQueue.steal() else { return false }
+            stats.steals.ownerIncrement()
+            trace(.steal)
+            pushRunnable(c, front: false)
+            return true
         }
-        return false
     }
 
     /// True when ``stealFromBusyVirtualProcessor()`` would find a context
     /// (a look, no take: an idle VP without a core asks for one first).
     func hasStrandedRunnable() -> Bool {
+        if seenSwitches.count != scheduler.virtualProcessors.count { return false }
+        return forEachStrandedRunQueue { _ in true }
+    }
+
+    /// Calls `body` with each other VP that has runnable contexts queued and
+    /// has not switched since this VP's snapshot, until `body` returns true
+    /// (then true). Needs a snapshot (``snapshotSwitchCounts()``).
+    @inline(__always)
+    private func forEachStrandedRunQueue(_ body: (VirtualProcessor) -> Bool) -> Bool {
         let vps = scheduler.virtualProcessors
-        if seenSwitches.count != vps.count { return false }
         let n = scheduler.activeVPCount.load(ordering: .acquiring)
         for i in 0..<n where vps[i] !== self {
             let v = vps[i]
-            if v.runQueue.hasRunnable, v.switchCount.load(ordering: .relaxed) == seenSwitches[i] { return true }
+            if v.runQueue.hasRunnable, v.switchCount.load(ordering: .relaxed) == seenSwitches[i], body(v) { return true }
         }
         return false
     }

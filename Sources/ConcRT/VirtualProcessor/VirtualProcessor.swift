@@ -224,7 +224,7 @@ final class VirtualProcessor: @unchecked Sendable {
         // A regular VP runs only while it holds a core (a retake's
         // replacement carrier inherits it): take one, or sleep as a core
         // waiter until one is free (ResourceManager/ResourceManager.swift).
-        if needsCore && !holdsCore && !tryTakeCore() { scheduler.idle.sleep(self) }
+        if !mayRun && !tryTakeCore() { scheduler.idle.sleep(self) }
         while true {
             if !list.isEmpty {
                 list.drain(timeout: .zero) { t in

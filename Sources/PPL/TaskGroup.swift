@@ -125,12 +125,42 @@ public final class TaskGroup: @unchecked Sendable {
         scope.cancel()
     }
 
+    /// A task ended. The task that brings `pending` to zero wakes the
+    /// waiters, but only if `pending` is still zero under the lock.
+    ///
+    /// Why the re-check: zero can be transient. Tasks may finish while
+    /// `run` is still adding more. A `run` and a `park` can both happen
+    /// between this decrement and this lock (a preempted pthread). That
+    /// `park` registered against the newer tasks, so this older zero must
+    /// not wake it. The task that brings the count to zero again will.
+    /// (Seen once in the soak: `wait()` returned `.completed` with 92
+    /// tasks not started. The model is `Tests/Models/taskgroup.pml`.)
+    ///
+    /// Orderings: the acquire-release decrement orders each task's effects
+    /// before the zero; the load under the lock is acquiring, and `park`'s
+    /// check is under the same lock, so a waiter sees one of: zero before
+    /// registering (no wait), or a later finisher's wake.
     private func finishOne() {
         if pending.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
-            let ws = lock.withLock { s in defer { s.waiters.removeAll() }; return s.waiters }
+            if TaskGroup._zeroHookArmed.load(ordering: .acquiring) { TaskGroup._afterCountReachedZero?(self) }
+            let ws = lock.withLock { s -> [GroupWaiter] in
+                if pending.load(ordering: .acquiring) != 0 { return [] }
+                defer { s.waiters.removeAll() }
+                return s.waiters
+            }
             for w in ws { w.event.set() }
         }
     }
+
+    /// Tests only: called between a task's decrement to zero and its lock
+    /// (to hold a finisher there as a preempted pthread would), while
+    /// `_zeroHookArmed`. The closure is written only while disarmed; the
+    /// release store that arms it publishes it to the acquire load above.
+    nonisolated(unsafe) static var _afterCountReachedZero: (@Sendable (TaskGroup) -> Void)?
+    static let _zeroHookArmed = Atomic<Bool>(false)
+
+    /// Waiters registered now (tests).
+    var _waiterCount: Int { lock.withLock { $0.waiters.count } }
 
     private func park() {
         let w = GroupWaiter()

@@ -133,21 +133,14 @@ case "${1:-}" in
             local kind=$1 scratch=$2 t0=$SECONDS
             # Inline C from CSupport's headers is compiled into Swift code by
             # the clang importer, which does not see -fsanitize=thread: say it.
-            local xcc=() skip=()
+            local xcc=()
             [ "$kind" = thread ] && xcc=(-Xcc -DCSUP_SANITIZE_THREAD)
-            # Known gap, tracked in the lazy kernel entry issue: the
-            # experimental unwrapped-block detection (opt-in) has a documented
-            # race (a retake while the thread switches back to its scheduler),
-            # and TSan reports it (seen 2026-12-01). Its suite runs in the
-            # debug, release and ASan stages. (The Swift concurrency suites,
-            # skipped here before, now pass under TSan.)
-            [ "$kind" = thread ] && skip=(--skip "UnwrappedBlockingTests")
             echo "== swift test (${kind} sanitizer: UMS, ConcRT, PPL, Agents, ConcurrentContainers, ConcRTMetrics, a scheduler trace render)"
             swift build --build-tests --sanitize="$kind" --scratch-path "$scratch" "${xcc[@]}"
             local failed_before=$failed
             UMS_SANITIZER=$kind SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 \
                 swift_tests --skip-build --sanitize="$kind" --scratch-path "$scratch" "${xcc[@]}" --disable-swift-testing \
-                --filter "UMSTests|ConcRTTests|PPLTests|AgentsTests|ConcurrentContainersTests|ConcRTMetricsTests|SchedulerTraceRenderTests" "${skip[@]}"
+                --filter "UMSTests|ConcRTTests|PPLTests|AgentsTests|ConcurrentContainersTests|ConcRTMetricsTests|SchedulerTraceRenderTests"
             local reports
             reports=$(grep -cE "WARNING: ThreadSanitizer|ERROR: (Address|Leak)Sanitizer" "$log" || true)
             if [ "$reports" -gt 0 ]; then

@@ -101,7 +101,7 @@ extension Context {
     /// `code` and `object`: what the context waits on, for snapshots
     /// (Reflection/ContextActivity.swift).
     func blockInternal(_ code: WaitReason.Code = .unknown, _ object: AnyObject? = nil) {
-        moveIfCarrierRetaken()
+        noteRuntimeEntry()
         while true {
             let s = blockState.load(ordering: .acquiring)
             if s == .unblockedEarly {

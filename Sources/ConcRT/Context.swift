@@ -198,13 +198,15 @@ public final class Context: @unchecked Sendable {
         }
     }
 
-    /// Lazy kernel entry's check at a runtime entry: if the monitor retook
-    /// this context's VP while an unwrapped call of it blocked, move (through
-    /// the completion list) before touching any VP state. One chain of
-    /// three loads when nothing happened.
+    /// At a task boundary or a switch-out: if the monitor is compensating
+    /// for an unwrapped block of this context (a temporary VP runs beside
+    /// it), the context runs again, so end that now rather than at the
+    /// monitor's next look. One chain of three loads when nothing happened.
+    /// Not needed for safety: a compensation hands nothing over, so forks
+    /// and other hot paths skip it.
     @inlinable @inline(__always)
-    func moveIfCarrierRetaken() {
-        threadRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.moveIfPrimaryRetaken() }
+    func noteRuntimeEntry() {
+        threadRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.noteRuntimeEntry() }
     }
 
     /// The calling context. [Context::CurrentContext]
@@ -228,7 +230,7 @@ public final class Context: @unchecked Sendable {
     /// [Context::Yield]
     public static func yield() {
         guard let c = currentInternal else { sched_yield(); return }
-        c.moveIfCarrierRetaken()
+        c.noteRuntimeEntry()
         c.withVP { $0.stats.yields.ownerIncrement() }
         c.switchOut(.yield)
     }
@@ -309,7 +311,7 @@ public final class Context: @unchecked Sendable {
     static func park(_ me: UnsafeMutableRawPointer, on e: Event) {
         let ctx = Unmanaged<Context>.fromOpaque(me)
         ctx._withUnsafeGuaranteedRef { c in
-            c.moveIfCarrierRetaken()
+            c.noteRuntimeEntry()
             c.parkEvent = Unmanaged.passUnretained(e)
             c.withVP { v in
                 v.stats.blocks.ownerIncrement()

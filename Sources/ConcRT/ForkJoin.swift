@@ -77,7 +77,6 @@ extension Context {
     /// path; a full buffer goes through ``VirtualProcessor/push(_:)``).
     @inlinable @inline(__always)
     func pushFork(_ item: WorkItem) {
-        moveIfCarrierRetaken()
         vpRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { vp in
             if csup_deque_push(vp.deque, item) != 0 {
                 vp.push(item)   // could not grow: push runs it now
@@ -92,7 +91,6 @@ extension Context {
     /// above it are run first (``VirtualProcessor/popUntil(_:)``).
     @inlinable @inline(__always)
     func popFork(_ item: WorkItem) -> Bool {
-        moveIfCarrierRetaken()
         return vpRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { vp in
             guard let x = csup_deque_pop(vp.deque) else { return false }
             if x == item { return true }

@@ -19,8 +19,9 @@ import Glibc
 /// and run queue are empty; its pthread is joined when the slot is reused
 /// or at shutdown.
 extension Scheduler {
-    /// Starts a temporary VP in a free slot (one whose primary has left).
-    func addTemporaryVirtualProcessor() throws(ConcRTError) -> VirtualProcessor {
+    /// Starts a temporary VP in a free slot (one whose primary has left),
+    /// on `carrier` (a parked spare) if given, else on a new pthread.
+    func addTemporaryVirtualProcessor(carrier: PrimaryCarrier? = nil) throws(ConcRTError) -> VirtualProcessor {
         let slot: VirtualProcessor? = primaryThreads.withLock { _ in
             for vp in virtualProcessors[regularVPCount...] where !vp.slotInUse {
                 vp.slotInUse = true
@@ -30,6 +31,7 @@ extension Scheduler {
             return nil
         }
         guard let vp = slot else {
+            if let carrier, !offerSpareCarrier(carrier) { carrier.stop() }
             throw .schedulerStartFailed("all \(Self.temporarySlots) oversubscription slots are in use")
         }
         if let old = vp.lastPrimary { pthread_join(old, nil); vp.lastPrimary = nil }
@@ -38,6 +40,10 @@ extension Scheduler {
             let n = activeVPCount.load(ordering: .acquiring)
             if vp.index < n { break }
             if activeVPCount.compareExchange(expected: n, desired: vp.index + 1, ordering: .acquiringAndReleasing).exchanged { break }
+        }
+        if let carrier {
+            carrier.assign(vp)
+            return vp
         }
         do {
             try startPrimary(vp)
@@ -53,6 +59,11 @@ extension Scheduler {
     func retireTemporaryVirtualProcessor(_ vp: VirtualProcessor) {
         vp.retiring.store(true, ordering: .releasing)
         idle.wakeAll()
+    }
+
+    /// Temporary VP slots whose primary has not left yet (tests, snapshots).
+    var temporarySlotsInUse: Int {
+        primaryThreads.withLock { _ in virtualProcessors[regularVPCount...].filter(\.slotInUse).count }
     }
 
     func temporaryVirtualProcessorLeft(_ vp: VirtualProcessor) {

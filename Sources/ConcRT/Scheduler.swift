@@ -224,7 +224,6 @@ public final class Scheduler: @unchecked Sendable {
             if group.enqueue(node.item) { groups.activated(group) }
             idle.notifyWork()
         } else if let c = Context.currentInternal, c.scheduler === self {
-            c.moveIfCarrierRetaken()
             c.vp.push(node.item)
         } else {
             inject(node.item)

@@ -58,13 +58,17 @@ public struct SchedulerPolicy: Sendable, Equatable {
     /// Windows UMS shape: about 1.5 µs per call). Default 20 µs (Go's
     /// sysmon retakes after 20 µs to 10 ms).
     public var retakeAfter: Duration?
-    /// Experimental, off by default: the UMS monitor also retakes a
-    /// virtual processor whose context blocked in a call made with no
-    /// wrapper (plain `read(2)`, `pthread_mutex_lock`, C libraries): its
-    /// thread stopped switching, its CPU clock stood still, and /proc says
-    /// it sleeps in the kernel. A known race with a context that switches
-    /// back at that very moment is documented in the UMS monitor; it is
-    /// why this is not the default yet.
+    /// Off by default: the UMS monitor also watches for a context blocked
+    /// in a call made with no wrapper (plain `read(2)`,
+    /// `pthread_mutex_lock`, C libraries): its thread stopped switching,
+    /// its CPU clock stood still, and /proc says it sleeps in the kernel.
+    /// While other work waits, the scheduler then runs a temporary virtual
+    /// processor beside it (compensation: ``Context/oversubscribe(_:)``,
+    /// started by the monitor), which retires once the context runs again.
+    /// The context keeps its pthread and VP. Off by default because it
+    /// runs more VPs than `maxConcurrency` while a call sleeps, and the
+    /// monitor then looks at running threads (a thread CPU-clock read
+    /// every 200 µs to 50 ms per VP).
     public var detectUnwrappedBlocking: Bool
     /// Syscall queues: a ``Blocking`` call that would block is queued on
     /// its virtual processor's io_uring and the context parks, with no

@@ -46,6 +46,14 @@ public struct SchedulerStatistics: Sendable, Equatable, CustomStringConvertible 
     /// carrier pthread that submitted them ended (io_uring cancels a
     /// thread's requests when it exits; see `Context.ringCall`).
     public var ringResubmits: Int = 0
+    /// Temporary virtual processors started for contexts found asleep in
+    /// the kernel in unwrapped code (`detectUnwrappedBlocking`): the
+    /// context kept its VP, and the temporary one ran beside it until the
+    /// context ran again. [Context::Oversubscribe, started by the monitor]
+    public var compensations: Int = 0
+    /// Compensations that could not start (no free temporary slot, or no
+    /// pthread): the unwrapped call held its VP.
+    public var compensationFailures: Int = 0
     /// Blocking.sleep calls that parked their context on the timers.
     public var timerSleeps: Int
     /// Batches of timers fired (timer coalescing makes fewer, larger ones).
@@ -61,7 +69,7 @@ public struct SchedulerStatistics: Sendable, Equatable, CustomStringConvertible 
     public var description: String {
         "tasks=\(tasksRun) steals=\(steals) switches=\(contextSwitches) blocks=\(blocks) yields=\(yields) "
             + "kernelBlocks=\(kernelBlocks) completions=\(completions) idleSleeps=\(idleSleeps) "
-            + "watchExpiries=\(idleWatchExpiries) retakes=\(retakes) "
+            + "watchExpiries=\(idleWatchExpiries) retakes=\(retakes) compensations=\(compensations) "
             + "ringOps=\(ringOperations) ringSubmits=\(ringSubmits) ringSleeps=\(ringSleeps) ringFallbacks=\(ringFallbacks) "
             + "contexts=\(contextsCreated) live=\(liveContexts)"
     }
@@ -88,6 +96,7 @@ final class StatisticsCounters: Sendable {
     let ringOperations = StatCounter(), ringCompletions = StatCounter(), ringSubmits = StatCounter()
     let ringSleeps = StatCounter(), ringFallbacks = StatCounter(), ringResubmits = StatCounter()
     let timerSleeps = StatCounter(), idleWakeUps = StatCounter()
+    let compensations = StatCounter(), compensationFailures = StatCounter()
 
     func snapshot(liveContexts: Int) -> SchedulerStatistics {
         var s = SchedulerStatistics(tasksRun: tasksRun.value, steals: steals.value, contextSwitches: contextSwitches.value,
@@ -102,6 +111,8 @@ final class StatisticsCounters: Sendable {
                             contextsCreated: contextsCreated.value,
                             contextCreationFailures: contextCreationFailures.value, liveContexts: liveContexts)
         s.ringResubmits = ringResubmits.value
+        s.compensations = compensations.value
+        s.compensationFailures = compensationFailures.value
         return s
     }
 }

@@ -49,8 +49,8 @@ public enum UMS {
             inlineFallbacks: Counters.inlineFallbacks.load(ordering: .relaxed),
             retakes: UMSMonitor.shared.retakes.load(ordering: .relaxed),
             retakenCalls: Counters.retakenCalls.load(ordering: .relaxed),
-            unwrappedBounces: Counters.unwrappedBounces.load(ordering: .relaxed),
-            unwrappedRetakes: UMSMonitor.shared.unwrappedRetakes.load(ordering: .relaxed),
+            unwrappedCompensations: UMSMonitor.shared.unwrappedCompensations.load(ordering: .relaxed),
+            compensationsEndedByThread: Counters.compensationsEndedByThread.load(ordering: .relaxed),
             retakesWithoutReplacement: UMSMonitor.shared.declinedNoReplacement.load(ordering: .relaxed),
             computingCallsLeftAlone: UMSMonitor.shared.computingCalls.load(ordering: .relaxed),
             monitorTicks: UMSMonitor.shared.ticks.load(ordering: .relaxed),
@@ -96,12 +96,14 @@ public struct UMSStatistics: Sendable, Equatable {
     /// Inline blocking calls that returned after a retake and went through
     /// their completion list.
     public var retakenCalls: Int
-    /// Threads that went on running user code after an unwrapped call's
-    /// retake (the window of oversubscription), and then moved at their
-    /// next runtime entry.
-    public var unwrappedBounces: Int
-    /// Retakes of primaries found asleep in the kernel with no wrapper.
-    public var unwrappedRetakes: Int
+    /// Compensations started for threads found asleep in the kernel in
+    /// unwrapped code (`detectUnwrappedBlocking`; see
+    /// `LazyKernelEntry/Compensation.swift`).
+    public var unwrappedCompensations: Int
+    /// Of those, the ones the thread itself ended at its next runtime
+    /// entry (the rest were ended by the monitor, seeing the thread
+    /// compute or switch, or as the primary left).
+    public var compensationsEndedByThread: Int
     /// Retakes given up because the handler had no replacement pthread
     /// (the call was waited for instead).
     public var retakesWithoutReplacement: Int
@@ -125,8 +127,8 @@ enum Counters {
     static let inlineFallbacks = Atomic<Int>(0)
     /// Inline blocking calls that returned after their primary was retaken.
     static let retakenCalls = Atomic<Int>(0)
-    /// Threads moved at a runtime entry after an unwrapped call's retake.
-    static let unwrappedBounces = Atomic<Int>(0)
+    /// Compensations ended by their thread at a runtime entry.
+    static let compensationsEndedByThread = Atomic<Int>(0)
     /// Test hook: the next N kernel-thread creations fail with EAGAIN.
     static let injectedKernelThreadFailures = Atomic<Int>(0)
     /// Test hook: kernel threads sleep this long after queuing a thread

@@ -107,6 +107,9 @@ public final class UMSPrimary {
     let runSequence = Atomic<UInt64>(0)
     /// True while a UMS thread runs on this primary (relaxed, owner-written).
     let running = Atomic<Bool>(false)
+    /// Unwrapped-block compensation: idle, active or ending (see
+    /// `LazyKernelEntry/Compensation.swift` for the protocol).
+    @usableFromInline let compensation = Atomic<UInt8>(0)
 
     @inline(__always)
     func bumpRunSequence() {
@@ -291,10 +294,10 @@ extension UMS {
         try enterSchedulingMode(cpu: cpu, retakeHandler: nil, body)
     }
 
-    /// `detectUnwrappedBlocking` (experimental, off by default) also lets
-    /// the monitor retake the primary from a call made with no wrapper
-    /// (see `LazyKernelEntry/Monitor.swift`; a known race is documented
-    /// there).
+    /// `detectUnwrappedBlocking` (off by default) also has the monitor
+    /// watch for a thread asleep in the kernel in code made with no
+    /// wrapper, and ask `retakeHandler` to compensate for it (see
+    /// `LazyKernelEntry/Compensation.swift`).
     ///
     /// ``enterSchedulingMode(cpu:_:)`` with lazy kernel entry: blocking
     /// calls on this primary's threads run inline, and the UMS monitor
@@ -340,7 +343,13 @@ extension UMS {
             primary.monitorEntry = try UMSMonitor.shared.register(primary, handler: retakeHandler, threshold: retakeAfter,
                                                                  detectUnwrapped: detectUnwrappedBlocking)
         }
-        defer { if let e = primary.monitorEntry { UMSMonitor.shared.unregister(e) } }
+        defer {
+            if let e = primary.monitorEntry {
+                UMSMonitor.shared.unregister(e)
+                // After the monitor let go of it: no begin can follow.
+                primary.endCompensationIfActive()
+            }
+        }
         csup_tls_set_carrier(Unmanaged.passUnretained(primary.carrier).toOpaque())
         defer {
             csup_tls_set_carrier(nil)

@@ -242,7 +242,7 @@ public final class UMSThread: @unchecked Sendable {
         guard let c = Carrier.current, let p = c.primary, let t = c.thread,
               KernelCallWord.state(p.kernelCall.load(ordering: .relaxed)) != KernelCallWord.inKernel
         else { throw .notOnUMSThread }
-        t.moveIfPrimaryRetaken()
+        t.noteRuntimeEntry()
         t.exitReason = .yielded(param)
         t.switchToPrimary(t.primary!)
     }
@@ -261,7 +261,11 @@ public final class UMSThread: @unchecked Sendable {
             preconditionFailure("UMS: yieldRunning called on a thread that is not the one running here")
         }
         if primaryRef.unsafelyUnwrapped._withUnsafeGuaranteedRef({ $0.isRetaken }) {
-            moveIfPrimaryRetaken()
+            // Not expected: only a wrapped call is retaken, and it moves its
+            // thread before the call returns (unwrapped blocks are
+            // compensated for instead). Kept as the safe way out: move
+            // through the completion list, then yield.
+            bounceToCompletionList(primaryRef.unsafelyUnwrapped.takeUnretainedValue())
             exitReason = .yielded(param)
             csup_ctx_switch(ctx, primaryNative.unsafelyUnwrapped)
             return
@@ -388,17 +392,15 @@ public final class UMSThread: @unchecked Sendable {
         switchToPrimary(p)
     }
 
-    /// Before a switch-out: if the monitor retook the calling primary while
-    /// this thread ran (an unwrapped blocking call), go through the
-    /// completion list first, so the switch-out happens on a primary that
-    /// still carries its CPU. Returns at once otherwise (one load).
+    /// At an entry into the runtime (a switch-out, a fork, a task
+    /// boundary): if the monitor is compensating for an unwrapped block of
+    /// this thread (`LazyKernelEntry/Compensation.swift`), the thread runs
+    /// again, so end it. One relaxed load when nothing happened.
     @inlinable @inline(__always)
-    public func moveIfPrimaryRetaken() {
+    public func noteRuntimeEntry() {
         guard let p = primaryRef else { return }
-        // Relaxed: a stale "not retaken" only delays the move to the next
-        // check; the retake itself is ordered by the CASes on the word.
-        if p._withUnsafeGuaranteedRef({ $0.kernelCall.load(ordering: .relaxed) & 3 == 2 }) {
-            moveAfterRetake(p)
+        if p._withUnsafeGuaranteedRef({ $0.compensation.load(ordering: .relaxed) == 1 }) {
+            endCompensation(p)
         }
     }
 
@@ -408,10 +410,11 @@ public final class UMSThread: @unchecked Sendable {
     }
 
     @usableFromInline @inline(never)
-    func moveAfterRetake(_ p: Unmanaged<UMSPrimary>) {
-        Counters.bump(Counters.unwrappedBounces)
-        UMSRetakeObserver.notify(.unwrappedBlocking, userContext)
-        bounceToCompletionList(p.takeUnretainedValue())
+    func endCompensation(_ p: Unmanaged<UMSPrimary>) {
+        if p._withUnsafeGuaranteedRef({ $0.endCompensationIfActive() }) {
+            Counters.bump(Counters.compensationsEndedByThread)
+            UMSRetakeObserver.notify(.unwrappedBlocking, userContext)
+        }
     }
 
     /// Saves this thread's registers and resumes the primary's own context

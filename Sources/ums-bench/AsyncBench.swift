@@ -135,7 +135,7 @@ enum AsyncBench {
         try plain.shutdown()
 
         h.report("async-blockmix", "ums", ums, "ms",
-                 note + ratio(ums) + " (detectUnwrappedBlocking; retakes \(d1.retakes - d0.retakes))")
+                 note + ratio(ums) + " (detectUnwrappedBlocking; compensations \(d1.compensations - d0.compensations))")
         h.report("async-blockmix", "ums-wrapped", wrapped, "ms",
                  note + ratio(wrapped) + " (Blocking.call; kernelBlocks \(w1.kernelBlocks - w0.kernelBlocks), retakes \(w1.retakes - w0.retakes))")
         let base = h.median("async-blockmix default", reps: 1, warmup: 0) { blockmixRun(shape, on: nil, .unwrapped) }

@@ -35,8 +35,8 @@ enum UnwrappedBench {
             return Double(csup_monotonic_ns() - t0) / 1e6
         }
         let st = s.statistics
-        h.report("blockmix-unwrapped", "ums", ums, "ms", note + String(format: " (%.2fx ideal; retakes %d)", ums / ideal,
-                                                                      st.retakes - before.retakes))
+        h.report("blockmix-unwrapped", "ums", ums, "ms", note + String(format: " (%.2fx ideal; compensations %d)", ums / ideal,
+                                                                      st.compensations - before.compensations))
     }
 
     static func detect(_ h: Harness) throws {

@@ -215,28 +215,39 @@ final class LazyKernelEntryTests: XCTestCase {
 /// Unwrapped blocking: calls the runtime is not told about.
 final class UnwrappedBlockingTests: XCTestCase {
     /// A plain read(2) on an empty pipe, with one VP, does not stop another
-    /// task from running: the monitor sees the thread asleep in the kernel,
-    /// retakes the VP, and the other task (which releases the read) runs.
+    /// task from running: the monitor sees the thread asleep in the kernel
+    /// and starts a temporary VP beside it, which runs the other task (it
+    /// releases the read). The reader keeps its pthread throughout, and the
+    /// temporary VP retires once the reader runs again.
     func testUnwrappedReadDoesNotHoldTheOnlyVirtualProcessor() throws {
         let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 1, detectUnwrappedBlocking: true))
         var fds: [Int32] = [0, 0]
         XCTAssertEqual(pipe(&fds), 0)
         defer { close(fds[0]); close(fds[1]) }
         let r = fds[0], w = fds[1]
-        let before = UMS.statistics.unwrappedRetakes
+        let before = UMS.statistics.unwrappedCompensations
         let got = Box<Int>(-1)
+        let samePThread = Box(false)
         let reader = runAsTask(s) {
             s.scheduleTask {   // queued behind the reader on this VP's deque
                 var b: UInt8 = 9
                 _ = Glibc.write(w, &b, 1)
             }
+            let me = pthread_self()
             var b: UInt8 = 0
             let n = Glibc.read(r, &b, 1)   // unwrapped
+            samePThread.value = pthread_equal(me, pthread_self()) != 0
             got.value = n == 1 ? Int(b) : -2
         }
         XCTAssertTrue(reader.wait(timeout: .seconds(20)), "the unwrapped read held the only VP: \(s.statistics)")
         XCTAssertEqual(got.value, 9)
-        XCTAssertGreaterThan(UMS.statistics.unwrappedRetakes, before)
+        XCTAssertTrue(samePThread.value, "the reader changed pthread across its unwrapped read")
+        XCTAssertGreaterThan(UMS.statistics.unwrappedCompensations, before)
+        XCTAssertGreaterThan(s.statistics.compensations, 0, "\(s.statistics)")
+        // The temporary VP retires: its slot is free again (bounded wait).
+        let deadline = monotonicNow() + 10_000_000_000
+        while s.temporarySlotsInUse > 0 && monotonicNow() < deadline { usleep(1_000) }
+        XCTAssertEqual(s.temporarySlotsInUse, 0, "the compensation's temporary VP never retired: \(s.statistics)")
         try s.shutdown()
     }
 
@@ -286,7 +297,7 @@ final class UnwrappedBlockingTests: XCTestCase {
     /// A spinning task (state R, CPU clock moving) is never retaken.
     func testBusyTaskIsNotRetaken() throws {
         let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 1, detectUnwrappedBlocking: true))
-        let before = UMS.statistics.unwrappedRetakes
+        let before = UMS.statistics.unwrappedCompensations
         let spin = runAsTask(s) {
             s.scheduleTask {}   // other work waits the whole time
             let end = monotonicNow() + 200_000_000
@@ -294,7 +305,7 @@ final class UnwrappedBlockingTests: XCTestCase {
         }
         spin.wait()
         XCTAssertEqual(s.statistics.retakes, 0, "\(s.statistics)")
-        XCTAssertEqual(UMS.statistics.unwrappedRetakes, before)
+        XCTAssertEqual(UMS.statistics.unwrappedCompensations, before)
         try s.shutdown()
     }
 }

@@ -29,7 +29,7 @@ failed=0
 # invalid-end-state check (-E); their liveness properties cover wake-ups.
 declare -A endflag=([clist]=-E [event]=-E [kthread]= [stackjob]= [idle]= [retake]=-E [retake.mutant]=-E [ringsleep]=-E)
 # Which check must reject each mutant (default: liveness).
-declare -A mutantcheck=([retake]=safety [ringsleep]=liveness [capture]=safety [watchdog]=liveness [taskgroup]=safety)
+declare -A mutantcheck=([retake]=safety [ringsleep]=liveness [capture]=safety [watchdog]=liveness [taskgroup]=safety [compensation]=safety)
 
 # check NAME FILE KIND EXPECT: KIND safety|liveness; EXPECT zero|nonzero.
 check() {
@@ -77,7 +77,7 @@ check() {
     fi
 }
 
-for name in clist event kthread stackjob idle retake monitor ringsleep capture watchdog coretoken carrier taskgroup; do
+for name in clist event kthread stackjob idle retake monitor ringsleep capture watchdog coretoken carrier taskgroup compensation; do
     check "$name" "$name.pml" safety zero
     check "$name" "$name.pml" liveness zero
     check "$name.mutant" "$name.mutant.pml" "${mutantcheck[$name]:-liveness}" nonzero

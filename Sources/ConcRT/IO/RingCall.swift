@@ -65,7 +65,6 @@ extension Context {
         // on it for as long as its thread can run.
         let ctx = Unmanaged<Context>.fromOpaque(me)
         return ctx._withUnsafeGuaranteedRef { c -> Int32? in
-            c.moveIfCarrierRetaken()   // the ring belongs to the VP, read it after any move
             c.ioInterruptTaken = false
             let vp = c.vpRef.unsafelyUnwrapped
             let queued = vp._withUnsafeGuaranteedRef { v -> Int32? in

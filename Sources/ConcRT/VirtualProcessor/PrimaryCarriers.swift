@@ -74,11 +74,20 @@ final class PrimaryCarrier: @unchecked Sendable {
     }
 }
 
-/// A VP's answer to the UMS monitor (all methods run on the monitor
+/// A VP's answer to the UMS monitor (the retake methods run on the monitor
 /// thread; `reserved` is touched only there).
+///
+/// Unwrapped blocks are compensated for, not retaken: `beginCompensation`
+/// (monitor thread) starts a temporary VP, on a parked spare carrier when
+/// there is one; `endCompensation` (the context's own pthread, the monitor,
+/// or the VP's carrier as it leaves) asks it to retire. UMS serializes the
+/// two (`Compensation.swift`: `temporary` is written before the release
+/// store of `active` and read after the ender's acquire CAS).
 final class VirtualProcessorRetake: UMSRetakeHandler, @unchecked Sendable {
     unowned(unsafe) let vp: VirtualProcessor
     private var reserved: PrimaryCarrier?
+    /// The temporary VP of the compensation in progress.
+    private var temporary: VirtualProcessor?
 
     init(_ vp: VirtualProcessor) { self.vp = vp }
 
@@ -121,6 +130,34 @@ final class VirtualProcessorRetake: UMSRetakeHandler, @unchecked Sendable {
         guard let c = reserved else { return }
         reserved = nil
         if !vp.scheduler.offerSpareCarrier(c) { c.stop() }
+    }
+
+    /// Worth it while other work waits (as for a retake; a pinned Swift
+    /// job does not matter here: nothing moves).
+    func beginCompensation() -> Bool {
+        assert(temporary == nil, "VirtualProcessorRetake.beginCompensation: VP \(vp.index) is already compensated for")
+        let s = vp.scheduler
+        guard !s.isStopping,
+              vp.hasLocalWork || vp.completionsPending || s.hasQueuedTasks || s.timers.hasExpired else { return false }
+        do {
+            temporary = try s.addTemporaryVirtualProcessor(carrier: s.takeSpareCarrier())
+        } catch {
+            s.stats.compensationFailures.add()
+            return false
+        }
+        // No trace event: the VP's trace buffer has one writer, its own
+        // pthread, which goes on running (a retake traces from here only
+        // because its VP's thread is inside the call).
+        s.stats.compensations.add()
+        return true
+    }
+
+    func endCompensation() {
+        guard let t = temporary else {
+            preconditionFailure("VirtualProcessorRetake.endCompensation: VP \(vp.index) has no compensation to end")
+        }
+        temporary = nil
+        vp.scheduler.retireTemporaryVirtualProcessor(t)
     }
 }
 
@@ -166,7 +203,9 @@ extension Scheduler {
                     fatalError("ConcRT: a replacement primary for virtual processor \(v.index) could not start: \(error)")
                 }
                 first = false
-                guard retaken, offerSpareCarrier(carrier) else { return }
+                // A retaken carrier, or one whose temporary VP retired,
+                // parks as a spare if there is room.
+                guard retaken || v.temporary, offerSpareCarrier(carrier) else { return }
                 next = carrier.park()
             }
         }

@@ -17,7 +17,7 @@ extension VirtualProcessor {
     func processTasks(_ ctx: Context) -> Context.YieldReason {
         let scheduler = self.scheduler
         while true {
-            ctx.moveIfCarrierRetaken()   // a task's unwrapped call may have been retaken
+            ctx.noteRuntimeEntry()   // ends a compensation for a task's unwrapped block
             let vp = ctx.vp!   // re-read: a task may have blocked and migrated
             if vp.runOneTaskFirst {
                 vp.runOneTaskFirst = false

@@ -5,8 +5,10 @@ import Glibc
 #endif
 
 /// The UMS monitor: one pthread per process that watches primaries with a
-/// ``UMSRetakeHandler`` and retakes those stuck in a blocking call (see
-/// `KernelCallWord.swift` for the word it CASes). [Go's sysmon]
+/// ``UMSRetakeHandler``, retakes those stuck in a wrapped blocking call (see
+/// `KernelCallWord.swift` for the word it CASes), and, with unwrapped-block
+/// detection, compensates for threads asleep in unwrapped code
+/// (`Compensation.swift`). [Go's sysmon]
 ///
 /// Ticks: while some primary is in a call, every `tick` (half the
 /// smallest registered threshold, at least 10 µs), backing off by doubling
@@ -15,7 +17,8 @@ import Glibc
 /// tick after a retake. While threads run with no call in the kernel (an
 /// unwrapped call may block), it backs off to 50 ms (so an idle VP beside
 /// one long task costs well under 1 CPU-ms/s), or to 200 µs while a
-/// retake happened in the last 100 ms. While no primary is in a call it backs off to
+/// retake happened in the last 100 ms or a compensation for an unwrapped
+/// block (`Compensation.swift`) is active. While no primary is in a call it backs off to
 /// 10 ms, then sleeps on its futex (at most 1 s at a time, so an idle
 /// process pays one tick a second); the next call entry that sees it asleep
 /// wakes it (``noteKernelEntry()``: a seq_cst load after the entry CAS, a
@@ -76,7 +79,7 @@ final class UMSMonitor: @unchecked Sendable {
 
     /// Statistics (relaxed, independent counters).
     let retakes = Atomic<Int>(0)
-    let unwrappedRetakes = Atomic<Int>(0)
+    let unwrappedCompensations = Atomic<Int>(0)
     let declinedNoReplacement = Atomic<Int>(0)
     /// Wrapped calls found computing (CPU busy) past the threshold, left alone.
     let computingCalls = Atomic<Int>(0)
@@ -169,13 +172,15 @@ final class UMSMonitor: @unchecked Sendable {
             }
             seen = csup_u32_load_acquire(wakeWord)
             ticks.wrappingAdd(1, ordering: .relaxed)
-            let (inKernel, running, retook, shortest) = scan()
+            let (inKernel, running, retook, compensating, shortest) = scan()
             let base = max(10_000, shortest / 2)
             let now = csup_monotonic_ns()
             if retook { lastRetake = now }
             // Calls have been blocking lately: keep looking often (a blocked
             // call that ends before the second look is a CPU lost for it).
-            let busyCap: Int64 = now - lastRetake < 100_000_000 ? 200_000 : 50_000_000
+            // So does an active compensation (its end is found by a look,
+            // unless the thread's next runtime entry ends it first).
+            let busyCap: Int64 = compensating || now - lastRetake < 100_000_000 ? 200_000 : 50_000_000
             if retook || inKernel || running { sleeping.store(false, ordering: .relaxed) }
             if retook {
                 interval = base
@@ -213,9 +218,9 @@ final class UMSMonitor: @unchecked Sendable {
 
     /// One look at every registered primary. Returns whether some primary
     /// is in a call, whether one was retaken, and the smallest threshold.
-    private func scan() -> (inKernel: Bool, running: Bool, retook: Bool, shortest: Int64) {
+    private func scan() -> (inKernel: Bool, running: Bool, retook: Bool, compensating: Bool, shortest: Int64) {
         let now = csup_monotonic_ns()
-        var inKernel = false, retook = false, running = false
+        var inKernel = false, retook = false, running = false, compensating = false
         var shortest = Int64.max
         lock.withLock { _ in
             for e in entries {
@@ -225,7 +230,7 @@ final class UMSMonitor: @unchecked Sendable {
                 guard KernelCallWord.state(w) == KernelCallWord.inKernel else {
                     e.lastWord = w
                     if KernelCallWord.state(w) == KernelCallWord.running, lookForUnwrappedBlock(e, w, now) {
-                        retook = true
+                        compensating = true
                     }
                     if e.primary.running.load(ordering: .relaxed) { running = true }
                     continue
@@ -279,18 +284,34 @@ final class UMSMonitor: @unchecked Sendable {
                 }
             }
         }
-        return (inKernel, running, retook, shortest == .max ? 20_000 : shortest)
+        return (inKernel, running, retook, compensating, shortest == .max ? 20_000 : shortest)
     }
 
     /// Unwrapped-block detection for a primary whose word says `running`:
     /// its thread has not switched for the threshold, its CPU clock stood
     /// (under a tenth of the window), and /proc says it sleeps in the
-    /// kernel (S or D; R is a busy task, never retaken). Then the same
-    /// handler steps and a CAS running -> retaken. The thread goes on with
-    /// its code when the call returns, and moves at its next runtime entry
-    /// (`UMSThread.moveIfPrimaryRetaken`). Returns true on a retake.
+    /// kernel (S or D; R is a busy task, never compensated for). Then the
+    /// handler is asked to compensate (`Compensation.swift`): the thread
+    /// keeps its primary. While a compensation is active, each look ends
+    /// it once the thread has switched or used CPU again. Returns true
+    /// while a compensation is active.
     private func lookForUnwrappedBlock(_ e: Entry, _ w: UInt64, _ now: Int64) -> Bool {
         let p = e.primary
+        if p.compensation.load(ordering: .relaxed) == Compensation.active {
+            // The thread runs again: it switched (a runtime entry that did
+            // not end it itself), or it computes after its call returned.
+            var over = !p.running.load(ordering: .relaxed) || p.runSequence.load(ordering: .relaxed) != e.lastRun
+            if !over {
+                let cpu = csup_thread_cpu_ns(p.cpuClock)
+                over = cpu < 0 || cpu - e.cpuAtRunSince > e.thresholdNanoseconds / 2
+            }
+            if over {
+                p.endCompensationIfActive()
+                e.runSince = now
+                return false
+            }
+            return true
+        }
         guard e.detectUnwrapped, p.hasCPUClock, p.running.load(ordering: .relaxed) else {
             e.lastRun = .max
             return false
@@ -317,38 +338,25 @@ final class UMSMonitor: @unchecked Sendable {
             e.cpuAtRunSince = cpu
             return false
         }
-        guard e.handler.shouldRetake() else { return false }
-        guard e.handler.reserveReplacement() else {
-            declinedNoReplacement.wrappingAdd(1, ordering: .relaxed)
+        // Still the same run after the /proc read (16 us)? A thread that
+        // switched back to its scheduler meanwhile (which then sleeps in S
+        // too) is not blocked in user code. A wrong guess here costs only
+        // a temporary VP's start and stop: nothing is handed over.
+        guard p.running.load(ordering: .relaxed), p.runSequence.load(ordering: .relaxed) == seq,
+              KernelCallWord.state(p.kernelCall.load(ordering: .relaxed)) == KernelCallWord.running else {
+            e.runSince = now
+            e.cpuAtRunSince = cpu
+            return false
+        }
+        // The handler declines when nothing else waits for the CPU, or
+        // when it cannot start anything (it counts that itself).
+        guard p.beginCompensation(e.handler) else {
             e.runSince = now
             return false
         }
-        // Re-validate after the /proc read (16 us): the thread may have
-        // switched back to its scheduler meanwhile, which then sleeps in S
-        // too. KNOWN RACE (why this detection is opt-in): a switch back in
-        // the few instructions between this check and the CAS below still
-        // retakes a primary whose thread left the blocked code; its next
-        // `execute` then finds it retaken and the VP retires, but the
-        // scheduler code it ran after the switch may have touched the VP
-        // beside the replacement. The fix is to serialize switch-outs
-        // through the word (a sequence bump CAS per switch); not done yet.
-        guard p.running.load(ordering: .sequentiallyConsistent),
-              p.runSequence.load(ordering: .sequentiallyConsistent) == seq,
-              p.kernelCall.load(ordering: .sequentiallyConsistent) == w else {
-            e.handler.releaseReplacement()
-            e.runSince = now
-            return false
-        }
-        let retaken = KernelCallWord.make(sequence: KernelCallWord.sequence(w), state: KernelCallWord.retaken)
-        // Acquire-release: against the thread's enter-CAS on the same value.
-        if p.kernelCall.compareExchange(expected: w, desired: retaken, ordering: .acquiringAndReleasing).exchanged {
-            unwrappedRetakes.wrappingAdd(1, ordering: .relaxed)
-            retakes.wrappingAdd(1, ordering: .relaxed)
-            e.handler.startReplacement()
-            return true
-        }
-        e.handler.releaseReplacement()
-        return false
+        e.cpuAtRunSince = cpu
+        unwrappedCompensations.wrappingAdd(1, ordering: .relaxed)
+        return true
     }
 }
 

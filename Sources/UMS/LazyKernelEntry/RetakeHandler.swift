@@ -12,8 +12,14 @@
 /// thread on its completion list and leaves scheduling mode (see
 /// ``UMSPrimary/isRetaken``).
 ///
-/// All four methods are called on the monitor thread, one primary at a
-/// time. They must not block for long: the monitor serves every primary.
+/// The four retake methods are called on the monitor thread, one primary
+/// at a time. They must not block for long: the monitor serves every
+/// primary.
+///
+/// With `detectUnwrappedBlocking`, a thread found asleep in the kernel in
+/// code with no wrapper is not retaken but *compensated for*: the monitor
+/// calls ``beginCompensation()``, and ``endCompensation()`` follows once,
+/// when the thread runs again (see `LazyKernelEntry/Compensation.swift`).
 public protocol UMSRetakeHandler: AnyObject, Sendable {
     /// True when handing the CPU on is worth it: the scheduler has other
     /// work this CPU could run. False keeps the call inline (it costs
@@ -28,4 +34,20 @@ public protocol UMSRetakeHandler: AnyObject, Sendable {
     func startReplacement()
     /// The call returned before the retake: give the reserved pthread back.
     func releaseReplacement()
+    /// The primary's thread sleeps in the kernel in unwrapped code and
+    /// other work waits: start something that runs beside it (ConcRT: a
+    /// temporary virtual processor). True when started. Called on the
+    /// monitor thread.
+    func beginCompensation() -> Bool
+    /// The thread runs again (or its primary leaves scheduling mode): undo
+    /// ``beginCompensation()``. Called once per successful begin, on the
+    /// thread itself, the monitor thread, or the primary's pthread as it
+    /// leaves; never at the same time as a begin.
+    func endCompensation()
+}
+
+extension UMSRetakeHandler {
+    /// No compensation: an unwrapped block holds the CPU.
+    public func beginCompensation() -> Bool { false }
+    public func endCompensation() {}
 }

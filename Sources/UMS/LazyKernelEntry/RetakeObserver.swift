@@ -16,7 +16,8 @@ public enum UMSRetakeObserver {
         /// A wrapped call (``UMS/blockingCall(_:)``, `Blocking.*`).
         case wrappedCall = "retake"
         /// Unwrapped blocking code, found by the monitor
-        /// (`detectUnwrappedBlocking`).
+        /// (`detectUnwrappedBlocking`) and compensated for; reported by the
+        /// thread when it ends the compensation at its next runtime entry.
         case unwrappedBlocking = "unwrapped-blocking"
     }
 

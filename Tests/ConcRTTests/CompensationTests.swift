@@ -1,0 +1,174 @@
+import ConcRT
+import CSupport
+import Foundation
+import Synchronization
+import TestSupport
+import UMS
+import XCTest
+@testable import ConcRT
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Unwrapped-block compensation under stress (`detectUnwrappedBlocking`;
+/// `Sources/UMS/LazyKernelEntry/Compensation.swift`): random mixes of
+/// unwrapped blocking (plain `read(2)` on pipes, `usleep`), wrapped calls,
+/// failing calls and plain compute, on 2 and 4 VPs. Every task runs
+/// exactly once, every errno is right, no context changes pthread across
+/// an unwrapped call, compensations happen and all retire, and pthreads,
+/// descriptors and stacks return to their baseline.
+final class CompensationTests: XCTestCase {
+    func testUnwrappedMixOn2VPs() throws { try unwrappedMix(vps: 2) }
+    func testUnwrappedMixOn4VPs() throws { try unwrappedMix(vps: 4) }
+
+    private func unwrappedMix(vps: Int) throws {
+        let baseline = try ResourceCounts.now()
+        let compensationsBefore = UMS.statistics.unwrappedCompensations
+        do {
+            let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: vps, maxConcurrency: vps, detectUnwrappedBlocking: true,
+                                                          useIORing: false))
+            let pairs = longMode ? 2_000 : Sanitizer.scaled(200, underTSan: 60)
+            let ran = MigrationSafeMutex<[Int]>(Array(repeating: 0, count: pairs * 2))
+            let failures = MigrationSafeMutex<[String]>([])
+            let done = Counter(), allDone = Event()
+            var pipes: [(Int32, Int32)] = []
+            for _ in 0..<pairs {
+                var fds: [Int32] = [0, 0]
+                XCTAssertEqual(pipe(&fds), 0)
+                pipes.append((fds[0], fds[1]))
+            }
+            // A wall first: every VP blocks in an unwrapped read, and the
+            // task that releases them sleeps on a timer meanwhile. No VP is
+            // left to fire that timer: only a compensation's temporary VP
+            // can, so without compensation this never finishes.
+            var wall: [(Int32, Int32)] = []
+            for _ in 0..<vps {
+                var fds: [Int32] = [0, 0]
+                XCTAssertEqual(pipe(&fds), 0)
+                wall.append((fds[0], fds[1]))
+            }
+            let wallStarted = Counter(), wallDone = Counter(), wallReleased = Event()
+            let wallPipes = wall
+            for k in 0..<vps {
+                s.scheduleTask {
+                    wallStarted.add()
+                    var b: UInt8 = 0
+                    if Glibc.read(wallPipes[k].0, &b, 1) != 1 { failures.withLock { $0.append("wall reader \(k): errno \(errno)") } }
+                    if wallDone.add() == vps { wallReleased.set() }
+                }
+            }
+            s.scheduleTask {
+                do {
+                    while wallStarted.value < vps { try Blocking.sleep(for: .milliseconds(1)) }
+                    try Blocking.sleep(for: .milliseconds(20))
+                } catch {
+                    failures.withLock { $0.append("wall releaser: \(error)") }
+                }
+                for (_, w) in wallPipes { var b: UInt8 = 1; _ = Glibc.write(w, &b, 1) }
+            }
+            XCTAssertTrue(wallReleased.wait(timeout: .seconds(30)),
+                          "every VP blocked in an unwrapped read and nothing ran the releaser's timer: \(s.statistics)")
+            XCTAssertGreaterThan(s.statistics.compensations, 0, "the wall was not compensated for: \(s.statistics)")
+            for (r, w) in wall { close(r); close(w) }
+
+            var rng = TestRNG(seed: UInt64(vps) &* 7_919)
+            for i in 0..<pairs {
+                let (r, w) = pipes[i]
+                let writerKind = rng.below(4), readerUnwrapped = rng.below(4) != 0
+                let delayUs = UInt32(200 + rng.below(1_500))
+                // Writer first: it only sleeps or computes before writing, so
+                // it never waits for its reader (no deadlock by design; a
+                // blocked reader's VP is freed by compensation alone).
+                s.scheduleTask {
+                    ran.withLock { $0[2 * i + 1] += 1 }
+                    switch writerKind {
+                    case 0: usleep(delayUs)                                          // unwrapped sleep
+                    case 1: Blocking.call { _ = usleep(delayUs) }                     // wrapped
+                    case 2:                                                          // a failing call
+                        errno = 0
+                        if Glibc.read(-1, nil, 0) != -1 || errno != EBADF {
+                            failures.withLock { $0.append("writer \(i): read(-1) errno \(errno), not EBADF") }
+                        }
+                        usleep(delayUs)
+                    default:                                                         // compute
+                        var x: UInt64 = 1
+                        for k in 0..<(Int(delayUs) * 50) { x = x &* 6_364_136_223_846_793_005 &+ UInt64(k) }
+                        if x == 0 { failures.withLock { $0.append("unlikely") } }
+                    }
+                    var b = UInt8(truncatingIfNeeded: i)
+                    if Glibc.write(w, &b, 1) != 1 { failures.withLock { $0.append("writer \(i): write errno \(errno)") } }
+                    if done.add() == 2 * pairs { allDone.set() }
+                }
+                s.scheduleTask {
+                    ran.withLock { $0[2 * i] += 1 }
+                    let me = pthread_self()
+                    var b: UInt8 = 0
+                    if readerUnwrapped {
+                        let n = Glibc.read(r, &b, 1)   // unwrapped: sleeps until the writer writes
+                        if n != 1 || b != UInt8(truncatingIfNeeded: i) {
+                            failures.withLock { $0.append("reader \(i): read \(n), \(b), errno \(errno)") }
+                        }
+                        if pthread_equal(me, pthread_self()) == 0 {
+                            failures.withLock { $0.append("reader \(i): changed pthread across an unwrapped read") }
+                        }
+                    } else {
+                        do {
+                            let n = try withUnsafeMutableBytes(of: &b) { try Blocking.read(r, into: $0) }
+                            if n != 1 || b != UInt8(truncatingIfNeeded: i) { failures.withLock { $0.append("reader \(i): \(n), \(b)") } }
+                        } catch {
+                            failures.withLock { $0.append("reader \(i): \(error)") }
+                        }
+                    }
+                    if done.add() == 2 * pairs { allDone.set() }
+                }
+            }
+            XCTAssertTrue(allDone.wait(timeout: .seconds(60)), "\(done.value) of \(2 * pairs) done; \(s.statistics)")
+            XCTAssertEqual(failures.withLock { $0 }, [])
+            XCTAssertEqual(ran.withLock { $0 }, Array(repeating: 1, count: pairs * 2))
+            XCTAssertGreaterThan(UMS.statistics.unwrappedCompensations, compensationsBefore)
+            // Every compensation ends: the temporary VPs retire (bounded wait).
+            let deadline = monotonicNow() + 10_000_000_000
+            while s.temporarySlotsInUse > 0 && monotonicNow() < deadline { usleep(1_000) }
+            XCTAssertEqual(s.temporarySlotsInUse, 0, "temporary VPs still running: \(s.statistics)")
+            print("CompensationTests (\(vps) VPs, \(pairs) pairs): \(s.statistics.compensations) compensations, "
+                  + "\(s.statistics.compensationFailures) failed; ended by the thread: \(UMS.statistics.compensationsEndedByThread)")
+            try s.shutdown(timeout: .seconds(30))
+            for (r, w) in pipes { close(r); close(w) }
+        }
+        let (ok, last) = try ResourceCounts.settle(within: baseline)
+        XCTAssertTrue(ok, "resources did not return to baseline \(baseline): \(last)")
+    }
+
+    /// A compensation that outlives its scheduler's shutdown is ended as the
+    /// VP's primary leaves: shutdown completes and leaves nothing behind.
+    func testShutdownWhileCompensating() throws {
+        let baseline = try ResourceCounts.now()
+        do {
+            let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 1, detectUnwrappedBlocking: true,
+                                                          useIORing: false))
+            var fds: [Int32] = [0, 0]
+            XCTAssertEqual(pipe(&fds), 0)
+            let r = fds[0], w = fds[1]
+            let started = Event()
+            s.scheduleTask {
+                s.scheduleTask {}   // other work waits: worth compensating
+                started.set()
+                var b: UInt8 = 0
+                _ = Glibc.read(r, &b, 1)   // unwrapped, until the test writes
+            }
+            XCTAssertTrue(started.wait(timeout: .seconds(10)))
+            let deadline = monotonicNow() + 10_000_000_000
+            while s.statistics.compensations == 0 && monotonicNow() < deadline { usleep(1_000) }
+            XCTAssertGreaterThan(s.statistics.compensations, 0, "\(s.statistics)")
+            // Release the read shortly after shutdown begins waiting for it.
+            let writer = Thread { usleep(50_000); var b: UInt8 = 1; _ = Glibc.write(w, &b, 1) }
+            writer.start()
+            try s.shutdown(timeout: .seconds(30))
+            XCTAssertEqual(s.temporarySlotsInUse, 0)
+            close(r); close(w)
+        }
+        let (ok, last) = try ResourceCounts.settle(within: baseline)
+        XCTAssertTrue(ok, "resources did not return to baseline \(baseline): \(last)")
+    }
+}

@@ -51,6 +51,7 @@ public enum UMS {
             retakenCalls: Counters.retakenCalls.load(ordering: .relaxed),
             unwrappedCompensations: UMSMonitor.shared.unwrappedCompensations.load(ordering: .relaxed),
             compensationsEndedByThread: Counters.compensationsEndedByThread.load(ordering: .relaxed),
+            wrappedCallCompensations: UMSMonitor.shared.pinnedCompensations.load(ordering: .relaxed),
             retakesWithoutReplacement: UMSMonitor.shared.declinedNoReplacement.load(ordering: .relaxed),
             computingCallsLeftAlone: UMSMonitor.shared.computingCalls.load(ordering: .relaxed),
             monitorTicks: UMSMonitor.shared.ticks.load(ordering: .relaxed),
@@ -104,6 +105,10 @@ public struct UMSStatistics: Sendable, Equatable {
     /// entry (the rest were ended by the monitor, seeing the thread
     /// compute or switch, or as the primary left).
     public var compensationsEndedByThread: Int
+    /// Compensations for wrapped calls that blocked on a primary that
+    /// declined the retake while other work waited (ConcRT: a context in
+    /// `Context.withPinnedThread`).
+    public var wrappedCallCompensations: Int
     /// Retakes given up because the handler had no replacement pthread
     /// (the call was waited for instead).
     public var retakesWithoutReplacement: Int

@@ -94,7 +94,8 @@ final class VirtualProcessorRetake: UMSRetakeHandler, @unchecked Sendable {
     /// Worth it while something else waits for this VP or the scheduler:
     /// its deque or run queue, completions, queued tasks, a due timer.
     func shouldRetake() -> Bool {
-        // A Swift job in flight is pinned to this pthread (JobPinning.swift).
+        // A Swift job in flight, or a context in withPinnedThread, is pinned
+        // to this pthread (JobPinning.swift): compensate instead.
         if vp.pinnedJobs.load(ordering: .relaxed) > 0 { return false }
         let s = vp.scheduler
         return vp.hasLocalWork || vp.completionsPending || s.hasQueuedTasks || s.timers.hasExpired

@@ -257,7 +257,9 @@ final class VirtualProcessor: @unchecked Sendable {
             // owners may be stuck in long tasks), then look again.
             if scheduler.fireTimers(on: self, idlePath: true) > 0 { continue }
             justWoke = false   // it looks for tasks itself now
-            if retiring.load(ordering: .relaxed) && !hasLocalWork { break }
+            // A retiring temporary VP stays while a context pinned to it
+            // (Context.withPinnedThread) is blocked: it can resume only here.
+            if retiring.load(ordering: .relaxed) && !hasLocalWork && pinnedJobs.load(ordering: .relaxed) == 0 { break }
             if scheduler.readyToStop {
                 guard let ring, ring.inFlight > 0 else { break }
                 // Operations of contexts no task waits for: cancel them and

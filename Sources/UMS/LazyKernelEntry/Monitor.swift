@@ -80,6 +80,9 @@ final class UMSMonitor: @unchecked Sendable {
     /// Statistics (relaxed, independent counters).
     let retakes = Atomic<Int>(0)
     let unwrappedCompensations = Atomic<Int>(0)
+    /// Compensations for wrapped calls whose primary declined a retake
+    /// while other work waited (it must keep its pthread).
+    let pinnedCompensations = Atomic<Int>(0)
     let declinedNoReplacement = Atomic<Int>(0)
     /// Wrapped calls found computing (CPU busy) past the threshold, left alone.
     let computingCalls = Atomic<Int>(0)
@@ -265,7 +268,18 @@ final class UMSMonitor: @unchecked Sendable {
                         continue
                     }
                 }
-                guard e.handler.shouldRetake() else { continue }
+                guard e.handler.shouldRetake() else {
+                    // Declined: nothing else waits, or the primary must keep
+                    // its pthread (ConcRT: a pinned context). Then the CPU
+                    // can still be compensated for, as for an unwrapped block.
+                    if p.hasCPUClock, p.beginCompensation(e.handler) {
+                        e.lastRun = p.runSequence.load(ordering: .relaxed)
+                        e.cpuAtRunSince = csup_thread_cpu_ns(p.cpuClock)
+                        pinnedCompensations.wrappingAdd(1, ordering: .relaxed)
+                        compensating = true
+                    }
+                    continue
+                }
                 guard e.handler.reserveReplacement() else {
                     declinedNoReplacement.wrappingAdd(1, ordering: .relaxed)
                     e.lastChange = now   // try again after another threshold

@@ -101,6 +101,21 @@ void csup_affinity_restore(void *saved) {
     free(old);
 }
 
+/* The mask of the thread that loaded CSupport (the main thread, before the
+ * runtime pinned anything): what an unpinned runtime thread may use. Read
+ * once by a constructor, never written after, so any thread may read it. */
+static cpu_set_t *start_set;
+static int start_ncpus;
+
+__attribute__((constructor)) static void capture_start_mask(void) {
+    start_set = read_mask(&start_ncpus);
+}
+
+int csup_affinity_unpin_self(void) {
+    if (!start_set) return 0;
+    return pthread_setaffinity_np(pthread_self(), CPU_ALLOC_SIZE(start_ncpus), start_set);
+}
+
 int csup_current_cpu(void) { return sched_getcpu(); }
 
 int csup_cgroup_cpu_limit(void) {

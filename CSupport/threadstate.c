@@ -2,6 +2,7 @@
 #include "include/csup_threadstate.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,4 +28,10 @@ int64_t csup_thread_cpu_ns(clockid_t clock) {
     struct timespec ts;
     if (clock_gettime(clock, &ts) != 0) return -1;
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int csup_thread_set_name(const char *name) {
+    char cut[16];
+    snprintf(cut, sizeof cut, "%s", name);
+    return pthread_setname_np(pthread_self(), cut);
 }

@@ -27,6 +27,13 @@ int csup_affinity_pin_self(int cpu, void **saved);
 /* Restores a mask saved by csup_affinity_pin_self and frees it. */
 void csup_affinity_restore(void *saved);
 
+/* Gives the calling thread the mask the process started with (captured
+ * when CSupport was loaded). A thread inherits its creator's mask, so a
+ * thread created by a pinned primary (the UMS monitor, a carrier for a
+ * temporary virtual processor) would otherwise share that one CPU.
+ * Returns 0 or errno. */
+int csup_affinity_unpin_self(void);
+
 /* The CPU the calling thread runs on now (sched_getcpu), or -1. */
 int csup_current_cpu(void);
 

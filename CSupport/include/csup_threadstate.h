@@ -17,4 +17,8 @@ char csup_thread_state(int32_t tid);
  * in ns, or -1 on error. About 300 ns. */
 int64_t csup_thread_cpu_ns(clockid_t clock);
 
+/* Names the calling thread (at most 15 characters; longer names are cut),
+ * for top -H, gdb and /proc. Returns 0 or an errno value. */
+int csup_thread_set_name(const char *name);
+
 #endif

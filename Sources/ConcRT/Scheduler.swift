@@ -36,7 +36,10 @@ public final class Scheduler: @unchecked Sendable {
     /// Where the regular VPs run and whom they steal from first
     /// (Topology/VirtualProcessorLayout.swift). Set once in init.
     public let layout: VirtualProcessorLayout
-    static let temporarySlots = 16
+    /// Oversubscription and compensation (a temporary VP per context
+    /// blocked in unwrapped code, held until the VP's current task ends):
+    /// a blocking-heavy load needs as many as it has blocked calls at once.
+    static let temporarySlots = 256
     /// Running primaries' pthreads, joined at shutdown (or when a temporary
     /// VP is reused).
     let primaryThreads = MigrationSafeMutex<[pthread_t]>([])

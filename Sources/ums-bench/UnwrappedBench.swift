@@ -2,6 +2,7 @@ import ConcRT
 import CSupport
 import Foundation
 import PPL
+import UMS
 
 /// Lazy kernel entry's unwrapped side: calls the runtime never sees.
 /// - `blockmix-unwrapped`: blockmix (WORKLOADS.md) with a plain
@@ -35,8 +36,10 @@ enum UnwrappedBench {
             return Double(csup_monotonic_ns() - t0) / 1e6
         }
         let st = s.statistics
-        h.report("blockmix-unwrapped", "ums", ums, "ms", note + String(format: " (%.2fx ideal; compensations %d)", ums / ideal,
-                                                                      st.compensations - before.compensations))
+        h.progress("  scheduler: \(st); UMS: \(UMS.statistics)")
+        h.report("blockmix-unwrapped", "ums", ums, "ms", note + String(format: " (%.2fx ideal; compensations %d, failed %d)", ums / ideal,
+                                                                      st.compensations - before.compensations,
+                                                                      st.compensationFailures - before.compensationFailures))
     }
 
     static func detect(_ h: Harness) throws {

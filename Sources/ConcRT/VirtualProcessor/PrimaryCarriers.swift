@@ -135,11 +135,15 @@ final class VirtualProcessorRetake: UMSRetakeHandler, @unchecked Sendable {
 
     /// Worth it while other work waits (as for a retake; a pinned Swift
     /// job does not matter here: nothing moves).
+    func compensationWanted() -> Bool {
+        let s = vp.scheduler
+        return !s.isStopping && (vp.hasLocalWork || vp.completionsPending || s.hasQueuedTasks || s.timers.hasExpired)
+    }
+
     func beginCompensation() -> Bool {
         assert(temporary == nil, "VirtualProcessorRetake.beginCompensation: VP \(vp.index) is already compensated for")
         let s = vp.scheduler
-        guard !s.isStopping,
-              vp.hasLocalWork || vp.completionsPending || s.hasQueuedTasks || s.timers.hasExpired else { return false }
+        guard compensationWanted() else { return false }
         do {
             temporary = try s.addTemporaryVirtualProcessor(carrier: s.takeSpareCarrier())
         } catch {
@@ -171,7 +175,9 @@ extension Scheduler {
     static let injectedCarrierFailures = Atomic<Int>(0)
 
     /// Spare carriers kept parked at most (more end their pthreads).
-    var maxSpareCarriers: Int { max(2, regularVPCount) }
+    /// (Temporary VPs retiring after a compensation park theirs here too,
+    /// so a burst of unwrapped blocks does not create a pthread per block.)
+    var maxSpareCarriers: Int { max(2, regularVPCount) + Self.temporarySlots / 4 }
 
     /// Starts a carrier pthread that runs `vp` (or parks first, for nil).
     /// Its pthread is joined at shutdown.
@@ -187,6 +193,11 @@ extension Scheduler {
             var first = vp != nil
             while let v = next {
                 var retaken = false
+                // A VP with no CPU (a temporary one, or an unpinned layout)
+                // runs anywhere: this pthread may have been created by a
+                // pinned one (the monitor's creator, a VP) and inherited its
+                // single-CPU mask.
+                if v.cpu == nil { _ = csup_affinity_unpin_self() }
                 do {
                     try UMS.enterSchedulingMode(cpu: v.cpu, retakeHandler: policy.retakeAfter == nil ? nil : v.retake,
                                                 retakeAfter: policy.retakeAfter ?? .zero,

@@ -154,6 +154,12 @@ final class UMSMonitor: @unchecked Sendable {
     }
 
     fileprivate func main() {
+        // Named for `top -H`, gdb and /proc (15 characters at most).
+        _ = csup_thread_set_name("ums-monitor")
+        // Started by the first primary that registered, which may be
+        // pinned: the monitor (and the carriers it starts) must not share
+        // that CPU.
+        _ = csup_affinity_unpin_self()
         var interval: Int64 = 10_000
         var quiet = 0
         var lastRetake: Int64 = .min / 2
@@ -175,7 +181,13 @@ final class UMSMonitor: @unchecked Sendable {
             }
             seen = csup_u32_load_acquire(wakeWord)
             ticks.wrappingAdd(1, ordering: .relaxed)
-            let (inKernel, running, retook, compensating, shortest) = scan()
+            let begunBefore = unwrappedCompensations.load(ordering: .relaxed) &+ pinnedCompensations.load(ordering: .relaxed)
+            var (inKernel, running, retook, compensating, shortest) = scan()
+            // A compensation that began counts as a retake for the ticks:
+            // blocks come in bursts, so look often again.
+            if unwrappedCompensations.load(ordering: .relaxed) &+ pinnedCompensations.load(ordering: .relaxed) != begunBefore {
+                retook = true
+            }
             let base = max(10_000, shortest / 2)
             let now = csup_monotonic_ns()
             if retook { lastRetake = now }
@@ -302,24 +314,24 @@ final class UMSMonitor: @unchecked Sendable {
     }
 
     /// Unwrapped-block detection for a primary whose word says `running`:
-    /// its thread has not switched for the threshold, its CPU clock stood
-    /// (under a tenth of the window), and /proc says it sleeps in the
+    /// its thread has not switched for the threshold, it used the CPU for
+    /// under half the window, and /proc says it sleeps in the
     /// kernel (S or D; R is a busy task, never compensated for). Then the
     /// handler is asked to compensate (`Compensation.swift`): the thread
-    /// keeps its primary. While a compensation is active, each look ends
-    /// it once the thread has switched or used CPU again. Returns true
-    /// while a compensation is active.
+    /// keeps its primary. The thread ends the compensation at its next
+    /// runtime entry; a look ends it if the thread switched without doing
+    /// so. Returns true while a compensation is active.
     private func lookForUnwrappedBlock(_ e: Entry, _ w: UInt64, _ now: Int64) -> Bool {
         let p = e.primary
         if p.compensation.load(ordering: .relaxed) == Compensation.active {
-            // The thread runs again: it switched (a runtime entry that did
-            // not end it itself), or it computes after its call returned.
-            var over = !p.running.load(ordering: .relaxed) || p.runSequence.load(ordering: .relaxed) != e.lastRun
-            if !over {
-                let cpu = csup_thread_cpu_ns(p.cpuClock)
-                over = cpu < 0 || cpu - e.cpuAtRunSince > e.thresholdNanoseconds / 2
-            }
-            if over {
+            // A compensation lasts until the thread's next runtime entry
+            // (it ends it there), as a retake's oversubscription window
+            // did: code that blocked once usually blocks again (a loop of
+            // reads), and ending at the first return would cost a new
+            // detection per block. Here only a switch the thread did not
+            // report (a UMS scheduler that never calls noteRuntimeEntry)
+            // or the primary going idle ends it.
+            if !p.running.load(ordering: .relaxed) || p.runSequence.load(ordering: .relaxed) != e.lastRun {
                 p.endCompensationIfActive()
                 e.runSince = now
                 return false
@@ -339,9 +351,19 @@ final class UMSMonitor: @unchecked Sendable {
         }
         let window = now - e.runSince
         if window < e.thresholdNanoseconds { return false }
+        // Nothing else waits: not worth a syscall and a /proc read (with
+        // many temporary VPs blocked at once, those would be most of the
+        // monitor's time).
+        guard e.handler.compensationWanted() else { return false }
         let cpu = csup_thread_cpu_ns(p.cpuClock)
-        if cpu < 0 || cpu - e.cpuAtRunSince > window / 10 {
-            // Busy (or unreadable): look again over a fresh window.
+        // Mostly computing (over half the window), or unreadable: look again
+        // over a fresh window. A thread that sleeps at least half the time
+        // goes on to the /proc look, which says whether it sleeps *now*:
+        // with a tight "stood still" test (a tenth, as before), a thread
+        // that computes 20% of the time was never caught once the ticks
+        // had backed off to tens of ms (a whole blockmix run went by
+        // without a single detection, in both the retake and this design).
+        if cpu < 0 || cpu - e.cpuAtRunSince > window / 2 {
             e.runSince = now
             e.cpuAtRunSince = cpu
             return false

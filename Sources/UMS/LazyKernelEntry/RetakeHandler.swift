@@ -39,6 +39,10 @@ public protocol UMSRetakeHandler: AnyObject, Sendable {
     /// temporary virtual processor). True when started. Called on the
     /// monitor thread.
     func beginCompensation() -> Bool
+    /// Cheap and side-effect free: would a compensation be worth starting
+    /// now (other work waits)? The monitor asks before it pays for a look
+    /// at the thread's CPU clock and /proc state.
+    func compensationWanted() -> Bool
     /// The thread runs again (or its primary leaves scheduling mode): undo
     /// ``beginCompensation()``. Called once per successful begin, on the
     /// thread itself, the monitor thread, or the primary's pthread as it
@@ -49,5 +53,6 @@ public protocol UMSRetakeHandler: AnyObject, Sendable {
 extension UMSRetakeHandler {
     /// No compensation: an unwrapped block holds the CPU.
     public func beginCompensation() -> Bool { false }
+    public func compensationWanted() -> Bool { false }
     public func endCompensation() {}
 }

@@ -105,7 +105,8 @@ final class NodeLocalityTests: XCTestCase {
 
     /// Load within node 1's capacity (2 tasks at a time, node 1 has 4 VPs):
     /// every task of a group homed on node 1 runs on a node-1 VP. Without
-    /// node wakes and the take rule, about half would run on node 0.
+    /// the take rule (a VP of node 0 that wakes takes them), some run on
+    /// node 0.
     func testGroupStaysOnItsHomeNodeWithinCapacity() throws {
         let s = try twoNodeScheduler()
         defer { try? s.shutdown() }
@@ -127,6 +128,35 @@ final class NodeLocalityTests: XCTestCase {
         }
         XCTAssertEqual(ran.value, 2 * waves)
         XCTAssertEqual(wrong.value, 0, "tasks of a group homed on node 1 ran on node 0 while node 1 had capacity")
+    }
+
+    /// Every VP asleep, one task homed on node 1 at a time: the wake goes
+    /// to a node-1 VP (a futex bitset per node), not to whichever VP slept
+    /// first (node 0's, here: a plain wake would mostly pick them).
+    func testWakeGoesToTheHomeNode() throws {
+        let s = try twoNodeScheduler()
+        defer { try? s.shutdown() }
+        let g = try s.createScheduleGroup(node: 1)
+        let wakes = { (r: Range<Int>) in s.virtualProcessors[r].reduce(0) { $0 + $1.stats.snapshot(liveContexts: 0).idleWakeUps } }
+        let rounds = longMode ? 400 : 60
+        let done = DispatchSemaphore(value: 0)
+        let wrong = Counter()
+        var node0 = 0, node1 = 0
+        for _ in 0..<rounds {
+            XCTAssertTrue(eventually(timeout: 5) { s.idle.sleeping.load(ordering: .relaxed) == 8 }, Self.state(s))
+            let w0 = wakes(0..<4), w1 = wakes(4..<8)
+            g.scheduleTask {
+                if Self.currentNode(s) != 1 { wrong.add() }
+                done.signal()
+            }
+            XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+            node0 += wakes(0..<4) - w0
+            node1 += wakes(4..<8) - w1
+        }
+        print("NodeLocalityTests: \(rounds) wakes for homed tasks: node-0 VPs woke \(node0) times, node-1 VPs \(node1)")
+        XCTAssertEqual(wrong.value, 0)
+        XCTAssertGreaterThanOrEqual(node1, rounds)
+        XCTAssertLessThan(node0, rounds / 3, "node-0 VPs were woken for tasks homed on node 1")
     }
 
     /// Node 1's four VPs all busy in long tasks (no capacity): the group's

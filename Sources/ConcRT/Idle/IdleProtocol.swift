@@ -26,6 +26,10 @@ import UMS
 ///   to sleep while every other VP sleeps sleeps **untimed** (timers
 ///   aside); a `runnext` push then wakes it (``runnextPushed()``), so it
 ///   starts watching.
+/// - Node locality (`.enhanceScheduleGroupLocality` on two or more NUMA
+///   nodes): each VP sleeps with its node's futex bitset, and a task of a
+///   group homed on a node wakes a sleeper of that node first
+///   (``NodeIdle``; README "Node-preferring groups").
 /// - A watch expiry costs a futex return and a few loads, not a context
 ///   switch or a steal sweep, so a VP idle beside a busy one uses well
 ///   under 1 CPU-ms per second (`ums-bench idle --busy`).

@@ -59,9 +59,8 @@ final class NodeIdle: @unchecked Sendable {
     /// policy is `.enhanceScheduleGroupLocality` and the VPs are placed
     /// on two or more nodes.
     init?(policy: SchedulerPolicy, layout: VirtualProcessorLayout, list: UMSCompletionList, idle: IdleProtocol) {
-        guard policy.schedulingProtocol == .enhanceScheduleGroupLocality else { return nil }
-        let ids = Set(layout.slots.compactMap(\.node)).sorted()
-        guard ids.count >= 2, layout.slots.allSatisfy({ $0.node != nil }) else { return nil }
+        let ids = layout.scheduleGroupHomeNodes(for: policy)
+        if ids.isEmpty { return nil }
         nodeIDs = ids
         vpNodes = layout.slots.map { ids.firstIndex(of: $0.node!)! }
         counters = ids.map { _ in Counters() }

@@ -77,3 +77,16 @@ extension Scheduler {
         return nodeIdle.nextRoundRobin()
     }
 }
+
+extension VirtualProcessorLayout {
+    /// The NUMA nodes a scheduler with this layout and `policy` homes its
+    /// schedule groups on (ascending topology ids): the nodes of the
+    /// placed VPs under `.enhanceScheduleGroupLocality` when there are two
+    /// or more; empty otherwise (groups then prefer no node).
+    public func scheduleGroupHomeNodes(for policy: SchedulerPolicy) -> [Int] {
+        guard policy.schedulingProtocol == .enhanceScheduleGroupLocality,
+              slots.allSatisfy({ $0.node != nil }) else { return [] }
+        let ids = Set(slots.compactMap(\.node)).sorted()
+        return ids.count >= 2 ? ids : []
+    }
+}

@@ -94,11 +94,15 @@ final class NodeLocalityTests: XCTestCase {
         XCTAssertThrowsError(try s.createScheduleGroup(node: 2))
         XCTAssertTrue(s.virtualProcessors.allSatisfy { $0.node == -1 && $0.wakeMask == CSUP_FUTEX_BITSET_ANY })
         try s.shutdown()
-        // This machine (one node): no preference either.
-        let live = try makeScheduler(2, ring: false)
-        defer { try? live.shutdown() }
-        XCTAssertNil(live.nodeIdle)
-        XCTAssertNil(live.createScheduleGroup().homeNode)
+        // VPs on one node (node 0 of the fixture selected): no preference.
+        let one = try Scheduler(policy: SchedulerPolicy(useIORing: false, nodes: [0], topologyRoot: Self.twoNode),
+                                resourceManager: ResourceManager(coreCount: 4))
+        defer { try? one.shutdown() }
+        XCTAssertEqual(one.nodes, [0])
+        XCTAssertNil(one.nodeIdle)
+        XCTAssertNil(one.createScheduleGroup().homeNode)
+        XCTAssertNil(try one.createScheduleGroup(node: 0).homeNode)
+        XCTAssertThrowsError(try one.createScheduleGroup(node: 1), "node 1 has none of its VPs")
     }
 
     // MARK: Taking and waking

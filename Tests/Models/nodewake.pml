@@ -4,13 +4,13 @@
  * to sleep and a node-0 VP that must decline the task while node 1 has
  * capacity (Sources/ConcRT/Idle/README.md, "Node-preferring groups").
  *
- * Source: Sources/ConcRT/Idle/NodeIdle.swift (markFree :94, beginSearch
- *         :110, endSearch :115, announceSleep :121-127, endSleep :129,
- *         notifyHome :140-151, wakeNode :154, forwardDeclined :163),
+ * Source: Sources/ConcRT/Idle/NodeIdle.swift (markFree :93, beginSearch
+ *         :109, endSearch :114, announceSleep :120-126, endSleep :128,
+ *         notifyHome :139-150, wakeNode :153, forwardDeclined :162),
  *         Sources/ConcRT/Idle/IdleProtocol.swift (sleep: step 0 forward
- *         :134, step 1 prepareToWait :136, step 2 announce :140, step 3
- *         re-check hasWork(for:) :145, wait with the node's bitset :207,
- *         undo :213, step 5 :218),
+ *         :138, step 1 prepareToWait :140, step 2 announce :144, step 3
+ *         re-check hasWork(for:) :149, wait with the node's bitset :211,
+ *         undo :217, step 5 :222),
  *         Sources/ConcRT/ScheduleGroups/ScheduleGroupRegistry.swift
  *         (hasWork(for:) :111, mayTake :127, forwardDeclined :140),
  *         Sources/ConcRT/Scheduler.swift (scheduleTask's group branch

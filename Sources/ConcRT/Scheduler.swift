@@ -121,6 +121,9 @@ public final class Scheduler: @unchecked Sendable {
             if let nodeIdle {
                 virtualProcessors[i].node = temporary ? -1 : nodeIdle.vpNodes[i]
                 virtualProcessors[i].wakeMask = temporary ? NodeIdle.unplacedMask : NodeIdle.mask(nodeIdle.vpNodes[i])
+                // A regular VP starts free (it runs nothing yet); before its
+                // primary starts, which orders this for its pthread.
+                if !temporary { nodeIdle.markFree(virtualProcessors[i]) }
             }
         }
         ringUnavailableReason = Self.attachRings(to: virtualProcessors[0..<n], policy: policy)

@@ -12,10 +12,13 @@ import UMS
 ///
 /// Per node `d` (its dense index: the position of its id in ``nodeIDs``):
 /// - `free[d]`: VPs of node `d` with their **free mark** set: from the
-///   start of a search (``VirtualProcessor/search(_:)``) or of a sleep
-///   until the VP next runs something (a task found by its search, or any
-///   context it executes). A node **has capacity** while `free[d] > 0`;
-///   it has none when every VP of the node is running a task or a context.
+///   scheduler's start, the start of a search
+///   (``VirtualProcessor/search(_:)``) or of a sleep until the VP next runs something: a task (`runCounted`, wherever the
+///   task came from) or a context from its run queue (the VP loop). A VP
+///   woken from its sleep stays free until it has a task, so VPs racing
+///   for the same tasks do not all look busy. A node **has capacity**
+///   while `free[d] > 0`; it has none when every VP of the node is running
+///   a task or a context.
 /// - `searching[d]`: VPs of node `d` in a search now.
 /// - `sleeping[d]`: VPs of node `d` inside ``IdleProtocol/sleep(_:napNanoseconds:)``
 ///   (from their announcement to its undoing), each registered on the

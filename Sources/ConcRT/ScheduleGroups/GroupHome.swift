@@ -15,8 +15,8 @@
 /// groups homed on its own node (and groups with no home), then from
 /// groups homed elsewhere whose home node has **no capacity**. A node has
 /// capacity while one of its VPs is *free*: from the start of its search
-/// for work or of its sleep until it next runs something (a task its
-/// search found, or any context it executes): `NodeIdle.free[d] > 0`. So a
+/// for work or of its sleep until it next runs a task or a context from
+/// its run queue: `NodeIdle.free[d] > 0`. So a
 /// home node whose VPs all run tasks or contexts lends the group's tasks
 /// to the other nodes (work conservation), and a home node with a VP
 /// looking for work or asleep keeps them. The idle check of a VP

@@ -29,8 +29,7 @@ extension VirtualProcessor {
         let s = scheduler
         s.idle.beginSearch()
         // Node locality (Idle/NodeIdle.swift): counted per node, free mark
-        // set; a task found clears the mark (a hand-off clears it when the
-        // VP executes a context).
+        // set (cleared when the VP runs a task: runCounted, or a context).
         if node >= 0 { s.nodeIdle.unsafelyUnwrapped.beginSearch(self) }
         defer {
             s.idle.endSearch()
@@ -48,13 +47,9 @@ extension VirtualProcessor {
                 trace(.steal)
                 // More may be left: if nobody else is searching, wake one.
                 if s.idle.isLoneSearcher { s.idle.notifyWork(force: true) }
-                if nodeFree { s.nodeIdle.unsafelyUnwrapped.clearFree(self) }
                 return .item(item)
             }
-            if let item = s.takeQueued(for: self, context: ctx) {
-                if nodeFree { s.nodeIdle.unsafelyUnwrapped.clearFree(self) }
-                return .item(item)
-            }
+            if let item = s.takeQueued(for: self, context: ctx) { return .item(item) }
             if runQueue.hasRunnable || completionsPending
                 || (retiring.load(ordering: .relaxed) && csup_deque_size(deque) == 0) || s.readyToStop {
                 return .handoff

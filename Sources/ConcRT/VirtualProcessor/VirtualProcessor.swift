@@ -254,11 +254,13 @@ final class VirtualProcessor: @unchecked Sendable {
             // here (Timers/TimerQueues.swift).
             _ = scheduler.fireTimers(on: self, idlePath: false)
             if let c = takeFairTurn() {
+                if nodeFree { scheduler.nodeIdle.unsafelyUnwrapped.clearFree(self) }   // busy now (Idle/NodeIdle.swift)
                 passOnWakeUp()
                 if !execute(c, primary) { return true }
                 continue
             }
             if let c = popRunnable() {
+                if nodeFree { scheduler.nodeIdle.unsafelyUnwrapped.clearFree(self) }
                 passOnWakeUp()
                 if !execute(c, primary) { return true }
                 continue
@@ -310,7 +312,6 @@ final class VirtualProcessor: @unchecked Sendable {
         assert(switchedOut == nil, "VirtualProcessor.execute: VP \(index) entered with a switched-out context pending")
         assert(runQueue.invariantsHold())
         if forwardIfPinnedElsewhere(context) { return true }   // stolen: Concurrency/JobPinning.swift
-        if nodeFree { scheduler.nodeIdle.unsafelyUnwrapped.clearFree(self) }   // busy now (Idle/NodeIdle.swift)
         let thread = context._withUnsafeGuaranteedRef { c in
             c.vpRef = Unmanaged.passUnretained(self)
             return c.threadRef.unsafelyUnwrapped

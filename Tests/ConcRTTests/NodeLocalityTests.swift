@@ -112,9 +112,21 @@ final class NodeLocalityTests: XCTestCase {
     /// the take rule (a VP of node 0 that wakes takes them), some run on
     /// node 0.
     func testGroupStaysOnItsHomeNodeWithinCapacity() throws {
+        try stayOnHome(share: 1)
+    }
+
+    /// The same with a share (stride scheduling picks among the groups
+    /// a VP may take: ScheduleGroupRegistry.takeByPass).
+    func testWeightedGroupStaysOnItsHomeNodeWithinCapacity() throws {
+        try stayOnHome(share: 3)
+    }
+
+    func stayOnHome(share: Int) throws {
         let s = try twoNodeScheduler()
         defer { try? s.shutdown() }
-        let g = try s.createScheduleGroup(node: 1)
+        let g = try s.createScheduleGroup(share: share, node: 1)
+        if share != 1 { _ = try s.createScheduleGroup(share: 1, node: 0) }   // another group: a real choice
+        XCTAssertEqual(s.groups.weighted.load(ordering: .relaxed), share != 1)
         XCTAssertEqual(g.homeIndex, 1)
         let waves = longMode ? 1_000 : 150
         let wrong = Counter(), ran = Counter()
@@ -228,9 +240,19 @@ final class NodeLocalityTests: XCTestCase {
     /// A group homed on node 0 and one on node 1, fed together: each runs on
     /// its own node, and they run at the same time.
     func testTwoGroupsRunConcurrentlyEachOnItsNode() throws {
+        try twoGroups(shares: [1, 1])
+    }
+
+    /// The same with shares: stride scheduling (takeByPass) must pick only
+    /// among the groups a VP may take.
+    func testTwoWeightedGroupsRunConcurrentlyEachOnItsNode() throws {
+        try twoGroups(shares: [2, 1])
+    }
+
+    func twoGroups(shares: [Int]) throws {
         let s = try twoNodeScheduler()
         defer { try? s.shutdown() }
-        let groups = [try s.createScheduleGroup(node: 0), try s.createScheduleGroup(node: 1)]
+        let groups = [try s.createScheduleGroup(share: shares[0], node: 0), try s.createScheduleGroup(share: shares[1], node: 1)]
         let running = [Counter(), Counter()]
         let overlap = Counter(), wrong = Counter()
         let done = DispatchSemaphore(value: 0)

@@ -4,9 +4,9 @@
  * to sleep and a node-0 VP that must decline the task while node 1 has
  * capacity (Sources/ConcRT/Idle/README.md, "Node-preferring groups").
  *
- * Source: Sources/ConcRT/Idle/NodeIdle.swift (markFree :93, beginSearch
- *         :109, endSearch :114, announceSleep :120-126, endSleep :128,
- *         notifyHome :139-150, wakeNode :153, forwardDeclined :162),
+ * Source: Sources/ConcRT/Idle/NodeIdle.swift (markFree :96, beginSearch
+ *         :112, endSearch :117, announceSleep :123-129, endSleep :131,
+ *         notifyHome :142-153, wakeNode :156, forwardDeclined :165),
  *         Sources/ConcRT/Idle/IdleProtocol.swift (sleep: step 0 forward
  *         :138, step 1 prepareToWait :140, step 2 announce :144, step 3
  *         re-check hasWork(for:) :149, wait with the node's bitset :211,
@@ -14,8 +14,9 @@
  *         Sources/ConcRT/ScheduleGroups/ScheduleGroupRegistry.swift
  *         (hasWork(for:) :111, mayTake :127, forwardDeclined :140),
  *         Sources/ConcRT/Scheduler.swift (scheduleTask's group branch
- *         :233-235), Sources/ConcRT/VirtualProcessor/Stealing.swift
- *         (search :34-55), CSupport/clist.c (csup_clist_wait_bitset :209,
+ *         :236-238), Sources/ConcRT/VirtualProcessor/Stealing.swift
+ *         (search :30-52; the free mark is cleared in TaskLoop.runCounted),
+ *         CSupport/clist.c (csup_clist_wait_bitset :209,
  *         csup_clist_notify_bitset :215; prepare_wait, notify).
  *
  * Processes:

@@ -206,6 +206,20 @@ void csup_clist_notify(csup_clist *l, int n) {
     }
 }
 
+void csup_clist_wait_bitset(csup_clist *l, uint32_t seq, int64_t timeout_ns, uint32_t bitset) {
+    if (__atomic_load_n(&l->top, __ATOMIC_RELAXED) == NULL)
+        csup_futex_wait_bitset(&l->seq, seq, timeout_ns, bitset);
+    __atomic_fetch_sub(&l->waiters, 1, __ATOMIC_SEQ_CST);
+}
+
+void csup_clist_notify_bitset(csup_clist *l, int n, uint32_t bitset) {
+    csup_fence_seq_cst();
+    if (__atomic_load_n(&l->waiters, __ATOMIC_SEQ_CST) > 0) {
+        __atomic_fetch_add(&l->seq, 1, __ATOMIC_SEQ_CST);
+        csup_futex_wake_bitset(&l->seq, n, bitset);
+    }
+}
+
 uint32_t *csup_clist_wait_word(csup_clist *l) { return &l->seq; }
 
 uint32_t csup_clist_waiters(csup_clist *l) { return __atomic_load_n(&l->waiters, __ATOMIC_SEQ_CST); }

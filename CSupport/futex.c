@@ -25,6 +25,25 @@ int csup_futex_wake(uint32_t *addr, int n) {
     return r < 0 ? 0 : (int)r;
 }
 
+int csup_futex_wait_bitset(uint32_t *addr, uint32_t expected, int64_t timeout_ns, uint32_t bitset) {
+    struct timespec ts, *tsp = NULL;
+    if (timeout_ns >= 0) {
+        /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline. */
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t ns = (int64_t)ts.tv_nsec + timeout_ns % 1000000000LL;
+        ts.tv_sec += timeout_ns / 1000000000LL + ns / 1000000000LL;
+        ts.tv_nsec = ns % 1000000000LL;
+        tsp = &ts;
+    }
+    long r = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET_PRIVATE, expected, tsp, NULL, bitset);
+    return r == 0 ? 0 : errno;
+}
+
+int csup_futex_wake_bitset(uint32_t *addr, int n, uint32_t bitset) {
+    long r = syscall(SYS_futex, addr, FUTEX_WAKE_BITSET_PRIVATE, n, NULL, NULL, bitset);
+    return r < 0 ? 0 : (int)r;
+}
+
 int csup_eventfd_create(unsigned int initval, int nonblocking) {
     int fd = eventfd(initval, EFD_CLOEXEC | (nonblocking ? EFD_NONBLOCK : 0));
     return fd >= 0 ? fd : -errno;

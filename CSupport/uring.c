@@ -16,7 +16,9 @@
 #define CSUP_IORING_OP_FUTEX_WAIT 51
 #define CSUP_FUTEX2_SIZE_U32 0x02u
 #define CSUP_FUTEX2_PRIVATE 128u   /* FUTEX_PRIVATE_FLAG: matches FUTEX_WAKE_PRIVATE */
+#ifndef CSUP_FUTEX_BITSET_ANY
 #define CSUP_FUTEX_BITSET_ANY 0xffffffffu
+#endif
 
 /* Futex waits are tagged 8..15 (a 3-bit generation), so the completion of
  * a cancelled wait is never taken for the one armed after it. */
@@ -30,6 +32,7 @@ struct csup_uring {
     struct io_uring ring;
     int armed;               /* a futex wait is queued on the futex */
     uint32_t armed_value;    /* its expected value */
+    uint32_t armed_bitset;   /* its futex bitset */
     uint64_t armed_tag;      /* its tag (FUTEX_TAG_BASE + generation) */
     unsigned generation;
 };
@@ -191,23 +194,29 @@ void csup_uring_disarm(csup_uring *r) {
 
 int csup_uring_armed(csup_uring *r) { return r->armed; }
 
-static void prep_futex_wait(struct io_uring_sqe *s, uint32_t *word, uint32_t expected, uint64_t tag) {
+static void prep_futex_wait(struct io_uring_sqe *s, uint32_t *word, uint32_t expected, uint64_t tag,
+                            uint32_t bitset) {
     io_uring_prep_rw(CSUP_IORING_OP_FUTEX_WAIT, s, (int)(CSUP_FUTEX2_SIZE_U32 | CSUP_FUTEX2_PRIVATE),
                      word, 0, expected);
-    s->addr3 = CSUP_FUTEX_BITSET_ANY;
+    s->addr3 = bitset;
     io_uring_sqe_set_data64(s, tag);
 }
 
 int csup_uring_sleep(csup_uring *r, uint32_t *word, uint32_t expected, int64_t timeout_ns) {
-    if (r->armed && r->armed_value != expected) csup_uring_disarm(r);
+    return csup_uring_sleep_bitset(r, word, expected, timeout_ns, CSUP_FUTEX_BITSET_ANY);
+}
+
+int csup_uring_sleep_bitset(csup_uring *r, uint32_t *word, uint32_t expected, int64_t timeout_ns, uint32_t bitset) {
+    if (r->armed && (r->armed_value != expected || r->armed_bitset != bitset)) csup_uring_disarm(r);
     if (!r->armed) {
         struct io_uring_sqe *s = sqes(r, 1);
         if (!s) return -EBUSY;
         r->generation++;
         r->armed_tag = FUTEX_TAG_BASE + (r->generation & FUTEX_TAG_MASK);
-        prep_futex_wait(s, word, expected, r->armed_tag);
+        prep_futex_wait(s, word, expected, r->armed_tag, bitset);
         r->armed = 1;
         r->armed_value = expected;
+        r->armed_bitset = bitset;
     }
     struct __kernel_timespec ts, *tsp = NULL;
     if (timeout_ns >= 0) { set_ts(&ts, timeout_ns); tsp = &ts; }
@@ -298,7 +307,7 @@ static void probe(void) {
      * -EAGAIN (a seccomp filter or an LSM may refuse the operation). */
     uint32_t word = 1;
     struct io_uring_sqe *s = io_uring_get_sqe(&r->ring);
-    prep_futex_wait(s, &word, 0, CSUP_URING_TAG_USER);
+    prep_futex_wait(s, &word, 0, CSUP_URING_TAG_USER, CSUP_FUTEX_BITSET_ANY);
     struct io_uring_cqe *cqe = NULL;
     struct __kernel_timespec ts = { .tv_sec = 1, .tv_nsec = 0 };
     int rc = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);

@@ -85,6 +85,14 @@ uint32_t csup_clist_prepare_wait(csup_clist *list);
 void csup_clist_cancel_wait(csup_clist *list);
 void csup_clist_wait(csup_clist *list, uint32_t seq, int64_t timeout_ns);
 void csup_clist_notify(csup_clist *list, int n);
+/* The same with a futex bitset (csup_futex.h): csup_clist_wait_bitset
+ * sleeps with `bitset`; csup_clist_notify_bitset bumps the word (so every
+ * waiter registered before it and not yet asleep returns at once, whatever
+ * its bitset) and wakes up to n sleepers whose bitset shares a bit with
+ * `bitset`. Completions and csup_clist_notify wake waiters of any bitset.
+ * Used for per-NUMA-node wake-ups (ConcRT Idle/README.md). */
+void csup_clist_wait_bitset(csup_clist *list, uint32_t seq, int64_t timeout_ns, uint32_t bitset);
+void csup_clist_notify_bitset(csup_clist *list, int n, uint32_t bitset);
 /* The futex word csup_clist_wait sleeps on, for a waiter that sleeps in
  * another primitive (an io_uring FUTEX_WAIT armed with the value
  * csup_clist_prepare_wait returned; see csup_uring.h). */

@@ -15,6 +15,16 @@ int csup_futex_wait(uint32_t *addr, uint32_t expected, int64_t timeout_ns);
 /* Wakes up to n sleepers. Returns how many were woken. */
 int csup_futex_wake(uint32_t *addr, int n);
 
+/* FUTEX_WAIT_BITSET / FUTEX_WAKE_BITSET: a waiter sleeps with a bitset; a
+ * wake with bitset b wakes only waiters whose bitset shares a bit with b
+ * (a plain csup_futex_wake, and CSUP_FUTEX_BITSET_ANY, match every waiter).
+ * bitset must not be 0. timeout_ns is relative, as for csup_futex_wait
+ * (turned into the CLOCK_MONOTONIC deadline the kernel takes here).
+ * Returns as csup_futex_wait / csup_futex_wake. */
+#define CSUP_FUTEX_BITSET_ANY 0xffffffffu
+int csup_futex_wait_bitset(uint32_t *addr, uint32_t expected, int64_t timeout_ns, uint32_t bitset);
+int csup_futex_wake_bitset(uint32_t *addr, int n, uint32_t bitset);
+
 /* Atomic helpers on futex words (memory order in the name). */
 static inline uint32_t csup_u32_load_acquire(uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline uint32_t csup_u32_load_relaxed(uint32_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }

@@ -113,6 +113,10 @@ unsigned csup_uring_reap(csup_uring *r, uint64_t *tags, int32_t *results, unsign
  * value already). Returns 0, or -errno when the ring cannot wait (then the
  * caller sleeps another way). */
 int csup_uring_sleep(csup_uring *r, uint32_t *word, uint32_t expected, int64_t timeout_ns);
+/* The same, the futex wait armed with `bitset` (csup_futex.h; re-armed when
+ * armed with another value or bitset). csup_uring_sleep uses
+ * CSUP_FUTEX_BITSET_ANY. */
+int csup_uring_sleep_bitset(csup_uring *r, uint32_t *word, uint32_t expected, int64_t timeout_ns, uint32_t bitset);
 /* Cancels an armed futex wait (unqueued from the futex before this
  * returns). No-op when none is armed. */
 void csup_uring_disarm(csup_uring *r);

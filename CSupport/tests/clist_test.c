@@ -167,6 +167,46 @@ static void test_notify(void) {
     CHECK(csup_clist_waiters(list) == 0, "cancel_wait did not unregister");
 }
 
+/* Bitset waits (per-NUMA-node wakes in ConcRT): a waiter with bitset 1
+ * sleeps through a notify_bitset for bitset 2, wakes for one naming its
+ * bit, and wakes for a plain notify; a timed bitset wait times out. */
+static void *bitset_waiter(void *arg) {
+    (void)arg;
+    uint32_t seq = csup_clist_prepare_wait(list);
+    atomic_store(&phase, 1);
+    csup_clist_wait_bitset(list, seq, -1, 1u);
+    atomic_store(&wait_returned, 1);
+    return NULL;
+}
+
+static void run_bitset_waiter(int plain) {
+    atomic_store(&phase, 0);
+    atomic_store(&wait_returned, 0);
+    pthread_t t = stress_start(bitset_waiter, NULL);
+    while (atomic_load(&phase) != 1) csup_cpu_relax();
+    struct timespec ts = { 0, 5000000 };   /* let it reach the futex */
+    nanosleep(&ts, NULL);
+    csup_clist_notify_bitset(list, 1, 2u);    /* another node's wake */
+    nanosleep(&ts, NULL);
+    CHECK(!atomic_load(&wait_returned), "a bitset-1 waiter woke for a bitset-2 notify");
+    if (plain) csup_clist_notify(list, 1); else csup_clist_notify_bitset(list, 1, 1u | 4u);
+    int64_t deadline = stress_now_ns() + 2000000000LL;
+    while (!atomic_load(&wait_returned) && stress_now_ns() < deadline) usleep(100);
+    CHECK(atomic_load(&wait_returned), "the bitset waiter was not woken by a %s notify", plain ? "plain" : "matching");
+    pthread_join(t, NULL);
+    CHECK(csup_clist_waiters(list) == 0, "bitset: %u waiters left", csup_clist_waiters(list));
+}
+
+static void test_bitset(void) {
+    run_bitset_waiter(0);
+    run_bitset_waiter(1);
+    uint32_t seq = csup_clist_prepare_wait(list);
+    int64_t t = stress_now_ns();
+    csup_clist_wait_bitset(list, seq, 3000000, 1u);
+    int64_t el = stress_now_ns() - t;
+    CHECK(el >= 3000000 && el < 1000000000, "3 ms bitset wait took %lld ns", (long long)el);
+}
+
 static int readable(int fd, int timeout_ms) {
     struct pollfd p = { .fd = fd, .events = POLLIN };
     int r = poll(&p, 1, timeout_ms);
@@ -244,6 +284,7 @@ int main(void) {
     test_mpsc();
     test_timeout();
     test_notify();
+    test_bitset();
     test_eventfd();
     for (long i = 0; i < PRODUCERS * per_producer; i++) csup_clist_node_destroy(items[i].node);
     csup_clist_destroy(list);

@@ -74,6 +74,10 @@ public final class Scheduler: @unchecked Sendable {
     /// Every live context, for snapshots (Reflection/ContextRegistry.swift).
     let contextRegistry = ContextRegistry()
     let groups = ScheduleGroupRegistry()
+    /// Per-node idle state for node-preferring schedule groups
+    /// (Idle/NodeIdle.swift): nil unless `.enhanceScheduleGroupLocality`
+    /// with the VPs placed on two or more nodes. Set once in init.
+    private(set) var nodeIdle: NodeIdle?
     /// nil when the regular VPs have io_uring queues; else why not. Set
     /// once in init, before any primary starts.
     private(set) var ringUnavailableReason: String?
@@ -106,6 +110,7 @@ public final class Scheduler: @unchecked Sendable {
         // (it throws, so before the Resource Manager registration).
         layout = try VirtualProcessorLayout(policy: policy, virtualProcessorCount: n)
         cores = resourceManager.register(policy: policy, vpCount: n, idle: idle)
+        nodeIdle = NodeIdle(policy: policy, layout: layout, list: completionList, idle: idle)
         for i in 0..<(n + Self.temporarySlots) {
             let temporary = i >= n
             let cpu: Int? = !temporary && layout.pinned ? layout.slots[i].cpu : nil
@@ -116,6 +121,13 @@ public final class Scheduler: @unchecked Sendable {
                 throw error
             }
             if !temporary { virtualProcessors[i].stealOrder = layout.stealOrders[i] }
+            if let nodeIdle {
+                virtualProcessors[i].node = temporary ? -1 : nodeIdle.vpNodes[i]
+                virtualProcessors[i].wakeMask = temporary ? NodeIdle.unplacedMask : NodeIdle.mask(nodeIdle.vpNodes[i])
+                // A regular VP starts free (it runs nothing yet); before its
+                // primary starts, which orders this for its pthread.
+                if !temporary { nodeIdle.markFree(virtualProcessors[i]) }
+            }
         }
         ringUnavailableReason = Self.attachRings(to: virtualProcessors[0..<n], policy: policy)
         activeVPCount.store(n, ordering: .releasing)
@@ -225,7 +237,11 @@ public final class Scheduler: @unchecked Sendable {
         let node = TaskNode(body: { body(); self.outstanding.wrappingSubtract(1, ordering: .releasing) }, group: group)
         if let group {
             if group.enqueue(node.item) { groups.activated(group) }
-            idle.notifyWork()
+            if group.homeIndex >= 0 {
+                nodeIdle.unsafelyUnwrapped.notifyHome(group.homeIndex)   // its home node first
+            } else {
+                idle.notifyWork()
+            }
         } else if let c = Context.currentInternal, c.scheduler === self {
             c.vp.push(node.item)
         } else {
@@ -242,8 +258,11 @@ public final class Scheduler: @unchecked Sendable {
     }
 
     /// Creates a schedule group. [Scheduler::CreateScheduleGroup]
+    /// Under `.enhanceScheduleGroupLocality` on two or more NUMA nodes it
+    /// prefers a node (``ScheduleGroup/homeNode``): the creating VP's
+    /// node, or round-robin when created from outside the scheduler.
     public func createScheduleGroup() -> ScheduleGroup {
-        let g = ScheduleGroup(scheduler: self, share: 1, cap: nil)
+        let g = ScheduleGroup(scheduler: self, share: 1, cap: nil, home: defaultHome())
         groups.add(g)
         return g
     }
@@ -257,13 +276,19 @@ public final class Scheduler: @unchecked Sendable {
     ///     (0, 1], even when nothing else runs; nil: no cap.
     /// - Throws: ``ConcRTError/invalidPolicy(_:)`` naming the bad value.
     public func createScheduleGroup(share: Int, cap: Double? = nil) throws(ConcRTError) -> ScheduleGroup {
+        try createScheduleGroup(share: share, cap: cap, home: defaultHome())
+    }
+
+    /// Checks `share` and `cap`, then creates and publishes the group with
+    /// home node `home` (a dense index, -1: none; GroupHome.swift).
+    func createScheduleGroup(share: Int, cap: Double?, home: Int) throws(ConcRTError) -> ScheduleGroup {
         guard share >= 1 && share <= 10_000 else {
             throw .invalidPolicy("schedule group share must be in 1...10000 (got \(share))")
         }
         if let cap, !(cap > 0 && cap <= 1) {
             throw .invalidPolicy("schedule group cap must be in (0, 1] (got \(cap))")
         }
-        let g = ScheduleGroup(scheduler: self, share: share, cap: cap)
+        let g = ScheduleGroup(scheduler: self, share: share, cap: cap, home: home)
         groups.add(g)
         return g
     }
@@ -319,7 +344,7 @@ public final class Scheduler: @unchecked Sendable {
 
     /// True when any work source holds something (for the idle check).
     func hasWork(for vp: VirtualProcessor) -> Bool {
-        if !completionList.isEmpty || injectedCount.load(ordering: .acquiring) > 0 || groups.hasWork { return true }
+        if !completionList.isEmpty || injectedCount.load(ordering: .acquiring) > 0 || groups.hasWork(for: vp) { return true }
         if timers.hasExpired { return true }
         let n = activeVPCount.load(ordering: .acquiring)
         for i in 0..<n {

@@ -160,6 +160,23 @@ public final class UMSCompletionList: @unchecked Sendable {
     /// load when nobody waits; no system call).
     public func notifyWaiters(_ count: Int = 1) { csup_clist_notify(clist, Int32(count)) }
 
+    /// A ``wait(ticket:timeout:)`` that only wakes for completions, plain
+    /// notifies, and ``notifyWaiters(_:wakeMask:)`` whose mask shares a
+    /// bit with `wakeMask` (a futex bitset; not 0). Lets a scheduler wake
+    /// a chosen class of its sleepers (ConcRT: the VPs of one NUMA node).
+    public func wait(ticket: UInt32, timeout: Duration?, wakeMask: UInt32) {
+        precondition(wakeMask != 0, "UMSCompletionList.wait: wakeMask must not be 0")
+        csup_clist_wait_bitset(clist, ticket, timeout.map { $0.saturatingNanoseconds } ?? -1, wakeMask)
+    }
+
+    /// Wakes up to `count` waiters whose ``wait(ticket:timeout:wakeMask:)``
+    /// mask shares a bit with `wakeMask` (a plain wait matches any mask),
+    /// if any waiter is registered. Every waiter registered before this
+    /// call and not yet asleep still returns at once (the word moves).
+    public func notifyWaiters(_ count: Int, wakeMask: UInt32) {
+        csup_clist_notify_bitset(clist, Int32(count), wakeMask)
+    }
+
     /// The futex word ``wait(ticket:timeout:)`` sleeps on, for a waiter
     /// that sleeps in another primitive which can wait on a futex (an
     /// io_uring `FUTEX_WAIT` armed with the ticket from

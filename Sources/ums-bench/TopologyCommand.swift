@@ -1,6 +1,7 @@
 // `ums-bench topology`: the topology ConcRT reads (live or a fixture) and the
 // layout a scheduler would get on it: processor groups, nodes, each VP's CPU,
-// node and group, and each VP's steal order by tier. Prints; measures nothing.
+// node and group, each VP's steal order by tier, and the nodes schedule
+// groups are homed on. Prints; measures nothing.
 import ConcRT
 
 enum TopologyCommand {
@@ -44,6 +45,12 @@ enum TopologyCommand {
                     .map { _, t in t }.joined(separator: " | ")
             print("vp \(s.virtualProcessor): \(place); steals: \(tiers)")
         }
+        // Schedule groups' home nodes (ScheduleGroups/GroupHome.swift).
+        let homes = layout.scheduleGroupHomeNodes(for: policy)
+        print(homes.isEmpty
+              ? "schedule groups: no home node (\(policy.schedulingProtocol), VPs on \(Set(layout.slots.compactMap(\.node)).count) node(s))"
+              : "schedule groups: homed on nodes \(CPUList.format(homes)): the creating VP's node, round-robin from outside, "
+                + "or createScheduleGroup(node:)")
     }
 
     /// Each tier as "own-node VPs 1-3" etc.

@@ -27,7 +27,7 @@ failed=0
 # Models whose threads may sleep for ever in a correct final state (idle VPs;
 # a waiter that registered after a reset): the safety run skips the
 # invalid-end-state check (-E); their liveness properties cover wake-ups.
-declare -A endflag=([clist]=-E [event]=-E [kthread]= [stackjob]= [idle]= [retake]=-E [retake.mutant]=-E [ringsleep]=-E)
+declare -A endflag=([clist]=-E [event]=-E [kthread]= [stackjob]= [idle]= [retake]=-E [retake.mutant]=-E [ringsleep]=-E [nodewake]=)
 # Which check must reject each mutant (default: liveness).
 declare -A mutantcheck=([retake]=safety [ringsleep]=liveness [capture]=safety [watchdog]=liveness [taskgroup]=safety [compensation]=safety)
 
@@ -77,7 +77,7 @@ check() {
     fi
 }
 
-for name in clist event kthread stackjob idle retake monitor ringsleep capture watchdog coretoken carrier taskgroup compensation; do
+for name in clist event kthread stackjob idle retake monitor ringsleep capture watchdog coretoken carrier taskgroup compensation nodewake; do
     check "$name" "$name.pml" safety zero
     check "$name" "$name.pml" liveness zero
     check "$name.mutant" "$name.mutant.pml" "${mutantcheck[$name]:-liveness}" nonzero

@@ -155,9 +155,10 @@ final class IORing {
     /// Sleeps in the ring until a completion, a futex wake of `word` (armed
     /// with `ticket`), or the timeout. Submits what is queued. Returns
     /// false when the ring could not wait (the caller sleeps on the futex).
-    func sleep(on word: UnsafeMutablePointer<UInt32>, ticket: UInt32, timeoutNanoseconds: Int64?) -> Bool {
+    func sleep(on word: UnsafeMutablePointer<UInt32>, ticket: UInt32, timeoutNanoseconds: Int64?,
+               wakeMask: UInt32 = CSUP_FUTEX_BITSET_ANY) -> Bool {
         guard let r = raw else { return false }
-        return csup_uring_sleep(r, word, ticket, timeoutNanoseconds ?? -1) == 0
+        return csup_uring_sleep_bitset(r, word, ticket, timeoutNanoseconds ?? -1, wakeMask) == 0
     }
 
     /// Cancels an armed futex wait (no-op when none is).

@@ -26,6 +26,10 @@ import UMS
 ///   to sleep while every other VP sleeps sleeps **untimed** (timers
 ///   aside); a `runnext` push then wakes it (``runnextPushed()``), so it
 ///   starts watching.
+/// - Node locality (`.enhanceScheduleGroupLocality` on two or more NUMA
+///   nodes): each VP sleeps with its node's futex bitset, and a task of a
+///   group homed on a node wakes a sleeper of that node first
+///   (``NodeIdle``; README "Node-preferring groups").
 /// - A watch expiry costs a futex return and a few loads, not a context
 ///   switch or a steal sweep, so a VP idle beside a busy one uses well
 ///   under 1 CPU-ms per second (`ums-bench idle --busy`).
@@ -127,12 +131,17 @@ final class IdleProtocol: @unchecked Sendable {
         // it takes a core, finds no work, or leaves (ResourceManager.swift).
         var coreWaiter = false
         defer { if coreWaiter { vp.endCoreWait() } }
+        let nodes = s.nodeIdle
         while true {
+            // 0. Node locality: pass a wake to the home node of any homed
+            //    task this VP declines (Idle/README.md, node-preferring groups).
+            if nodes != nil { s.groups.forwardDeclined(for: vp) }
             // 1. Register on the futex: a notify from now on ends the wait.
             let ticket = list._withUnsafeGuaranteedRef { $0.prepareToWait() }
             // 2. Announce. Others awake: watch them; else sleep untimed,
             //    announced before the re-check (pair A).
             let asleep = sleeping.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
+            if vp.node >= 0 { nodes.unsafelyUnwrapped.announceSleep(vp) }   // per node, then a fence
             var watching = asleep < s.activeVPCount.load(ordering: .acquiring)
             if !watching { untimed.wrappingAdd(1, ordering: .sequentiallyConsistent) }
             // 3. Re-check every work source.
@@ -165,6 +174,7 @@ final class IdleProtocol: @unchecked Sendable {
             if found {
                 if !watching { untimed.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
                 sleeping.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+                if vp.node >= 0 { nodes.unsafelyUnwrapped.endSleep(vp) }
                 Watchdog.virtualProcessorWoke()
                 list._withUnsafeGuaranteedRef { $0.cancelWait() }
                 return
@@ -186,20 +196,25 @@ final class IdleProtocol: @unchecked Sendable {
                 // a notify of the list's futex (armed with the same ticket)
                 // both end the sleep (IO/IORing.swift, step 3).
                 if let ring = vp.ring, ring.inFlight > 0,
-                   ring.sleep(on: l.waitWord, ticket: ticket, timeoutNanoseconds: timeout) {
+                   ring.sleep(on: l.waitWord, ticket: ticket, timeoutNanoseconds: timeout, wakeMask: vp.wakeMask) {
                     vp.stats.ringSleeps.ownerIncrement()
                     l.cancelWait()
                     // Off the futex before anything else (a wake that
                     // reached the wait meanwhile is passed on by the VP
                     // loop's first pick: VirtualProcessor.passOnWakeUp).
                     ring.disarm()
-                } else {
+                } else if vp.wakeMask == CSUP_FUTEX_BITSET_ANY {
                     l.wait(ticket: ticket, timeout: timeout.map { .nanoseconds($0) })
+                } else {
+                    // Node locality: woken by completions, plain notifies,
+                    // and node wakes of this VP's node (Idle/NodeIdle.swift).
+                    l.wait(ticket: ticket, timeout: timeout.map { .nanoseconds($0) }, wakeMask: vp.wakeMask)
                 }
             }
             vp.stats.idleWakeUps.ownerIncrement()
             if !watching { untimed.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
             sleeping.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+            if vp.node >= 0 { nodes.unsafelyUnwrapped.endSleep(vp) }
             Watchdog.virtualProcessorWoke()
             if vp.retiring.load(ordering: .acquiring) || s.readyToStop { return }
             // 5. Awake: real work or a due timer ends the sleep, with a core

@@ -17,6 +17,11 @@ import UMS
 /// their cap, the one with the least **pass** (time used ÷ share: stride
 /// scheduling), so busy groups get VP time in proportion to their shares
 /// (`ScheduleGroupRegistry.swift`, `GroupUsage.swift`).
+///
+/// Under `.enhanceScheduleGroupLocality`, on VPs placed on two or more
+/// NUMA nodes, a group also prefers one node, its ``homeNode``: that
+/// node's VPs take its tasks first and are woken for them first
+/// (`GroupHome.swift`). [ConcRT: a ScheduleGroup created with a `location`]
 public final class ScheduleGroup: @unchecked Sendable {
     // @unchecked Sendable: a lock-free queue; counters atomic.
     private static let nextID = Atomic<Int>(1)
@@ -35,11 +40,22 @@ public final class ScheduleGroup: @unchecked Sendable {
     private let pending = Atomic<Int>(0)
     /// VP time used, for shares and caps.
     let usage: GroupUsage
+    /// Dense index of the home node in ``Scheduler/nodeIdle``; -1: no
+    /// node preference (no node locality).
+    let homeIndex: Int
 
-    init(scheduler: Scheduler, share: Int, cap: Double?) {
+    /// The NUMA node this group prefers (a topology node id), nil when it
+    /// prefers none (another scheduling protocol, or VPs on one node).
+    /// [ConcRT: the group's `location`, a NUMA node]
+    public var homeNode: Int? {
+        homeIndex >= 0 ? scheduler.nodeIdle.map { $0.nodeIDs[homeIndex] } : nil
+    }
+
+    init(scheduler: Scheduler, share: Int, cap: Double?, home: Int = -1) {
         self.scheduler = scheduler
         self.share = share
         self.cap = cap
+        homeIndex = home
         usage = GroupUsage(share: share, cap: cap, virtualProcessors: scheduler.virtualProcessorCount)
         id = ScheduleGroup.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
     }

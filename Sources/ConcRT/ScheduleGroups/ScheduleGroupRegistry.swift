@@ -22,6 +22,12 @@ import UMS
 /// `.enhanceScheduleGroupLocality` the VP stays with its last group while
 /// that group's pass is within ``localitySlack`` of the least.
 ///
+/// **Home nodes** (`GroupHome.swift`). Once a group with a home node is
+/// published (`homed`), a VP looks at the groups in two passes: first
+/// those homed on its node or on none, then those homed on a node with no
+/// capacity; a group homed on a node with capacity is skipped (its home's
+/// VPs take it). Stride scheduling picks among the same eligible groups.
+///
 /// **Activation.** A group whose queue goes from empty to non-empty while
 /// others are busy has its pass lifted to the least pass of the busy ones,
 /// so time it did not use while idle is not owed to it (a group cannot
@@ -44,6 +50,8 @@ final class ScheduleGroupRegistry: @unchecked Sendable {
     let weighted = Atomic<Bool>(false)
     /// Groups with a cap.
     private let capped = Atomic<Int>(0)
+    /// Some group has a home node (release on set; GroupHome.swift).
+    private let homed = Atomic<Bool>(false)
 
     init() {
         chunks = .allocate(capacity: Self.maxChunks)
@@ -81,6 +89,7 @@ final class ScheduleGroupRegistry: @unchecked Sendable {
             (chunks[c].unsafelyUnwrapped + n % Self.chunkSize).initialize(to: .passRetained(g))
             if g.cap != nil { capped.wrappingAdd(1, ordering: .relaxed) }
             if g.share != 1 || g.cap != nil { weighted.store(true, ordering: .releasing) }
+            if g.homeIndex >= 0 { homed.store(true, ordering: .releasing) }
             count.store(n + 1, ordering: .releasing)
         }
     }
@@ -95,6 +104,53 @@ final class ScheduleGroupRegistry: @unchecked Sendable {
             return true
         }
         return false
+    }
+
+    /// ``hasWork`` for `vp`: only groups `vp` may take now (a group homed
+    /// on another node with capacity does not count).
+    func hasWork(for vp: VirtualProcessor) -> Bool {
+        guard homed.load(ordering: .acquiring) else { return hasWork }
+        let n = count.load(ordering: .acquiring)
+        let now = capped.load(ordering: .relaxed) > 0 ? csup_monotonic_ns() : 0
+        for i in 0..<n where withGroup(i, { g in
+            g.queued.load(ordering: .relaxed) > 0 && g.usage.withinCap(now: now) && mayTake(g, vp, pass: nil)
+        }) {
+            return true
+        }
+        return false
+    }
+
+    /// May `vp` take from `g` now? `pass` 0: only groups homed on `vp`'s
+    /// node or on none; 1: only groups homed on another node without
+    /// capacity; nil: either (GroupHome.swift).
+    @inline(__always)
+    private func mayTake(_ g: ScheduleGroup, _ vp: VirtualProcessor, pass: Int?) -> Bool {
+        let home = g.homeIndex
+        let local = home < 0 || home == vp.node
+        switch pass {
+        case 0?: return local
+        case 1?: return !local && !vp.scheduler.nodeIdle.unsafelyUnwrapped.hasCapacity(home)
+        default: return local || !vp.scheduler.nodeIdle.unsafelyUnwrapped.hasCapacity(home)
+        }
+    }
+
+    /// For a VP about to sleep: each home node whose groups hold tasks
+    /// `vp` declines (homed elsewhere, home with capacity) gets a wake if
+    /// a VP of it sleeps and none searches (`NodeIdle.forwardDeclined`).
+    func forwardDeclined(for vp: VirtualProcessor) {
+        guard homed.load(ordering: .acquiring) else { return }
+        let nodes = vp.scheduler.nodeIdle.unsafelyUnwrapped
+        let n = count.load(ordering: .acquiring)
+        var done: UInt64 = 0   // homes already forwarded to (first 64)
+        for i in 0..<n {
+            withGroup(i) { g in
+                let home = g.homeIndex
+                guard home >= 0, home != vp.node, g.queued.load(ordering: .relaxed) > 0,
+                      home >= 64 || done & (1 << UInt64(home)) == 0, nodes.hasCapacity(home) else { return }
+                if home < 64 { done |= 1 << UInt64(home) }
+                nodes.forwardDeclined(home: home)
+            }
+        }
     }
 
     /// When a capped group holds queued tasks but is over its budget:
@@ -128,17 +184,35 @@ final class ScheduleGroupRegistry: @unchecked Sendable {
     func take(for vp: VirtualProcessor, protocol p: SchedulerPolicy.SchedulingProtocol) -> (WorkItem, Int)? {
         let n = count.load(ordering: .acquiring)
         if n == 0 { return nil }
-        if weighted.load(ordering: .acquiring) { return takeByPass(for: vp, n, p) }
+        let homes = homed.load(ordering: .acquiring)
+        if weighted.load(ordering: .acquiring) { return takeByPass(for: vp, n, p, homes: homes) }
         let start: Int
         switch p {
         case .enhanceScheduleGroupLocality: start = vp.lastGroupIndex % n
         case .enhanceForwardProgress: start = (vp.lastGroupIndex + 1) % n
         }
-        for k in 0..<n {
-            let i = (start + k) % n
-            if let taken = withGroup(i, { g in g.dequeue().map { ($0, g.id) } }) {
-                vp.lastGroupIndex = i
-                return taken
+        if !homes {
+            for k in 0..<n {
+                let i = (start + k) % n
+                if let taken = withGroup(i, { g in g.dequeue().map { ($0, g.id) } }) {
+                    vp.lastGroupIndex = i
+                    return taken
+                }
+            }
+            return nil
+        }
+        // Home nodes: own node's groups first, then those of nodes with no
+        // capacity (see the type's doc).
+        for pass in 0..<2 {
+            for k in 0..<n {
+                let i = (start + k) % n
+                if let taken = withGroup(i, { g -> (WorkItem, Int)? in
+                    guard g.queued.load(ordering: .relaxed) > 0, mayTake(g, vp, pass: pass) else { return nil }
+                    return g.dequeue().map { ($0, g.id) }
+                }) {
+                    vp.lastGroupIndex = i
+                    return taken
+                }
             }
         }
         return nil
@@ -147,13 +221,15 @@ final class ScheduleGroupRegistry: @unchecked Sendable {
     /// Stride scheduling: the eligible group with the least pass (see the
     /// type's doc). A lost race for the chosen group's last task (another
     /// VP took it) tries again, at most `n` times.
-    private func takeByPass(for vp: VirtualProcessor, _ n: Int, _ p: SchedulerPolicy.SchedulingProtocol) -> (WorkItem, Int)? {
+    private func takeByPass(for vp: VirtualProcessor, _ n: Int, _ p: SchedulerPolicy.SchedulingProtocol,
+                            homes: Bool) -> (WorkItem, Int)? {
         let now = capped.load(ordering: .relaxed) > 0 ? csup_monotonic_ns() : 0
         for _ in 0..<n {
             var best = -1, bestPass = Int.max
             for i in 0..<n {
                 let pass = withGroup(i) { g in
-                    g.queued.load(ordering: .relaxed) > 0 && g.usage.withinCap(now: now) ? g.usage.pass : Int.max
+                    g.queued.load(ordering: .relaxed) > 0 && g.usage.withinCap(now: now)
+                        && (!homes || mayTake(g, vp, pass: nil)) ? g.usage.pass : Int.max
                 }
                 if pass < bestPass { best = i; bestPass = pass }
             }
@@ -161,7 +237,8 @@ final class ScheduleGroupRegistry: @unchecked Sendable {
             let last = vp.lastGroupIndex
             if p == .enhanceScheduleGroupLocality, last != best, last < n,
                let taken = withGroup(last, { g -> (WorkItem, Int)? in
-                   guard g.usage.withinCap(now: now), g.usage.pass <= bestPass &+ Self.localitySlack else { return nil }
+                   guard g.usage.withinCap(now: now), g.usage.pass <= bestPass &+ Self.localitySlack,
+                         !homes || mayTake(g, vp, pass: nil) else { return nil }
                    return g.dequeue().map { ($0, g.id) }
                }) {
                 return taken

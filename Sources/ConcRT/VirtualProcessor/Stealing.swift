@@ -28,7 +28,13 @@ extension VirtualProcessor {
     func search(_ ctx: Context?) -> SearchResult {
         let s = scheduler
         s.idle.beginSearch()
-        defer { s.idle.endSearch() }
+        // Node locality (Idle/NodeIdle.swift): counted per node, free mark
+        // set (cleared when the VP runs a task: runCounted, or a context).
+        if node >= 0 { s.nodeIdle.unsafelyUnwrapped.beginSearch(self) }
+        defer {
+            s.idle.endSearch()
+            if node >= 0 { s.nodeIdle.unsafelyUnwrapped.endSearch(self) }
+        }
         let start = csup_monotonic_ns()
         let deadline = start + s.spinNanoseconds
         let busyAfter = start + 10_000

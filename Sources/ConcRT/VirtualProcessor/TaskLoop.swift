@@ -53,6 +53,7 @@ extension VirtualProcessor {
     /// Runs one work item and counts it.
     @inline(__always)
     func runCounted(_ item: WorkItem, _ ctx: Context) {
+        if nodeFree { scheduler.nodeIdle.unsafelyUnwrapped.clearFree(self) }   // busy now (Idle/NodeIdle.swift)
         stats.tasksRun.ownerIncrement()
         trace(.taskBegin, ctx.id)
         runWorkItem(item)

@@ -53,6 +53,16 @@ final class VirtualProcessor: @unchecked Sendable {
     /// Locality steal order (Stealing.swift); nil: one sweep. Set by the
     /// scheduler before the primary starts, then only read.
     var stealOrder: StealOrder?
+    /// Dense index of this VP's NUMA node in ``Scheduler/nodeIdle``; -1
+    /// without node locality and on temporary VPs. Set by the scheduler
+    /// before the primary starts, then only read.
+    var node = -1
+    /// Futex bitset this VP sleeps with (Idle/NodeIdle.swift); ANY without
+    /// node locality. Set with ``node``.
+    var wakeMask: UInt32 = CSUP_FUTEX_BITSET_ANY
+    /// This VP's free mark is set (Idle/NodeIdle.swift; owner-only; never
+    /// set without node locality).
+    @exclusivity(unchecked) var nodeFree = false
     /// xorshift state for the steal start (owner-only).
     @exclusivity(unchecked) var rng: UInt64
     /// Index of the schedule group this VP took from last (owner-only).
@@ -244,11 +254,13 @@ final class VirtualProcessor: @unchecked Sendable {
             // here (Timers/TimerQueues.swift).
             _ = scheduler.fireTimers(on: self, idlePath: false)
             if let c = takeFairTurn() {
+                if nodeFree { scheduler.nodeIdle.unsafelyUnwrapped.clearFree(self) }   // busy now (Idle/NodeIdle.swift)
                 passOnWakeUp()
                 if !execute(c, primary) { return true }
                 continue
             }
             if let c = popRunnable() {
+                if nodeFree { scheduler.nodeIdle.unsafelyUnwrapped.clearFree(self) }
                 passOnWakeUp()
                 if !execute(c, primary) { return true }
                 continue
@@ -283,6 +295,7 @@ final class VirtualProcessor: @unchecked Sendable {
             if !execute(Unmanaged.passUnretained(c), primary) { return true }
         }
         // Leaving: end the cached contexts, give the core back.
+        if nodeFree { scheduler.nodeIdle.unsafelyUnwrapped.clearFree(self) }
         for c in idleCache { terminate(c, primary) }
         idleCache.removeAll()
         if holdsCore { releaseCore() }

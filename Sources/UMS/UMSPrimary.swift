@@ -110,6 +110,8 @@ public final class UMSPrimary {
     /// Unwrapped-block compensation: idle, active or ending (see
     /// `LazyKernelEntry/Compensation.swift` for the protocol).
     @usableFromInline let compensation = Atomic<UInt8>(0)
+    /// The handler's token for the active compensation (see the protocol).
+    @exclusivity(unchecked) var compensationToken: UMSCompensationToken?
 
     @inline(__always)
     func bumpRunSequence() {

@@ -7,21 +7,21 @@
  * primary's exit from scheduling mode gets there first.
  *
  * Source: Sources/UMS/LazyKernelEntry/Compensation.swift
- *   beginCompensation      :55-61  load idle (acquire); handler.begin;
+ *   beginCompensation      :57-64  load idle (acquire); handler.begin;
  *                                  store active (release)
- *   endCompensationIfActive :66-72 CAS active -> ending (acq_rel);
+ *   endCompensationIfActive :70-83 CAS active -> ending (acq_rel);
  *                                  handler.end; store idle (release)
  * Sources/UMS/LazyKernelEntry/Monitor.swift
- *   scan (under the monitor lock) -> lookForUnwrappedBlock :299-345:
+ *   scan (under the monitor lock) -> lookForUnwrappedBlock :324-396:
  *   active and the thread runs again -> end; idle and the thread asleep
  *   in the kernel -> begin
- * Sources/UMS/UMSThread.swift noteRuntimeEntry / endCompensation :397-418
+ * Sources/UMS/UMSThread.swift noteRuntimeEntry / endCompensation :400-419
  *   (relaxed load == active -> endCompensationIfActive)
- * Sources/UMS/UMSPrimary.swift enterSchedulingMode's defer :346-352:
+ * Sources/UMS/UMSPrimary.swift enterSchedulingMode's defer :347-354:
  *   unregister (under the monitor lock), then endCompensationIfActive
  * Sources/ConcRT/VirtualProcessor/PrimaryCarriers.swift
- *   VirtualProcessorRetake.beginCompensation / endCompensation: the
- *   handler's `temporary` (start a temporary VP; retire it)
+ *   VirtualProcessorRetake.beginCompensation / endCompensation: start a
+ *   temporary VP (the token); retire it
  *
  * Processes:
  *   thread   the UMS thread on the primary: blocks in unwrapped code and
@@ -31,8 +31,10 @@
  *
  * Variables -> source:
  *   comp         UMSPrimary.compensation (IDLE 0, ACTIVE 1, ENDING 2)
- *   temp         VirtualProcessorRetake.temporary (a temporary VP runs)
- *   inHandler    handler calls in progress (they must never overlap)
+ *   temp         UMSPrimary.compensationToken (the temporary VP the
+ *                handler started; it runs until retired)
+ *   inHandler    begin/end steps on that token in progress (they must
+ *                never overlap)
  *   asleep       the thread sleeps in the kernel in unwrapped code
  *   registered   the primary's monitor entry is registered
  *   lk           the monitor lock (scan; unregister); waiting: a thread
@@ -48,7 +50,7 @@
  *           then every temporary VP is retired.
  *
  * Mutant (compensation.mutant.pml): the thread's end takes `active` with
- * a load and a store instead of the CAS (Compensation.swift:67), so the
+ * a load and a store instead of the CAS (Compensation.swift:71), so the
  * thread and the monitor can both end one compensation: the second end
  * finds no temporary VP (the handler's precondition), and safety fails.
  */
@@ -79,12 +81,12 @@ inline handlerEnd() {
     inHandler--
 }
 
-/* endCompensationIfActive, Compensation.swift:66-72 */
+/* endCompensationIfActive, Compensation.swift:70-83 */
 inline endIfActive() {
     bit won = 0;
-    atomic { if :: comp == ACTIVE -> comp = ENDING; won = 1 :: else -> won = 0 fi };  /* :67 CAS */
+    atomic { if :: comp == ACTIVE -> comp = ENDING; won = 1 :: else -> won = 0 fi };  /* :71 CAS */
     if
-    :: won -> handlerEnd(); comp = IDLE                     /* :69-70 */
+    :: won -> handlerEnd(); comp = IDLE                     /* :75-81 */
     :: else -> skip
     fi
 }
@@ -110,7 +112,7 @@ active proctype thread() {
         round++
     :: else -> break
     od;
-    /* enterSchedulingMode's defer: UMSPrimary.swift:346-352 */
+    /* enterSchedulingMode's defer: UMSPrimary.swift:347-354 */
     waiting = 1;                                            /* unregister: wait for the lock */
     atomic { lk == 0 -> lk = 1 }; registered = 0; lk = 0; waiting = 0;
     endIfActive();
@@ -125,10 +127,10 @@ active proctype monitor() {
        :: !registered -> lk = 0; break
        :: else -> skip
        fi;
-       /* lookForUnwrappedBlock, Monitor.swift:299-345 */
+       /* lookForUnwrappedBlock, Monitor.swift:324-396 */
        if
        :: comp == ACTIVE && !asleep -> endIfActive()        /* it runs again */
-       :: comp == IDLE && asleep ->                         /* beginCompensation :55-61 */
+       :: comp == IDLE && asleep ->                         /* beginCompensation :57-64 */
             handlerBegin(); comp = ACTIVE
        :: else -> skip
        fi;

@@ -174,7 +174,12 @@ public final class ResourceManager: @unchecked Sendable {
             }
             if waitingVPs.load(ordering: .sequentiallyConsistent) > 0, !mayTakeWhileOthersWait(a) { return false }
             if freeUnits.compareExchange(expected: f, desired: f - c, ordering: .sequentiallyConsistent).exchanged {
-                a.held.wrappingAdd(c, ordering: .relaxed)
+                // seq_cst, then the seq_cst load below: of this take and an
+                // honoured minimum's debt take between the CAS and this add
+                // (whose reclaim read `held` without this unit), one sees
+                // the other, so the debt is always asked back.
+                a.held.wrappingAdd(c, ordering: .sequentiallyConsistent)
+                if freeUnits.load(ordering: .sequentiallyConsistent) < 0 { requestReclaim(for: a, debt: true, includingSelf: true) }
                 return true
             }
         }
@@ -290,7 +295,9 @@ public final class ResourceManager: @unchecked Sendable {
     /// A waiter of `a`, below its share with no core free (or `a` just
     /// took a minimum's core beyond the machine: `debt`): flag the
     /// scheduler furthest above its share.
-    private func requestReclaim(for a: CoreAllotment, debt: Bool = false) {
+    /// `includingSelf`: `a` itself may be the one furthest above its share
+    /// (it took a core just as a minimum went into debt).
+    private func requestReclaim(for a: CoreAllotment, debt: Bool = false, includingSelf: Bool = false) {
         if registered.load(ordering: .relaxed) <= 1 { return }   // nobody to ask
         registry.withLock { r in
             let shares = self.shares(r, requester: a)
@@ -298,8 +305,9 @@ public final class ResourceManager: @unchecked Sendable {
                   debt || a.held.load(ordering: .relaxed) + a.cost <= shares[i] else { return }
             var victim: CoreAllotment?
             var most = 0
-            for (j, b) in r.enumerated() where b !== a {
-                let excess = b.held.load(ordering: .relaxed) - shares[j]
+            for (j, b) in r.enumerated() where b !== a || includingSelf {
+                // seq_cst: see tryTake's add.
+                let excess = b.held.load(ordering: .sequentiallyConsistent) - shares[j]
                 if excess > most { most = excess; victim = b }
             }
             victim?.giveBack.store(true, ordering: .relaxed)

@@ -79,15 +79,13 @@ final class PrimaryCarrier: @unchecked Sendable {
 ///
 /// Unwrapped blocks are compensated for, not retaken: `beginCompensation`
 /// (monitor thread) starts a temporary VP, on a parked spare carrier when
-/// there is one; `endCompensation` (the context's own pthread, the monitor,
-/// or the VP's carrier as it leaves) asks it to retire. UMS serializes the
-/// two (`Compensation.swift`: `temporary` is written before the release
-/// store of `active` and read after the ender's acquire CAS).
+/// there is one, and returns it as the token; `endCompensation` (the
+/// context's own pthread, the monitor, or the VP's carrier as it leaves)
+/// asks that VP to retire. The token lives in the UMS primary
+/// (`Compensation.swift`), so this handler keeps no compensation state.
 final class VirtualProcessorRetake: UMSRetakeHandler, @unchecked Sendable {
     unowned(unsafe) let vp: VirtualProcessor
     private var reserved: PrimaryCarrier?
-    /// The temporary VP of the compensation in progress.
-    private var temporary: VirtualProcessor?
 
     init(_ vp: VirtualProcessor) { self.vp = vp }
 
@@ -140,29 +138,28 @@ final class VirtualProcessorRetake: UMSRetakeHandler, @unchecked Sendable {
         return !s.isStopping && (vp.hasLocalWork || vp.completionsPending || s.hasQueuedTasks || s.timers.hasExpired)
     }
 
-    func beginCompensation() -> Bool {
-        assert(temporary == nil, "VirtualProcessorRetake.beginCompensation: VP \(vp.index) is already compensated for")
+    func beginCompensation() -> UMSCompensationToken? {
         let s = vp.scheduler
-        guard compensationWanted() else { return false }
+        guard compensationWanted() else { return nil }
+        let temporary: VirtualProcessor
         do {
             temporary = try s.addTemporaryVirtualProcessor(carrier: s.takeSpareCarrier())
         } catch {
             s.stats.compensationFailures.add()
-            return false
+            return nil
         }
         // No trace event: the VP's trace buffer has one writer, its own
         // pthread, which goes on running (a retake traces from here only
         // because its VP's thread is inside the call).
         s.stats.compensations.add()
-        return true
+        return temporary
     }
 
-    func endCompensation() {
-        guard let t = temporary else {
-            preconditionFailure("VirtualProcessorRetake.endCompensation: VP \(vp.index) has no compensation to end")
+    func endCompensation(_ token: UMSCompensationToken) {
+        guard let temporary = token as? VirtualProcessor, temporary.temporary else {
+            preconditionFailure("VirtualProcessorRetake.endCompensation: the token is not a temporary virtual processor")
         }
-        temporary = nil
-        vp.scheduler.retireTemporaryVirtualProcessor(t)
+        vp.scheduler.retireTemporaryVirtualProcessor(temporary)
     }
 }
 
@@ -198,6 +195,9 @@ extension Scheduler {
                 // pinned one (the monitor's creator, a VP) and inherited its
                 // single-CPU mask.
                 if v.cpu == nil { _ = csup_affinity_unpin_self() }
+                // Named per VP for top -H, gdb and /proc (a thread started by
+                // the monitor would otherwise carry its name).
+                _ = csup_thread_set_name("ums-vp\(v.index)")
                 do {
                     try UMS.enterSchedulingMode(cpu: v.cpu, retakeHandler: policy.retakeAfter == nil ? nil : v.retake,
                                                 retakeAfter: policy.retakeAfter ?? .zero,

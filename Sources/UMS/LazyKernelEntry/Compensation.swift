@@ -34,11 +34,13 @@ import Synchronization
 ///
 /// - Only the monitor begins, and only from idle, so begins never overlap.
 /// - Exactly one ender wins the CAS per begin, so each begin is ended once.
-/// - The handler's own state is written by `beginCompensation` before the
-///   release store of `active` and read by the winner after its CAS
-///   (acquire); `endCompensation` finishes before the release store of
-///   `idle`, which the monitor's next begin reads (acquire). So the
-///   handler's calls never overlap, though they run on different threads.
+/// - The handler's token is kept by the primary (`compensationToken`):
+///   written by the monitor before the release store of `active`, read and
+///   cleared by the winner after its CAS (acquire) and before the release
+///   store of `idle`, which the monitor's next begin reads (acquire). The
+///   handler keeps no state of its own, because one handler serves a CPU
+///   whose primary can change (a wrapped call's retake, a temporary VP's
+///   slot reused) while the old primary's compensation is still ending.
 /// - The thread's check at a runtime entry is one relaxed load: a stale
 ///   `idle` only leaves the compensation to the monitor's next look.
 ///
@@ -53,9 +55,11 @@ extension UMSPrimary {
     /// Monitor thread: starts a compensation for this primary's blocked
     /// thread through `handler`. True when one started.
     func beginCompensation(_ handler: any UMSRetakeHandler) -> Bool {
-        // Acquire: the previous end's handler call happened before.
+        // Acquire: the previous end (and its clearing of the token) happened
+        // before.
         guard compensation.load(ordering: .acquiring) == Compensation.idle else { return false }
-        guard handler.beginCompensation() else { return false }
+        guard let token = handler.beginCompensation() else { return false }
+        compensationToken = token
         compensation.store(Compensation.active, ordering: .releasing)
         return true
     }
@@ -66,7 +70,14 @@ extension UMSPrimary {
     func endCompensationIfActive() -> Bool {
         guard compensation.compareExchange(expected: Compensation.active, desired: Compensation.ending,
                                            ordering: .acquiringAndReleasing).exchanged else { return false }
-        monitorEntry?.handler.endCompensation()
+        // Why this is sound: the token was written before the release store
+        // of `active` that this CAS read; it is cleared before the release
+        // store of `idle`, which the next begin reads first.
+        guard let token = compensationToken else {
+            preconditionFailure("UMS: a compensation was active without a token")
+        }
+        compensationToken = nil
+        monitorEntry?.handler.endCompensation(token)
         compensation.store(Compensation.idle, ordering: .releasing)
         return true
     }

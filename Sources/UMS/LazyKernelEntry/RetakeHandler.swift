@@ -36,23 +36,30 @@ public protocol UMSRetakeHandler: AnyObject, Sendable {
     func releaseReplacement()
     /// The primary's thread sleeps in the kernel in unwrapped code and
     /// other work waits: start something that runs beside it (ConcRT: a
-    /// temporary virtual processor). True when started. Called on the
-    /// monitor thread.
-    func beginCompensation() -> Bool
+    /// temporary virtual processor). Returns a token for what it started
+    /// (given back to ``endCompensation(_:)``), or nil when it started
+    /// nothing. Called on the monitor thread. The token is kept by the
+    /// primary, not the handler: one handler may serve a CPU whose primary
+    /// changed (a retake) while the old primary's compensation is ending.
+    func beginCompensation() -> UMSCompensationToken?
     /// Cheap and side-effect free: would a compensation be worth starting
     /// now (other work waits)? The monitor asks before it pays for a look
     /// at the thread's CPU clock and /proc state.
     func compensationWanted() -> Bool
     /// The thread runs again (or its primary leaves scheduling mode): undo
-    /// ``beginCompensation()``. Called once per successful begin, on the
+    /// the begin that returned `token`. Called once per token, on the
     /// thread itself, the monitor thread, or the primary's pthread as it
-    /// leaves; never at the same time as a begin.
-    func endCompensation()
+    /// leaves.
+    func endCompensation(_ token: UMSCompensationToken)
 }
 
 extension UMSRetakeHandler {
     /// No compensation: an unwrapped block holds the CPU.
-    public func beginCompensation() -> Bool { false }
+    public func beginCompensation() -> UMSCompensationToken? { nil }
     public func compensationWanted() -> Bool { false }
-    public func endCompensation() {}
+    public func endCompensation(_ token: UMSCompensationToken) {}
 }
+
+/// What a ``UMSRetakeHandler`` started for one compensation (ConcRT: the
+/// temporary virtual processor).
+public typealias UMSCompensationToken = AnyObject & Sendable

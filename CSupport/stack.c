@@ -21,6 +21,9 @@
  * `magazined` counts the stacks in all magazines (atomic, for the cached
  * count). A magazine is emptied into the shared cache when its thread
  * leaves scheduling mode.
+ * NUMA (see the header): each stack carries the node of the thread that
+ * mapped it; a thread with a known node takes from the shared cache only
+ * its own node's stacks (or unknown ones), else maps a fresh one.
  */
 #include "csup_config.h"
 #include "include/csup_stack.h"
@@ -56,6 +59,24 @@ typedef struct magazine {
 } magazine;
 
 static __thread magazine mag;          /* this thread's */
+/* This thread's node, set by csup_stack_thread_cache_begin (a pinned
+ * primary's) or csup_stack_set_thread_node; -2: none set. */
+static __thread int thread_node = -2;
+
+static int cpu_node(void) {
+    unsigned cpu = 0, node = 0;
+    return getcpu(&cpu, &node) == 0 ? (int)node : -1;
+}
+
+/* The node a fresh mapping is first touched on: the thread's set node, or
+ * the node it runs on now (an unpinned thread may move: approximate). */
+static int mapping_node(void) { return thread_node != -2 ? thread_node : cpu_node(); }
+
+/* The node whose cached stacks this thread may take: its set node; -1
+ * (any) for a thread with none (it has no fixed node to keep local). */
+static int taking_node(void) { return thread_node != -2 ? thread_node : -1; }
+
+void csup_stack_set_thread_node(int node) { thread_node = node < 0 ? -1 : node; }
 static long magazined;                 /* atomic: stacks in all magazines */
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -115,6 +136,7 @@ static int map_fresh(size_t usable, csup_stack *out) {
     out->guard_size = guard;
     out->lo = (char *)base + guard;
     out->size = usable;
+    out->node = mapping_node();
     __atomic_fetch_add(&mapped, 1, __ATOMIC_RELAXED);
     return 0;
 }
@@ -140,9 +162,11 @@ int csup_stack_alloc(size_t size, csup_stack *out) {
         }
         mag_unlock(&mag);
     }
+    int node = taking_node();
     pthread_mutex_lock(&cache_lock);
     for (int i = cache_len - 1; i >= 0; i--) {
-        if (cache[i].size == usable) {
+        /* Another node's stack would be remote memory here: map afresh. */
+        if (cache[i].size == usable && (node < 0 || cache[i].node < 0 || cache[i].node == node)) {
             *out = cache[i];
             cache[i] = cache[--cache_len];
             pthread_mutex_unlock(&cache_lock);
@@ -249,6 +273,8 @@ void csup_stack_free(const csup_stack *stack) {
 
 void csup_stack_thread_cache_begin(void) {
     if (mag.enabled) return;
+    /* A primary is pinned by now: its node is the pinned CPU's. */
+    thread_node = cpu_node();
     pthread_mutex_lock(&cache_lock);
     mag.prev = NULL;
     mag.next = magazines;
@@ -261,6 +287,7 @@ void csup_stack_thread_cache_begin(void) {
 void csup_stack_thread_cache_end(void) {
     if (!mag.enabled) return;
     mag.enabled = 0;
+    thread_node = -2;
     pthread_mutex_lock(&cache_lock);
     if (mag.prev) mag.prev->next = mag.next; else magazines = mag.next;
     if (mag.next) mag.next->prev = mag.prev;

@@ -15,6 +15,14 @@
  * (its own uncontended lock) on threads in UMS scheduling mode, over a shared,
  * mutex-protected list (the overflow, and the cache of every other thread).
  * Contexts are also cached above this.
+ *
+ * NUMA: a stack's pages are first touched by the thread that maps it (its
+ * first frame is written there), so they live on that thread's node. A
+ * thread with a magazine knows its node (the CPU it runs on when it begins
+ * the magazine: a pinned primary's) and takes from the shared cache only
+ * stacks of its own node (or of no known node); otherwise it maps a fresh
+ * one, first touched locally. Its magazine holds only stacks it freed,
+ * which were in use on its own node.
  */
 #ifndef CSUP_STACK_H
 #define CSUP_STACK_H
@@ -28,6 +36,8 @@ typedef struct csup_stack {
     size_t guard_size;   /* bytes of guard at the low end */
     void *lo;            /* lowest usable address (just above the guard) */
     size_t size;         /* usable bytes */
+    int node;            /* NUMA node of the thread that mapped it (first
+                            touch), or -1 when unknown */
 } csup_stack;
 
 /* Smallest usable stack accepted (bytes). */
@@ -49,6 +59,12 @@ void csup_stack_cache_trim(void);
  * scheduling mode). */
 void csup_stack_thread_cache_begin(void);
 void csup_stack_thread_cache_end(void);
+
+/* The calling thread's node for stacks it maps and takes (default: the
+ * node of the CPU it ran on at csup_stack_thread_cache_begin, or of the
+ * current CPU on threads without a magazine). -1: unknown (takes any).
+ * For tests and for layers that know a thread's node better. */
+void csup_stack_set_thread_node(int node);
 
 /* Stacks currently mapped (in use + cached), and cached only (shared
  * cache and magazines). */

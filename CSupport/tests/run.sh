@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds and runs switch_test.c natively (gcc -O2) and, when the cross
+# Builds and runs switch_test.c and stack_node_test.c natively (gcc -O2)
+# and, for switch_test.c, when the cross
 # toolchain and qemu-user are installed, as a static aarch64 binary under
 # qemu-aarch64. Then the lock-free queue stress tests (deque_test.c,
 # lifo_test.c, clist_test.c: see each file's header), natively (gcc -O2)
@@ -41,6 +42,11 @@ native="$(uname -m)"
 step "build $native: gcc ${cflags[*]} ... -lpthread -lm"
 gcc "${cflags[@]}" -o "$build/switch_test" "${srcs[@]}" -lpthread -lm
 run "$native" "$build/switch_test"
+
+# The stack cache's NUMA rule (stack_node_test.c: nodes set by hand).
+step "build stack-node: gcc ${cflags[*]} ... -lpthread"
+gcc "${cflags[@]}" -o "$build/stack_node_test" "$here/stack_node_test.c" "$csup/stack.c" -lpthread
+run stack-node "$build/stack_node_test"
 
 if command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1; then
     step "build aarch64: aarch64-linux-gnu-gcc -static ${cflags[*]} ... -lpthread -lm"

@@ -34,8 +34,9 @@ import UMS
 ///
 /// Cost: blocked async contexts do not migrate, so a blocked-then-resumed
 /// job waits for its home VP; cooperative (non-Swift-job) contexts are
-/// unaffected. Jobs never run on temporary (oversubscription) VPs, which
-/// may retire while a pinned context is blocked (a precondition).
+/// unaffected. A job may run on a temporary VP (a compensation's takes
+/// any work): a retiring temporary VP stays while a context is pinned to
+/// it (`pinnedJobs` > 0), so the pinned context can always resume there.
 extension VirtualProcessor {
     /// True when `c` is pinned to another VP: it was queued there instead.
     @inline(__always)
@@ -59,10 +60,10 @@ extension SwiftJobItem {
     @inline(__always)
     static func pin(_ c: Context) {
         let vp = c.vp!
-        // A temporary VP may retire while the job is blocked: its pinned
-        // contexts could then never resume.
-        precondition(!vp.temporary,
-                     "ConcRT: a Swift job ran on an oversubscription virtual processor; async jobs cannot run inside Context.oversubscribe")
+        // On a temporary VP too (a compensation's, which takes any work):
+        // a retiring temporary VP stays while `pinnedJobs` > 0, so a
+        // pinned context blocked there can always resume
+        // (VirtualProcessor.run's retire check).
         c.swiftJobHome.store(vp.index, ordering: .relaxed)
         // Lazy kernel entry moves a VP to another pthread on a retake, which
         // would break the pin (it is a pin to the pthread, in truth): while

@@ -68,7 +68,7 @@ public struct SchedulerPolicy: Sendable, Equatable {
     /// The context keeps its pthread and VP. Off by default because it
     /// runs more VPs than `maxConcurrency` while a call sleeps, and the
     /// monitor then looks at running threads (a thread CPU-clock read
-    /// every 200 µs to 50 ms per VP).
+    /// every 100 µs to 50 ms per VP).
     public var detectUnwrappedBlocking: Bool
     /// Syscall queues: a ``Blocking`` call that would block is queued on
     /// its virtual processor's io_uring and the context parks, with no

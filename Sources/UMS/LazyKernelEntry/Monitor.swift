@@ -16,7 +16,7 @@ import Glibc
 /// retake costs the monitor a few loads per tick), and back to the short
 /// tick after a retake. While threads run with no call in the kernel (an
 /// unwrapped call may block), it backs off to 50 ms (so an idle VP beside
-/// one long task costs well under 1 CPU-ms/s), or to 200 µs while a
+/// one long task costs well under 1 CPU-ms/s), or to 100 µs while a
 /// retake happened in the last 100 ms or a compensation for an unwrapped
 /// block (`Compensation.swift`) is active. While no primary is in a call it backs off to
 /// 10 ms, then sleeps on its futex (at most 1 s at a time, so an idle
@@ -195,7 +195,7 @@ final class UMSMonitor: @unchecked Sendable {
             // call that ends before the second look is a CPU lost for it).
             // So does an active compensation (its end is found by a look,
             // unless the thread's next runtime entry ends it first).
-            let busyCap: Int64 = compensating || now - lastRetake < 100_000_000 ? 200_000 : 50_000_000
+            let busyCap: Int64 = compensating || now - lastRetake < 100_000_000 ? 100_000 : 50_000_000
             if retook || inKernel || running { sleeping.store(false, ordering: .relaxed) }
             if retook {
                 interval = base
@@ -207,7 +207,7 @@ final class UMSMonitor: @unchecked Sendable {
                 // Threads run with no call in the kernel: watch for an
                 // unwrapped block, backing off to 50 ms (a tick costs 10-30 us
                 // of CPU on a VM: "idle stays idle" beside a busy VP), or to
-                // 200 us while retakes happened in the last 100 ms.
+                // 100 us while retakes or compensations happened in the last 100 ms.
                 interval = min(max(interval, base) * 2, busyCap)
                 quiet = 0
             } else {

@@ -29,15 +29,7 @@ final class CompensationTests: XCTestCase {
             let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: vps, maxConcurrency: vps, detectUnwrappedBlocking: true,
                                                           useIORing: false))
             let pairs = longMode ? 2_000 : Sanitizer.scaled(200, underTSan: 60)
-            let ran = MigrationSafeMutex<[Int]>(Array(repeating: 0, count: pairs * 2))
-            let failures = MigrationSafeMutex<[String]>([])
-            let done = Counter(), allDone = Event()
-            var pipes: [(Int32, Int32)] = []
-            for _ in 0..<pairs {
-                var fds: [Int32] = [0, 0]
-                XCTAssertEqual(pipe(&fds), 0)
-                pipes.append((fds[0], fds[1]))
-            }
+            let t = PipePairs(pairs)
             // A wall first: every VP blocks in an unwrapped read, and the
             // task that releases them sleeps on a timer meanwhile. No VP is
             // left to fire that timer: only a compensation's temporary VP
@@ -54,7 +46,7 @@ final class CompensationTests: XCTestCase {
                 s.scheduleTask {
                     wallStarted.add()
                     var b: UInt8 = 0
-                    if Glibc.read(wallPipes[k].0, &b, 1) != 1 { failures.withLock { $0.append("wall reader \(k): errno \(errno)") } }
+                    if Glibc.read(wallPipes[k].0, &b, 1) != 1 { t.fail("wall reader \(k): errno \(errno)") }
                     if wallDone.add() == vps { wallReleased.set() }
                 }
             }
@@ -63,7 +55,7 @@ final class CompensationTests: XCTestCase {
                     while wallStarted.value < vps { try Blocking.sleep(for: .milliseconds(1)) }
                     try Blocking.sleep(for: .milliseconds(20))
                 } catch {
-                    failures.withLock { $0.append("wall releaser: \(error)") }
+                    t.fail("wall releaser: \(error)")
                 }
                 for (_, w) in wallPipes { var b: UInt8 = 1; _ = Glibc.write(w, &b, 1) }
             }
@@ -74,58 +66,56 @@ final class CompensationTests: XCTestCase {
 
             var rng = TestRNG(seed: UInt64(vps) &* 7_919)
             for i in 0..<pairs {
-                let (r, w) = pipes[i]
+                let (r, w) = t.pipes[i]
                 let writerKind = rng.below(4), readerUnwrapped = rng.below(4) != 0
                 let delayUs = UInt32(200 + rng.below(1_500))
                 // Writer first: it only sleeps or computes before writing, so
                 // it never waits for its reader (no deadlock by design; a
                 // blocked reader's VP is freed by compensation alone).
                 s.scheduleTask {
-                    ran.withLock { $0[2 * i + 1] += 1 }
+                    t.started(2 * i + 1)
                     switch writerKind {
                     case 0: usleep(delayUs)                                          // unwrapped sleep
                     case 1: Blocking.call { _ = usleep(delayUs) }                     // wrapped
                     case 2:                                                          // a failing call
                         errno = 0
                         if Glibc.read(-1, nil, 0) != -1 || errno != EBADF {
-                            failures.withLock { $0.append("writer \(i): read(-1) errno \(errno), not EBADF") }
+                            t.fail("writer \(i): read(-1) errno \(errno), not EBADF")
                         }
                         usleep(delayUs)
                     default:                                                         // compute
                         var x: UInt64 = 1
                         for k in 0..<(Int(delayUs) * 50) { x = x &* 6_364_136_223_846_793_005 &+ UInt64(k) }
-                        if x == 0 { failures.withLock { $0.append("unlikely") } }
+                        if x == 0 { t.fail("unlikely") }
                     }
                     var b = UInt8(truncatingIfNeeded: i)
-                    if Glibc.write(w, &b, 1) != 1 { failures.withLock { $0.append("writer \(i): write errno \(errno)") } }
-                    if done.add() == 2 * pairs { allDone.set() }
+                    if Glibc.write(w, &b, 1) != 1 { t.fail("writer \(i): write errno \(errno)") }
+                    t.finished()
                 }
                 s.scheduleTask {
-                    ran.withLock { $0[2 * i] += 1 }
+                    t.started(2 * i)
                     let me = pthread_self()
                     var b: UInt8 = 0
                     if readerUnwrapped {
                         let n = Glibc.read(r, &b, 1)   // unwrapped: sleeps until the writer writes
                         if n != 1 || b != UInt8(truncatingIfNeeded: i) {
-                            failures.withLock { $0.append("reader \(i): read \(n), \(b), errno \(errno)") }
+                            t.fail("reader \(i): read \(n), \(b), errno \(errno)")
                         }
                         if pthread_equal(me, pthread_self()) == 0 {
-                            failures.withLock { $0.append("reader \(i): changed pthread across an unwrapped read") }
+                            t.fail("reader \(i): changed pthread across an unwrapped read")
                         }
                     } else {
                         do {
                             let n = try withUnsafeMutableBytes(of: &b) { try Blocking.read(r, into: $0) }
-                            if n != 1 || b != UInt8(truncatingIfNeeded: i) { failures.withLock { $0.append("reader \(i): \(n), \(b)") } }
+                            if n != 1 || b != UInt8(truncatingIfNeeded: i) { t.fail("reader \(i): \(n), \(b)") }
                         } catch {
-                            failures.withLock { $0.append("reader \(i): \(error)") }
+                            t.fail("reader \(i): \(error)")
                         }
                     }
-                    if done.add() == 2 * pairs { allDone.set() }
+                    t.finished()
                 }
             }
-            XCTAssertTrue(allDone.wait(timeout: .seconds(60)), "\(done.value) of \(2 * pairs) done; \(s.statistics)")
-            XCTAssertEqual(failures.withLock { $0 }, [])
-            XCTAssertEqual(ran.withLock { $0 }, Array(repeating: 1, count: pairs * 2))
+            t.check(s)
             XCTAssertGreaterThan(UMS.statistics.unwrappedCompensations, compensationsBefore)
             // Every compensation ends: the temporary VPs retire (bounded wait).
             let deadline = monotonicNow() + 10_000_000_000
@@ -134,7 +124,7 @@ final class CompensationTests: XCTestCase {
             print("CompensationTests (\(vps) VPs, \(pairs) pairs): \(s.statistics.compensations) compensations, "
                   + "\(s.statistics.compensationFailures) failed; ended by the thread: \(UMS.statistics.compensationsEndedByThread)")
             try s.shutdown(timeout: .seconds(30))
-            for (r, w) in pipes { close(r); close(w) }
+            t.close()
         }
         let (ok, last) = try ResourceCounts.settle(within: baseline)
         XCTAssertTrue(ok, "resources did not return to baseline \(baseline): \(last)")

@@ -149,46 +149,38 @@ final class LazyKernelEntryTests: XCTestCase {
         do {
             let s = try makeScheduler(vps, ring: false)
             let pairs = longMode ? 2_000 : 300
-            let ran = MigrationSafeMutex<[Int]>(Array(repeating: 0, count: pairs * 2))
-            let failures = MigrationSafeMutex<[String]>([])
-            let done = Counter(), allDone = Event()
-            var pipes: [(Int32, Int32)] = []
-            for _ in 0..<pairs {
-                var fds: [Int32] = [0, 0]
-                XCTAssertEqual(pipe(&fds), 0)
-                pipes.append((fds[0], fds[1]))
-            }
+            let t = PipePairs(pairs)
             var rng = TestRNG(seed: UInt64(vps))
             for i in 0..<pairs {
-                let (r, w) = pipes[i]
+                let (r, w) = t.pipes[i]
                 let kind = rng.below(4)
                 let delayUs = UInt32(rng.below(2_000))
                 // Reader: blocks inline until its writer writes.
                 s.scheduleTask {
-                    ran.withLock { $0[2 * i] += 1 }
+                    t.started(2 * i)
                     var b: UInt8 = 0
                     do {
                         let n = try withUnsafeMutableBytes(of: &b) { try Blocking.read(r, into: $0) }
-                        if n != 1 || b != UInt8(truncatingIfNeeded: i) { failures.withLock { $0.append("reader \(i): \(n) bytes, \(b)") } }
+                        if n != 1 || b != UInt8(truncatingIfNeeded: i) { t.fail("reader \(i): \(n) bytes, \(b)") }
                     } catch {
-                        failures.withLock { $0.append("reader \(i): \(error)") }
+                        t.fail("reader \(i): \(error)")
                     }
-                    if done.add() == 2 * pairs { allDone.set() }
+                    t.finished()
                 }
                 // Writer: some work of a random kind first.
                 s.scheduleTask {
-                    ran.withLock { $0[2 * i + 1] += 1 }
+                    t.started(2 * i + 1)
                     switch kind {
                     case 0: _ = Blocking.call { csup_gettid() }
                     case 1: try? Blocking.sleep(for: .microseconds(Int(delayUs)))
                     case 2:
                         do {
                             _ = try Blocking.read(-1, into: UnsafeMutableRawBufferPointer(start: nil, count: 0))
-                            failures.withLock { $0.append("writer \(i): read(-1) did not fail") }
+                            t.fail("writer \(i): read(-1) did not fail")
                         } catch let e as BlockingError {
-                            if e.errno != EBADF { failures.withLock { $0.append("writer \(i): errno \(e.errno), not EBADF") } }
+                            if e.errno != EBADF { t.fail("writer \(i): errno \(e.errno), not EBADF") }
                         } catch {
-                            failures.withLock { $0.append("writer \(i): \(error)") }
+                            t.fail("writer \(i): \(error)")
                         }
                     default: usleep(delayUs)   // unwrapped: holds its VP
                     }
@@ -196,16 +188,14 @@ final class LazyKernelEntryTests: XCTestCase {
                     do {
                         _ = try withUnsafeBytes(of: &b) { try Blocking.write(w, from: $0) }
                     } catch {
-                        failures.withLock { $0.append("writer \(i): \(error)") }
+                        t.fail("writer \(i): \(error)")
                     }
-                    if done.add() == 2 * pairs { allDone.set() }
+                    t.finished()
                 }
             }
-            XCTAssertTrue(allDone.wait(timeout: .seconds(60)), "\(done.value) of \(2 * pairs) done; \(s.statistics)")
-            XCTAssertEqual(failures.withLock { $0 }, [])
-            XCTAssertEqual(ran.withLock { $0 }, Array(repeating: 1, count: pairs * 2))
+            t.check(s)
             try s.shutdown(timeout: .seconds(30))
-            for (r, w) in pipes { close(r); close(w) }
+            t.close()
         }
         let (ok, last) = try ResourceCounts.settle(within: baseline)
         XCTAssertTrue(ok, "resources did not return to baseline \(baseline): \(last)")

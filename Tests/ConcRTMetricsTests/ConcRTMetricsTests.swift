@@ -8,23 +8,23 @@ import XCTest
 
 /// A metrics backend that records every instrument's value in memory.
 final class TestMetricsFactory: MetricsFactory, @unchecked Sendable {
-    // @unchecked Sendable: `store` is the only state, behind a Mutex.
+    // @unchecked Sendable: state behind MigrationSafeMutex (Synchronization.Mutex waits on a futex TSan cannot see: it reported a race here).
     final class TestCounter: CounterHandler, @unchecked Sendable {
-        let store: Mutex<Int64> = Mutex(0)
+        let store = MigrationSafeMutex<Int64>(0)
         func increment(by amount: Int64) { store.withLock { $0 += amount } }
         func reset() { store.withLock { $0 = 0 } }
         var value: Int64 { store.withLock { $0 } }
     }
     final class TestRecorder: RecorderHandler, @unchecked Sendable {
-        let store: Mutex<Double?> = Mutex(nil)
+        let store = MigrationSafeMutex<Double?>(nil)
         func record(_ value: Int64) { store.withLock { $0 = Double(value) } }
         func record(_ value: Double) { store.withLock { $0 = value } }
         var value: Double? { store.withLock { $0 } }
     }
 
     struct Key: Hashable { let label: String; let dims: [String] }
-    private let counters = Mutex<[Key: TestCounter]>([:])
-    private let recorders = Mutex<[Key: TestRecorder]>([:])
+    private let counters = MigrationSafeMutex<[Key: TestCounter]>([:])
+    private let recorders = MigrationSafeMutex<[Key: TestRecorder]>([:])
 
     private static func key(_ label: String, _ d: [(String, String)]) -> Key {
         Key(label: label, dims: d.map { "\($0.0)=\($0.1)" })

@@ -239,8 +239,8 @@ public final class Context: @unchecked Sendable {
     /// runs again (then finishes a directed switch that brought it back).
     @inline(__always)
     func switchOut(_ reason: YieldReason) {
-        // No retake check here: this touches no VP state before
-        // `yieldRunning`, which moves a thread of a retaken primary first.
+        // No runtime-entry note here: callers that wait made it (a switch
+        // ends a compensation at the monitor's next look anyway).
         yieldReason = reason
         // Guaranteed reference: the thread lives as long as this context.
         threadRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.yieldRunning(reason.rawValue) }
@@ -260,7 +260,7 @@ public final class Context: @unchecked Sendable {
         // as the scheduler, threads live as long as their contexts, and
         // `next` was taken exclusively from runnext (a queued context
         // cannot terminate).
-        // Callers (park, blockInternal) made the retake check already.
+        // Callers (park, blockInternal) noted their runtime entry already.
         let (vp, thread) = me._withUnsafeGuaranteedRef { c in
             c.yieldReason = reason
             return (c.vpRef.unsafelyUnwrapped, c.threadRef.unsafelyUnwrapped)
@@ -274,25 +274,11 @@ public final class Context: @unchecked Sendable {
                 nextThread._withUnsafeGuaranteedRef { t.switchRunning(to: $0, param: reason.rawValue) }
             }
             if !switched {
-                let retaken = thread._withUnsafeGuaranteedRef { $0.isOnRetakenPrimary }
-                guard retaken else {
-                    // Not ready: a runtime bug (runnext holds only suspended
-                    // contexts). Say so rather than lose the context.
-                    next._withUnsafeGuaranteedRef { n in
-                        preconditionFailure("ConcRT: context \(n.id) in a runnable queue is not ready to run")
-                    }
+                // Not ready: a runtime bug (runnext holds only suspended
+                // contexts). Say so rather than lose the context.
+                next._withUnsafeGuaranteedRef { n in
+                    preconditionFailure("ConcRT: context \(n.id) in a runnable queue is not ready to run")
                 }
-                // Retaken between the check above and the switch (only a long
-                // page fault in these few instructions can do it): give
-                // `next` back to the VP's run queue (safe from any pthread),
-                // undo the directed switch's bookkeeping (a narrow race with
-                // the replacement carrier, which starts with none pending),
-                // and move through the completion list.
-                vp._withUnsafeGuaranteedRef { v in
-                    v.switchedOut = nil
-                    _ = v.runQueue.push(next, front: false)
-                }
-                thread._withUnsafeGuaranteedRef { $0.yieldRunning(reason.rawValue) }
             }
         } else {
             thread._withUnsafeGuaranteedRef { $0.yieldRunning(reason.rawValue) }

@@ -260,16 +260,9 @@ public final class UMSThread: @unchecked Sendable {
         else {
             preconditionFailure("UMS: yieldRunning called on a thread that is not the one running here")
         }
-        if primaryRef.unsafelyUnwrapped._withUnsafeGuaranteedRef({ $0.isRetaken }) {
-            // Not expected: only a wrapped call is retaken, and it moves its
-            // thread before the call returns (unwrapped blocks are
-            // compensated for instead). Kept as the safe way out: move
-            // through the completion list, then yield.
-            bounceToCompletionList(primaryRef.unsafelyUnwrapped.takeUnretainedValue())
-            exitReason = .yielded(param)
-            csup_ctx_switch(ctx, primaryNative.unsafelyUnwrapped)
-            return
-        }
+        // As in switchRunning: a running thread's primary is never retaken.
+        assert(!primaryRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.isRetaken },
+               "yieldRunning: the running thread's primary was retaken")
         exitReason = .yielded(param)
         csup_ctx_switch(ctx, native)
     }
@@ -327,9 +320,11 @@ public final class UMSThread: @unchecked Sendable {
         precondition(carrier._withUnsafeGuaranteedRef { $0.runningThreadID == ObjectIdentifier(self) },
                      "switchRunning: called on a UMS thread that is not the one running on this primary")
         assertState(.running, "switchRunning")
-        // The primary was retaken while this thread ran: no directed switch
-        // on a pthread that no longer carries the CPU.
-        if primaryRef.unsafelyUnwrapped._withUnsafeGuaranteedRef({ $0.isRetaken }) { return false }
+        // Only a wrapped call is retaken, and it moves its thread before the
+        // call returns (unwrapped blocks are compensated for), so a running
+        // thread's primary is never retaken.
+        assert(!primaryRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.isRetaken },
+               "switchRunning: the running thread's primary was retaken")
         // ready -> running, exactly as execute does. Acquire: pairs with the
         // release that made `next` ready, so its saved registers are
         // visible before we switch into them.
@@ -402,11 +397,6 @@ public final class UMSThread: @unchecked Sendable {
         if p._withUnsafeGuaranteedRef({ $0.compensation.load(ordering: .relaxed) == 1 }) {
             endCompensation(p)
         }
-    }
-
-    /// True when the primary this thread last ran on was retaken.
-    public var isOnRetakenPrimary: Bool {
-        primaryRef.map { $0._withUnsafeGuaranteedRef { $0.isRetaken } } ?? false
     }
 
     @usableFromInline @inline(never)

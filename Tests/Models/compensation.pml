@@ -11,10 +11,10 @@
  *   endCompensationIfActive :70-83 CAS active -> ending (acq_rel);
  *                                  handler.end; store idle (release)
  * Sources/UMS/LazyKernelEntry/Monitor.swift
- *   scan (under the monitor lock) -> lookForUnwrappedBlock :324-396:
+ *   scan (under the monitor lock) -> lookForUnwrappedBlock :328-400:
  *   active and the thread runs again -> end; idle and the thread asleep
  *   in the kernel -> begin
- * Sources/UMS/UMSThread.swift noteRuntimeEntry / endCompensation :400-419
+ * Sources/UMS/UMSThread.swift noteRuntimeEntry / endCompensation :395-408
  *   (relaxed load == active -> endCompensationIfActive)
  * Sources/UMS/UMSPrimary.swift enterSchedulingMode's defer :347-354:
  *   unregister (under the monitor lock), then endCompensationIfActive
@@ -125,7 +125,7 @@ active proctype monitor() {
        :: !registered -> lk = 0; break
        :: else -> skip
        fi;
-       /* lookForUnwrappedBlock, Monitor.swift:324-396 */
+       /* lookForUnwrappedBlock, Monitor.swift:328-400 */
        if
        :: comp == ACTIVE && !asleep -> endIfActive()        /* it runs again */
        :: comp == IDLE && asleep ->                         /* beginCompensation :57-64 */

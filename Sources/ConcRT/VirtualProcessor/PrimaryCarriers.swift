@@ -94,7 +94,12 @@ final class VirtualProcessorRetake: UMSRetakeHandler, @unchecked Sendable {
     func shouldRetake() -> Bool {
         // A Swift job in flight, or a context in withPinnedThread, is pinned
         // to this pthread (JobPinning.swift): compensate instead.
-        if vp.pinnedJobs.load(ordering: .relaxed) > 0 { return false }
+        vp.pinnedJobs.load(ordering: .relaxed) == 0 && otherWorkWaits
+    }
+
+    /// Something else waits for this VP or its scheduler: its deque or run
+    /// queue, completions, queued tasks, a due timer.
+    private var otherWorkWaits: Bool {
         let s = vp.scheduler
         return vp.hasLocalWork || vp.completionsPending || s.hasQueuedTasks || s.timers.hasExpired
     }
@@ -133,10 +138,7 @@ final class VirtualProcessorRetake: UMSRetakeHandler, @unchecked Sendable {
 
     /// Worth it while other work waits (as for a retake; a pinned Swift
     /// job does not matter here: nothing moves).
-    func compensationWanted() -> Bool {
-        let s = vp.scheduler
-        return !s.isStopping && (vp.hasLocalWork || vp.completionsPending || s.hasQueuedTasks || s.timers.hasExpired)
-    }
+    func compensationWanted() -> Bool { !vp.scheduler.isStopping && otherWorkWaits }
 
     func beginCompensation() -> UMSCompensationToken? {
         let s = vp.scheduler

@@ -181,13 +181,7 @@ final class UMSMonitor: @unchecked Sendable {
             }
             seen = csup_u32_load_acquire(wakeWord)
             ticks.wrappingAdd(1, ordering: .relaxed)
-            let begunBefore = unwrappedCompensations.load(ordering: .relaxed) &+ pinnedCompensations.load(ordering: .relaxed)
-            var (inKernel, running, retook, compensating, shortest) = scan()
-            // A compensation that began counts as a retake for the ticks:
-            // blocks come in bursts, so look often again.
-            if unwrappedCompensations.load(ordering: .relaxed) &+ pinnedCompensations.load(ordering: .relaxed) != begunBefore {
-                retook = true
-            }
+            let (inKernel, running, retook, compensating, shortest) = scan()
             let base = max(10_000, shortest / 2)
             let now = csup_monotonic_ns()
             if retook { lastRetake = now }
@@ -232,7 +226,9 @@ final class UMSMonitor: @unchecked Sendable {
     }
 
     /// One look at every registered primary. Returns whether some primary
-    /// is in a call, whether one was retaken, and the smallest threshold.
+    /// is in a call, whether one was retaken or a compensation began (for
+    /// the ticks they count the same: blocks come in bursts, so look often
+    /// again), whether a compensation is active, and the smallest threshold.
     private func scan() -> (inKernel: Bool, running: Bool, retook: Bool, compensating: Bool, shortest: Int64) {
         let now = csup_monotonic_ns()
         var inKernel = false, retook = false, running = false, compensating = false
@@ -244,8 +240,12 @@ final class UMSMonitor: @unchecked Sendable {
                 let w = e.primary.kernelCall.load(ordering: .acquiring)
                 guard KernelCallWord.state(w) == KernelCallWord.inKernel else {
                     e.lastWord = w
-                    if KernelCallWord.state(w) == KernelCallWord.running, lookForUnwrappedBlock(e, w, now) {
-                        compensating = true
+                    if KernelCallWord.state(w) == KernelCallWord.running {
+                        switch lookForUnwrappedBlock(e, w, now) {
+                        case .none: break
+                        case .active: compensating = true
+                        case .began: compensating = true; retook = true
+                        }
                     }
                     if e.primary.running.load(ordering: .relaxed) { running = true }
                     continue
@@ -289,6 +289,7 @@ final class UMSMonitor: @unchecked Sendable {
                         e.cpuAtRunSince = csup_thread_cpu_ns(p.cpuClock)
                         pinnedCompensations.wrappingAdd(1, ordering: .relaxed)
                         compensating = true
+                        retook = true
                     }
                     continue
                 }
@@ -313,6 +314,9 @@ final class UMSMonitor: @unchecked Sendable {
         return (inKernel, running, retook, compensating, shortest == .max ? 20_000 : shortest)
     }
 
+    /// What one look at a running primary found.
+    private enum UnwrappedLook { case none, active, began }
+
     /// Unwrapped-block detection for a primary whose word says `running`:
     /// its thread has not switched for the threshold, it used the CPU for
     /// under half the window, and /proc says it sleeps in the
@@ -320,8 +324,8 @@ final class UMSMonitor: @unchecked Sendable {
     /// handler is asked to compensate (`Compensation.swift`): the thread
     /// keeps its primary. The thread ends the compensation at its next
     /// runtime entry; a look ends it if the thread switched without doing
-    /// so. Returns true while a compensation is active.
-    private func lookForUnwrappedBlock(_ e: Entry, _ w: UInt64, _ now: Int64) -> Bool {
+    /// so.
+    private func lookForUnwrappedBlock(_ e: Entry, _ w: UInt64, _ now: Int64) -> UnwrappedLook {
         let p = e.primary
         if p.compensation.load(ordering: .relaxed) == Compensation.active {
             // A compensation lasts until the thread's next runtime entry
@@ -334,27 +338,27 @@ final class UMSMonitor: @unchecked Sendable {
             if !p.running.load(ordering: .relaxed) || p.runSequence.load(ordering: .relaxed) != e.lastRun {
                 p.endCompensationIfActive()
                 e.runSince = now
-                return false
+                return .none
             }
-            return true
+            return .active
         }
         guard e.detectUnwrapped, p.hasCPUClock, p.running.load(ordering: .relaxed) else {
             e.lastRun = .max
-            return false
+            return .none
         }
         let seq = p.runSequence.load(ordering: .relaxed)
         if seq != e.lastRun {
             e.lastRun = seq
             e.runSince = now
             e.cpuAtRunSince = csup_thread_cpu_ns(p.cpuClock)
-            return false
+            return .none
         }
         let window = now - e.runSince
-        if window < e.thresholdNanoseconds { return false }
+        if window < e.thresholdNanoseconds { return .none }
         // Nothing else waits: not worth a syscall and a /proc read (with
         // many temporary VPs blocked at once, those would be most of the
         // monitor's time).
-        guard e.handler.compensationWanted() else { return false }
+        guard e.handler.compensationWanted() else { return .none }
         let cpu = csup_thread_cpu_ns(p.cpuClock)
         // Mostly computing (over half the window), or unreadable: look again
         // over a fresh window. A thread that sleeps at least half the time
@@ -366,13 +370,13 @@ final class UMSMonitor: @unchecked Sendable {
         if cpu < 0 || cpu - e.cpuAtRunSince > window / 2 {
             e.runSince = now
             e.cpuAtRunSince = cpu
-            return false
+            return .none
         }
         let state = csup_thread_state(p.tid)
         guard state == UInt8(ascii: "S") || state == UInt8(ascii: "D") else {
             e.runSince = now
             e.cpuAtRunSince = cpu
-            return false
+            return .none
         }
         // Still the same run after the /proc read (16 us)? A thread that
         // switched back to its scheduler meanwhile (which then sleeps in S
@@ -382,17 +386,17 @@ final class UMSMonitor: @unchecked Sendable {
               KernelCallWord.state(p.kernelCall.load(ordering: .relaxed)) == KernelCallWord.running else {
             e.runSince = now
             e.cpuAtRunSince = cpu
-            return false
+            return .none
         }
         // The handler declines when nothing else waits for the CPU, or
         // when it cannot start anything (it counts that itself).
         guard p.beginCompensation(e.handler) else {
             e.runSince = now
-            return false
+            return .none
         }
         e.cpuAtRunSince = cpu
         unwrappedCompensations.wrappingAdd(1, ordering: .relaxed)
-        return true
+        return .began
     }
 }
 

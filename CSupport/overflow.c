@@ -93,19 +93,30 @@ int csup_overflow_install(void) {
     return install_error;
 }
 
+/* Nesting depth of thread_enter on this thread: a pthread that runs one
+ * primary after another (a spare carrier) enters once for its life, and
+ * each primary's enter and exit are then only a count. */
+static CSUP_TLS int enter_depth;
+
 int csup_overflow_thread_enter(void) {
+    if (enter_depth > 0) { enter_depth++; return 0; }
     stack_t current;
     if (sigaltstack(NULL, &current) != 0) return errno;
-    if (!(current.ss_flags & SS_DISABLE)) return 0;   /* someone already gave it one */
-    void *mem = malloc(ALTSTACK_BYTES);
-    if (!mem) return ENOMEM;
-    stack_t ss = { .ss_sp = mem, .ss_size = ALTSTACK_BYTES, .ss_flags = 0 };
-    if (sigaltstack(&ss, NULL) != 0) { int e = errno; free(mem); return e; }
-    own_altstack = mem;
+    if (current.ss_flags & SS_DISABLE) {
+        void *mem = malloc(ALTSTACK_BYTES);
+        if (!mem) return ENOMEM;
+        stack_t ss = { .ss_sp = mem, .ss_size = ALTSTACK_BYTES, .ss_flags = 0 };
+        if (sigaltstack(&ss, NULL) != 0) { int e = errno; free(mem); return e; }
+        own_altstack = mem;
+    }
+    /* else someone already gave it one: keep it, free nothing at exit */
+    enter_depth = 1;
     return 0;
 }
 
 void csup_overflow_thread_exit(void) {
+    if (enter_depth == 0) return;
+    if (--enter_depth > 0) return;
     if (!own_altstack) return;
     stack_t ss = { .ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE };
     sigaltstack(&ss, NULL);

@@ -1,10 +1,12 @@
 #include "csup_config.h"
 #include "include/csup_threadstate.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 char csup_thread_state(int32_t tid) {
@@ -34,4 +36,11 @@ int csup_thread_set_name(const char *name) {
     char cut[16];
     snprintf(cut, sizeof cut, "%s", name);
     return pthread_setname_np(pthread_self(), cut);
+}
+
+int csup_thread_set_timer_slack(uint64_t ns) {
+    /* PR_SET_TIMERSLACK treats 0 as "back to the default": 1 ns is the
+     * tightest value it accepts. */
+    if (prctl(PR_SET_TIMERSLACK, (unsigned long)(ns ? ns : 1), 0, 0, 0) != 0) return errno;
+    return 0;
 }

@@ -25,3 +25,10 @@ CSUP_NOINLINE void csup_tls_set_user_context(void *value) {
     __asm__ __volatile__("" ::: "memory");
     user_context = value;
 }
+
+CSUP_NOINLINE void *csup_tls_swap_user_context(void *value) {
+    __asm__ __volatile__("" ::: "memory");
+    void *old = user_context;
+    user_context = value;
+    return old;
+}

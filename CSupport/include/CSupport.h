@@ -21,6 +21,7 @@
  *   csup_trace.h     per-VP timeline trace buffers
  *   csup_swift_tls.h Swift concurrency thread-locals that move with a context in a job
  *   csup_sanitizer.h which sanitizer (TSan, ASan) this build was compiled with
+ *   csup_membarrier.h asymmetric barriers: a compiler barrier paired with membarrier(2)
  */
 #ifndef CSUPPORT_H
 #define CSUPPORT_H
@@ -38,6 +39,7 @@
 #include "csup_swift_tls.h"
 #include "csup_overflow.h"
 #include "csup_backtrace.h"
+#include "csup_membarrier.h"
 #include "csup_signalpipe.h"
 #include "csup_trace.h"
 #include "csup_atomic.h"

@@ -15,10 +15,12 @@
 int csup_overflow_install(void);
 
 /* Gives the calling thread an alternate signal stack if it has none.
- * Returns 0 or errno. */
+ * Nests: only the first enter on a thread installs, and only the matching
+ * last exit removes. Returns 0 or errno (then the enter did not count). */
 int csup_overflow_thread_enter(void);
 
-/* Removes and frees the alternate stack installed by thread_enter. */
+/* Ends one enter; the last one removes and frees the alternate stack that
+ * the first installed (one someone else gave the thread is left alone). */
 void csup_overflow_thread_exit(void);
 
 #endif

@@ -20,5 +20,8 @@ void csup_tls_set_carrier(void *carrier);
  * pthread (execute, directed switches). */
 void *csup_tls_get_user_context(void);
 void csup_tls_set_user_context(void *user_context);
+/* Sets the slot and returns what it held (an inline blocking call clears
+ * it on entry and puts it back on exit: one call each way). */
+void *csup_tls_swap_user_context(void *user_context);
 
 #endif

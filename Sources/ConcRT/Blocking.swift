@@ -47,15 +47,42 @@ public enum Blocking {
 
     /// Runs any blocking C library call (libpq, sqlite, getaddrinfo, ...)
     /// on the context's kernel thread. Read errno inside `body`.
+    ///
+    /// Inlinable, so that a call that does not block costs a few stores
+    /// and two CASes, not a generic dispatch (`syscall` in ums-bench).
+    @inlinable
     public static func call<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
-        let me = Context.currentInternal
-        me?.noteKernelCall("call", fd: -1)
-        me?.traceKernel(.kernelEnter)
-        defer {
-            me?.noteKernelExit()
-            me?.traceKernel(.kernelExit)
+        let me = _noteCallEnter()
+        defer { _noteCallExit(me) }
+        return try UMS.blockingCall(handOff: false, body)
+    }
+
+    /// ``call(_:)``'s entry: names the call in the calling context's
+    /// activity (snapshots, the watchdog) and traces it. Returns the
+    /// context, unretained, or nil outside one.
+    @usableFromInline @inline(never)
+    static func _noteCallEnter() -> UnsafeMutableRawPointer? {
+        guard let raw = UMSThread.currentOnPrimaryUserContext else { return nil }
+        // Why this is sound: the thread's user context holds a +1 on the
+        // context for as long as the thread can run, and this code runs on
+        // it; nothing is retained.
+        Unmanaged<Context>.fromOpaque(raw)._withUnsafeGuaranteedRef { me in
+            me.noteKernelCall("call", fd: -1)
+            me.traceKernel(.kernelEnter)
         }
-        return try UMS.blockingCall(body)
+        return raw
+    }
+
+    /// ``call(_:)``'s exit, for the context `_noteCallEnter` returned.
+    @usableFromInline @inline(never)
+    static func _noteCallExit(_ raw: UnsafeMutableRawPointer?) {
+        guard let raw else { return }
+        // Why this is sound: as in _noteCallEnter (the call may have moved
+        // the context to another pthread; its +1 is the same).
+        Unmanaged<Context>.fromOpaque(raw)._withUnsafeGuaranteedRef { me in
+            me.noteKernelExit()
+            me.traceKernel(.kernelExit)
+        }
     }
 
     // MARK: Files and pipes

@@ -19,6 +19,7 @@ extension UMS {
     /// the call, and return it with the result: the thread resumes on
     /// another pthread, whose errno is unrelated (and glibc lets compiled
     /// code keep errno's address across calls).
+    @inlinable
     public static func blockingCall<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         try blockingCall(handOff: false, body)
     }
@@ -39,16 +40,123 @@ extension UMS {
     ///   waits on other processes, accepts on idle listeners) and for
     ///   C code that needs a deep stack (the thread's stack is fixed). [Go's
     ///   entersyscallblock]
+    ///
+    /// Inlinable, so the caller's specialization runs `body` with no generic
+    /// metadata: the entry and the exit are two non-generic calls
+    /// (`_enterBlockingCall`, `_leaveBlockingCall`) that touch no
+    /// reference count.
+    @inlinable
     public static func blockingCall<T, E: Error>(handOff: Bool, _ body: () throws(E) -> T) throws(E) -> T {
-        guard let c = Carrier.current, let p = c.primary, let t = c.thread else {
+        let entry = _enterBlockingCall(handOff: handOff)
+        switch entry.path {
+        case .direct:
             return try body()
-        }
-        if p.monitorEntry != nil {
-            // Nested inside an inline call: already "in the kernel".
-            if KernelCallWord.state(p.kernelCall.load(ordering: .relaxed)) == KernelCallWord.inKernel {
-                return try body()
+        case .handOff:
+            return try _handOffBlockingCall(body)
+        case .inline:
+            do {
+                let v = try body()
+                _leaveBlockingCall(entry)
+                return v
+            } catch {
+                _leaveBlockingCall(entry)
+                throw error
             }
-            if !handOff && !t.prefersHandOff { return try inlineCall(p, t, body) }
+        }
+    }
+
+    /// Which path a blocking call takes, and what an inline one needs to
+    /// leave (see ``blockingCall(handOff:_:)``).
+    @usableFromInline
+    struct _BlockingCallEntry {
+        @usableFromInline
+        enum Path: UInt8 {
+            /// Not on a UMS thread running on a primary, or nested inside
+            /// an inline call: `body` just runs.
+            case direct
+            /// Lazy kernel entry: `body` runs here between the enter and
+            /// the leave of `primary`'s kernel-call word.
+            case inline
+            /// To a kernel thread.
+            case handOff
+        }
+        @usableFromInline let path: Path
+        /// The primary (unretained: it outlives every call its threads make).
+        @usableFromInline let primary: UnsafeMutableRawPointer?
+        /// The kernel-call word the leave-CAS expects.
+        @usableFromInline let word: UInt64
+        /// The caller's user context, cleared for the call and put back after.
+        @usableFromInline let userContext: UnsafeMutableRawPointer?
+
+        @inline(__always)
+        init(_ path: Path, primary: UnsafeMutableRawPointer? = nil, word: UInt64 = 0,
+             userContext: UnsafeMutableRawPointer? = nil) {
+            self.path = path
+            self.primary = primary
+            self.word = word
+            self.userContext = userContext
+        }
+    }
+
+    /// Chooses the path and, for an inline call, enters it: stores the
+    /// primary's kernel-call word (see `LazyKernelEntry/KernelCallWord.swift`)
+    /// and clears the user-context slot. Non-generic and out of line: one
+    /// copy for every call site.
+    ///
+    /// Inside an inline call the code runs as on a plain pthread, as it did
+    /// on a kernel thread: the user-context slot is cleared, so a scheduler
+    /// on top sees no current context (its waits park the pthread, which
+    /// the monitor may retake like any call), and `UMSThread.yield` refuses.
+    @usableFromInline @inline(never)
+    static func _enterBlockingCall(handOff: Bool) -> _BlockingCallEntry {
+        guard let raw = csup_tls_get_carrier() else { return _BlockingCallEntry(.direct) }
+        // Why this is sound: the slot holds an unretained pointer to a
+        // carrier that its pthread keeps alive while the slot names it; the
+        // carrier's primary owns the carrier, and the thread it runs is held
+        // by that primary's execute for as long as it runs here. Nothing is
+        // retained: the references do not escape this frame except as the
+        // raw primary pointer, whose lifetime is the same.
+        return Unmanaged<Carrier>.fromOpaque(raw)._withUnsafeGuaranteedRef { c in
+            guard let pRef = c.primaryRef, let tRef = c.threadRef else { return _BlockingCallEntry(.direct) }
+            return pRef._withUnsafeGuaranteedRef { p in
+                guard p.monitorEntry != nil else { return _BlockingCallEntry(.handOff) }
+                let old = p.kernelCall.load(ordering: .relaxed)
+                // Nested inside an inline call: already "in the kernel".
+                if KernelCallWord.state(old) == KernelCallWord.inKernel { return _BlockingCallEntry(.direct) }
+                if handOff || tRef._withUnsafeGuaranteedRef({ $0.prefersHandOff }) { return _BlockingCallEntry(.handOff) }
+                let w = p.enterKernelCall(old)
+                return _BlockingCallEntry(.inline, primary: pRef.toOpaque(), word: w,
+                                          userContext: csup_tls_swap_user_context(nil))
+            }
+        }
+    }
+
+    /// The exit of an inline call: the leave-CAS, then either the user
+    /// context back, or (retaken) the move through the completion list,
+    /// after which the caller returns the call's result on whatever primary
+    /// runs it.
+    @usableFromInline @inline(never)
+    static func _leaveBlockingCall(_ entry: _BlockingCallEntry) {
+        // Why this is sound: see _enterBlockingCall; the call ran on this
+        // pthread, whose primary is the same one.
+        let p = Unmanaged<UMSPrimary>.fromOpaque(entry.primary!)
+        if p._withUnsafeGuaranteedRef({ $0.leaveKernelCall(entry.word) }) {
+            _ = csup_tls_swap_user_context(entry.userContext)
+            return
+        }
+        Counters.bump(Counters.retakenCalls)
+        UMSRetakeObserver.notify(.wrappedCall, entry.userContext)
+        guard let c = Carrier.current, let t = c.thread else {
+            preconditionFailure("UMS: an inline blocking call left on a pthread that runs no UMS thread")
+        }
+        t.bounceToCompletionList(p.takeUnretainedValue())
+    }
+
+    /// The kernel-thread hand-off path, from the inlinable entry.
+    @usableFromInline @inline(never)
+    static func _handOffBlockingCall<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        guard let c = Carrier.current, let p = c.primary, let t = c.thread else {
+            preconditionFailure("UMS: a hand-off blocking call on a pthread that runs no UMS thread")
         }
         return try handOffCall(p, t, body)
     }
@@ -69,58 +177,5 @@ extension UMS {
             // the thread is queued), so nothing outlives this scope.
         }
         return try outcome!.get()
-    }
-
-    /// Lazy kernel entry's call path (see `LazyKernelEntry/KernelCallWord.swift`).
-    ///
-    /// Inside `body` the code runs as on a plain pthread, as it did on a
-    /// kernel thread: the user-context slot is cleared, so a scheduler on
-    /// top sees no current context (its waits park the pthread, which the
-    /// monitor may retake like any call), and `UMSThread.yield` refuses.
-    @inline(__always)
-    private static func inlineCall<T, E: Error>(_ p: UMSPrimary, _ t: UMSThread, _ body: () throws(E) -> T) throws(E) -> T {
-        guard let w = p.enterKernelCall() else {
-            // Retaken while this thread ran unwrapped code: move first, then
-            // make the call on the primary that runs it next.
-            UMSRetakeObserver.notify(.unwrappedBlocking, t.userContext)
-            t.bounceToCompletionList(p)
-            return try callAfterMove(body)
-        }
-        let userContext = csup_tls_get_user_context()
-        csup_tls_set_user_context(nil)
-        // No Result here: building one for an unspecialized T instantiates
-        // generic metadata on every call (a locked cache lookup, most of
-        // the cost this path had).
-        do {
-            let v = try body()
-            leaveInlineCall(p, t, w, userContext)
-            return v
-        } catch {
-            leaveInlineCall(p, t, w, userContext)
-            throw error
-        }
-    }
-
-    /// The call again, on the primary that runs the thread after a move
-    /// (out of line: it re-enters ``blockingCall(handOff:_:)``).
-    @inline(never)
-    private static func callAfterMove<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
-        try blockingCall(handOff: false, body)
-    }
-
-    /// The non-generic tail of an inline call: the leave-CAS, then either
-    /// the user context back, or (retaken) the move through the completion
-    /// list, after which the caller returns the call's result on whatever
-    /// primary runs it.
-    @inline(never)
-    private static func leaveInlineCall(_ p: UMSPrimary, _ t: UMSThread, _ w: UInt64,
-                                        _ userContext: UnsafeMutableRawPointer?) {
-        if p.leaveKernelCall(w) {
-            csup_tls_set_user_context(userContext)
-        } else {
-            Counters.bump(Counters.retakenCalls)
-            UMSRetakeObserver.notify(.wrappedCall, userContext)
-            t.bounceToCompletionList(p)
-        }
     }
 }

@@ -11,9 +11,15 @@ import CSupport
 /// (a UMS thread migrates between pthreads).
 final class Carrier {
     /// The UMS thread this pthread is running, or nil.
-    /// Unowned: whoever set it (a primary's execute, a kernel thread's
-    /// call) holds the thread strongly until it clears the field.
-    @exclusivity(unchecked) unowned(unsafe) var thread: UMSThread?
+    /// Unretained: whoever set it (a primary's execute, a kernel thread's
+    /// call) holds the thread strongly until it clears the field. Stored
+    /// as `Unmanaged` so the blocking-call fast path reads it with no
+    /// reference count (`threadRef`).
+    @exclusivity(unchecked) var threadRef: Unmanaged<UMSThread>?
+    var thread: UMSThread? {
+        get { threadRef?.takeUnretainedValue() }
+        set { threadRef = newValue.map { Unmanaged.passUnretained($0) } }
+    }
     /// On a primary, while it executes a thread: that thread's identity and
     /// its user context as of the execute (so schedulers can find their
     /// own record without touching reference counts).
@@ -21,10 +27,11 @@ final class Carrier {
     /// Its user context is mirrored in a C thread-local of the primary's
     /// pthread (csup_tls_get_user_context), the one hot lookup.
     /// The primary this carrier belongs to (nil on a kernel thread).
-    /// Unowned: the primary owns its carrier.
-    unowned(unsafe) let primary: UMSPrimary?
+    /// Unretained: the primary owns its carrier.
+    let primaryRef: Unmanaged<UMSPrimary>?
+    var primary: UMSPrimary? { primaryRef?.takeUnretainedValue() }
 
-    init(primary: UMSPrimary?) { self.primary = primary }
+    init(primary: UMSPrimary?) { self.primaryRef = primary.map { Unmanaged.passUnretained($0) } }
 
     /// The carrier of the calling pthread.
     static var current: Carrier? {

@@ -38,6 +38,15 @@ public enum UMS {
     /// Smallest accepted stack size.
     public static let minimumStackSize = Int(CSUP_STACK_MIN)
 
+    /// Test hook: true while the UMS monitor sleeps because no primary runs
+    /// a thread or is in a call.
+    public static var _monitorIsAsleep: Bool { UMSMonitor.shared.isAsleep }
+
+    /// True when the monitor's sleep has no timeout (membarrier(2) is
+    /// available); false where it falls back to seq_cst fences and a 1 s
+    /// timeout.
+    public static var monitorSleepsUntimed: Bool { UMSMonitor.shared.asymmetricAtStart }
+
     /// Process-wide counters, for tests and diagnostics.
     public static var statistics: UMSStatistics {
         UMSStatistics(

@@ -58,6 +58,9 @@ public final class UMSPrimary {
     /// The monitor's record, when this primary has a retake handler
     /// (blocking calls then run inline). Set once before any thread runs.
     @exclusivity(unchecked) var monitorEntry: UMSMonitor.Entry?
+    /// The process's monitor, read on every inline call with no lazy-global
+    /// check and no reference count (it is never deallocated).
+    let monitor = Unmanaged.passUnretained(UMSMonitor.shared)
 
     /// True once the monitor retook this primary's CPU while one of its
     /// threads was in a blocking call. The scheduler must then leave
@@ -72,25 +75,21 @@ public final class UMSPrimary {
     /// retake handler).
     public var hasLazyKernelEntry: Bool { monitorEntry != nil }
 
-    /// Enters an inline blocking call: returns the word to leave with, or
-    /// nil when the monitor retook this primary meanwhile (an unwrapped
-    /// call of the running thread blocked; see the monitor).
+    /// Enters an inline blocking call from the word `old` (state
+    /// `running`, read by the caller): returns the word to leave with.
     @inline(__always)
-    func enterKernelCall() -> UInt64? {
-        let old = kernelCall.load(ordering: .relaxed)
-        guard KernelCallWord.state(old) == KernelCallWord.running else {
-            assert(KernelCallWord.state(old) == KernelCallWord.retaken,
-                   "UMSPrimary.enterKernelCall: bad kernel-call state \(KernelCallWord.state(old)) (expected running)")
-            return nil
-        }
+    func enterKernelCall(_ old: UInt64) -> UInt64 {
+        // Only a call leaves `running`, and the monitor writes the word
+        // only from `inKernel` (its retake CAS), so a retaken primary never
+        // runs a thread again: the word is `running` here.
+        assert(KernelCallWord.state(old) == KernelCallWord.running,
+               "UMSPrimary.enterKernelCall: bad kernel-call state \(KernelCallWord.state(old)) (expected running)")
         let w = KernelCallWord.make(sequence: KernelCallWord.sequence(old) &+ 1, state: KernelCallWord.inKernel)
-        // A CAS, not a store: the monitor may retake a running primary
-        // (running -> retaken) when an unwrapped call blocks.
-        // Acquire-release: pairs with the monitor's CAS.
-        guard kernelCall.compareExchange(expected: old, desired: w, ordering: .acquiringAndReleasing).exchanged else {
-            return nil
-        }
-        UMSMonitor.shared.noteKernelEntry()
+        // A store, not a CAS: nobody else writes a `running` word. Release:
+        // the monitor's acquire load sees the call's sequence with it.
+        // noteKernelEntry then orders it before its load of `sleeping`.
+        kernelCall.store(w, ordering: .releasing)
+        monitor._withUnsafeGuaranteedRef { $0.noteKernelEntry() }
         return w
     }
 
@@ -197,7 +196,7 @@ public final class UMSPrimary {
         install(thread)
         bumpRunSequence()
         running.store(true, ordering: .relaxed)
-        if monitorEntry != nil { UMSMonitor.shared.noteRunning() }
+        if monitorEntry != nil { monitor._withUnsafeGuaranteedRef { $0.noteRunning() } }
         csup_ctx_switch(nativeContext, thread.ctx)
         // The thread that switched back: `thread`, or the last one of a
         // chain of directed switches.

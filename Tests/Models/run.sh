@@ -77,7 +77,7 @@ check() {
     fi
 }
 
-for name in clist event kthread stackjob idle retake monitor ringsleep capture watchdog coretoken carrier taskgroup compensation nodewake; do
+for name in ${MODELS:-clist event kthread stackjob idle retake monitor ringsleep capture watchdog coretoken carrier taskgroup compensation nodewake}; do
     check "$name" "$name.pml" safety zero
     check "$name" "$name.pml" liveness zero
     check "$name.mutant" "$name.mutant.pml" "${mutantcheck[$name]:-liveness}" nonzero

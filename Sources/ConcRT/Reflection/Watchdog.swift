@@ -72,8 +72,11 @@ public struct WatchdogReport: Sendable, CustomStringConvertible {
 /// - when every VP of every watched scheduler sleeps, the watchdog parks
 ///   on its futex word until a VP wakes (`virtualProcessorWoke`, called by
 ///   the idle protocol: a Dekker pair on `parked` and the sleeper counts,
-///   both seq_cst; Tests/Models/watchdog.pml) or the next wait scan (at
-///   most a second), so an idle process is woken once a second.
+///   both seq_cst; Tests/Models/watchdog.pml). Before it parks it scans the
+///   contexts' waits: while one may still become a long wait it parks
+///   until the next wait scan (at most a second); with none, it parks
+///   with no timeout (a new wait needs a running context, whose VP wakes
+///   first), so an idle process is not woken at all.
 /// Reports go to the handler (``setReportHandler(_:)``); the default
 /// writes one line to stderr.
 public enum Watchdog {
@@ -188,8 +191,13 @@ public enum Watchdog {
                         >= s.activeVPCount.load(ordering: .sequentiallyConsistent)
                 }
                 if still {
+                    // A context already in a wait may still become a long
+                    // wait: look again at the next wait scan. With none, no
+                    // timeout: a new wait needs a running context, so a VP
+                    // wakes first, and that wakes the watchdog.
+                    let pending = list.contains { !$0.isStopping && $0.watch.scanWaitsNow($0) }
                     let longest = list.map { $0.watch.waitScanPeriod }.min() ?? 1_000_000_000
-                    _ = csup_futex_wait(registrations, word, min(longest, 1_000_000_000))
+                    _ = csup_futex_wait(registrations, word, pending ? min(longest, 1_000_000_000) : -1)
                 }
                 parked.store(false, ordering: .relaxed)
                 period = base
@@ -340,11 +348,23 @@ final class SchedulerWatch: Sendable {
                                                       : "has run one task", backtrace: bt))
     }
 
-    private func scanWaits(_ s: Scheduler) {
-        guard let limit = longWait else { return }
+    /// A wait scan now (the watchdog is about to park). True when some
+    /// context is in a wait that may still be reported (not reported yet).
+    func scanWaitsNow(_ s: Scheduler) -> Bool {
+        guard longWait != nil else { return false }
+        lastWaitScan.store(csup_monotonic_ns(), ordering: .relaxed)
+        return scanWaits(s)
+    }
+
+    /// Reports waits past the limit (once per wait). Returns true when some
+    /// context is in a reportable wait that has not been reported.
+    @discardableResult
+    private func scanWaits(_ s: Scheduler) -> Bool {
+        guard let limit = longWait else { return false }
         let now = csup_coarse_ns()
         let all = s.registeredContexts()
         var found: [(Context, WaitReason, Int64)] = []
+        var pending = false
         for c in all {
             guard let o = Scheduler.observe(c, runningOn: [:]), case .waiting(let why) = o.activity else { continue }
             switch why {
@@ -352,7 +372,7 @@ final class SchedulerWatch: Sendable {
             case .join, .timer, .otherScheduler, .unknown: continue
             }
             let since = c.waitSince.load(ordering: .relaxed)
-            if since > 0 && now - since >= limit { found.append((c, why, since)) }
+            if since > 0 && now - since >= limit { found.append((c, why, since)) } else { pending = true }
         }
         let live = Set(all.map(\.id))
         let fresh = state.withLock { st in
@@ -370,5 +390,6 @@ final class SchedulerWatch: Sendable {
                                            duration: .nanoseconds(now - since),
                                            detail: "waiting on \(why) (possible deadlock)", backtrace: bt))
         }
+        return pending
     }
 }

@@ -188,18 +188,33 @@ extension Scheduler {
         }
         let carrier = PrimaryCarrier()
         let tid = try spawnPThread { [self] in
+            // The overflow signal stack for the pthread's life, not per
+            // primary: each enterSchedulingMode below only counts it.
+            let holdsAltStack = csup_overflow_thread_enter() == 0
+            defer { if holdsAltStack { csup_overflow_thread_exit() } }
             var next = vp ?? carrier.park()
             var first = vp != nil
+            // What this pthread already did for an earlier VP (a spare runs
+            // one temporary VP after another): two system calls fewer on a
+            // compensation's start.
+            var unpinned = false
+            var namedFor = -1
             while let v = next {
                 var retaken = false
                 // A VP with no CPU (a temporary one, or an unpinned layout)
                 // runs anywhere: this pthread may have been created by a
                 // pinned one (the monitor's creator, a VP) and inherited its
-                // single-CPU mask.
-                if v.cpu == nil { _ = csup_affinity_unpin_self() }
+                // single-CPU mask. A VP with a CPU pins it (below).
+                if v.cpu == nil {
+                    if !unpinned { _ = csup_affinity_unpin_self() }
+                    unpinned = true
+                } else {
+                    unpinned = false
+                }
                 // Named per VP for top -H, gdb and /proc (a thread started by
                 // the monitor would otherwise carry its name).
-                _ = csup_thread_set_name("ums-vp\(v.index)")
+                if namedFor != v.index { _ = csup_thread_set_name("ums-vp\(v.index)") }
+                namedFor = v.index
                 do {
                     try UMS.enterSchedulingMode(cpu: v.cpu, retakeHandler: policy.retakeAfter == nil ? nil : v.retake,
                                                 retakeAfter: policy.retakeAfter ?? .zero,

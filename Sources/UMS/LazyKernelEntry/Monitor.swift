@@ -13,19 +13,29 @@ import Glibc
 /// Ticks: while some primary is in a call, every `tick` (half the
 /// smallest registered threshold, at least 10 µs), backing off by doubling
 /// up to 1 ms while nothing is retaken (a call the handler declines to
-/// retake costs the monitor a few loads per tick), and back to the short
-/// tick after a retake. While threads run with no call in the kernel (an
-/// unwrapped call may block), it backs off to 50 ms (so an idle VP beside
-/// one long task costs well under 1 CPU-ms/s), or to 100 µs while a
-/// retake happened in the last 100 ms or a compensation for an unwrapped
-/// block (`Compensation.swift`) is active. While no primary is in a call it backs off to
-/// 10 ms, then sleeps on its futex (at most 1 s at a time, so an idle
-/// process pays one tick a second); the next call entry that sees it asleep
-/// wakes it (``noteKernelEntry()``: a seq_cst load after the entry CAS, a
-/// futex wake only on the first call after a quiet spell; race-free with
-/// the monitor's store-then-rescan). A thread that starts running wakes it
-/// too (``noteRunning()``, relaxed: a lost race there delays unwrapped
-/// detection by at most the 1 s sleep, never loses anything).
+/// retake costs the monitor a few loads per tick). After a retake or a
+/// compensation it stays at the short tick for 50 looks (blocks come in
+/// bursts; Go's sysmon does the same). While threads run with no call in
+/// the kernel (an unwrapped call may block), it backs off to 50 ms (so an
+/// idle VP beside one long task costs well under 1 CPU-ms/s), or to 100 µs
+/// while a retake happened in the last 100 ms or a compensation for an
+/// unwrapped block (`Compensation.swift`) is active. Its timer slack is
+/// 1 µs (the default 50 µs would make every short tick late).
+///
+/// Sleep: while no primary runs a thread or is in a call, it backs off to
+/// 10 ms, then sleeps on its futex with no timeout, so an idle process is
+/// never woken by it. Waking it is a Dekker pair on `sleeping` and each
+/// primary's kernel-call word and `running` flag:
+/// - a call entry or an execute stores its word or flag, then
+///   (``noteKernelEntry()``) a compiler barrier, then a relaxed load of
+///   `sleeping`, and a futex wake only if it is set: the first call after
+///   a quiet spell pays a wake; every other pays nothing;
+/// - the monitor stores `sleeping` (seq_cst), runs membarrier(2) (every
+///   running thread of the process executes a full barrier), then re-reads
+///   every word and flag, and stays awake if one is set.
+/// One of the two sees the other (Tests/Models/monitor.pml). Where
+/// membarrier is refused (old kernels, seccomp), both sides use a seq_cst
+/// fence instead and the sleep keeps a 1 s timeout as a second net.
 ///
 /// The registry is under a lock; handler methods are called with it held,
 /// so a handler must not register or unregister primaries synchronously
@@ -76,6 +86,13 @@ final class UMSMonitor: @unchecked Sendable {
     /// missed wake only delays a retake (see the type's doc).
     private let sleeping = Atomic<Bool>(false)
     private let wakeWord: UnsafeMutablePointer<UInt32>
+    /// membarrier(2) registered when the monitor was created: the light
+    /// side uses a compiler barrier only. Immutable, so the hot path reads
+    /// it with no synchronization.
+    let asymmetricAtStart: Bool
+    /// The monitor thread's own copy: cleared if a heavy barrier ever
+    /// fails (then it also sleeps at most a second at a time). Monitor-only.
+    private var asymmetric: Bool
 
     /// Statistics (relaxed, independent counters).
     let retakes = Atomic<Int>(0)
@@ -91,6 +108,8 @@ final class UMSMonitor: @unchecked Sendable {
     private init() {
         wakeWord = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
         wakeWord.initialize(to: 0)
+        asymmetricAtStart = csup_membarrier_register()
+        asymmetric = asymmetricAtStart
     }
 
     /// Adds a primary; starts the monitor pthread on first use.
@@ -116,23 +135,28 @@ final class UMSMonitor: @unchecked Sendable {
         lock.withLock { _ in entries.removeAll { $0 === e } }
     }
 
-    /// Called by every inline blocking call as it enters, and by `execute`
-    /// on a monitored primary: wakes the monitor if it sleeps untimed.
+    /// Called by every inline blocking call right after its entry store,
+    /// and by `execute` on a monitored primary right after it sets
+    /// `running`: wakes the monitor if it sleeps.
+    ///
+    /// The light side of the Dekker pair in the type's doc: a compiler
+    /// barrier orders the caller's store before this load (membarrier, on
+    /// the monitor's side, supplies the CPU barrier when it is needed);
+    /// without membarrier, a seq_cst fence. Either way, of this load and the
+    /// monitor's store of `sleeping` + re-scan, one sees the other.
     @inline(__always)
     func noteKernelEntry() {
-        // seq_cst: after the entry CAS (a full barrier), so of this load and
-        // the monitor's seq_cst store of `sleeping` + re-scan, one sees the
-        // other: a wrapped call never waits for the 1 s timeout.
-        if sleeping.load(ordering: .sequentiallyConsistent) { wake() }
-    }
-
-    /// From `execute` (a thread starts running): wakes the monitor if it
-    /// sleeps. Relaxed, so no fence on that path: a lost race delays
-    /// unwrapped-block detection by at most the 1 s sleep.
-    @inline(__always)
-    func noteRunning() {
+        if asymmetricAtStart { csup_compiler_barrier() } else { atomicMemoryFence(ordering: .sequentiallyConsistent) }
+        // Relaxed: ordered by the barrier above.
         if sleeping.load(ordering: .relaxed) { wake() }
     }
+
+    /// The monitor sleeps (relaxed: a test hook's snapshot).
+    var isAsleep: Bool { sleeping.load(ordering: .relaxed) }
+
+    /// From `execute` (a thread starts running): the same pair.
+    @inline(__always)
+    func noteRunning() { noteKernelEntry() }
 
     private func wake() {
         if sleeping.exchange(false, ordering: .relaxed) {
@@ -160,15 +184,21 @@ final class UMSMonitor: @unchecked Sendable {
         // pinned: the monitor (and the carriers it starts) must not share
         // that CPU.
         _ = csup_affinity_unpin_self()
+        // Its ticks are 10-100 us: the default 50 us timer slack would let
+        // the kernel fire each one up to 50 us late (detect p99).
+        _ = csup_thread_set_timer_slack(1_000)
         var interval: Int64 = 10_000
         var quiet = 0
         var lastRetake: Int64 = .min / 2
+        var hotTicks = 0
         // Read before `sleeping` is set: a wake after that bumps the word
         // past `seen`, so the wait below returns at once.
         var seen = csup_u32_load_acquire(wakeWord)
         while true {
             if sleeping.load(ordering: .relaxed) {
-                _ = csup_futex_wait(wakeWord, seen, 1_000_000_000)
+                // Untimed with the asymmetric barrier (nothing can be
+                // missed); else at most a second (a lost noteRunning race).
+                _ = csup_futex_wait(wakeWord, seen, asymmetric ? -1 : 1_000_000_000)
                 if csup_u32_load_acquire(wakeWord) != seen {
                     // Woken by a call entry or an execute: look often again.
                     interval = 10_000
@@ -191,7 +221,14 @@ final class UMSMonitor: @unchecked Sendable {
             // unless the thread's next runtime entry ends it first).
             let busyCap: Int64 = compensating || now - lastRetake < 100_000_000 ? 100_000 : 50_000_000
             if retook || inKernel || running { sleeping.store(false, ordering: .relaxed) }
-            if retook {
+            if retook { hotTicks = Self.hotTicksAfterRetake }
+            if hotTicks > 0 && (retook || inKernel || running) {
+                // Blocks come in bursts: after a retake or a compensation
+                // keep the short tick for a while (Go's sysmon stays at
+                // 20 us until 50 looks found nothing), so the next block is
+                // found within about base + threshold, not after a
+                // backed-off tick (detect p99).
+                hotTicks -= 1
                 interval = base
                 quiet = 0
             } else if inKernel {
@@ -210,18 +247,34 @@ final class UMSMonitor: @unchecked Sendable {
                 // Quiet for a while: sleep until the next call entry, after
                 // one more look for a call that entered meanwhile.
                 if quiet >= 4 && interval >= 10_000_000 && !sleeping.load(ordering: .relaxed) {
-                    // seq_cst store, then seq_cst loads of the words: pairs
-                    // with a call entry's CAS and seq_cst load of `sleeping`.
+                    // Store, barrier, then re-read every primary's word and
+                    // running flag: a Dekker pair with a call entry's or an
+                    // execute's store, barrier, load of `sleeping` (see the
+                    // type's doc). Here the heavy barrier (membarrier), there
+                    // a compiler barrier; without membarrier, seq_cst fences
+                    // on both sides.
                     sleeping.store(true, ordering: .sequentiallyConsistent)
-                    if anyInKernel() { sleeping.store(false, ordering: .relaxed) }
+                    if asymmetric, csup_membarrier_heavy() != 0 {
+                        // Refused now though registered: fall back for good.
+                        asymmetric = false
+                    }
+                    if !asymmetric { atomicMemoryFence(ordering: .sequentiallyConsistent) }
+                    if anyInKernelOrRunning() { sleeping.store(false, ordering: .relaxed) }
                 }
             }
         }
     }
 
-    private func anyInKernel() -> Bool {
+    /// Looks at the base tick after a retake or a compensation began.
+    static let hotTicksAfterRetake = 50
+
+    private func anyInKernelOrRunning() -> Bool {
         lock.withLock { _ in
-            entries.contains { KernelCallWord.state($0.primary.kernelCall.load(ordering: .sequentiallyConsistent)) == KernelCallWord.inKernel }
+            // seq_cst loads: after the store of `sleeping` and the barrier.
+            entries.contains {
+                KernelCallWord.state($0.primary.kernelCall.load(ordering: .sequentiallyConsistent)) == KernelCallWord.inKernel
+                    || $0.primary.running.load(ordering: .sequentiallyConsistent)
+            }
         }
     }
 

@@ -54,10 +54,29 @@ public struct SchedulerPolicy: Sendable, Equatable {
     /// in the call after this long while other work waits, and its thread
     /// did not keep its CPU busy over that window (a computing call is not
     /// blocked; it is left alone and looked at again), the UMS monitor
+    /// compensates for it (a temporary virtual processor runs beside it;
+    /// the context keeps its pthread), or, with ``retakeBlockedCalls``,
     /// retakes the virtual processor and another pthread carries it on. nil: every blocking call goes to a kernel thread at once (the
     /// Windows UMS shape: about 1.5 µs per call). Default 20 µs (Go's
     /// sysmon retakes after 20 µs to 10 ms).
     public var retakeAfter: Duration?
+    /// What the monitor does with a wrapped call still blocked after
+    /// ``retakeAfter`` while other work waits.
+    /// - false (the default): compensate. A temporary virtual processor
+    ///   runs beside the blocked one, as for an unwrapped block; the
+    ///   context keeps its pthread and VP, and the temporary VP retires at
+    ///   the context's next entry into the runtime, or when the monitor
+    ///   sees its thread computing again. On blockmix's shape with a
+    ///   wrapped nanosleep this takes 1.08x the ideal time with no context
+    ///   changing pthread; retaking takes 1.7x, and 85% of the calls
+    ///   resume on another pthread (`ums-bench pthread-changes`).
+    /// - true: retake (Windows UMS, Go's handoff of a P). The virtual
+    ///   processor goes to a spare pthread at once; the blocked thread's
+    ///   context comes back through its completion list when the call
+    ///   returns, usually on another pthread.
+    /// Contexts in ``Context/withPinnedThread(_:)`` and Swift jobs are
+    /// compensated for either way.
+    public var retakeBlockedCalls: Bool
     /// Off by default: the UMS monitor also watches for a context blocked
     /// in a call made with no wrapper (plain `read(2)`,
     /// `pthread_mutex_lock`, C libraries): its thread stopped switching,
@@ -143,6 +162,7 @@ public struct SchedulerPolicy: Sendable, Equatable {
                 schedulingProtocol: SchedulingProtocol = .enhanceScheduleGroupLocality,
                 contextBackend: UMSContextBackend = .assembly,
                 retakeAfter: Duration? = .microseconds(20),
+                retakeBlockedCalls: Bool = false,
                 detectUnwrappedBlocking: Bool = false,
                 useIORing: Bool = SchedulerPolicy.ioRingFromEnvironment,
                 longTaskReportAfter: Duration? = SchedulerPolicy.watchdogFromEnvironment ? .milliseconds(100) : nil,
@@ -164,6 +184,7 @@ public struct SchedulerPolicy: Sendable, Equatable {
         self.schedulingProtocol = schedulingProtocol
         self.contextBackend = contextBackend
         self.retakeAfter = retakeAfter
+        self.retakeBlockedCalls = retakeBlockedCalls
         self.detectUnwrappedBlocking = detectUnwrappedBlocking
         self.useIORing = useIORing
         self.longTaskReportAfter = longTaskReportAfter

@@ -64,6 +64,7 @@ public enum UMS {
             retakesWithoutReplacement: UMSMonitor.shared.declinedNoReplacement.load(ordering: .relaxed),
             computingCallsLeftAlone: UMSMonitor.shared.computingCalls.load(ordering: .relaxed),
             monitorTicks: UMSMonitor.shared.ticks.load(ordering: .relaxed),
+            compensationsEndedComputing: UMSMonitor.shared.computingCompensationsEnded.load(ordering: .relaxed),
             stacksMapped: Int(csup_stack_mapped_count()),
             stacksCached: Int(csup_stack_cached_count())
         )
@@ -126,6 +127,9 @@ public struct UMSStatistics: Sendable, Equatable {
     public var computingCallsLeftAlone: Int
     /// Monitor ticks so far (its CPU cost while calls are in the kernel).
     public var monitorTicks: Int
+    /// Compensations the monitor ended because the thread was computing
+    /// again (its call had returned) without entering the runtime.
+    public var compensationsEndedComputing: Int
     public var stacksMapped: Int
     public var stacksCached: Int
 }

@@ -25,6 +25,7 @@ let workloads: [(name: String, summary: String, run: @Sendable (Harness) throws 
     ("blockmix", "256 tasks x 10 rounds: 500 us CPU, 2000 us nanosleep(2); ms", ConcRTBench.blockmix),
     ("blockmix-unwrapped", "blockmix with a plain, unwrapped nanosleep(2); ms", UnwrappedBench.blockmix),
     ("detect", "unwrapped read(2) blocks on the only VP: time until another task starts; us (median, p99)", UnwrappedBench.detect),
+    ("pthread-changes", "blockmix's shape: percent of blocking calls after which the task is on another pthread (hand-off, lazy, unwrapped)", PThreadChangesBench.run),
     ("timers", "10,000 contexts sleep 10 ms in a loop for 1 s, tolerance 0 and 1 ms; VP wake-ups/s, cpu-ms/s", TimersBench.run),
     ("iops", "256 contexts, 4 KiB random preads of a cached 256 MiB file for 1 s; ops/s", IOBench.run),
     ("idle", "CPU burnt by an idle scheduler; --busy: beside a busy VP; cpu-ms/s", IdleBench.run),

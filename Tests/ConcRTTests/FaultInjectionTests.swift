@@ -142,7 +142,7 @@ final class FaultInjectionTests: XCTestCase {
     /// them, and retakes again once pthreads can be had.
     func testSpareCarrierCreationFailsPartWayThroughAStressRun() throws {
         let before = try ResourceCounts.now()
-        let s = try makeScheduler(2, cache: 4, ring: false)
+        let s = try makeScheduler(2, cache: 4, ring: false, retake: true)
         let run = FaultRun(s, tasksPerHalf: Sanitizer.scaled(300, underTSan: 120))
         try run.half(0)
         let failuresBefore = s.statistics.retakeCarrierFailures

@@ -46,7 +46,7 @@ final class LazyKernelEntryTests: XCTestCase {
     /// retakes the VP, the other task runs (and releases the reader), the
     /// reader gets its byte and errno-free result, and the retake shows.
     func testBlockedReadIsRetakenWhenOtherWorkWaits() throws {
-        let s = try makeScheduler(1, ring: false)
+        let s = try makeScheduler(1, ring: false, retake: true)
         var fds: [Int32] = [0, 0]
         XCTAssertEqual(pipe(&fds), 0)
         defer { close(fds[0]); close(fds[1]) }
@@ -77,7 +77,7 @@ final class LazyKernelEntryTests: XCTestCase {
     /// TSan in CI, looks blocked; without the check all five are retaken.)
     /// A call that sleeps in the kernel is still retaken.
     func testComputingWrappedCallIsNotRetaken() throws {
-        let s = try makeScheduler(1, ring: false)
+        let s = try makeScheduler(1, ring: false, retake: true)
         let computingBefore = UMS.statistics.computingCallsLeftAlone
         for _ in 0..<5 {
             let started = Event()
@@ -110,7 +110,7 @@ final class LazyKernelEntryTests: XCTestCase {
     /// When no spare pthread can be had, the VP waits for the call (today's
     /// cost), the failure is counted, and nothing is lost.
     func testSpareCarrierFailureWaitsForTheCall() throws {
-        let s = try makeScheduler(1, ring: false)
+        let s = try makeScheduler(1, ring: false, retake: true)
         var fds: [Int32] = [0, 0]
         XCTAssertEqual(pipe(&fds), 0)
         defer { close(fds[0]); close(fds[1]) }

@@ -114,7 +114,7 @@ final class WatchdogTests: XCTestCase {
     func testRetakeIsReportedOncePerCallSite() throws {
         let collector = Collector()
         defer { collector.stop() }
-        let s = try makeScheduler(1, ring: false)
+        let s = try makeScheduler(1, ring: false, retake: true)
         let calls = 4
         runAsTask(s) {
             for _ in 0..<calls {

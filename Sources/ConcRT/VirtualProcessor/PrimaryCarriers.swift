@@ -92,9 +92,11 @@ final class VirtualProcessorRetake: UMSRetakeHandler, @unchecked Sendable {
     /// Worth it while something else waits for this VP or the scheduler:
     /// its deque or run queue, completions, queued tasks, a due timer.
     func shouldRetake() -> Bool {
-        // A Swift job in flight, or a context in withPinnedThread, is pinned
-        // to this pthread (JobPinning.swift): compensate instead.
-        vp.pinnedJobs.load(ordering: .relaxed) == 0 && otherWorkWaits
+        // Declined: the monitor compensates instead. By default
+        // (SchedulerPolicy.retakeBlockedCalls false), and always for a
+        // Swift job in flight or a context in withPinnedThread, which are
+        // pinned to this pthread (JobPinning.swift).
+        vp.scheduler.policy.retakeBlockedCalls && vp.pinnedJobs.load(ordering: .relaxed) == 0 && otherWorkWaits
     }
 
     /// Something else waits for this VP or its scheduler: its deque or run

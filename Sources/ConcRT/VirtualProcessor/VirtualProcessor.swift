@@ -462,10 +462,23 @@ enum ProcessSlots {
     private static let free = MigrationSafeMutex<(next: Int, released: [Int])>((0, []))
     static func acquire() -> Int {
         free.withLock { s in
-            if let i = s.released.popLast() { return i }
+            // The smallest free one, so the numbers stay small (per-slot
+            // arrays sized by the largest) after bursts of temporary VPs.
+            // At VP start only; the list is at most the peak VP count.
+            if let m = s.released.indices.min(by: { s.released[$0] < s.released[$1] }) {
+                return s.released.swapRemoveAt(m)
+            }
             s.next += 1
             return s.next - 1
         }
     }
     static func release(_ i: Int) { free.withLock { $0.released.append(i) } }
+}
+
+private extension Array {
+    /// Removes the element at `i` by moving the last one into its place.
+    mutating func swapRemoveAt(_ i: Int) -> Element {
+        swapAt(i, count - 1)
+        return removeLast()
+    }
 }

@@ -101,6 +101,8 @@ final class UMSMonitor: @unchecked Sendable {
     /// while other work waited (it must keep its pthread).
     let pinnedCompensations = Atomic<Int>(0)
     let declinedNoReplacement = Atomic<Int>(0)
+    /// Compensations ended because the thread was seen computing again.
+    let computingCompensationsEnded = Atomic<Int>(0)
     /// Wrapped calls found computing (CPU busy) past the threshold, left alone.
     let computingCalls = Atomic<Int>(0)
     let ticks = Atomic<Int>(0)
@@ -339,6 +341,7 @@ final class UMSMonitor: @unchecked Sendable {
                     // can still be compensated for, as for an unwrapped block.
                     if p.hasCPUClock, p.beginCompensation(e.handler) {
                         e.lastRun = p.runSequence.load(ordering: .relaxed)
+                        e.runSince = now
                         e.cpuAtRunSince = csup_thread_cpu_ns(p.cpuClock)
                         pinnedCompensations.wrappingAdd(1, ordering: .relaxed)
                         compensating = true
@@ -392,6 +395,28 @@ final class UMSMonitor: @unchecked Sendable {
                 p.endCompensationIfActive()
                 e.runSince = now
                 return .none
+            }
+            // The thread computes again (its call returned and it kept the
+            // CPU busy over half of a window of at least the threshold):
+            // end it, which bounds the oversubscription of a thread that
+            // runs on for long without entering the runtime. A thread that
+            // keeps blocking (a loop of reads) stays under half.
+            let window = now - e.runSince
+            if window >= e.thresholdNanoseconds {
+                let cpu = csup_thread_cpu_ns(p.cpuClock)
+                if cpu >= 0 && cpu - e.cpuAtRunSince > window / 2 {
+                    p.endCompensationIfActive()
+                    e.runSince = now
+                    e.cpuAtRunSince = cpu
+                    computingCompensationsEnded.wrappingAdd(1, ordering: .relaxed)
+                    return .none
+                }
+                // Look over a fresh window at least every 50 thresholds, so
+                // a thread that starts computing late is seen soon.
+                if window >= 50 * e.thresholdNanoseconds {
+                    e.runSince = now
+                    e.cpuAtRunSince = cpu
+                }
             }
             return .active
         }
@@ -447,6 +472,7 @@ final class UMSMonitor: @unchecked Sendable {
             e.runSince = now
             return .none
         }
+        e.runSince = now
         e.cpuAtRunSince = cpu
         unwrappedCompensations.wrappingAdd(1, ordering: .relaxed)
         return .began

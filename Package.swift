@@ -41,6 +41,15 @@ let package = Package(
             pkgConfig: "liburing",
             providers: [.apt(["liburing-dev"])]
         ),
+        // libsqlite3 (Debian: libsqlite3-dev), found with pkg-config: a real
+        // C library whose busy handler sleeps unwrapped. ConcRTTests only, so
+        // building the library and the examples does not need it.
+        .systemLibrary(
+            name: "CSQLite3",
+            path: "Sources/CSQLite3",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
         // C and assembly: context switch, stacks, futex, syscalls, queues.
         .target(
             name: "CSupport",
@@ -81,7 +90,7 @@ let package = Package(
         // counters (no XCTest dependency: failures are thrown).
         .target(name: "TestSupport", dependencies: ["UMS", "CSupport"], path: "Tests/TestSupport"),
         .testTarget(name: "UMSTests", dependencies: ["UMS", "CSupport", "TestSupport"]),
-        .testTarget(name: "ConcRTTests", dependencies: ["ConcRT", "UMS", "CSupport", "TestSupport",
+        .testTarget(name: "ConcRTTests", dependencies: ["ConcRT", "UMS", "CSupport", "TestSupport", "CSQLite3",
                                                        .product(name: "SystemPackage", package: "swift-system")]),
         .testTarget(name: "PPLTests", dependencies: ["PPL", "ConcRT", "UMS", "CSupport", "TestSupport"]),
         .testTarget(name: "AgentsTests", dependencies: ["Agents", "ConcRT", "UMS", "TestSupport"]),

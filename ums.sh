@@ -24,7 +24,9 @@ ensure_deps() {
     if [ "${1:-}" = test ]; then
         command -v spin >/dev/null 2>&1 || missing+=(spin)
         command -v cc >/dev/null 2>&1 || missing+=(gcc)
-        # Examples/hummingbird-sqlite: libsqlite3 and the wrk load generator.
+        # libsqlite3: ConcRTTests (UnwrappedSQLiteTests, through the
+        # CSQLite3 system-library target) and Examples/hummingbird-sqlite;
+        # wrk: that example's load generator.
         dpkg -s libsqlite3-dev >/dev/null 2>&1 || missing+=(libsqlite3-dev)
         command -v wrk >/dev/null 2>&1 || missing+=(wrk)
     fi

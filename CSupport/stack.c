@@ -121,9 +121,6 @@ static int install_guard(void *base, size_t len) {
 }
 
 static int map_fresh(size_t usable, csup_stack *out) {
-    if (__atomic_load_n(&inject_failures, __ATOMIC_RELAXED) > 0 &&
-        __atomic_fetch_sub(&inject_failures, 1, __ATOMIC_RELAXED) > 0)
-        return ENOMEM;
     size_t guard = GUARD_BYTES;
     size_t total = usable + guard;
     void *base = mmap(NULL, total, PROT_READ | PROT_WRITE,
@@ -148,6 +145,11 @@ int csup_stack_alloc(size_t size, csup_stack *out) {
     size_t page = csup_page_size();
     size_t usable = (size + page - 1) & ~(page - 1);
     if (usable < size) return EINVAL; /* overflow */
+    /* Test hook: fail the whole allocation, cached stacks included, so a
+     * test does not depend on which thread's cache still holds one. */
+    if (__atomic_load_n(&inject_failures, __ATOMIC_RELAXED) > 0 &&
+        __atomic_fetch_sub(&inject_failures, 1, __ATOMIC_RELAXED) > 0)
+        return ENOMEM;
     if (mag.enabled) {
         mag_lock(&mag);
         for (int i = mag.len - 1; i >= 0; i--) {

@@ -71,7 +71,8 @@ void csup_stack_set_thread_node(int node);
 long csup_stack_mapped_count(void);
 long csup_stack_cached_count(void);
 
-/* Test hook: makes the next `n` fresh mappings fail with ENOMEM. */
+/* Test hook: makes the next `n` allocations fail with ENOMEM (cached
+ * stacks are not handed out meanwhile either). */
 void csup_stack_inject_failures(int n);
 
 /* AddressSanitizer test hooks (no-ops returning 0 in other builds):

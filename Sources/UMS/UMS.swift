@@ -180,7 +180,8 @@ extension UMS {
     public static var _kernelThreadsSelfDetached: Int {
         Counters.kernelThreadsSelfDetached.load(ordering: .relaxed)
     }
-    /// Test hook: makes the next `count` stack mappings fail with ENOMEM.
+    /// Test hook: makes the next `count` stack allocations fail with ENOMEM
+    /// (a cached stack is not handed out instead).
     public static func _injectStackAllocationFailures(_ count: Int) {
         csup_stack_inject_failures(Int32(count))
     }

@@ -25,7 +25,7 @@ enum SyscallBench {
         let (inline, onContext, overhead) = try pairedOnContext(n, reps: max(5, h.reps * 3))
         h.report("syscall", "ums", inline, "ns/op", "(Blocking.call { gettid } on a context, inline: lazy kernel entry)")
         let handoff = try h.median("syscall ums-handoff") { try wrapped(n / 10, retakeAfter: nil) }
-        h.report("syscall", "ums-handoff", handoff, "ns/op", "(the same call handed to a kernel thread: retakeAfter nil)")
+        h.report("syscall", "ums-handoff", handoff, "ns/op", "(the same call handed to a kernel thread: retakeAfter nil; the only VP sleeps meanwhile, so each call pays two thread wake-ups; ums-bench handoff is the bare round trip)")
         h.report("syscall", "baseline-direct-on-context", onContext, "ns/op", "(gettid called directly by a task on a context, in blocks alternating with ums's)")
         let direct = h.median("syscall direct") { directCalls(n) }
         h.report("syscall", "baseline-direct", direct, "ns/op", "(gettid called directly on a plain pthread)")
@@ -52,15 +52,24 @@ enum SyscallBench {
     /// Returns the medians of each, and the median of the per-pair
     /// differences.
     static func pairedOnContext(_ n: Int, reps: Int) throws -> (Double, Double, Double) {
-        let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 1, retakeAfter: .microseconds(20)))
-        defer { try? s.shutdown() }
         let block = max(100_000, n / reps)
+        return try paired(reps: reps, retakeAfter: .microseconds(20), warm: { _ = directCalls(block / 10) },
+                          wrapped: { timeNs { for _ in 0..<block { _ = Blocking.call { csup_gettid() } } } / Double(block) },
+                          direct: { directCalls(block) })
+    }
+
+    /// Runs `wrapped` then `direct`, `reps` times, on one context of a
+    /// one-VP scheduler; returns the median of each and of their
+    /// per-pair differences.
+    static func paired(reps: Int, retakeAfter: Duration?, warm: () -> Void,
+                       wrapped: () -> Double, direct: () -> Double) throws -> (Double, Double, Double) {
+        let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 1, retakeAfter: retakeAfter))
+        defer { try? s.shutdown() }
         return s.run { () -> (Double, Double, Double) in
             var wrappedNs: [Double] = [], directNs: [Double] = [], diffs: [Double] = []
-            _ = directCalls(block / 10)   // warm
+            warm()
             for _ in 0..<reps {
-                let w = timeNs { for _ in 0..<block { _ = Blocking.call { csup_gettid() } } } / Double(block)
-                let d = directCalls(block)
+                let w = wrapped(), d = direct()
                 wrappedNs.append(w)
                 directNs.append(d)
                 diffs.append(w - d)
@@ -79,20 +88,9 @@ enum SyscallBench {
 
     /// As `pairedOnContext`, for 100 µs sleeps (`n` per block).
     static func pairedSleepsOnContext(_ n: Int, reps: Int) throws -> (Double, Double, Double) {
-        let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 1, maxConcurrency: 1))
-        defer { try? s.shutdown() }
-        return s.run { () -> (Double, Double, Double) in
-            var wrappedNs: [Double] = [], directNs: [Double] = [], diffs: [Double] = []
-            for _ in 0..<reps {
-                let w = timeNs { for _ in 0..<n { _ = Blocking.call { csup_sys_nanosleep(100_000) } } } / Double(n)
-                let d = directSleep(n)
-                wrappedNs.append(w)
-                directNs.append(d)
-                diffs.append(w - d)
-            }
-            func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
-            return (median(wrappedNs), median(directNs), median(diffs))
-        }
+        try paired(reps: reps, retakeAfter: .microseconds(20), warm: {},
+                   wrapped: { timeNs { for _ in 0..<n { _ = Blocking.call { csup_sys_nanosleep(100_000) } } } / Double(n) },
+                   direct: { directSleep(n) })
     }
 
     static func directSleep(_ n: Int) -> Double {

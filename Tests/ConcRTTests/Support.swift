@@ -49,3 +49,11 @@ func runAsTask(_ s: Scheduler, _ body: @escaping @Sendable () -> Void) -> Event 
     }
     return done
 }
+
+/// Waits (at most 10 s) until every temporary VP of `s` has retired (its
+/// slot is free again); true when they all did.
+func temporaryVPsRetire(_ s: Scheduler) -> Bool {
+    let deadline = monotonicNow() + 10_000_000_000
+    while s.temporarySlotsInUse > 0 && monotonicNow() < deadline { usleep(1_000) }
+    return s.temporarySlotsInUse == 0
+}

@@ -118,20 +118,6 @@ int csup_affinity_unpin_self(void) {
 
 int csup_current_cpu(void) { return sched_getcpu(); }
 
-int csup_affinity_pin_thread_here(int32_t tid) {
-    int cpu = sched_getcpu();
-    if (cpu < 0) return errno;
-    if (start_set && (cpu >= start_ncpus || !CPU_ISSET_S(cpu, CPU_ALLOC_SIZE(start_ncpus), start_set))) return EINVAL;
-    cpu_set_t *one = CPU_ALLOC(cpu + 1);
-    if (!one) return ENOMEM;
-    size_t size = CPU_ALLOC_SIZE(cpu + 1);
-    CPU_ZERO_S(size, one);
-    CPU_SET_S(cpu, size, one);
-    int err = sched_setaffinity((pid_t)tid, size, one) == 0 ? 0 : errno;
-    CPU_FREE(one);
-    return err;
-}
-
 int csup_cgroup_cpu_limit(void) {
     FILE *f = fopen("/proc/self/cgroup", "re");
     if (!f) return 0;

@@ -37,12 +37,6 @@ int csup_affinity_unpin_self(void);
 /* The CPU the calling thread runs on now (sched_getcpu), or -1. */
 int csup_current_cpu(void);
 
-/* Pins thread `tid` of this process to the CPU the caller runs on (when
- * that CPU is in the start mask), so that a wake the caller sends next is
- * local: the woken thread runs there once the caller sleeps, instead of
- * waiting for an idle CPU to be woken by an interrupt (tens of µs to ms on
- * a VM). The woken thread unpins itself. Returns 0 or an errno value. */
-int csup_affinity_pin_thread_here(int32_t tid);
 
 /* cgroup v2 cpu.max quota as a CPU count rounded up, or 0 when there is no
  * quota (or no cgroup v2). Reads /proc/self/cgroup and cpu.max. */

@@ -54,26 +54,27 @@ public struct SchedulerPolicy: Sendable, Equatable {
     /// in the call after this long while other work waits, and its thread
     /// did not keep its CPU busy over that window (a computing call is not
     /// blocked; it is left alone and looked at again), the UMS monitor
-    /// compensates for it (a temporary virtual processor runs beside it;
-    /// the context keeps its pthread), or, with ``retakeBlockedCalls``,
-    /// retakes the virtual processor and another pthread carries it on. nil: every blocking call goes to a kernel thread at once (the
+    /// retakes the virtual processor and another pthread carries it on
+    /// (or, with ``retakeBlockedCalls`` false, compensates for it: a
+    /// temporary virtual processor runs beside it). nil: every blocking call goes to a kernel thread at once (the
     /// Windows UMS shape: about 1.5 µs per call). Default 20 µs (Go's
     /// sysmon retakes after 20 µs to 10 ms).
     public var retakeAfter: Duration?
     /// What the monitor does with a wrapped call still blocked after
     /// ``retakeAfter`` while other work waits.
-    /// - false (the default): compensate. A temporary virtual processor
-    ///   runs beside the blocked one, as for an unwrapped block; the
-    ///   context keeps its pthread and VP, and the temporary VP retires at
-    ///   the context's next entry into the runtime, or when the monitor
-    ///   sees its thread computing again. On blockmix's shape with a
-    ///   wrapped nanosleep this takes 1.08x the ideal time with no context
-    ///   changing pthread; retaking takes 1.7x, and 85% of the calls
-    ///   resume on another pthread (`ums-bench pthread-changes`).
-    /// - true: retake (Windows UMS, Go's handoff of a P). The virtual
-    ///   processor goes to a spare pthread at once; the blocked thread's
-    ///   context comes back through its completion list when the call
-    ///   returns, usually on another pthread.
+    /// - true (the default): retake (Windows UMS, Go's handoff of a P). The
+    ///   virtual processor goes to a spare pthread at once; the blocked
+    ///   thread's context comes back through its completion list when the
+    ///   call returns, usually on another pthread.
+    /// - false: compensate. A temporary virtual processor runs beside the
+    ///   blocked one, as for an unwrapped block; the context keeps its
+    ///   pthread and VP, and the temporary VP retires at the context's next
+    ///   entry into the runtime, or when the monitor sees its thread
+    ///   computing again. On blockmix's shape with a wrapped nanosleep this
+    ///   takes 1.06x the ideal time with no context changing pthread;
+    ///   retaking takes 1.6-1.8x, and 85% of the calls resume on another
+    ///   pthread (`ums-bench pthread-changes`). Not yet the default: a
+    ///   loopback echo test on 4 VPs hung once under ThreadSanitizer with it.
     /// Contexts in ``Context/withPinnedThread(_:)`` and Swift jobs are
     /// compensated for either way.
     public var retakeBlockedCalls: Bool
@@ -162,7 +163,7 @@ public struct SchedulerPolicy: Sendable, Equatable {
                 schedulingProtocol: SchedulingProtocol = .enhanceScheduleGroupLocality,
                 contextBackend: UMSContextBackend = .assembly,
                 retakeAfter: Duration? = .microseconds(20),
-                retakeBlockedCalls: Bool = false,
+                retakeBlockedCalls: Bool = true,
                 detectUnwrappedBlocking: Bool = false,
                 useIORing: Bool = SchedulerPolicy.ioRingFromEnvironment,
                 longTaskReportAfter: Duration? = SchedulerPolicy.watchdogFromEnvironment ? .milliseconds(100) : nil,

@@ -13,11 +13,11 @@ import UMS
 /// - `handoff`: `retakeAfter: nil`: every wrapped call goes to a kernel
 ///   thread and the task resumes on whatever primary dequeues it (the
 ///   Windows UMS shape, and this runtime before lazy kernel entry);
-/// - `lazy-retake`: wrapped calls run inline; a call that blocks while
-///   other work waits is retaken (`retakeBlockedCalls`) and its task
-///   resumes through the completion list;
-/// - `lazy`: the default policy: the same, but a blocked call is
-///   compensated for (a temporary VP beside it);
+/// - `lazy-retake`: the default policy: wrapped calls run inline; a call
+///   that blocks while other work waits is retaken and its task resumes
+///   through the completion list;
+/// - `lazy-compensate`: the same with `retakeBlockedCalls: false`: a
+///   blocked call is compensated for (a temporary VP beside it);
 /// - `unwrapped`: a plain nanosleep with `detectUnwrappedBlocking`: blocks
 ///   are compensated for, so the task keeps its pthread.
 /// Reports the percentage of calls after which the pthread changed.
@@ -32,7 +32,7 @@ enum PThreadChangesBench {
         for (impl, policy, wrapped) in [
             ("handoff", SchedulerPolicy(retakeAfter: nil), true),
             ("lazy-retake", SchedulerPolicy(retakeBlockedCalls: true), true),
-            ("lazy", SchedulerPolicy(), true),
+            ("lazy-compensate", SchedulerPolicy(retakeBlockedCalls: false), true),
             ("unwrapped", SchedulerPolicy(detectUnwrappedBlocking: true), false),
         ] {
             let s = try Scheduler(policy: policy)

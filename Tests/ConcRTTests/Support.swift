@@ -9,7 +9,7 @@ import TestSupport
 /// `ring`: false sends would-block Blocking calls through lazy kernel
 /// entry (for the tests of that path) instead of the VPs' io_uring.
 func makeScheduler(_ vps: Int, cache: Int = 8, stack: Int = 256 * 1024, ring: Bool = true,
-                   retake: Bool = false) throws -> Scheduler {
+                   retake: Bool = true) throws -> Scheduler {
     try Scheduler(policy: SchedulerPolicy(minConcurrency: vps, maxConcurrency: vps,
                                           contextStackSize: stack, localContextCacheSize: cache,
                                           retakeBlockedCalls: retake, useIORing: ring))
@@ -17,7 +17,7 @@ func makeScheduler(_ vps: Int, cache: Int = 8, stack: Int = 256 * 1024, ring: Bo
 
 /// A scheduler of `vps` VPs with the ring turned on (or off); with `ring`,
 /// a test that needs io_uring fails here when it is not in use.
-func ringScheduler(_ vps: Int, ring: Bool = true, retake: Bool = false) throws -> Scheduler {
+func ringScheduler(_ vps: Int, ring: Bool = true, retake: Bool = true) throws -> Scheduler {
     let s = try makeScheduler(vps, ring: ring, retake: retake)
     if ring { XCTAssertEqual(s.ioPath, .ring, "io_uring is not in use here: \(s.ioPath)") }
     return s

@@ -5,15 +5,15 @@ import XCTest
 import CSupport
 import UMS
 
-/// The default answer to a wrapped call that blocks while other work waits
-/// (`SchedulerPolicy.retakeBlockedCalls` false): compensation. A temporary
+/// Compensation as the answer to a wrapped call that blocks while other
+/// work waits (`SchedulerPolicy.retakeBlockedCalls` false). A temporary
 /// VP runs beside the blocked one; the context keeps its pthread.
 final class WrappedCallCompensationTests: XCTestCase {
     /// A wrapped read on the only VP blocks until a task queued behind it
     /// runs: that task runs on a temporary VP, the reader keeps its
     /// pthread, and nothing is retaken.
     func testBlockedWrappedReadIsCompensatedForAndKeepsItsPThread() throws {
-        let s = try makeScheduler(1, ring: false)
+        let s = try makeScheduler(1, ring: false, retake: false)
         let rounds = longMode ? 200 : 20
         for round in 0..<rounds {
             var fds: [Int32] = [0, 0]
@@ -37,7 +37,7 @@ final class WrappedCallCompensationTests: XCTestCase {
             XCTAssertTrue(sameThread.value, "round \(round): the reader changed pthread across a compensated call")
         }
         XCTAssertGreaterThan(s.statistics.compensations, 0, "\(s.statistics)")
-        XCTAssertEqual(s.statistics.retakes, 0, "a wrapped call was retaken by default: \(s.statistics)")
+        XCTAssertEqual(s.statistics.retakes, 0, "a wrapped call was retaken with retakeBlockedCalls false: \(s.statistics)")
         XCTAssertTrue(temporaryVPsRetire(s), "a temporary VP never retired: \(s.statistics)")
         try s.shutdown()
     }
@@ -47,7 +47,7 @@ final class WrappedCallCompensationTests: XCTestCase {
     /// sees its CPU clock move and ends the compensation (the bound on the
     /// oversubscription window).
     func testComputingAfterTheCallEndsTheCompensation() throws {
-        let s = try makeScheduler(1, ring: false)
+        let s = try makeScheduler(1, ring: false, retake: false)
         var fds: [Int32] = [0, 0]
         XCTAssertEqual(pipe(&fds), 0)
         defer { close(fds[0]); close(fds[1]) }

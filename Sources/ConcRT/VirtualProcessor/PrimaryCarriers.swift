@@ -36,13 +36,6 @@ final class PrimaryCarrier: @unchecked Sendable {
     // `word` and read after the acquire load that sees it.
     private let word: UnsafeMutablePointer<UInt32>
     private var assigned: VirtualProcessor?
-    /// The carrier pthread's kernel tid, stored by it before its first park
-    /// (release) and read by an assigner (acquire).
-    private let tid = Atomic<Int32>(0)
-    /// Set by an assigner that pinned this carrier to its own CPU before
-    /// the wake (written before `word`'s release store, read after the
-    /// carrier's acquire load, like `assigned`).
-    private var pinnedForWake = false
     private static let parked: UInt32 = 0, go: UInt32 = 1, exit: UInt32 = 2
 
     init() {
@@ -51,26 +44,6 @@ final class PrimaryCarrier: @unchecked Sendable {
     }
 
     deinit { word.deallocate() }
-
-    /// Called once by the carrier pthread before it first parks.
-    func noteStarted() { tid.store(Int32(truncatingIfNeeded: csup_gettid()), ordering: .releasing) }
-
-    /// Pins this (parked) carrier to the caller's CPU, so that the wake of
-    /// the `assign` that follows is local (see
-    /// `csup_affinity_pin_thread_here`). The carrier unpins itself
-    /// (`takePinnedForWake`). A failure leaves it as it was: the wake is
-    /// then an ordinary one.
-    func pinForWake() {
-        let t = tid.load(ordering: .acquiring)
-        if t != 0 && csup_affinity_pin_thread_here(t) == 0 { pinnedForWake = true }
-    }
-
-    /// After `park` returned a VP: true once if an assigner pinned this
-    /// pthread for the wake.
-    func takePinnedForWake() -> Bool {
-        defer { pinnedForWake = false }
-        return pinnedForWake
-    }
 
     /// Parks until given a VP (returned) or told to exit (nil).
     func park() -> VirtualProcessor? {
@@ -119,8 +92,8 @@ final class VirtualProcessorRetake: UMSRetakeHandler, @unchecked Sendable {
     /// Worth it while something else waits for this VP or the scheduler:
     /// its deque or run queue, completions, queued tasks, a due timer.
     func shouldRetake() -> Bool {
-        // Declined: the monitor compensates instead. By default
-        // (SchedulerPolicy.retakeBlockedCalls false), and always for a
+        // Declined: the monitor compensates instead. With
+        // SchedulerPolicy.retakeBlockedCalls false, and always for a
         // Swift job in flight or a context in withPinnedThread, which are
         // pinned to this pthread (JobPinning.swift).
         vp.scheduler.policy.retakeBlockedCalls && vp.pinnedJobs.load(ordering: .relaxed) == 0 && otherWorkWaits
@@ -174,11 +147,7 @@ final class VirtualProcessorRetake: UMSRetakeHandler, @unchecked Sendable {
         guard compensationWanted() else { return nil }
         let temporary: VirtualProcessor
         do {
-            let spare = s.takeSpareCarrier()
-            // On the monitor's pthread, which goes back to sleep right
-            // after: a wake to its own CPU is the fastest (detect p99).
-            spare?.pinForWake()
-            temporary = try s.addTemporaryVirtualProcessor(carrier: spare)
+            temporary = try s.addTemporaryVirtualProcessor(carrier: s.takeSpareCarrier())
         } catch {
             s.stats.compensationFailures.add()
             return nil
@@ -225,7 +194,6 @@ extension Scheduler {
             // primary: each enterSchedulingMode below only counts it.
             let holdsAltStack = csup_overflow_thread_enter() == 0
             defer { if holdsAltStack { csup_overflow_thread_exit() } }
-            carrier.noteStarted()
             var next = vp ?? carrier.park()
             var first = vp != nil
             // What this pthread already did for an earlier VP (a spare runs
@@ -235,8 +203,6 @@ extension Scheduler {
             var namedFor = -1
             while let v = next {
                 var retaken = false
-                // Pinned to the monitor's CPU for a local wake: unpin below.
-                if carrier.takePinnedForWake() { unpinned = false }
                 // A VP with no CPU (a temporary one, or an unpinned layout)
                 // runs anywhere: this pthread may have been created by a
                 // pinned one (the monitor's creator, a VP) and inherited its

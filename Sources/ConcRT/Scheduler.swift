@@ -310,6 +310,20 @@ public final class Scheduler: @unchecked Sendable {
     /// True when schedule-group or injection queues hold tasks (a snapshot).
     var hasQueuedTasks: Bool { injectedCount.load(ordering: .acquiring) > 0 || groups.hasWork }
 
+    /// Some VP other than `vp` (regular or an active temporary one) has
+    /// tasks in its deque that a thief could take. Read from the monitor
+    /// thread: the deque's size is a racy snapshot of two relaxed indices
+    /// (a hint, as a thief's first look is), and `activeVPCount` is
+    /// acquired so the slots below it are initialized VPs.
+    func anyDequeHasWork(besides vp: VirtualProcessor) -> Bool {
+        let n = activeVPCount.load(ordering: .acquiring)
+        let vps = virtualProcessors
+        for i in 0..<min(n, vps.count) where vps[i] !== vp {
+            if csup_deque_size(vps[i].deque) > 0 { return true }
+        }
+        return false
+    }
+
     /// Queues a context that was unblocked (unretained: a blocked or parked
     /// context is kept alive by its thread's user context until it runs
     /// again). From a VP of its scheduler it goes to that VP's `runnext`

@@ -164,6 +164,10 @@ enum AsyncBench {
         let ums = h.median("async-nullfork ums") { nullforkRun(n, on: s) }
         h.progress("  scheduler: \(s.statistics)")
         try s.shutdown()
+        guard h.options.baselines else {
+            h.report("async-nullfork", "ums", ums, "ns/op", "(\(n) spawn+await)")
+            return
+        }
         let base = h.median("async-nullfork default") { nullforkRun(n, on: nil) }
         h.report("async-nullfork", "ums", ums, "ns/op",
                  String(format: "(%d spawn+await; speed-up over default %.2fx; goal >= 2x)", n, base / ums))
@@ -267,5 +271,35 @@ enum AsyncBench {
                  String(format: "(%d messages, two actors on SchedulerSerialExecutors of one scheduler; speed-up over default %.2fx)",
                         2 * rounds, base / ums))
         h.report("async-pingpong", "baseline-swift-default", base, "ns/msg", "(\(2 * rounds) messages, two default actors)")
+    }
+}
+
+// MARK: async-global
+
+extension AsyncBench {
+    /// `async-global`: async-nullfork and async-fib with a scheduler
+    /// installed as Swift's global executor (``Scheduler/installAsGlobalExecutor()``)
+    /// and no executor preference: what a program that runs all its async
+    /// code on the runtime gets. The install is for the life of the
+    /// process, so this workload runs last (UMSBench checks it), and the
+    /// default-executor figures it compares with are measured first, in the
+    /// same process.
+    static func global(_ h: Harness) throws {
+        let n = h.options.iterations ?? 100_000
+        let fibN = h.options.n ?? 25
+        let expected = ForkJoinBench.fibSerial(fibN)
+        let baseNull = h.median("async-global nullfork default") { nullforkRun(n, on: nil) }
+        let baseFib = try h.median("async-global fib default", reps: 1) { try fibRun(fibN, expected: expected, on: nil) }
+        let s = try Scheduler()
+        try s.installAsGlobalExecutor()
+        let null = h.median("async-global nullfork ums") { nullforkRun(n, on: nil) }
+        let fib = try h.median("async-global fib ums") { try fibRun(fibN, expected: expected, on: nil) }
+        h.progress("  scheduler: \(s.statistics)")
+        h.report("async-nullfork", "ums-global", null, "ns/op",
+                 String(format: "(%d spawn+await, installed as the global executor; speed-up over default %.2fx; goal >= 2x)", n, baseNull / null))
+        h.report("async-nullfork", "baseline-swift-default", baseNull, "ns/op", "(\(n) spawn+await)")
+        h.report("async-fib", "ums-global", fib, "ms",
+                 String(format: "(fib(%d), installed as the global executor; speed-up over default %.2fx; goal >= 2x)", fibN, baseFib / fib))
+        h.report("async-fib", "baseline-swift-default", baseFib, "ms", "(fib(\(fibN)))")
     }
 }

@@ -39,6 +39,7 @@ let workloads: [(name: String, summary: String, run: @Sendable (Harness) throws 
     ("async-nullfork", "TaskGroup: spawn one empty async child and await it, 100,000 times; ours vs default; ns/op", AsyncBench.nullfork),
     ("async-fib", "fib(25), one TaskGroup child per call (25: the default executor is slow); ours vs default; ms", AsyncBench.fib),
     ("async-pingpong", "two actors call each other back, 1,000,000 messages; SchedulerSerialExecutors vs default actors; ns/msg", AsyncBench.pingpong),
+    ("async-global", "async-nullfork and async-fib with a scheduler installed as the global executor (for the life of the process: runs last); vs default", AsyncBench.global),
 ]
 
 @main

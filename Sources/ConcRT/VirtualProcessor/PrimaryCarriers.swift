@@ -100,10 +100,18 @@ final class VirtualProcessorRetake: UMSRetakeHandler, @unchecked Sendable {
     }
 
     /// Something else waits for this VP or its scheduler: its deque or run
-    /// queue, completions, queued tasks, a due timer.
+    /// queue, completions, queued tasks, a due timer, or tasks queued in
+    /// another VP's deque. The last matters when a task that spawned many
+    /// children is not the one that blocks: async code's `addTask`, or a
+    /// `parallelFor` body, pushes them on the spawner's VP, and the VP
+    /// whose thread blocked would have stolen them (before this, only the
+    /// spawner's own VP was ever compensated for, and async blockmix ran at
+    /// 1.5x its ideal). An idle VP would steal them too; starting a
+    /// temporary VP beside one costs a thread start, not correctness.
     private var otherWorkWaits: Bool {
         let s = vp.scheduler
         return vp.hasLocalWork || vp.completionsPending || s.hasQueuedTasks || s.timers.hasExpired
+            || s.anyDequeHasWork(besides: vp)
     }
 
     func reserveReplacement() -> Bool {

@@ -161,4 +161,63 @@ final class CompensationTests: XCTestCase {
         let (ok, last) = try ResourceCounts.settle(within: baseline)
         XCTAssertTrue(ok, "resources did not return to baseline \(baseline): \(last)")
     }
+    /// The work a blocked thread's VP would have stolen sits in another,
+    /// busy VP's deque (async children and `parallelFor` bodies are pushed
+    /// on the spawner's VP). That is worth a compensation too: before, only
+    /// the blocked VP's own queues and the scheduler's injection queue
+    /// counted, and here nothing would ever run the writer.
+    ///
+    /// VP A: task B reads a pipe (unwrapped). VP B: task P, once B is in
+    /// its read, pushes the writer onto its own deque and computes until
+    /// the byte is read (at most 10 s), never entering the runtime.
+    func testBlockedThreadIsCompensatedForWorkInAnotherVPsDeque() throws {
+        let baseline = try ResourceCounts.now()
+        do {
+            let s = try Scheduler(policy: SchedulerPolicy(minConcurrency: 2, maxConcurrency: 2, detectUnwrappedBlocking: true,
+                                                          useIORing: false))
+            for round in 0..<(longMode ? 20 : 3) {
+                var fds: [Int32] = [0, 0]
+                XCTAssertEqual(pipe(&fds), 0)
+                let r = fds[0], w = fds[1]
+                let reading = Atomic<Bool>(false), read = Atomic<Bool>(false), readWhileSpawnerComputed = Atomic<Bool>(false)
+                let readerVP = Atomic<Int>(-1), spawnerVP = Atomic<Int>(-2)
+                let done = Counter(), finished = Event()
+                s.scheduleTask {
+                    readerVP.store(Context.current!.virtualProcessorID, ordering: .relaxed)
+                    reading.store(true, ordering: .releasing)
+                    var b: UInt8 = 0
+                    let n = Glibc.read(r, &b, 1)   // unwrapped
+                    read.store(n == 1, ordering: .releasing)
+                    if done.add() == 2 { finished.set() }
+                }
+                s.scheduleTask {
+                    // Computes on the other VP (the reader holds its own)
+                    // until the reader is in its read.
+                    let give = monotonicNow() + 10_000_000_000
+                    while !reading.load(ordering: .acquiring) && monotonicNow() < give {}
+                    spawnerVP.store(Context.current!.virtualProcessorID, ordering: .relaxed)
+                    // Computes 2 ms more: the reader is asleep in read(2) by then.
+                    let settle = monotonicNow() + 2_000_000
+                    while monotonicNow() < settle {}
+                    s.scheduleTask {   // onto this VP's deque
+                        var b: UInt8 = 1
+                        _ = Glibc.write(w, &b, 1)
+                    }
+                    while !read.load(ordering: .acquiring) && monotonicNow() < give {}
+                    readWhileSpawnerComputed.store(read.load(ordering: .acquiring), ordering: .relaxed)
+                    if done.add() == 2 { finished.set() }
+                }
+                XCTAssertTrue(finished.wait(timeout: .seconds(30)), "round \(round): the tasks did not finish")
+                XCTAssertTrue(read.load(ordering: .acquiring), "round \(round): the reader read nothing")
+                XCTAssertTrue(readWhileSpawnerComputed.load(ordering: .relaxed),
+                              "round \(round): the writer queued on the busy VP never ran while the reader's VP was blocked: \(s.statistics)")
+                XCTAssertNotEqual(readerVP.load(ordering: .relaxed), spawnerVP.load(ordering: .relaxed))
+                close(r); close(w)
+            }
+            XCTAssertGreaterThan(s.statistics.compensations, 0, "\(s.statistics)")
+            try s.shutdown(timeout: .seconds(30))
+        }
+        let (ok, last) = try ResourceCounts.settle(within: baseline)
+        XCTAssertTrue(ok, "resources did not return to baseline \(baseline): \(last)")
+    }
 }

@@ -161,6 +161,12 @@ struct UMSBench: ParsableCommand {
         for name in workloadNames where !valid.contains(name) {
             throw ValidationError("unknown workload '\(name)'; valid workloads: \(valid.joined(separator: " "))")
         }
+        // async-global installs a scheduler as the global executor for the
+        // life of the process: a default-executor baseline after it would
+        // run on that scheduler.
+        if let i = workloadNames.firstIndex(of: "async-global"), i != workloadNames.count - 1 {
+            throw ValidationError("async-global installs the global executor for the rest of the process: name it last")
+        }
         if reps < 1 { throw ValidationError("--reps must be >= 1 (got \(reps))") }
         if warmup < 0 { throw ValidationError("--warmup must be >= 0 (got \(warmup))") }
         let counts: [(String, Int?)] = [("--iterations", iterations), ("--baseline-iterations", baselineIterations),

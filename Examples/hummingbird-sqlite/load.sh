@@ -12,7 +12,7 @@
 # reports socket errors (timeouts included) or non-2xx responses, or if a
 # mode serves no request. Missing the performance goal is reported, not
 # an error (the figures are noisy on a shared machine).
-# SERVER_ARGS adds options to both servers (e.g. "--rows 60000").
+# SERVER_ARGS adds options to both servers (e.g. "--shards 1 --ums-step wrapped").
 set -euo pipefail
 cd "$(dirname "$0")"
 

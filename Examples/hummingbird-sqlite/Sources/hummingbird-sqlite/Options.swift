@@ -20,12 +20,27 @@ enum UMSPlacement: String, ExpressibleByArgument, Sendable {
     case task
 }
 
+/// How, under `--executor ums`, a handler's SQLite calls block.
+enum UMSStep: String, ExpressibleByArgument, Sendable {
+    /// Plain libsqlite3 calls, as under the default executor: the
+    /// scheduler has `detectUnwrappedBlocking`, and the monitor starts a
+    /// temporary virtual processor beside a thread asleep in SQLite's busy
+    /// handler (a compensation; the request keeps its pthread).
+    case plain
+    /// Each `sqlite3_step` (and a connection's opening) inside
+    /// `Blocking.call { }`.
+    case wrapped
+}
+
 struct Options: ParsableArguments {
     @Option(help: "ums: handlers on swift-ums's scheduler; default: on Swift's default executor.")
     var executor: ExecutorMode
 
     @Option(help: "Under --executor ums: run the SQLite calls in the handler's Swift job (job) or in a ConcRT task (task).")
     var umsPlacement: UMSPlacement = .task
+
+    @Option(help: "Under --executor ums: plain libsqlite3 calls, found asleep by the runtime (plain), or each step inside Blocking.call (wrapped).")
+    var umsStep: UMSStep = .plain
 
     @Option(help: "Under --executor ums: lazy kernel entry's retake threshold in µs (0: hand every blocking call to a kernel thread). CPU-bound sqlite3_step calls are never retaken (the monitor sees their CPU clock move); this threshold sets how long a step may sleep in SQLite's busy handler before its VP starts another request. The library's 20 µs starts one per sleep: every request becomes a reader holding a SHARED lock, the writer's EXCLUSIVE lock starves, and the readers convoy (measured: 288 requests/s against 1,092 on the default executor). 1500 lets SQLite's first 1 ms busy sleeps pass.")
     var retakeAfterUs: Int = 1500
@@ -37,13 +52,16 @@ struct Options: ParsableArguments {
     var db: String?
 
     @Option(help: "Rows seeded into the table (sets the cost of one full scan).")
-    var rows: Int = 30_000
+    var rows: Int = 20_000
 
-    @Option(help: "The writer takes the exclusive lock every this many ms.")
-    var writeIntervalMs: Int = 50
+    @Option(help: "Database files (shards; a request queries one, at random). Each has its own writer, so a request waits only while its own shard is locked, as with one SQLite file per tenant. 1: a single database whose lock every request waits on.")
+    var shards: Int = 16
+
+    @Option(help: "Each writer takes its shard's exclusive lock every this many ms.")
+    var writeIntervalMs: Int = 100
 
     @Option(help: "... and holds it this many ms.")
-    var writeHoldMs: Int = 5
+    var writeHoldMs: Int = 20
 
     @Option(help: "Rows the writer updates per transaction.")
     var writeRows: Int = 50
@@ -56,6 +74,7 @@ struct Options: ParsableArguments {
 
     func validate() throws {
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535, not \(port)") }
+        if shards < 1 || shards > 256 { throw ValidationError("--shards must be in 1...256, not \(shards)") }
         if rows < 100 { throw ValidationError("--rows must be at least 100, not \(rows)") }
         if writeIntervalMs < 1 || writeHoldMs < 0 || writeHoldMs >= writeIntervalMs {
             throw ValidationError("need 0 <= --write-hold-ms < --write-interval-ms, got \(writeHoldMs) and \(writeIntervalMs)")

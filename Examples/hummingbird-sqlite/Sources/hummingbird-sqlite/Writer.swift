@@ -31,13 +31,18 @@ final class Writer: @unchecked Sendable {
     private let failure = Mutex<String?>(nil)
     private var thread: pthread_t?
 
-    init(path: String, rows: Int, interval: Duration, hold: Duration, rowsPerCommit: Int) {
+    /// How long the writer waits before its first transaction (writers of
+    /// different shards are staggered over the interval).
+    let phase: Duration
+
+    init(path: String, rows: Int, interval: Duration, hold: Duration, rowsPerCommit: Int, phase: Duration = .zero) {
         precondition(hold < interval, "Writer: the hold (\(hold)) must be shorter than the interval (\(interval))")
         self.path = path
         self.rows = rows
         self.interval = interval
         self.hold = hold
         self.rowsPerCommit = rowsPerCommit
+        self.phase = phase
     }
 
     var commits: Int { commitCount.load(ordering: .relaxed) }
@@ -66,6 +71,7 @@ final class Writer: @unchecked Sendable {
             let c = try Connection(path: path, busyTimeoutMilliseconds: 10_000, stepMode: .plain)
             let update = try c.prepare("UPDATE items SET val = ?2 WHERE id = ?1")
             var rng = SystemRandomNumberGenerator()
+            if phase > .zero { Self.sleep(phase) }
             while !stopFlag.load(ordering: .relaxed) {
                 Self.sleep(interval - hold)
                 let start = ContinuousClock.now

@@ -2,10 +2,10 @@ import ConcRT
 
 /// Sorts in place by an unsigned integer key, in parallel: a
 /// most-significant-digit-first radix sort with an O(n) buffer. The first
-/// pass (8-bit digit) builds per-chunk histograms in parallel and scatters
+/// pass (10-bit digit) builds per-chunk histograms in parallel and scatters
 /// in parallel into the buffer; the buckets are then sorted in parallel,
 /// each by a sequential MSD radix sort that stays in the core's cache
-/// (digits of up to 11 bits, insertion sort for runs of at most 40 keys),
+/// (digits of up to 12 bits, insertion sort for runs of at most 24 keys),
 /// and a bucket still too large for one core gets another parallel pass.
 /// Digits on which every key agrees are skipped without moving data (keys
 /// that use only their low bits cost no extra passes); equal keys end the
@@ -16,19 +16,19 @@ import ConcRT
 @inlinable
 public func parallelRadixSort<C: MutableCollection & RandomAccessCollection, K: FixedWidthInteger & UnsignedInteger>(
     _ c: inout C, scheduler: Scheduler? = nil, key: @Sendable (C.Element) -> K) {
-    radixSortCollection(&c, scheduler, key)
+    withoutActuallyEscaping(key) { k in radixSortCollection(&c, scheduler, RadixClosureKey(k)) }
 }
 
 /// Sorts unsigned integers ascending with ``parallelRadixSort(_:scheduler:key:)``.
 @inlinable
 public func parallelRadixSort<C: MutableCollection & RandomAccessCollection>(_ c: inout C, scheduler: Scheduler? = nil)
 where C.Element: FixedWidthInteger & UnsignedInteger {
-    radixSortCollection(&c, scheduler, { $0 })
+    radixSortCollection(&c, scheduler, RadixIdentityKey<C.Element>())
 }
 
 @inlinable
-func radixSortCollection<C: MutableCollection & RandomAccessCollection, K: FixedWidthInteger & UnsignedInteger>(
-    _ c: inout C, _ scheduler: Scheduler?, _ key: (C.Element) -> K) {
+func radixSortCollection<C: MutableCollection & RandomAccessCollection, X: RadixKeyExtractor>(
+    _ c: inout C, _ scheduler: Scheduler?, _ key: X) where X.Element == C.Element {
     withContiguousStorage(&c) { a, n in
         if n < 2 { return }
         onScheduler(scheduler) { ctx in
@@ -40,24 +40,25 @@ func radixSortCollection<C: MutableCollection & RandomAccessCollection, K: Fixed
 /// Inputs shorter than this are sorted on the calling context alone.
 @usableFromInline let radixParallelMin = 1 << 16
 
-/// Digit width of a parallel pass (256 buckets: few enough write streams
-/// per core for the scatter, and 10M keys leave buckets of ~40K that
-/// a core sorts in its L2 cache).
-@usableFromInline let radixParallelBits = 8
+/// Digit width of a parallel pass (1024 buckets: 10M random keys leave
+/// buckets of ~10K, 80 KB of UInt64, that a core sorts in its L2 cache
+/// with one more pass and insertion sorts of a few keys).
+@usableFromInline let radixParallelBits = 10
 
 @inlinable
-func radixSort<T, K: FixedWidthInteger & UnsignedInteger>(
-    _ ctx: Context?, _ a: UnsafeMutablePointer<T>, _ n: Int, _ key: (T) -> K) {
+func radixSort<T, K, X: RadixKeyExtractor>(
+    _ ctx: Context?, _ a: UnsafeMutablePointer<T>, _ n: Int, _ key: X) where X.Element == T, X.Key == K {
     if n <= radixInsertionMax {
         radixInsertionSort(a, n, key)
         return
     }
-    let buf = UnsafeMutablePointer<T>.allocate(capacity: n)
-    defer { buf.deallocate() }   // every element has been moved back to `a`
+    let scratch = RadixScratch<T>(capacity: n)
+    let buf = scratch.base
+    defer { scratch.release() }   // every element has been moved back to `a`
     if let ctx, n >= radixParallelMin {
         radixSortParallel(ctx, a, buf, n, K.bitWidth, true, key)
     } else {
-        let arena = UnsafeMutablePointer<Int>.allocate(capacity: radixArenaCapacity(K.self))
+        let arena = UnsafeMutablePointer<Int>.allocate(capacity: radixArenaCapacity(K.self, maxN: n))
         defer { arena.deallocate() }
         radixSortRange(a, buf, n, K.bitWidth, true, arena, key)
     }
@@ -68,9 +69,9 @@ func radixSort<T, K: FixedWidthInteger & UnsignedInteger>(
 /// scatter run in parallel, then the buckets in parallel (a bucket still
 /// large by this same function, the others by ``radixSortRange``).
 @inlinable
-func radixSortParallel<T, K: FixedWidthInteger & UnsignedInteger>(
+func radixSortParallel<T, K, X: RadixKeyExtractor>(
     _ ctx: Context, _ src: UnsafeMutablePointer<T>, _ dst: UnsafeMutablePointer<T>, _ n: Int, _ topBit: Int,
-    _ finalInSrc: Bool, _ key: (T) -> K) {
+    _ finalInSrc: Bool, _ key: X) where X.Element == T, X.Key == K {
     let vps = max(1, ctx.owningScheduler.virtualProcessorCount)
     let per = (n + vps * 4 - 1) / (vps * 4)
     let chunks = (n + per - 1) / per
@@ -90,11 +91,11 @@ func radixSortParallel<T, K: FixedWidthInteger & UnsignedInteger>(
             let lo = c * per, hi = min(n, lo + per)
             let h = counts + c * maxRadix
             h.initialize(repeating: 0, count: radix)
-            let first = key(src[lo])
+            let first = key.key(src[lo])
             var diff: K = 0
             var i = lo
             while i < hi {
-                let k = key(src[i])
+                let k = key.key(src[i])
                 diff |= k ^ first
                 h[Int(truncatingIfNeeded: (k &>> shift) & mask)] &+= 1
                 i += 1
@@ -103,9 +104,9 @@ func radixSortParallel<T, K: FixedWidthInteger & UnsignedInteger>(
         }
         // Chunks wrote disjoint slots; forEachChunk's join makes them
         // visible here.
-        let first = key(src[0])
+        let first = key.key(src[0])
         var diff: K = 0
-        for c in 0..<chunks { diff |= diffs[c] | (key(src[c * per]) ^ first) }
+        for c in 0..<chunks { diff |= diffs[c] | (key.key(src[c * per]) ^ first) }
         if diff == 0 {   // all keys equal
             if !finalInSrc { radixMoveParallel(ctx, src, dst, n, chunks, per) }
             return
@@ -136,7 +137,7 @@ func radixSortParallel<T, K: FixedWidthInteger & UnsignedInteger>(
         let o = counts + c * maxRadix
         var i = lo
         while i < hi {
-            let d = Int(truncatingIfNeeded: (key(src[i]) &>> shift) & mask)
+            let d = Int(truncatingIfNeeded: (key.key(src[i]) &>> shift) & mask)
             (dst + o[d]).moveInitialize(from: src + i, count: 1)
             o[d] += 1
             i += 1
@@ -149,10 +150,10 @@ func radixSortParallel<T, K: FixedWidthInteger & UnsignedInteger>(
 /// range at `src`, scratch at `dst`, every key agreeing on bits at and
 /// above `topBit`) in parallel, halving the bucket range.
 @inlinable
-func radixSortBuckets<T, K: FixedWidthInteger & UnsignedInteger>(
+func radixSortBuckets<T, K, X: RadixKeyExtractor>(
     _ ctx: Context, _ src: UnsafeMutablePointer<T>, _ dst: UnsafeMutablePointer<T>,
     _ starts: UnsafeMutablePointer<Int>, _ lo: Int, _ hi: Int, _ topBit: Int, _ finalInSrc: Bool,
-    _ key: (T) -> K) {
+    _ key: X) where X.Element == T, X.Key == K {
     if hi - lo > 1 && starts[hi] - starts[lo] > radixParallelMin {
         let mid = lo + (hi - lo) / 2
         _ = Context.forkJoinOn(ctx, { radixSortBuckets(ctx, src, dst, starts, lo, mid, topBit, finalInSrc, key) },
@@ -164,7 +165,9 @@ func radixSortBuckets<T, K: FixedWidthInteger & UnsignedInteger>(
         radixSortParallel(ctx, src + s, dst + s, starts[hi] - s, topBit, finalInSrc, key)
         return
     }
-    let arena = UnsafeMutablePointer<Int>.allocate(capacity: radixArenaCapacity(K.self))
+    var largest = 0
+    for d in lo..<hi { largest = max(largest, starts[d + 1] - starts[d]) }
+    let arena = UnsafeMutablePointer<Int>.allocate(capacity: radixArenaCapacity(K.self, maxN: largest))
     defer { arena.deallocate() }
     for d in lo..<hi {
         let s = starts[d], e = starts[d + 1]

@@ -6,9 +6,9 @@ import ConcRT
 /// parallel thresholds, buckets large enough for a nested parallel pass,
 /// stability under the generic `key:` form, and non-trivial elements.
 final class RadixSortTests: XCTestCase {
-    /// Sizes around each threshold: the insertion sort (40), the parallel
+    /// Sizes around each threshold: the insertion sort (24), the parallel
     /// pass (65,536), and a few multiples that give nested parallel passes.
-    static let sizes = [0, 1, 2, 39, 40, 41, 300, 4097,
+    static let sizes = [0, 1, 2, radixInsertionMax - 1, radixInsertionMax, radixInsertionMax + 1, 300, 4097,
                         radixParallelMin - 1, radixParallelMin, radixParallelMin + 1, 300_001]
 
     /// Named key distributions; each maps (index, n, rng) to a key.
@@ -42,6 +42,17 @@ final class RadixSortTests: XCTestCase {
                     XCTAssertEqual(outside, expected, "\(name) n=\(n) (outside)")
                 }
             }
+        }
+    }
+
+    /// A buffer of 4 MiB or more is mapped (huge-page advice), not allocated.
+    func testMappedBufferSizes() {
+        var rng = Rng(s: 21)
+        for n in [(4 << 20) / 8 - 1, (4 << 20) / 8 + 1] {
+            let input = (0..<n).map { i in i % 2 == 0 ? rng.next() : 0x7700_0000_0000_0000 | (rng.next() >> 8) }
+            var a = input
+            testScheduler.run { parallelRadixSort(&a) }
+            XCTAssertEqual(a, input.sorted(), "n=\(n)")
         }
     }
 
@@ -88,7 +99,7 @@ final class RadixSortTests: XCTestCase {
     func testNonTrivialElementsAndSlices() {
         final class Box { let v: Int; init(_ v: Int) { self.v = v } }
         var rng = Rng(s: 11)
-        for n in [41, 3000, radixParallelMin * 2 + 3] {
+        for n in [radixInsertionMax + 1, 3000, radixParallelMin * 2 + 3] {
             struct Weak { weak var box: Box? }
             var weaks: [Weak] = []
             do {

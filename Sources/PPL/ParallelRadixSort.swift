@@ -102,8 +102,9 @@ func radixSortParallel<T, K, X: RadixKeyExtractor>(
             }
             diffs[c] = diff
         }
-        // Chunks wrote disjoint slots; forEachChunk's join makes them
-        // visible here.
+        // Why sound: chunk c wrote only counts[c * maxRadix ..< (c + 1) * maxRadix]
+        // and diffs[c], and read src; forEachChunk returns after every
+        // chunk ran, and its joins order those writes before these reads.
         let first = key.key(src[0])
         var diff: K = 0
         for c in 0..<chunks { diff |= diffs[c] | (key.key(src[c * per]) ^ first) }
@@ -131,7 +132,10 @@ func radixSortParallel<T, K, X: RadixKeyExtractor>(
     }
     starts[radix] = n
     // Stable scatter: chunk c's keys with digit d go after those of chunks
-    // before c, in their order. Each chunk writes its own disjoint slots.
+    // before c, in their order. Why sound: the offsets give every chunk its
+    // own slots of dst (they partition 0..<n), each chunk reads only its own
+    // slice of src and its own row of counts, and the join of forEachChunk
+    // orders all the moves before the buckets are sorted.
     forEachChunk(ctx, 0, chunks) { c in
         let lo = c * per, hi = min(n, lo + per)
         let o = counts + c * maxRadix
@@ -154,6 +158,10 @@ func radixSortBuckets<T, K, X: RadixKeyExtractor>(
     _ ctx: Context, _ src: UnsafeMutablePointer<T>, _ dst: UnsafeMutablePointer<T>,
     _ starts: UnsafeMutablePointer<Int>, _ lo: Int, _ hi: Int, _ topBit: Int, _ finalInSrc: Bool,
     _ key: X) where X.Element == T, X.Key == K {
+    // Why the forks are sound: bucket d owns src[starts[d]..<starts[d + 1]]
+    // and the same slots of dst, so the two halves touch disjoint memory;
+    // `starts` is only read. forkJoinOn returns after both halves ran,
+    // and its join orders their writes before whatever the caller does next.
     if hi - lo > 1 && starts[hi] - starts[lo] > radixParallelMin {
         let mid = lo + (hi - lo) / 2
         _ = Context.forkJoinOn(ctx, { radixSortBuckets(ctx, src, dst, starts, lo, mid, topBit, finalInSrc, key) },

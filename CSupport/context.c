@@ -367,7 +367,7 @@ CSUP_NO_TSAN static void do_switch(csup_ctx *from, csup_ctx *to, int final) {
 #endif
     if (backend == CSUP_BACKEND_ASM) {
 #if CSUP_HAVE_ASM
-        csup_asm_switch(&from->sp, to->sp);
+        csup_asm_switch_ret(&from->sp, to->sp);   /* one call site: `ret` is predicted */
 #else
         fatal("csup_ctx_switch: no asm backend on this architecture\n");
 #endif

@@ -3,7 +3,9 @@
  *
  * Switch protocol, for csup_ctx_switch(from, to) running on pthread P:
  *   1. exclusivity: swift_task_exitThreadLocalContext(from->excl) moves the
- *      access set `from` built up out of P's thread-local set;
+ *      access set `from` built up out of P's thread-local set (skipped when
+ *      there is nothing to move: `from` saved none and P's set is empty,
+ *      read through the head located by csup_swift_access_locate);
  *   2. sanitizer "start switch" annotations;
  *   3. the register switch (asm or swapcontext);
  *   ... later, something switches back to `from`, on pthread Q (maybe != P):
@@ -199,8 +201,31 @@ static void fatal(const char *msg) {
     abort();
 }
 
+/* This pthread's access-set head (swift_tls_layout.h), looked up on its
+ * first switch with the layout known; NULL until then. Read only before a
+ * switch's register switch, so never carried across one to another
+ * pthread. */
+static CSUP_TLS uintptr_t *access_head_here;
+
+static inline uintptr_t *access_head(void) {
+    uintptr_t *h = access_head_here;
+    if (h != NULL) return h;
+    if (!__atomic_load_n(&csup_swift_access_layout.ready, __ATOMIC_ACQUIRE)) return NULL;
+    csup_tls_index ti = { csup_swift_access_layout.module, csup_swift_access_layout.offset };
+    h = (uintptr_t *)__tls_get_addr(&ti);
+    access_head_here = h;
+    return h;
+}
+
 static inline void excl_exit(csup_ctx *ctx) {
-    if (swift_task_exitThreadLocalContext) swift_task_exitThreadLocalContext((char *)ctx->excl);
+    if (!swift_task_exitThreadLocalContext) return;
+    /* `ctx` saved no accesses and the pthread's set is empty: the runtime's
+     * exit would do nothing (its own no-op case), so skip the call. */
+    if (ctx->excl[0] == 0) {
+        uintptr_t *head = access_head();
+        if (head != NULL && *head == 0) return;
+    }
+    swift_task_exitThreadLocalContext((char *)ctx->excl);
 }
 static inline void excl_enter(csup_ctx *ctx) {
     if (swift_task_enterThreadLocalContext) swift_task_enterThreadLocalContext((char *)ctx->excl);
@@ -271,6 +296,7 @@ int csup_ctx_create(csup_ctx **out, csup_backend backend, const csup_stack *stac
                     csup_entry_fn entry, void *arg) {
     if (!out || !stack || !entry) return EINVAL;
     if (backend != CSUP_BACKEND_ASM && backend != CSUP_BACKEND_UCONTEXT) return EINVAL;
+    csup_swift_access_locate();   /* once per process: lets switches skip an empty hand-over */
     csup_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return ENOMEM;
     ctx->backend = backend;
@@ -341,7 +367,7 @@ CSUP_NO_TSAN static void do_switch(csup_ctx *from, csup_ctx *to, int final) {
 #endif
     if (backend == CSUP_BACKEND_ASM) {
 #if CSUP_HAVE_ASM
-        csup_asm_switch(&from->sp, to->sp);
+        csup_asm_switch_ret(&from->sp, to->sp);   /* one call site: `ret` is predicted */
 #else
         fatal("csup_ctx_switch: no asm backend on this architecture\n");
 #endif

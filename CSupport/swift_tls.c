@@ -49,9 +49,11 @@ static int find_module_cb(struct dl_phdr_info *info, size_t size, void *arg) {
     return 1;
 }
 
-/* Reads the STT_TLS symbols of `path` into offsets; returns how many of the
- * names were found, or -1 when the file cannot be read as ELF64. */
-static int read_offsets(const char *path, unsigned long offsets[CSUP_SWIFT_TLS_SLOTS]) {
+/* Reads the STT_TLS symbols `names_wanted[0..wanted)` of `path` (each of size
+ * `size`) into offsets; returns how many of the names were found, or -1
+ * when the file cannot be read as ELF64. */
+static int read_offsets(const char *path, const char *const *names_wanted, int wanted, size_t size,
+                        unsigned long *offsets) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
     struct stat st;
@@ -74,11 +76,11 @@ static int read_offsets(const char *path, unsigned long offsets[CSUP_SWIFT_TLS_S
         size_t count = sh[i].sh_size / sizeof(Elf64_Sym);
         const char *names = (const char *)(m + strs->sh_offset);
         for (size_t k = 0; k < count; k++) {
-            if (ELF64_ST_TYPE(syms[k].st_info) != STT_TLS || syms[k].st_size != sizeof(void *)) continue;
+            if (ELF64_ST_TYPE(syms[k].st_info) != STT_TLS || syms[k].st_size != size) continue;
             if (syms[k].st_name >= strs->sh_size) continue;
             const char *name = names + syms[k].st_name;
-            for (int s = 0; s < CSUP_SWIFT_TLS_SLOTS; s++) {
-                if (strcmp(name, slot_names[s]) == 0 && offsets[s] == (unsigned long)-1) {
+            for (int s = 0; s < wanted; s++) {
+                if (strcmp(name, names_wanted[s]) == 0 && offsets[s] == (unsigned long)-1) {
                     offsets[s] = syms[k].st_value;
                     found++;
                 }
@@ -115,7 +117,7 @@ int csup_swift_tls_locate(char *why, size_t n) {
     const char *path = (f.name && f.name[0]) ? f.name : "/proc/self/exe";
     unsigned long offsets[CSUP_SWIFT_TLS_SLOTS];
     for (int s = 0; s < CSUP_SWIFT_TLS_SLOTS; s++) offsets[s] = (unsigned long)-1;
-    int got = read_offsets(path, offsets);
+    int got = read_offsets(path, slot_names, CSUP_SWIFT_TLS_SLOTS, sizeof(void *), offsets);
     if (got != CSUP_SWIFT_TLS_SLOTS) {
         snprintf(why, n, "%s: found %d of the %d Swift concurrency thread-local symbols in its ELF .symtab "
                  "(stripped, or a runtime with another layout)", path, got < 0 ? 0 : got, CSUP_SWIFT_TLS_SLOTS);
@@ -144,3 +146,58 @@ done:
 }
 
 void *csup_swift_current_task(void) { return swift_task_getCurrent ? swift_task_getCurrent() : NULL; }
+
+/* ---- the exclusivity access set (libswiftCore) ------------------------
+ *
+ * swift_task_exitThreadLocalContext(state) moves the pthread's tracked
+ * accesses into `state`; when `state` holds none and the pthread's set is
+ * empty it does nothing. A switch runs in runtime code with no access in
+ * progress, so that is the usual case, and a switch that can read the
+ * set's head skips the call then (context.c, excl_exit). The head is the
+ * first word of SwiftTLSContext::get()'s thread-local in the module that
+ * defines swift_task_exitThreadLocalContext (libswiftCore, or the
+ * executable with a static standard library):
+ * 1. the module and its TLS module id, as above;
+ * 2. the thread-local's offset, from the module's ELF .symtab by name;
+ * 3. check, on this pthread: a tracked swift_beginAccess must make the
+ *    head point at the record it was given, and swift_endAccess must put
+ *    the old head back.
+ * Any failure leaves it unpublished: every switch then calls the runtime. */
+extern void swift_task_exitThreadLocalContext(char *state) __attribute__((weak));
+extern void swift_beginAccess(void *pointer, void *buffer, uintptr_t flags, void *pc) __attribute__((weak));
+extern void swift_endAccess(void *buffer) __attribute__((weak));
+
+csup_swift_access_layout_t csup_swift_access_layout;
+
+static void locate_access_set(void) {
+    if (!swift_task_exitThreadLocalContext || !swift_beginAccess || !swift_endAccess) return;
+    Dl_info dli;
+    if (dladdr((void *)swift_task_exitThreadLocalContext, &dli) == 0 || dli.dli_fbase == NULL) return;
+    struct find_module f = { (uintptr_t)dli.dli_fbase, 0, NULL, 0 };
+    dl_iterate_phdr(find_module_cb, &f);
+    if (!f.found || f.modid == 0) return;
+    const char *path = (f.name && f.name[0]) ? f.name : "/proc/self/exe";
+    /* SwiftTLSContext: the access set (its head pointer), then a flag. */
+    static const char *const tls_context[1] = { "_ZZN5swift7runtime15SwiftTLSContext3getEvE10TLSContext" };
+    unsigned long offset = (unsigned long)-1;
+    if (read_offsets(path, tls_context, 1, 2 * sizeof(void *), &offset) != 1) return;
+    tls_index_t ti = { f.modid, offset };
+    uintptr_t *head = __tls_get_addr(&ti);
+    uintptr_t before = *head;
+    /* An access record (the runtime's ValueBuffer: 3 words) on a local.
+     * Flags: modify (0x1) | tracking (0x20). An untracked access leaves
+     * the record's pointer null, and swift_endAccess then does nothing. */
+    uintptr_t record[4] = { 0, 0, 0, 0 };
+    int probe = 0;
+    swift_beginAccess(&probe, record, 0x21, NULL);
+    int inserted = *head == (uintptr_t)record;
+    swift_endAccess(record);
+    if (!inserted || *head != before) return;
+    csup_swift_access_layout.module = f.modid;
+    csup_swift_access_layout.offset = offset;
+    __atomic_store_n(&csup_swift_access_layout.ready, 1, __ATOMIC_RELEASE);
+}
+
+static pthread_once_t access_once = PTHREAD_ONCE_INIT;
+
+void csup_swift_access_locate(void) { pthread_once(&access_once, locate_access_set); }

@@ -66,6 +66,12 @@ csup_asm_switch:
     .cfi_endproc
     .size   csup_asm_switch, .-csup_asm_switch
 
+/* csup_asm_switch_ret (csup_context.h): the switch above already returns
+ * with `ret`. */
+    .globl  csup_asm_switch_ret
+    .type   csup_asm_switch_ret, %function
+    .set    csup_asm_switch_ret, csup_asm_switch
+
 /* First instruction run on a fresh stack: x19 = entry, x20 = argument. */
     .type   csup_asm_trampoline, %function
     .p2align 4

@@ -51,11 +51,46 @@ csup_asm_switch:
     popq    %rbp
     /* Return with an indirect jump, not `ret`: the return-stack predictor
      * would guess the caller of *this* switch and miss on every switch;
-     * the branch-target predictor learns the other context's resume point. */
+     * the branch-target predictor learns the other context's resume point.
+     * (For a caller that switches from one call site, csup_asm_switch_ret
+     * below is the better choice: csup_context.h.) */
     popq    %r8
     jmpq    *%r8
     .cfi_endproc
     .size   csup_asm_switch, .-csup_asm_switch
+
+/* void csup_asm_switch_ret(void **save_sp (rdi), void *load_sp (rsi)):
+ * csup_asm_switch ending in `ret` (see csup_context.h for which to use).
+ * Not marked for shadow stacks (no GNU property note), like the rest of
+ * this file: a shadow stack would refuse a `ret` onto another stack. */
+    .globl  csup_asm_switch_ret
+    .type   csup_asm_switch_ret, @function
+    .p2align 4
+csup_asm_switch_ret:
+    .cfi_startproc
+    pushq   %rbp
+    pushq   %rbx
+    pushq   %r12
+    pushq   %r13
+    pushq   %r14
+    pushq   %r15
+    subq    $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw  4(%rsp)
+    movq    %rsp, (%rdi)          /* publish the saved frame */
+    movq    %rsi, %rsp            /* adopt the other context's frame */
+    ldmxcsr (%rsp)
+    fldcw   4(%rsp)
+    addq    $8, %rsp
+    popq    %r15
+    popq    %r14
+    popq    %r13
+    popq    %r12
+    popq    %rbx
+    popq    %rbp
+    ret
+    .cfi_endproc
+    .size   csup_asm_switch_ret, .-csup_asm_switch_ret
 
 /* First instruction run on a fresh stack: r12 = entry, r13 = argument. */
     .type   csup_asm_trampoline, @function

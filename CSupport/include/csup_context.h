@@ -86,6 +86,17 @@ csup_ctx *csup_ctx_current(void);
  * *save_sp, loads load_sp and returns into the context saved there. */
 void csup_asm_switch(void **save_sp, void *load_sp);
 
+/* The same switch, for a caller that makes every switch from one call site
+ * (csup_ctx_switch): it returns into the other context with `ret` rather
+ * than an indirect jump. Every context it resumes was saved by that same
+ * call, so the return-stack predictor is right, and the return stack stays
+ * balanced for the frames above (an indirect jump leaves the switch's own
+ * entry on it, and each later return is predicted one frame off). Callers
+ * that switch from several sites (a raw ping-pong) are better served by
+ * csup_asm_switch, whose jump the branch-target predictor learns. Frames
+ * saved by either are resumed by either. On aarch64 both are `ret`. */
+void csup_asm_switch_ret(void **save_sp, void *load_sp);
+
 /* Prepares a stack for csup_asm_switch: the first switch to the returned
  * stack pointer calls fn(arg) on it. fn must never return. */
 void *csup_asm_make(void *stack_top, void (*fn)(void *), void *arg);

@@ -18,7 +18,7 @@ build="$(mktemp -d)"
 trap 'rm -rf "$build"' EXIT
 
 cflags=(-std=c11 -O2 -Wall -Wextra -D_GNU_SOURCE -I"$csup/include" -I"$csup")
-srcs=("$here/switch_test.c" "$csup/context.c" "$csup/stack.c" "$csup/backtrace.c" "$csup/syscall.c" "$csup/futex.c"
+srcs=("$here/switch_test.c" "$csup/context.c" "$csup/swift_tls.c" "$csup/stack.c" "$csup/backtrace.c" "$csup/syscall.c" "$csup/futex.c"
       "$csup/switch_x86_64.S" "$csup/switch_aarch64.S")
 
 step() { printf '\n==> %s\n' "$*"; }

@@ -271,7 +271,9 @@ public final class Context: @unchecked Sendable {
                 return n.threadRef.unsafelyUnwrapped
             }
             let switched = thread._withUnsafeGuaranteedRef { t in
-                nextThread._withUnsafeGuaranteedRef { t.switchRunning(to: $0, param: reason.rawValue) }
+                // Owned: `next` came out of runnext by an exchange, which
+                // hands each context to one taker.
+                nextThread._withUnsafeGuaranteedRef { t.switchRunning(toOwned: $0, param: reason.rawValue) }
             }
             if !switched {
                 // Not ready: a runtime bug (runnext holds only suspended

@@ -17,7 +17,11 @@ import Synchronization
 /// - ready → running: ``UMSPrimary/execute(_:)`` or a directed switch
 ///   (``switchRunning(to:param:)``), always a compare-and-exchange with
 ///   acquire ordering, so of two primaries racing for one ready thread
-///   exactly one wins, and the winner sees the saved registers.
+///   exactly one wins, and the winner sees the saved registers. The one
+///   exception is a directed switch to a thread its caller owns alone
+///   (``switchRunning(toOwned:param:)``: taken from a queue that hands
+///   each thread to one taker, so nobody races): an acquire load that
+///   checks ready, then a relaxed store (release builds).
 /// - every other transition is made by the only party that owns the thread
 ///   in the source state (the dequeuer, the primary it switched back to, its
 ///   kernel thread, or the code that completes a directed switch): a
@@ -309,6 +313,27 @@ public final class UMSThread: @unchecked Sendable {
     /// - Returns: false, at once, when `next` is not ready; true when some
     ///   primary resumes `self` again (by `execute` or a directed switch).
     public func switchRunning(to next: UMSThread, param: Int) -> Bool {
+        switchRunning(to: next, param: param, owned: false)
+    }
+
+    /// A directed switch to a thread the caller owns: as
+    /// ``switchRunning(to:param:)``, but `next` was handed to the caller
+    /// alone (taken from a queue that gives each thread to one taker), so
+    /// no ``UMSPrimary/execute(_:)`` or other directed switch can race for
+    /// it. Then ready → running needs no atomic read-modify-write: an
+    /// acquire load checks `ready` (pairing with the release that made it
+    /// ready, as the compare-and-exchange's acquire does) and a relaxed
+    /// store moves it to running (nobody else writes the word meanwhile).
+    /// Debug builds keep the compare-and-exchange, so a broken promise
+    /// shows up there as a lost race.
+    ///
+    /// - Returns: false, at once, when `next` is not ready.
+    public func switchRunning(toOwned next: UMSThread, param: Int) -> Bool {
+        switchRunning(to: next, param: param, owned: true)
+    }
+
+    @inline(__always)
+    private func switchRunning(to next: UMSThread, param: Int, owned: Bool) -> Bool {
         guard let raw = csup_tls_get_carrier() else {
             preconditionFailure("switchRunning: called outside a primary (no UMS thread is running on this pthread)")
         }
@@ -325,11 +350,23 @@ public final class UMSThread: @unchecked Sendable {
         // thread's primary is never retaken.
         assert(!primaryRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.isRetaken },
                "switchRunning: the running thread's primary was retaken")
-        // ready -> running, exactly as execute does. Acquire: pairs with the
-        // release that made `next` ready, so its saved registers are
-        // visible before we switch into them.
-        guard next.state.compareExchange(expected: .ready, desired: .running, ordering: .acquiring).exchanged else {
-            return false
+        // ready -> running, exactly as execute does (or, for an owned
+        // `next` in release builds, a checked load and a store: no one
+        // races for it). Acquire: pairs with the release that made `next`
+        // ready, so its saved registers are visible before we switch into
+        // them.
+        #if DEBUG
+        let plain = false   // debug builds: always the exchange (see switchRunning(toOwned:))
+        #else
+        let plain = owned
+        #endif
+        if plain {
+            guard next.state.load(ordering: .acquiring) == .ready else { return false }
+            next.state.store(.running, ordering: .relaxed)
+        } else {
+            guard next.state.compareExchange(expected: .ready, desired: .running, ordering: .acquiring).exchanged else {
+                return false
+            }
         }
         exitReason = .yielded(param)
         next.primaryRef = primaryRef

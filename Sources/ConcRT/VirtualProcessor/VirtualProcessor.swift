@@ -120,6 +120,7 @@ final class VirtualProcessor: @unchecked Sendable {
         self.temporary = temporary
         self.rng = UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15
         self.completions = Unmanaged.passUnretained(scheduler.completionList)
+        self.idleRef = Unmanaged.passUnretained(scheduler.idle)
         self.retake = nil
         self.retake = VirtualProcessorRetake(self)
     }
@@ -128,9 +129,14 @@ final class VirtualProcessor: @unchecked Sendable {
     /// the VP's primary starts, then only read. nil on temporary VPs and
     /// where the ring is unavailable or turned off.
     private(set) var ring: IORing?
+    /// `ring`, unretained (the VP keeps it through `ring` for its life),
+    /// for the primary loop's pass: binding `ring` there retained and
+    /// released it on every pass.
+    private var ringRef: Unmanaged<IORing>?
     func attachRing(_ r: IORing) {
         precondition(ring == nil && !temporary, "VirtualProcessor.attachRing: VP \(index) already has a ring or is temporary")
         ring = r
+        ringRef = Unmanaged.passUnretained(r)
     }
 
     /// Tags of ring calls to cancel, from other threads
@@ -152,6 +158,12 @@ final class VirtualProcessor: @unchecked Sendable {
     /// and outlives its VPs), so hot-path checks touch no reference count.
     private let completions: Unmanaged<UMSCompletionList>
 
+    /// The scheduler's idle protocol, unretained for the same reason (the
+    /// scheduler owns it and outlives its VPs): read through
+    /// `scheduler.idle`, every wake-up and local push retained and
+    /// released it (two atomic RMWs on the wake path of every event set).
+    private let idleRef: Unmanaged<IdleProtocol>
+
     /// True when contexts are queued on the completion list (a snapshot).
     @inline(__always)
     var completionsPending: Bool {
@@ -167,7 +179,7 @@ final class VirtualProcessor: @unchecked Sendable {
             runWorkItem(item)
             return
         }
-        scheduler.idle.notifyLocalPush()
+        idleRef._withUnsafeGuaranteedRef { $0.notifyLocalPush() }
     }
 
     @inline(__always)
@@ -199,7 +211,7 @@ final class VirtualProcessor: @unchecked Sendable {
     @inline(__always)
     func pushRunnable(_ c: Unmanaged<Context>, front: Bool) {
         if forwardIfPinnedElsewhere(c) { return }   // Concurrency/JobPinning.swift
-        if runQueue.push(c, front: front) { scheduler.idle.runnextPushed() }
+        if runQueue.push(c, front: front) { idleRef._withUnsafeGuaranteedRef { $0.runnextPushed() } }
     }
 
     /// Takes the next runnable context and counts a `runnext` take in the
@@ -242,7 +254,10 @@ final class VirtualProcessor: @unchecked Sendable {
                     self.pushRunnable(Unmanaged.passUnretained(Context.of(t)), front: false)
                 }
             }
-            if let ring {
+            // Why the unretained references are sound: the ring lives as
+            // long as this VP (`ring` keeps it), the scheduler as long as
+            // its VPs.
+            ringRef?._withUnsafeGuaranteedRef { ring in
                 // I/O completions before anything runs, then submit what
                 // contexts queued (IO/IORing.swift). Internal completions
                 // (cancels) are reaped too, so none lingers as "work".
@@ -252,7 +267,7 @@ final class VirtualProcessor: @unchecked Sendable {
             }
             // Timers of this VP's queue: the contexts they wake are queued
             // here (Timers/TimerQueues.swift).
-            _ = scheduler.fireTimers(on: self, idlePath: false)
+            _ = Unmanaged.passUnretained(scheduler)._withUnsafeGuaranteedRef { $0.fireTimers(on: self, idlePath: false) }
             if let c = takeFairTurn() {
                 if nodeFree { scheduler.nodeIdle.unsafelyUnwrapped.clearFree(self) }   // busy now (Idle/NodeIdle.swift)
                 passOnWakeUp()

@@ -43,6 +43,16 @@ final class CoreAllotment: @unchecked Sendable {
 
     /// The minimum rounded up to whole VPs and capped at the limit: what the
     /// capacity must hold for this scheduler.
+    /// The machine is oversubscribed (the free pool is in debt) and this
+    /// scheduler holds more than its minimum: a reclaim request may have
+    /// been missed (the debt-taker's request chose its victim from `held`
+    /// counts read before this scheduler's last take counted), so its VPs
+    /// look for themselves now and then (``VirtualProcessor/checkCoreRequest()``).
+    /// Two relaxed loads: a hint; the decision is re-made under the lock.
+    var aboveMinimumWhileInDebt: Bool {
+        held.load(ordering: .relaxed) > roundedMinimum && manager.freeUnits.load(ordering: .relaxed) < 0
+    }
+
     var roundedMinimum: Int { min((minimum + cost - 1) / cost * cost, limit) }
 
     /// This scheduler's claim for the fair-share rule.

@@ -54,6 +54,28 @@ extension VirtualProcessor {
     @inline(__always)
     var coreRequested: Bool { holdsCore && scheduler.cores.giveBack.load(ordering: .relaxed) }
 
+    /// Between tasks, in the task loop: ``coreRequested``, and every 64th
+    /// call also the backstop for a missed reclaim request: while the
+    /// machine is in debt (an honoured minimum beyond the cores) and this
+    /// scheduler holds more than its minimum, it raises its own request;
+    /// ``giveCoreBackIfAsked()`` then decides under the registry lock (and
+    /// clears the request when nothing is owed). Seen once in CI under
+    /// load: a scheduler kept 2 cores above its fair share of 1 while
+    /// another's minimum of 2 held the machine in debt, and no request
+    /// ever came (`ResourceManagerTests.testMinimumsAreHonoured`).
+    @inline(__always)
+    func checkCoreRequest() -> Bool {
+        guard holdsCore else { return false }
+        let c = scheduler.cores
+        if c.giveBack.load(ordering: .relaxed) { return true }
+        debtLooks &+= 1
+        if debtLooks & 63 == 0 && c.aboveMinimumWhileInDebt {
+            c.giveBack.store(true, ordering: .relaxed)
+            return true
+        }
+        return false
+    }
+
     /// Gives this VP's core back if its scheduler still owes one and this VP
     /// holds nothing only it can run: no runnable context (they wait for
     /// their VP unless stranded for a watch interval) and no I/O on its ring

@@ -33,7 +33,7 @@ extension VirtualProcessor {
             // Between tasks: the Resource Manager may have asked this
             // scheduler for a core back (one relaxed load; CoreTokens.swift).
             // The deque's items stay where the scheduler's other VPs steal them.
-            if vp.coreRequested { return .idle }
+            if vp.checkCoreRequest() { return .idle }
             if let item = vp.pop() {
                 vp.runCounted(item, ctx)
                 continue

@@ -107,6 +107,8 @@ final class VirtualProcessor: @unchecked Sendable {
     /// Set for a task context started by a fair turn: it runs one task
     /// before it looks at runnable contexts again (owner-only).
     @exclusivity(unchecked) var runOneTaskFirst = false
+    /// Calls of `checkCoreRequest()` (owner only; CoreTokens.swift).
+    @exclusivity(unchecked) var debtLooks: UInt32 = 0
     /// Set when a context yielded: queued tasks get a turn before the
     /// yielder runs again (owner-only).
     @exclusivity(unchecked) var yieldTurnPending = false

@@ -119,6 +119,15 @@ func radixSortRange<T, K, X: RadixKeyExtractor>(
         radixInsertionSort(finalInSrc ? src : dst, n, key)
         return
     }
+    // No bits left below the digits already sorted on: every key in the
+    // range is equal (and the arena has no counters for this level: its
+    // capacity covers digits that add up to the key's width, no more).
+    // Found by ASan: a bucket of more than radixInsertionMax equal UInt8
+    // keys read one counter past the arena.
+    if topBit <= 0 {
+        radixSettle(src, dst, n, finalInSrc)
+        return
+    }
     var topBit = topBit
     var bits = radixDigitBits(n, topBit)
     let counts = arena

@@ -73,15 +73,33 @@ case "${1:-}" in
         ensure_deps test
         echo "== C tests: context switch (x86_64; aarch64 under qemu-user when installed), queues (native and TSan)"
         CSupport/tests/run.sh
-        log=$(mktemp)
-        trap 'rm -f "$log"' EXIT
-        passed=0; failed=0; status=0
+        log=$(mktemp); digest=$(mktemp)
+        trap 'rm -f "$log" "$digest"' EXIT
+        passed=0; failed=0; status=0; stage=""; suite_t0=$SECONDS
+        # The digest printed at the very end, so that the tail of a long CI
+        # log still says which stage failed, which tests, why, and where the
+        # time went.
+        digest_stage() {
+            local st=$1 secs=$2
+            {
+                echo "-- ${stage}: exit ${st}, ${secs} s"
+                grep -E "^Test Case '.*' failed" "$log" | head -n 40 | sed 's/^/   /'
+                grep -E ": error: |Fatal error|Exited with|signal code|Assertion failed|Precondition failed|ERROR: AddressSanitizer|WARNING: ThreadSanitizer" "$log" \
+                    | grep -v "^Test Case" | head -n 20 | cut -c1-300 | sed 's/^/   ! /'
+                echo "   slowest:"
+                grep -E "^Test Case '.*' (passed|failed) \([0-9.]+ seconds\)" "$log" \
+                    | sed -E "s/^Test Case '(.*)' (passed|failed) \(([0-9.]+) seconds\)/\3 \1 \2/" \
+                    | sort -rn | head -n 6 | sed 's/^/     /'
+            } >> "$digest"
+        }
         # Runs swift test with the given flags; adds its counts to the totals.
         swift_tests() {
+            local t0=$SECONDS
             set +e
             swift test "$@" 2>&1 | tee "$log"
             local st=${PIPESTATUS[0]}
             set -e
+            digest_stage "$st" $((SECONDS - t0))
             local summary total fails
             summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1)
             if [ -n "$summary" ]; then
@@ -106,12 +124,15 @@ case "${1:-}" in
             failed=$((failed + 1))
         fi
         [ "$mst" -eq 0 ] || status=$mst
+        echo "-- SPIN models: ${msum:-no summary}" >> "$digest"
         echo "== swift test (debug: every test)"
+        stage="debug"
         swift build --build-tests
         swift_tests --skip-build --disable-swift-testing
         # Release again for the runtime layers: inlining and thread-local
         # caching across context switches only show with optimization.
         echo "== swift test (release: UMS, ConcRT, PPL, Agents, ConcurrentContainers)"
+        stage="release"
         swift build -c release --build-tests --scratch-path .build-release-tests -Xswiftc -enable-testing
         swift_tests -c release --skip-build --scratch-path .build-release-tests --disable-swift-testing \
             --filter "UMSTests|ConcRTTests|PPLTests|AgentsTests|ConcurrentContainersTests"
@@ -140,6 +161,7 @@ case "${1:-}" in
             echo "== swift test (${kind} sanitizer: UMS, ConcRT, PPL, Agents, ConcurrentContainers, ConcRTMetrics, a scheduler trace render)"
             swift build --build-tests --sanitize="$kind" --scratch-path "$scratch" "${xcc[@]}"
             local failed_before=$failed
+            stage="${kind} sanitizer"
             UMS_SANITIZER=$kind SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 \
                 swift_tests --skip-build --sanitize="$kind" --scratch-path "$scratch" "${xcc[@]}" --disable-swift-testing \
                 --filter "UMSTests|ConcRTTests|PPLTests|AgentsTests|ConcurrentContainersTests|ConcRTMetricsTests|SchedulerTraceRenderTests"
@@ -147,6 +169,7 @@ case "${1:-}" in
             reports=$(grep -cE "WARNING: ThreadSanitizer|ERROR: (Address|Leak)Sanitizer" "$log" || true)
             if [ "$reports" -gt 0 ]; then
                 echo "ums.sh: ${kind} sanitizer: ${reports} report(s); the stage fails" >&2
+                echo "   ${kind} sanitizer: ${reports} report(s)" >> "$digest"
                 # One failure for the stage, unless its tests already failed
                 # (an ASan report is a crash, counted by swift_tests).
                 [ "$failed" -gt "$failed_before" ] || failed=$((failed + 1))
@@ -166,6 +189,9 @@ case "${1:-}" in
             failed=$((failed + 1)); status=1
         fi
         echo "== hummingbird-sqlite stage: $((SECONDS - t0)) s"
+        echo "-- hummingbird-sqlite: $((SECONDS - t0)) s" >> "$digest"
+        echo "== digest (whole suite: $((SECONDS - suite_t0)) s)"
+        cat "$digest"
         # One plain summary line for CI: "N passed, N failed".
         echo "swift-ums: $passed passed, $failed failed"
         exit "$status"

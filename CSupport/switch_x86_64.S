@@ -23,12 +23,10 @@
 
     .text
 
-/* void csup_asm_switch(void **save_sp (rdi), void *load_sp (rsi)) */
-    .globl  csup_asm_switch
-    .type   csup_asm_switch, @function
-    .p2align 4
-csup_asm_switch:
-    .cfi_startproc
+/* The body both switches share: save the callee-saved state on this stack,
+ * publish the frame, adopt the other stack and restore its state. Ends with
+ * the other context's resume address on top of the stack. */
+    .macro  CSUP_SWITCH_BODY
     pushq   %rbp
     pushq   %rbx
     pushq   %r12
@@ -49,6 +47,15 @@ csup_asm_switch:
     popq    %r12
     popq    %rbx
     popq    %rbp
+    .endm
+
+/* void csup_asm_switch(void **save_sp (rdi), void *load_sp (rsi)) */
+    .globl  csup_asm_switch
+    .type   csup_asm_switch, @function
+    .p2align 4
+csup_asm_switch:
+    .cfi_startproc
+    CSUP_SWITCH_BODY
     /* Return with an indirect jump, not `ret`: the return-stack predictor
      * would guess the caller of *this* switch and miss on every switch;
      * the branch-target predictor learns the other context's resume point.
@@ -68,26 +75,7 @@ csup_asm_switch:
     .p2align 4
 csup_asm_switch_ret:
     .cfi_startproc
-    pushq   %rbp
-    pushq   %rbx
-    pushq   %r12
-    pushq   %r13
-    pushq   %r14
-    pushq   %r15
-    subq    $8, %rsp
-    stmxcsr (%rsp)
-    fnstcw  4(%rsp)
-    movq    %rsp, (%rdi)          /* publish the saved frame */
-    movq    %rsi, %rsp            /* adopt the other context's frame */
-    ldmxcsr (%rsp)
-    fldcw   4(%rsp)
-    addq    $8, %rsp
-    popq    %r15
-    popq    %r14
-    popq    %r13
-    popq    %r12
-    popq    %rbx
-    popq    %rbp
+    CSUP_SWITCH_BODY
     ret
     .cfi_endproc
     .size   csup_asm_switch_ret, .-csup_asm_switch_ret

@@ -65,9 +65,9 @@ extension VirtualProcessor {
     /// ever came (`ResourceManagerTests.testMinimumsAreHonoured`).
     @inline(__always)
     func checkCoreRequest() -> Bool {
+        if coreRequested { return true }
         guard holdsCore else { return false }
         let c = scheduler.cores
-        if c.giveBack.load(ordering: .relaxed) { return true }
         debtLooks &+= 1
         if debtLooks & 63 == 0 && c.aboveMinimumWhileInDebt {
             c.giveBack.store(true, ordering: .relaxed)

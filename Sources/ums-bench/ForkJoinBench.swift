@@ -72,6 +72,11 @@ enum ForkJoinBench {
 
     // MARK: fib
 
+    /// UMS_BENCH_REP_STATS=1: each measured run's time and scheduler
+    /// counters on standard error (for a bimodal workload: which runs are
+    /// slow, and what they did differently).
+    static let perRepStats = ProcessInfo.processInfo.environment["UMS_BENCH_REP_STATS"] == "1"
+
     @inline(never)
     static func fib(_ n: Int) -> Int {
         if n < 2 { return n }
@@ -89,9 +94,11 @@ enum ForkJoinBench {
         let ms = try h.median("fib ums") {
             try s.run { () throws -> Double in
                 let a0 = ums_malloc_count()
+                let st0 = perRepStats ? s.statistics : nil
                 var r = 0
                 let t = timeNs { r = fib(n) }
                 allocs = Double(ums_malloc_count() - a0) / tasks
+                if let st0 { h.progress(String(format: "  fib rep: %.2f ms, ", t / 1e6) + s.statistics.difference(from: st0)) }
                 guard r == expected else { throw BenchFailure(description: "fib(\(n)) = \(r), expected \(expected)") }
                 return t / 1e6
             }

@@ -72,3 +72,16 @@ func timeNs(_ body: () throws -> Void) rethrows -> Double {
 struct BenchFailure: Error, CustomStringConvertible {
     var description: String
 }
+
+extension SchedulerStatistics {
+    /// The counters that moved since `earlier`, as "name=delta" pairs.
+    func difference(from earlier: SchedulerStatistics) -> String {
+        let pairs: [(String, Int, Int)] = [
+            ("tasks", tasksRun, earlier.tasksRun), ("steals", steals, earlier.steals),
+            ("switches", contextSwitches, earlier.contextSwitches), ("blocks", blocks, earlier.blocks),
+            ("sleeps", idleSleeps, earlier.idleSleeps), ("wakeUps", idleWakeUps, earlier.idleWakeUps),
+            ("contexts", contextsCreated, earlier.contextsCreated), ("completions", completions, earlier.completions),
+        ]
+        return pairs.filter { $0.1 != $0.2 }.map { "\($0.0)=\($0.1 - $0.2)" }.joined(separator: " ")
+    }
+}

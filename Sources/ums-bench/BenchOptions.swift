@@ -26,7 +26,7 @@ struct BenchOptions {
     var n: Int?
     /// idle: measure beside one busy virtual processor.
     var busy = false
-    /// blockmix, nullfork: record a timeline trace of the measured runs and
+    /// blockmix, nullfork, fib: record a timeline trace of the measured runs and
     /// write it here as Chrome trace JSON.
     var trace: String?
 }

@@ -91,7 +91,7 @@ enum ForkJoinBench {
         let s = Scheduler.default
         var allocs = 0.0
         let tasks = Double(fibCalls(n))
-        let ms = try h.median("fib ums") {
+        let ms = try h.traced(s) { try h.median("fib ums") {
             try s.run { () throws -> Double in
                 let a0 = ums_malloc_count()
                 let st0 = perRepStats ? s.statistics : nil
@@ -102,7 +102,7 @@ enum ForkJoinBench {
                 guard r == expected else { throw BenchFailure(description: "fib(\(n)) = \(r), expected \(expected)") }
                 return t / 1e6
             }
-        }
+        } }
         h.report("fib", "ums", ms, "ms", String(format: "(fib(%d)=%d, heap allocations per task: %.3f)", n, expected, allocs))
         h.progress("  scheduler: \(s.statistics)")
 

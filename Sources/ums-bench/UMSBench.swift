@@ -136,7 +136,7 @@ struct UMSBench: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Run the in-process baselines of fib, blockmix and hashmap too.")
     var baselines = true
 
-    @Option(help: ArgumentHelp("blockmix, nullfork: record a timeline trace of the measured runs and write it as Chrome / Perfetto trace JSON to FILE (render it with `ums-trace png`).", valueName: "FILE"))
+    @Option(help: ArgumentHelp("blockmix, nullfork, fib: record a timeline trace of the measured runs and write it as Chrome / Perfetto trace JSON to FILE (render it with `ums-trace png`).", valueName: "FILE"))
     var trace: String?
 
     @Flag(help: "idle: measure the idle virtual processors beside one busy one instead (prints idle-busy).")

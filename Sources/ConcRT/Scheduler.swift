@@ -45,6 +45,9 @@ public final class Scheduler: @unchecked Sendable {
     let primaryThreads = MigrationSafeMutex<[pthread_t]>([])
     /// Carrier pthreads parked for a retake (PrimaryCarriers.swift).
     let spareCarriers = MigrationSafeMutex<[PrimaryCarrier]>([])
+    /// Idle contexts shared behind the VPs' own caches
+    /// (VirtualProcessor/SpareContexts.swift). Set in init.
+    let spareContexts: SpareContexts
     private let startedPrimaries = Atomic<Int>(0)
     private let startFailures = Atomic<Int>(0)
     private let startFailure = MigrationSafeMutex<String?>(nil)
@@ -104,6 +107,7 @@ public final class Scheduler: @unchecked Sendable {
         idle = IdleProtocol(list: completionList)
         let n = policy.virtualProcessorCount
         regularVPCount = n
+        spareContexts = SpareContexts(capacity: policy.localContextCacheSize * n)
         timers = TimerQueues(count: n, virtualProcessors: n + Self.temporarySlots)
         // Topology/VirtualProcessorLayout.swift: VP i's CPU (pinned on the
         // live system) and steal order, fixed before any primary starts

@@ -315,6 +315,12 @@ final class VirtualProcessor: @unchecked Sendable {
         if nodeFree { scheduler.nodeIdle.unsafelyUnwrapped.clearFree(self) }
         for c in idleCache { terminate(c, primary) }
         idleCache.removeAll()
+        // At shutdown every leaving VP ends what the shared pool holds; the
+        // last to leave finds all (SpareContexts.swift). A temporary VP that
+        // retires while the scheduler runs leaves the pool to the others.
+        if scheduler.readyToStop {
+            for c in scheduler.spareContexts.drainAtShutdown() { terminate(c, primary) }
+        }
         if holdsCore { releaseCore() }
         ProcessSlots.release(processSlot)
         processSlot = -1
@@ -429,10 +435,12 @@ final class VirtualProcessor: @unchecked Sendable {
     private func cache(_ c: Context, _ primary: UMSPrimary) {
         assert(c.yieldReason == .idle || c.yieldReason == .handoff,
                "VirtualProcessor.cache: context \(c.id) is \(c.yieldReason), not idle")
+        c.isCachedIdle.store(true, ordering: .relaxed)
         if idleCache.count < scheduler.policy.localContextCacheSize {
-            c.isCachedIdle.store(true, ordering: .relaxed)
             idleCache.append(c)
-        } else {
+        } else if temporary || !scheduler.spareContexts.put(c) {
+            // A temporary VP's overflow is not kept: it exists for bursts.
+            c.isCachedIdle.store(false, ordering: .relaxed)
             terminate(c, primary)
         }
     }
@@ -449,9 +457,10 @@ final class VirtualProcessor: @unchecked Sendable {
         scheduler.contextEnded(c)
     }
 
-    /// A cached idle context, else a new one (nil when none can be made).
+    /// A cached idle context (this VP's, else the scheduler's spare pool),
+    /// else a new one (nil when none can be made).
     func takeIdleContext() -> Context? {
-        if let c = idleCache.popLast() {
+        if let c = idleCache.popLast() ?? scheduler.spareContexts.take() {
             c.isCachedIdle.store(false, ordering: .relaxed)
             assert(c.yieldReason == .idle || c.yieldReason == .handoff,
                    "VirtualProcessor.takeIdleContext: cached context \(c.id) is \(c.yieldReason)")

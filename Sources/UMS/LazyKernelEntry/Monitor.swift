@@ -61,10 +61,6 @@ final class UMSMonitor: @unchecked Sendable {
         /// Wrapped calls: the thread's CPU time when the current call was
         /// first seen (or its window restarted); -1 when unread.
         var cpuAtLastChange: Int64 = -1
-        /// The current call was once seen computing: from then on it is
-        /// retaken only when /proc also says it sleeps (a computing thread
-        /// that was merely preempted shows little CPU over a short window).
-        var callSeenComputing = false
         /// Unwrapped detection: the run sequence last seen, when it last
         /// moved (or the window restarted), and the thread's CPU time then.
         var lastRun: UInt64 = .max
@@ -311,22 +307,23 @@ final class UMSMonitor: @unchecked Sendable {
                     e.lastWord = w
                     e.lastChange = now
                     e.cpuAtLastChange = p.hasCPUClock ? csup_thread_cpu_ns(p.cpuClock) : -1
-                    e.callSeenComputing = false
                     continue
                 }
                 if now - e.lastChange < e.thresholdNanoseconds { continue }
                 // A call that kept its CPU busy (over half the window) is
                 // computing, not blocked: retaking it would only add a
                 // pthread beside a CPU-bound one (C libraries wrapped whole
-                // in Blocking.call). Look again over a fresh window.
+                // in Blocking.call). Look again over a fresh window. So is
+                // one that got little CPU but is runnable, not asleep, in
+                // /proc (one /proc read per window, only here): preempted
+                // on a loaded machine, it waits for a CPU, not for the
+                // kernel, and a second pthread would only compete with it.
                 if e.cpuAtLastChange >= 0 {
                     let cpu = csup_thread_cpu_ns(p.cpuClock)
                     var computing = cpu >= 0 && cpu - e.cpuAtLastChange > (now - e.lastChange) / 2
-                    if computing {
-                        e.callSeenComputing = true
-                    } else if e.callSeenComputing {
+                    if !computing {
                         let state = csup_thread_state(p.tid)
-                        computing = state != UInt8(ascii: "S") && state != UInt8(ascii: "D")
+                        computing = state == UInt8(ascii: "R")
                     }
                     if computing {
                         e.lastChange = now

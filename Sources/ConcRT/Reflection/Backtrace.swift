@@ -149,14 +149,20 @@ public struct Backtrace: Sendable, Equatable, CustomStringConvertible {
 
     private static let cache = MigrationSafeMutex<[UInt: Frame]>([:])
 
+    /// The UTF-8 text of a C buffer up to its first NUL (or its end).
+    private static func string(fromNulTerminated buffer: [CChar]) -> String {
+        let end = buffer.firstIndex(of: 0) ?? buffer.endIndex
+        return String(decoding: buffer[..<end].lazy.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     private static func symbolize(_ lookup: UInt, shownAs address: UInt) -> Frame {
         if let f = cache.withLock({ $0[address] }) { return f }
         var name = [CChar](repeating: 0, count: 1024)
         var image = [CChar](repeating: 0, count: 512)
         var offset: UInt = 0
         let found = csup_symbolize(lookup, &name, name.count, &offset, &image, image.count)
-        let symbol: String? = found == 1 ? demangle(String(cString: name)) : nil
-        let imageName: String? = found >= 0 ? String(cString: image) : nil
+        let symbol: String? = found == 1 ? demangle(Self.string(fromNulTerminated: name)) : nil
+        let imageName: String? = found >= 0 ? Self.string(fromNulTerminated: image) : nil
         let f = Frame(address: address, symbol: symbol, offset: found == 1 ? offset + (address - lookup) : 0,
                       image: imageName?.isEmpty == false ? imageName : nil)
         cache.withLock { c in

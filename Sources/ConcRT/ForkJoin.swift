@@ -67,6 +67,17 @@ extension Context {
         return Unmanaged<Context>.fromOpaque(p)
     }
 
+    /// True when this context belongs to `scheduler` (no reference count
+    /// is touched: `scheduler` is unowned and outlives its contexts).
+    @inlinable @inline(__always)
+    package func belongs(to scheduler: Scheduler) -> Bool { self.scheduler === scheduler }
+
+    /// The virtual processor count of this context's scheduler (PPL's
+    /// grain sizes), read without touching a reference count.
+    package var schedulerVirtualProcessorCount: Int {
+        Unmanaged.passUnretained(scheduler)._withUnsafeGuaranteedRef { $0.virtualProcessorCount }
+    }
+
     /// True when the running task has stored any ContextLocal value (PPL
     /// reads its cancellation scope only then: a fork made with no value
     /// stored skips the table lookup).

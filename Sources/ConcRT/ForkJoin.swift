@@ -154,6 +154,13 @@ extension Context {
         vp.push(TaskNode(body: body, group: nil, owner: owner).item)
     }
 
+    /// Pushes an owned task (``TaskOwner``) on this context's virtual
+    /// processor: one heap object, the node, which holds `owner` and
+    /// `body`; `owner.runOwnedTask(body)` runs it.
+    package func pushOwnedTask(_ owner: any TaskOwner, _ body: @escaping () throws -> Void) {
+        withVP { $0.push(TaskNode(owner: owner, body).item) }
+    }
+
     /// Runs, inline, the tasks of `owner` that sit at the bottom of this
     /// virtual processor's deque; stops at the first item that is not
     /// `owner`'s (it is pushed back where it was). Returns how many ran.

@@ -167,18 +167,25 @@ extension Context {
     /// Only the owner's own tasks are run on the waiter's frame: an
     /// unrelated task could block on something the waiter's caller does
     /// later, and deadlock.
+    ///
+    /// No reference count is touched per task: the VP is re-read through
+    /// ``withVP(_:)`` each time (a task may block and resume on another),
+    /// and a node's owner is compared by identity.
     package func runOwnTasks(of owner: AnyObject) -> Int {
         var ran = 0
-        while let item = vp.pop() {
+        let id = ObjectIdentifier(owner)
+        while let item = withVP({ $0.pop() }) {
             let bits = UInt(bitPattern: item)
             if bits & 0b11 == 0,   // a TaskNode (not a stack job or a Swift job)
-               Unmanaged<TaskNode>.fromOpaque(item).takeUnretainedValue().owner === owner {
-                vp.runCounted(item, self)
+               Unmanaged<TaskNode>.fromOpaque(item)._withUnsafeGuaranteedRef({ $0.ownerID == id }) {
+                withVP { $0.runCounted(item, self) }
                 ran += 1
                 continue
             }
             // Not ours: put it back (bottom of the deque: LIFO restores it).
-            if csup_deque_push(vp.deque, item) != 0 { vp.runCounted(item, self) }
+            withVP { vp in
+                if csup_deque_push(vp.deque, item) != 0 { vp.runCounted(item, self) }
+            }
             break
         }
         return ran

@@ -25,8 +25,9 @@ package protocol TaskOwner: AnyObject {
 final class TaskNode {
     @usableFromInline let body: () -> Void
     @usableFromInline unowned(unsafe) let group: ScheduleGroup?
-    /// The task group (PPL) that spawned it, for its wait's inline help.
-    @usableFromInline unowned(unsafe) let owner: AnyObject?
+    /// The identity of the task group (PPL) that spawned it, for its
+    /// wait's inline help (compared, never dereferenced).
+    let ownerID: ObjectIdentifier?
     /// An owned task (``TaskOwner``): run as `taskOwner.runOwnedTask(ownedBody)`
     /// instead of `body`. The node holds its owner.
     let taskOwner: (any TaskOwner)?
@@ -38,7 +39,7 @@ final class TaskNode {
     init(body: @escaping () -> Void, group: ScheduleGroup?, owner: AnyObject? = nil) {
         self.body = body
         self.group = group
-        self.owner = owner
+        ownerID = owner.map { ObjectIdentifier($0) }
         taskOwner = nil
         ownedBody = {}   // never called (no owner); no captures, so no allocation
     }
@@ -47,7 +48,7 @@ final class TaskNode {
     init(owner: any TaskOwner, _ body: @escaping () throws -> Void) {
         self.body = {}   // never called; no captures, so no allocation
         group = nil
-        self.owner = owner
+        ownerID = ObjectIdentifier(owner)
         taskOwner = owner
         ownedBody = body
     }

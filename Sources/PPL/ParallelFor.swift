@@ -43,6 +43,16 @@ struct LoopRun {
     /// after the join (which orders the write before the read).
     var error: (any Error)?
 
+    /// `scope`, unretained, for the checks of every split and chunk (no
+    /// reference count is touched): `scope` holds it until the run ends,
+    /// after every chunk has joined.
+    let scopeRef: Unmanaged<CancellationScope>
+
+    init(scope: CancellationScope) {
+        self.scope = scope
+        scopeRef = Unmanaged.passUnretained(scope)
+    }
+
     /// After the join: rethrows the first error; throws TaskCanceled when
     /// canceled from outside (token or enclosing group).
     func finish() throws {
@@ -52,6 +62,11 @@ struct LoopRun {
 }
 
 extension UnsafeMutablePointer where Pointee == LoopRun {
+    /// True when the loop's scope (or an enclosing one, or its token) is
+    /// canceled. Reads only the `scopeRef` field (a computed property of
+    /// LoopRun itself would copy, and retain, the whole run).
+    var isCanceled: Bool { pointee.scopeRef._withUnsafeGuaranteedRef { $0.isCanceled } }
+
     /// A chunk ended with `e`: the first one cancels the loop's scope (the
     /// remaining chunks are skipped) and keeps its error.
     func record(_ e: any Error) {
@@ -71,7 +86,7 @@ extension UnsafeMutablePointer where Pointee == LoopRun {
 /// context (then the halves run one after the other).
 func splitRange(_ lo: Int, _ hi: Int, grain: Int, _ run: UnsafeMutablePointer<LoopRun>,
                 _ ctx: Unmanaged<Context>?, _ chunk: (Int, Int) throws -> Void) {
-    if run.pointee.scope.isCanceled { return }
+    if run.isCanceled { return }
     if hi - lo <= grain {
         do { try chunk(lo, hi) } catch { run.record(error) }
         return
@@ -130,7 +145,7 @@ func runChunked(_ n: Int, partitioner: Partitioner, scheduler: Scheduler?, token
     let here = Context.currentUnretained
     let parent: CancellationScope?
     if let here { parent = CancellationScope.current(on: here) } else { parent = CancellationScope.current }
-    var run = LoopRun(scope: CancellationScope(parent: parent, token: token), error: nil)
+    var run = LoopRun(scope: CancellationScope(parent: parent, token: token))
     if run.scope.isCanceled { throw TaskCanceled() }
     try withUnsafeMutablePointer(to: &run) { rp in
         if let here, scheduler.map({ s in here._withUnsafeGuaranteedRef { $0.belongs(to: s) } }) ?? true {
@@ -174,7 +189,7 @@ func runAffinity(_ n: Int, _ ap: AffinityPartitioner, vps: Int, _ run: UnsafeMut
         if claimed[i].exchange(true, ordering: .acquiringAndReleasing) { return }
         if ap.owner(of: i) != vp { migrations.wrappingAdd(1, ordering: .relaxed) }
         ap.record(i, vp: vp)
-        if run.pointee.scope.isCanceled { return }
+        if run.isCanceled { return }
         let lo = i * per, hi = min(n, lo + per)
         if lo >= hi { return }
         // The loop's scope is current here (see splitRange).

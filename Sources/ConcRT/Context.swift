@@ -114,6 +114,11 @@ public final class Context: @unchecked Sendable {
     /// This context's ContextLocal values (touched only by this context;
     /// see ContextLocal.swift).
     @usableFromInline @exclusivity(unchecked) var contextLocals = ContextLocalStorage()
+    /// Emptied tables of tasks that ran nested on this context's frame
+    /// (``ContextLocalStorage/runTask(on:_:)``), kept with their boxes so
+    /// the next nested task stores without allocating. Touched only by
+    /// this context.
+    @exclusivity(unchecked) var spareContextLocals: [ContextLocalStorage] = []
     /// Index of the VP this context is pinned to while it runs a Swift job
     /// (-1: not pinned). See Concurrency/JobPinning.swift. Written by the
     /// context itself (relaxed); read by whoever queues it while it is

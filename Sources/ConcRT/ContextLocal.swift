@@ -263,21 +263,38 @@ struct ContextLocalStorage {
     /// task's table (non-empty only for a task run nested on another
     /// task's frame). Called by `runWorkItem`; the common case (top-level
     /// task, nothing stored) costs two loads and two branches.
+    ///
+    /// A nested task's table is one of the context's spare tables (emptied
+    /// but with its boxes), and goes back there after: a task group's wait
+    /// that runs its own tasks inline, with a scope stored, allocates no
+    /// table, box or metadata per task.
     @inline(__always)
     static func runTask(on ctx: Unmanaged<Context>, _ body: () -> Void) {
         var enclosing: ContextLocalStorage?
         ctx._withUnsafeGuaranteedRef { c in
             if !c.contextLocals.isEmpty {
                 enclosing = c.contextLocals
-                c.contextLocals = ContextLocalStorage()
+                c.contextLocals = c.spareContextLocals.popLast() ?? ContextLocalStorage()
             }
         }
         body()
         // The same context: a task returns on the context that started it.
         ctx._withUnsafeGuaranteedRef { c in
             if !c.contextLocals.isEmpty { releaseAll(c) }
-            if let enclosing { c.contextLocals = enclosing }
+            if let enclosing { restore(c, enclosing) }
         }
+    }
+
+    /// The most spare tables a context keeps (one per level of nested
+    /// task runs; deeper nesting allocates a table per task, as before).
+    static let maxSpareTables = 16
+
+    /// Keeps the nested task's (now empty) table as a spare and puts the
+    /// enclosing task's table back.
+    @inline(never)
+    private static func restore(_ c: Context, _ enclosing: ContextLocalStorage) {
+        if c.spareContextLocals.count < maxSpareTables { c.spareContextLocals.append(c.contextLocals) }
+        c.contextLocals = enclosing
     }
 
     /// Releases every value of `c`'s table, one at a time outside the

@@ -67,6 +67,17 @@ extension Context {
         return Unmanaged<Context>.fromOpaque(p)
     }
 
+    /// True when this context belongs to `scheduler` (no reference count
+    /// is touched: `scheduler` is unowned and outlives its contexts).
+    @inlinable @inline(__always)
+    package func belongs(to scheduler: Scheduler) -> Bool { self.scheduler === scheduler }
+
+    /// The virtual processor count of this context's scheduler (PPL's
+    /// grain sizes), read without touching a reference count.
+    package var schedulerVirtualProcessorCount: Int {
+        Unmanaged.passUnretained(scheduler)._withUnsafeGuaranteedRef { $0.virtualProcessorCount }
+    }
+
     /// True when the running task has stored any ContextLocal value (PPL
     /// reads its cancellation scope only then: a fork made with no value
     /// stored skips the table lookup).
@@ -143,24 +154,38 @@ extension Context {
         vp.push(TaskNode(body: body, group: nil, owner: owner).item)
     }
 
+    /// Pushes an owned task (``TaskOwner``) on this context's virtual
+    /// processor: one heap object, the node, which holds `owner` and
+    /// `body`; `owner.runOwnedTask(body)` runs it.
+    package func pushOwnedTask(_ owner: any TaskOwner, _ body: @escaping () throws -> Void) {
+        withVP { $0.push(TaskNode(owner: owner, body).item) }
+    }
+
     /// Runs, inline, the tasks of `owner` that sit at the bottom of this
     /// virtual processor's deque; stops at the first item that is not
     /// `owner`'s (it is pushed back where it was). Returns how many ran.
     /// Only the owner's own tasks are run on the waiter's frame: an
     /// unrelated task could block on something the waiter's caller does
     /// later, and deadlock.
+    ///
+    /// No reference count is touched per task: the VP is re-read through
+    /// ``withVP(_:)`` each time (a task may block and resume on another),
+    /// and a node's owner is compared by identity.
     package func runOwnTasks(of owner: AnyObject) -> Int {
         var ran = 0
-        while let item = vp.pop() {
+        let id = ObjectIdentifier(owner)
+        while let item = withVP({ $0.pop() }) {
             let bits = UInt(bitPattern: item)
             if bits & 0b11 == 0,   // a TaskNode (not a stack job or a Swift job)
-               Unmanaged<TaskNode>.fromOpaque(item).takeUnretainedValue().owner === owner {
-                vp.runCounted(item, self)
+               Unmanaged<TaskNode>.fromOpaque(item)._withUnsafeGuaranteedRef({ $0.ownerID == id }) {
+                withVP { $0.runCounted(item, self) }
                 ran += 1
                 continue
             }
             // Not ours: put it back (bottom of the deque: LIFO restores it).
-            if csup_deque_push(vp.deque, item) != 0 { vp.runCounted(item, self) }
+            withVP { vp in
+                if csup_deque_push(vp.deque, item) != 0 { vp.runCounted(item, self) }
+            }
             break
         }
         return ran

@@ -11,19 +11,52 @@ import UMS
 @usableFromInline
 typealias WorkItem = UnsafeMutableRawPointer
 
+/// Runs the tasks it pushed with ``Context/pushOwnedTask(_:_:)`` itself
+/// (PPL's task group: its cancellation scope, first error and count go
+/// around each task), so that a task costs one heap object, its node,
+/// instead of a node plus a wrapping closure.
+package protocol TaskOwner: AnyObject {
+    /// Runs `body`, one of this owner's tasks, on the running context.
+    func runOwnedTask(_ body: () throws -> Void)
+}
+
 /// A heap-allocated task.
 @usableFromInline
 final class TaskNode {
     @usableFromInline let body: () -> Void
     @usableFromInline unowned(unsafe) let group: ScheduleGroup?
-    /// The task group (PPL) that spawned it, for its wait's inline help.
-    @usableFromInline unowned(unsafe) let owner: AnyObject?
+    /// The identity of the task group (PPL) that spawned it, for its
+    /// wait's inline help (compared, never dereferenced).
+    let ownerID: ObjectIdentifier?
+    /// An owned task (``TaskOwner``): run as `taskOwner.runOwnedTask(ownedBody)`
+    /// instead of `body`. The node holds its owner.
+    let taskOwner: (any TaskOwner)?
+    /// Not optional: a function value kept in an Optional is stored at
+    /// maximal abstraction, and each call would allocate a thunk.
+    let ownedBody: () throws -> Void
 
     @usableFromInline
     init(body: @escaping () -> Void, group: ScheduleGroup?, owner: AnyObject? = nil) {
         self.body = body
         self.group = group
-        self.owner = owner
+        ownerID = owner.map { ObjectIdentifier($0) }
+        taskOwner = nil
+        ownedBody = {}   // never called (no owner); no captures, so no allocation
+    }
+
+    /// An owned task: `owner` runs `body` (see ``TaskOwner``).
+    init(owner: any TaskOwner, _ body: @escaping () throws -> Void) {
+        self.body = {}   // never called; no captures, so no allocation
+        group = nil
+        ownerID = ObjectIdentifier(owner)
+        taskOwner = owner
+        ownedBody = body
+    }
+
+    /// Runs the task's work.
+    @usableFromInline
+    func runBody() {
+        if let taskOwner { taskOwner.runOwnedTask(ownedBody) } else { body() }
     }
 
     @usableFromInline
@@ -140,15 +173,15 @@ private func runWorkItemBody(_ item: WorkItem) {
         SwiftJobItem.run(bits)
     } else {
         let t = Unmanaged<TaskNode>.fromOpaque(item).takeRetainedValue()
-        guard let g = t.group else { t.body(); return }
+        guard let g = t.group else { t.runBody(); return }
         if g.scheduler.groups.accounts {
             // Fair share: charge the group its task's time (GroupUsage.swift).
             let clock = TaskClock()
-            t.body()
+            t.runBody()
             let (ns, now) = clock.elapsed()
             g.usage.charge(ns, now: now)
         } else {
-            t.body()
+            t.runBody()
         }
         g.taskFinished()
     }

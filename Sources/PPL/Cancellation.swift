@@ -113,13 +113,30 @@ final class CancellationScope: Sendable {
 
     func cancel() { canceled.store(true, ordering: .releasing) }
 
+    /// Cancels this scope; true for the caller that canceled it first (a
+    /// loop's first error: its winner stores the error). Acquire-release:
+    /// the winner is decided by this exchange alone.
+    func cancelFirst() -> Bool { !canceled.exchange(true, ordering: .acquiringAndReleasing) }
+
+    /// True when this scope itself was canceled (not an enclosing one or
+    /// the token).
+    var isCanceledHere: Bool { canceled.load(ordering: .acquiring) }
+
+    /// This scope, an enclosing one, or a token on the chain was canceled.
+    /// The walk touches no reference count: each scope holds its parent,
+    /// and the caller holds `self`, so the whole chain outlives the loop.
     var isCanceled: Bool {
-        var s: CancellationScope? = self
-        while let c = s {
-            if c.canceled.load(ordering: .acquiring) || c.token.isCanceled { return true }
-            s = c.parent
+        var s = Unmanaged.passUnretained(self)
+        while true {
+            let (hit, next) = s._withUnsafeGuaranteedRef { c -> (Bool, Unmanaged<CancellationScope>?) in
+                if c.canceled.load(ordering: .acquiring) || c.token.isCanceled { return (true, nil) }
+                guard let p = c.parent else { return (false, nil) }
+                return (false, Unmanaged.passUnretained(p))
+            }
+            if hit { return true }
+            guard let next else { return false }
+            s = next
         }
-        return false
     }
 
     /// The scope of the running task: a context-local value (it stays with
@@ -127,6 +144,13 @@ final class CancellationScope: Sendable {
     static let currentKey = ContextLocal<CancellationScope?>(default: nil)
 
     static var current: CancellationScope? { currentKey.value }
+
+    /// ``current`` on the running context `ctx`: a context that has stored
+    /// no context-local value has no scope, and skips the table lookup.
+    @inline(__always)
+    static func current(on ctx: Unmanaged<Context>) -> CancellationScope? {
+        ctx._withUnsafeGuaranteedRef { $0.hasContextLocals } ? currentKey.value : nil
+    }
 
     /// Runs `body` with `scope` as the current scope.
     @inline(__always)

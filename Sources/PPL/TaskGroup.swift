@@ -51,27 +51,51 @@ public final class TaskGroup: @unchecked Sendable {
     ///   - token: cancels the group when canceled.
     public init(scheduler: Scheduler? = nil, token: CancellationToken = .none) {
         self.scheduler = scheduler ?? Scheduler.current ?? Scheduler.default
-        self.scope = CancellationScope(parent: CancellationScope.current, token: token)
+        let parent: CancellationScope?
+        if let here = Context.currentUnretained {
+            parent = CancellationScope.current(on: here)
+        } else {
+            parent = CancellationScope.current
+        }
+        self.scope = CancellationScope(parent: parent, token: token)
     }
 
     /// Schedules `body` in the group. [task_group::run]
+    ///
+    /// From a context of the group's scheduler a task costs one heap
+    /// object, its node (it holds the group and `body`; see
+    /// ``runOwnedTask(_:)``), besides `body`'s own captures.
     public func run(_ body: @escaping @Sendable () throws -> Void) {
         pending.wrappingAdd(1, ordering: .relaxed)
-        let task: @Sendable () -> Void = { [self] in
-            if !scope.isCanceled {
-                do {
-                    try CancellationScope.with(scope) { try body() }
-                } catch {
-                    record(error)
-                }
-            }
-            finishOne()
-        }
-        if let c = Context.current, Scheduler.current === scheduler {
-            c.pushTask(owner: self, task)
+        if let c = onOwnScheduler() {
+            c._withUnsafeGuaranteedRef { $0.pushOwnedTask(self, body) }
         } else {
-            scheduler.scheduleTask(task)
+            scheduler.scheduleTask { [self] in runOwnedTask(body) }
         }
+    }
+
+    /// Runs one of the group's tasks: skipped once the group is canceled,
+    /// else run in the group's scope; its error is recorded. Then the task
+    /// counts as finished. (ConcRT calls it for the nodes `run` pushed.)
+    package func runOwnedTask(_ body: () throws -> Void) {
+        if !scope.isCanceled {
+            do {
+                try CancellationScope.with(scope) { try body() }
+            } catch {
+                record(error)
+            }
+        }
+        finishOne()
+    }
+
+    /// The running context, unretained, if it belongs to the group's
+    /// scheduler (nil elsewhere).
+    @inline(__always)
+    private func onOwnScheduler() -> Unmanaged<Context>? {
+        guard let c = Context.currentUnretained, c._withUnsafeGuaranteedRef({ $0.belongs(to: scheduler) }) else {
+            return nil
+        }
+        return c
     }
 
     /// Waits for every task; rethrows the first error other than
@@ -81,9 +105,10 @@ public final class TaskGroup: @unchecked Sendable {
     @discardableResult
     public func wait() throws -> TaskGroupStatus {
         if pending.load(ordering: .acquiring) > 0 {
-            if let c = Context.current, Scheduler.current === scheduler {
+            if let c = onOwnScheduler() {
                 // Help with our own tasks only (see Context.runOwnTasks).
-                while pending.load(ordering: .acquiring) > 0, c.runOwnTasks(of: self) > 0 {}
+                while pending.load(ordering: .acquiring) > 0,
+                      c._withUnsafeGuaranteedRef({ $0.runOwnTasks(of: self) }) > 0 {}
             }
             if pending.load(ordering: .acquiring) > 0 { park() }
         }
@@ -172,6 +197,8 @@ public final class TaskGroup: @unchecked Sendable {
         if mustWait { w.event.wait() }
     }
 }
+
+extension TaskGroup: TaskOwner {}
 
 /// One waiter on a group: an event, so contexts block cooperatively and
 /// outside threads on a futex.

@@ -1,4 +1,5 @@
 import CMallocCounter
+import Foundation
 import ConcRT
 import CSupport
 import PPL
@@ -17,6 +18,8 @@ import Synchronization
 ///   - `ums-invoke-pack`: the parameter-pack `parallelInvoke` of 10
 ///     closures per node.
 /// `--n` sets the leaf count (a power of 10; default 1,000,000).
+/// `UMS_BENCH_SKYNET=ums-parallelfor,ums-taskgroup` runs only the named
+/// forms (for a profiler run of one API).
 enum SkynetBench {
     static func run(_ h: Harness) throws {
         let leaves = h.options.n ?? 1_000_000
@@ -33,8 +36,13 @@ enum SkynetBench {
             ("ums-invoke", invoke),
             ("ums-invoke-pack", invokePack),
         ]
+        let only = ProcessInfo.processInfo.environment["UMS_BENCH_SKYNET"]?.split(separator: ",").map(String.init)
+        if let only, let bad = only.first(where: { n in !impls.contains { $0.0 == n } }) {
+            throw BenchFailure(description: "skynet: UMS_BENCH_SKYNET names \(bad); the forms are "
+                               + impls.map(\.0).joined(separator: ", "))
+        }
         let s = Scheduler.default
-        for (name, f) in impls {
+        for (name, f) in impls where only?.contains(name) ?? true {
             var allocs = 0.0
             let ms = try h.median("skynet \(name)") {
                 try s.run { () throws -> Double in

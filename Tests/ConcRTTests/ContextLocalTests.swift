@@ -118,6 +118,42 @@ final class ContextLocalTests: XCTestCase {
         XCTAssertEqual(outerAfter.value, 1, "the enclosing task's value is back after the nested task")
     }
 
+    /// Nested task runs reuse one spare table (no table, box or array per
+    /// nested task): each still starts empty, its values are released when
+    /// it returns, and the enclosing task's values come back.
+    func testNestedTasksReuseAnEmptiedSpareTable() throws {
+        let s = try makeScheduler(1)
+        defer { try? s.shutdown() }
+        let released = Counter()
+        let sawInt = Box<[Int]>([])
+        let sawTracked = Box<[Bool]>([])
+        let releasedAfter = Box<[Int]>([])
+        let outerAfter = Box<[Int]>([])
+        let spares = Box<[Int]>([])
+        runAsTask(s) {
+            intKey.set(1)
+            let ctx = Context.current!
+            for round in 0..<3 {
+                Context.forkJoin(ctx, {
+                    s.scheduleTask {
+                        sawInt.value.append(intKey.value)
+                        sawTracked.value.append(trackedKey.value != nil)
+                        intKey.set(100 + round)
+                        trackedKey.set(Tracked(released))
+                    }
+                }, {})
+                releasedAfter.value.append(released.value)
+                outerAfter.value.append(intKey.value)
+                spares.value.append(ctx.spareContextLocals.count)
+            }
+        }.wait()
+        XCTAssertEqual(sawInt.value, [-1, -1, -1], "a nested task (on a reused table) starts with no values")
+        XCTAssertEqual(sawTracked.value, [false, false, false], "a reused table showed a released value")
+        XCTAssertEqual(releasedAfter.value, [1, 2, 3], "a nested task's value was not released when it returned")
+        XCTAssertEqual(outerAfter.value, [1, 1, 1], "the enclosing task's value is back after each nested task")
+        XCTAssertEqual(spares.value, [1, 1, 1], "the nested tasks' table was not kept and reused as a spare")
+    }
+
     /// Values follow the context across a blocking wait that moves it to
     /// another virtual processor (another pthread) of a 2-VP scheduler,
     /// while other tasks on other contexts store their own values meanwhile.

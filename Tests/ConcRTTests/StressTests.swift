@@ -110,7 +110,7 @@ final class StressTests: XCTestCase {
     /// after the partner's block.
     private func pingPong(vps: Int) throws {
         let pairs = longMode ? 256 : 128
-        let rounds = longMode ? 20_000 : 2_000
+        let rounds = longMode ? 20_000 : Sanitizer.any ? 1_000 : 2_000
         let s = try makeScheduler(vps)
         let failures = StressFailures()
         let finished = Counter()
@@ -158,8 +158,10 @@ final class StressTests: XCTestCase {
                 if finished.add() == 2 * pairs { allDone.set() }
             }
         }
-        let ok = allDone.wait(timeout: .seconds(60))
-        XCTAssertTrue(ok, "ping-pong: \(finished.value) of \(2 * pairs) contexts finished (lost wake-up?); \(s.statistics)")
+        // A lost wake-up stops the switches; a loaded machine (a sanitizer
+        // on a busy CI runner) only slows them.
+        let (ok, why) = eventuallyWhileProgressing(progress: { s.statistics.contextSwitches }) { allDone.isSet }
+        XCTAssertTrue(ok, "ping-pong: \(finished.value) of \(2 * pairs) contexts finished, \(why) (lost wake-up?); \(s.statistics)")
         XCTAssertEqual(failures.all, [])
         guard ok else { return }
         try s.shutdown(timeout: .seconds(30))

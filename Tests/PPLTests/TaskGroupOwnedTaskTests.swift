@@ -16,21 +16,27 @@ final class TaskGroupOwnedTaskTests: XCTestCase {
         let seenCanceled = Counter()
         let ranElsewhere = Counter()
         let total = Counter()
+        let othersStarted = Counter()
         XCTAssertThrowsError(try testScheduler.run { () throws -> Void in
             let me = Context.current!.id
             let g = TaskGroup()
             // Task 0 waits (at most 5 s) until a task ran on another
-            // context, then throws; the others wait (at most 5 s) until
-            // they see the group canceled through their scope.
+            // context and another task has started (on a loaded machine
+            // the thief can take task 0 before the waiter starts any: then
+            // its error would come before anyone could see it), then
+            // throws; the others wait (at most 5 s) until they see the
+            // group canceled through their scope.
             for i in 0..<64 {
                 g.run {
                     total.add()
                     if Context.current!.id != me { ranElsewhere.add() }
                     if i == 0 {
                         let t0 = ContinuousClock.now
-                        while ranElsewhere.value == 0 && ContinuousClock.now - t0 < .seconds(5) { sched_yield() }
+                        while (ranElsewhere.value == 0 || othersStarted.value == 0)
+                                && ContinuousClock.now - t0 < .seconds(5) { sched_yield() }
                         throw Boom(id: 0)
                     }
+                    othersStarted.add()
                     let t0 = ContinuousClock.now
                     while !isTaskCancellationRequested() && ContinuousClock.now - t0 < .seconds(5) { sched_yield() }
                     if isTaskCancellationRequested() { seenCanceled.add() }

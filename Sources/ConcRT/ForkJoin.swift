@@ -113,12 +113,8 @@ extension Context {
     @inlinable @inline(__always)
     func popFork(_ item: WorkItem) -> Bool {
         return vpRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { vp in
-            // One compare on the common path (the bits: an Optional
-            // compare tests nil first). `item` is not nil (bit 0 set), so
-            // an empty deque (nil, 0) falls to the slow branch too.
-            let x = csup_deque_pop(vp.deque)
-            if UInt(bitPattern: x) == UInt(bitPattern: item) { return true }
-            guard let x else { return false }
+            guard let x = csup_deque_pop(vp.deque) else { return false }
+            if x == item { return true }
             return vp.popUntil(afterRunning: x, item)
         }
     }

@@ -10,12 +10,16 @@ void csup_closure_call(void *fn, void *ctx) {
     ((csup_swift_void_fn)fn)(ctx);
 }
 
-/* Swift calls this with a non-escaping `() -> Void` closure, which the
- * Swift calling convention passes as two words: function, then context.
- * It stores both in out[0], out[1]. */
-__attribute__((swiftcall)) void csup_closure_stash(void *fn, void *ctx, void **out) {
-    out[0] = fn;
-    out[1] = ctx;
+/* The two words of a `() -> Void` closure, as Swift passes them. Under
+ * swiftcall a two-pointer struct comes back in two registers (rax, rdx on
+ * x86-64; x0, x1 on arm64), which is how Swift returns the tuple
+ * `(UnsafeMutableRawPointer?, UnsafeMutableRawPointer?)` that ConcRT
+ * declares for it (WorkItem.swift, closureWords). */
+typedef struct { void *fn; void *ctx; } csup_closure_pair;
+
+__attribute__((swiftcall)) csup_closure_pair csup_closure_words(void *fn, void *ctx) {
+    csup_closure_pair p = { fn, ctx };
+    return p;
 }
 
 #endif

@@ -8,7 +8,7 @@
  * allocate a verification box per call; these two functions instead take
  * the closure's two words (function, context) as Swift passes them and
  * call them back with the Swift calling convention. Declared to Swift with
- * @_silgen_name in ConcRT (csup_closure_stash). Clang only (swiftcall).
+ * @_silgen_name in ConcRT (csup_closure_words, in closure.c). Clang only (swiftcall).
  *
  * Contract: the closure has type `() -> Void`; the caller guarantees the
  * closure (and what it captures) stays alive until the last call returns.

@@ -36,14 +36,20 @@ extension Context {
     /// `ctx` is the running context, unretained: the caller is running on
     /// it, so its +1 (held by its thread's user context) outlives the
     /// call. No reference count is touched, nothing is allocated, and the
-    /// common path makes one out-of-line call (storing the closure words,
-    /// CSupport/closure.c) plus the deque's inline push and pop.
+    /// common path makes one out-of-line call (reading the closure words,
+    /// CSupport/closure.c) plus the deque's inline push, idle check and pop.
+    ///
+    /// The record's pointer is taken without a stack protector
+    /// (`_withUnprotectedUnsafeMutablePointer`): a protected pointer makes
+    /// the caller (fib's every call, leaves included) load and check the
+    /// canary. Why this is sound: the pointer addresses one `StackJob`,
+    /// never a buffer; it is written only through its typed fields, and the
+    /// deque holds it tagged (bit 0), untagged before any use.
     @inlinable @inline(__always)
     package static func forkJoin(_ ctx: Unmanaged<Context>, _ a: () -> Void, _ b: () -> Void,
                                  whenStolen: () -> Void) {
-        var job = StackJob()
-        withUnsafeMutablePointer(to: &job) { jp in
-            StackJob.setClosure(jp, whenStolen)
+        var job = StackJob(whenStolen)
+        _withUnprotectedUnsafeMutablePointer(to: &job) { jp in
             let item = StackJob.item(jp)
             ctx._withUnsafeGuaranteedRef { $0.pushFork(item) }
             a()
@@ -85,14 +91,18 @@ extension Context {
     package var hasContextLocals: Bool { !contextLocals.isEmpty }
 
     /// Pushes a fork's job record on this context's VP deque (inline fast
-    /// path; a full buffer goes through ``VirtualProcessor/push(_:)``).
+    /// path; a full buffer goes through ``VirtualProcessor/push(_:)``),
+    /// then the idle protocol's producer check, inline too
+    /// (``IdleProtocol/notifyLocalPush()``: two loads, the wake out of line).
     @inlinable @inline(__always)
     func pushFork(_ item: WorkItem) {
         vpRef.unsafelyUnwrapped._withUnsafeGuaranteedRef { vp in
             if csup_deque_push(vp.deque, item) != 0 {
                 vp.push(item)   // could not grow: push runs it now
             } else {
-                vp.forkPushed()
+                // Guaranteed reference: the scheduler owns its idle
+                // protocol and outlives its VPs.
+                vp.idleRef._withUnsafeGuaranteedRef { $0.notifyLocalPush() }
             }
         }
     }
@@ -114,8 +124,9 @@ extension Context {
     package static func forkJoinOn<A, B>(_ ctx: Context, _ a: () -> A, _ b: () -> B) -> (A, B) {
         var ra: A?
         var rb: B?
-        withUnsafeMutablePointer(to: &ra) { pa in
-            withUnsafeMutablePointer(to: &rb) { pb in
+        // Unprotected: see forkJoin(_:_:_:whenStolen:) (one value each).
+        _withUnprotectedUnsafeMutablePointer(to: &ra) { pa in
+            _withUnprotectedUnsafeMutablePointer(to: &rb) { pb in
                 forkJoin(ctx, { pa.pointee = a() }, { pb.pointee = b() })
             }
         }
@@ -194,15 +205,6 @@ extension Context {
 
 
 extension VirtualProcessor {
-    /// After a fork was pushed: the idle protocol's producer check
-    /// (``IdleProtocol/notifyLocalPush()``), out of line.
-    @usableFromInline
-    func forkPushed() {
-        // Guaranteed reference: the scheduler outlives its VPs, so loading
-        // its `idle` needs no retain.
-        Unmanaged.passUnretained(scheduler)._withUnsafeGuaranteedRef { $0.idle.notifyLocalPush() }
-    }
-
     /// ``popUntil(_:)`` after the first pop found `x`, not `target`: runs
     /// `x` and goes on popping.
     @usableFromInline @inline(never)

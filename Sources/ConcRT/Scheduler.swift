@@ -438,9 +438,8 @@ public final class Scheduler: @unchecked Sendable {
         // Counted like a scheduled task: shutdown() waits for it.
         outstanding.wrappingAdd(1, ordering: .relaxed)
         defer { outstanding.wrappingSubtract(1, ordering: .releasing) }
-        var job = StackJob()
+        var job = StackJob(call)
         withUnsafeMutablePointer(to: &job) { jp in
-            StackJob.setClosure(jp, call)
             let caller = Context.currentInternal
             // Set before the job is published: the executor reads it after
             // its exchange sees contextWaiting.

@@ -84,18 +84,25 @@ final class TaskNode {
 public struct StackJob {
     @usableFromInline var latch: UInt32 = 0
     /// The job's `() -> Void` closure as its two words (function, context),
-    /// captured with `stashClosure`: the owner keeps the closure alive until
-    /// the latch says done, so no escaping copy (and no allocation) is made.
-    @usableFromInline var closure: (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) = (nil, nil)
-    @usableFromInline var waiter: Unmanaged<Context>?
+    /// read with ``closureWords(_:)``: the owner keeps the closure alive
+    /// until the latch says done, so no escaping copy (and no allocation)
+    /// is made.
+    @usableFromInline var closure: (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?)
+    @usableFromInline var waiter: Unmanaged<Context>? = nil
 
     @usableFromInline static let pending: UInt32 = 0
     @usableFromInline static let done: UInt32 = 1
     @usableFromInline static let contextWaiting: UInt32 = 2
     @usableFromInline static let threadWaiting: UInt32 = 3
 
-    @inlinable
-    public init() {}
+    /// A pending job that runs `body` (the caller keeps `body` alive until
+    /// the latch says done: it is the caller's parameter and the caller
+    /// waits for the latch). The closure's words come back in registers
+    /// from one out-of-line call and are stored once (no zeroing first).
+    @inlinable @inline(__always)
+    init(_ body: () -> Void) {
+        closure = closureWords(body)
+    }
 
     @inlinable
     static func item(_ p: UnsafeMutablePointer<StackJob>) -> WorkItem {
@@ -119,18 +126,6 @@ public struct StackJob {
     @inline(__always) @usableFromInline
     static func run(_ p: UnsafeMutablePointer<StackJob>) {
         csup_closure_call(p.pointee.closure.0, p.pointee.closure.1)
-    }
-
-    /// Records `body` in the job without copying it. The caller must keep
-    /// `body` alive until the job is done (it is the caller's parameter and
-    /// the caller waits for the latch).
-    @inline(__always) @usableFromInline
-    static func setClosure(_ p: UnsafeMutablePointer<StackJob>, _ body: () -> Void) {
-        withUnsafeMutablePointer(to: &p.pointee.closure) { words in
-            words.withMemoryRebound(to: UnsafeMutableRawPointer?.self, capacity: 2) { w in
-                stashClosure(body, w)
-            }
-        }
     }
 
     @usableFromInline
@@ -187,8 +182,9 @@ private func runWorkItemBody(_ item: WorkItem) {
     }
 }
 
-/// Stores a non-escaping closure's function and context words (C shim in
-/// CSupport/closure.c, called with the Swift calling convention).
-@_silgen_name("csup_closure_stash")
+/// The function and context words of a non-escaping `() -> Void` closure,
+/// returned in registers (C shim in CSupport/closure.c, called with the
+/// Swift calling convention; no escaping copy, no allocation).
+@_silgen_name("csup_closure_words")
 @usableFromInline
-func stashClosure(_ body: () -> Void, _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>)
+func closureWords(_ body: () -> Void) -> (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?)

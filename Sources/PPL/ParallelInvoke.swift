@@ -19,8 +19,11 @@ public func parallelInvoke<A, B>(_ a: @Sendable () -> A, _ b: @Sendable () -> B)
     if ctx._withUnsafeGuaranteedRef({ $0.hasContextLocals }) { return parallelInvokeScoped(ctx, a, b) }
     var ra: A?
     var rb: B?
-    withUnsafeMutablePointer(to: &ra) { pa in
-        withUnsafeMutablePointer(to: &rb) { pb in
+    // Unprotected pointers (no stack-protector canary in the caller): each
+    // addresses one Optional, written only through `pointee`, never
+    // indexed (see Context.forkJoin for the job record's).
+    _withUnprotectedUnsafeMutablePointer(to: &ra) { pa in
+        _withUnprotectedUnsafeMutablePointer(to: &rb) { pb in
             Context.forkJoin(ctx, { pa.pointee = a() }, { pb.pointee = b() }, whenStolen: { pb.pointee = b() })
         }
     }
@@ -35,8 +38,9 @@ func parallelInvokeScoped<A, B>(_ ctx: Unmanaged<Context>, _ a: () -> A, _ b: ()
     let scope = pplCurrentScope()
     var ra: A?
     var rb: B?
-    withUnsafeMutablePointer(to: &ra) { pa in
-        withUnsafeMutablePointer(to: &rb) { pb in
+    // Unprotected: as in parallelInvoke(_:_:).
+    _withUnprotectedUnsafeMutablePointer(to: &ra) { pa in
+        _withUnprotectedUnsafeMutablePointer(to: &rb) { pb in
             Context.forkJoin(ctx, { pa.pointee = a() }, { pb.pointee = b() }, whenStolen: {
                 if let scope {
                     pplWithScope(scope) { pb.pointee = b() }

@@ -33,14 +33,17 @@ import UMS
 /// - A watch expiry costs a futex return and a few loads, not a context
 ///   switch or a steal sweep, so a VP idle beside a busy one uses well
 ///   under 1 CPU-ms per second (`ums-bench idle --busy`).
+@usableFromInline
 final class IdleProtocol: @unchecked Sendable {
     // @unchecked Sendable: atomics only, plus an immutable list reference.
 
     /// VPs in ``VirtualProcessor/search(_:)`` now. seq_cst: producers read
-    /// it after publishing work (see notifyWork).
-    let searching = Atomic<Int>(0)
+    /// it after publishing work (see notifyWork). Usable from inlinable
+    /// code: a fork's push reads it inline (``notifyLocalPush()``).
+    @usableFromInline let searching = Atomic<Int>(0)
     /// VPs inside ``sleep(_:napNanoseconds:)`` now (registered or asleep).
-    let sleeping = Atomic<Int>(0)
+    /// Read inline by a fork's push, as `searching`.
+    @usableFromInline let sleeping = Atomic<Int>(0)
     /// Sleepers with no watch timeout: a `runnext` push must wake them.
     /// seq_cst: the load half of the runnext store-load pair.
     let untimed = Atomic<Int>(0)
@@ -76,12 +79,24 @@ final class IdleProtocol: @unchecked Sendable {
     /// Only for work that has an owner: the pushing VP never sleeps while
     /// its deque holds items, so a race with a VP going to sleep costs
     /// parallelism for one window, never the work (pair B in the note).
-    @inline(__always)
+    ///
+    /// Inlined into the fork path (`Context.pushFork`, and through it into
+    /// PPL's parallelInvoke): two seq_cst loads (plain loads on x86-64 and
+    /// arm64's ldar) and the wake out of line.
+    @inlinable @inline(__always)
     func notifyLocalPush() {
+        // seq_cst, both: pair B (Idle/README.md), as in notifyWork.
         if searching.load(ordering: .sequentiallyConsistent) == 0
             && sleeping.load(ordering: .sequentiallyConsistent) > 0 {
-            list._withUnsafeGuaranteedRef { $0.notifyWaiters(1) }
+            wakeOneForLocalPush()
         }
+    }
+
+    /// ``notifyLocalPush()``'s wake: one sleeper (out of line, off the
+    /// fork's hot path).
+    @usableFromInline @inline(never)
+    func wakeOneForLocalPush() {
+        list._withUnsafeGuaranteedRef { $0.notifyWaiters(1) }
     }
 
     /// After a running context pushed a context to its VP's `runnext`:

@@ -164,7 +164,9 @@ final class VirtualProcessor: @unchecked Sendable {
     /// scheduler owns it and outlives its VPs): read through
     /// `scheduler.idle`, every wake-up and local push retained and
     /// released it (two atomic RMWs on the wake path of every event set).
-    private let idleRef: Unmanaged<IdleProtocol>
+    /// Usable from inlinable code: a fork's push checks the idle counters
+    /// inline through it (one load, not vp.scheduler.idle's three).
+    @usableFromInline let idleRef: Unmanaged<IdleProtocol>
 
     /// True when contexts are queued on the completion list (a snapshot).
     @inline(__always)

@@ -76,39 +76,78 @@ extension UnsafeMutablePointer where Pointee == LoopRun {
     }
 }
 
-/// Runs `chunk(lo, hi)` over `lo..<hi` by recursive halving down to
-/// `grain`, forking the upper half each time (it is what thieves take).
+/// How many more times a range may be halved before it runs as one chunk.
+///
+/// `.auto` splits adaptively, as rayon's and TBB's auto partitioners do:
+/// a run starts with a budget of one split per virtual processor, each
+/// split halves it, and a range that a thief took resets it to at least
+/// the processor count (there is demand: split again). So a loop that
+/// nobody helps with costs a few forks, not one per grain, and a loop
+/// nested in a parallel tree (skynet: `parallelFor(0..<10)` per node)
+/// forks about 3 times per node on 2 VPs instead of 9; stolen halves are
+/// split as finely as the thieves need. The other partitioners split down
+/// to their grain: an unlimited budget.
+struct SplitBudget {
+    var splits: Int
+    /// Processor count: the floor a stolen range resets the budget to.
+    let vps: Int
+
+    static func adaptive(vps: Int) -> SplitBudget { SplitBudget(splits: max(1, vps), vps: max(1, vps)) }
+    static let unlimited = SplitBudget(splits: .max, vps: 1)
+
+    /// Whether to halve a range (of more than the grain) now, and the
+    /// budget its halves get.
+    @inline(__always)
+    mutating func shouldSplit(stolen: Bool) -> Bool {
+        if splits == .max { return true }
+        if stolen {
+            splits = max(vps, splits / 2)
+            return true
+        }
+        if splits > 0 {
+            splits /= 2
+            return true
+        }
+        return false
+    }
+}
+
+/// Runs `chunk(lo, hi)` over `lo..<hi` by recursive halving, down to
+/// `grain` and while `budget` allows, forking the upper half each time (it
+/// is what thieves take). `stolen`: this range was just taken by a thief.
 ///
 /// The loop's scope is already the current one on `ctx` (runOnContext set
 /// it once): chunks run inline here are plain calls and see it. A half
 /// that a thief takes runs on the thief's context, which sets the scope
 /// around it (`whenStolen`). `ctx` is the running context, nil off a
 /// context (then the halves run one after the other).
-func splitRange(_ lo: Int, _ hi: Int, grain: Int, _ run: UnsafeMutablePointer<LoopRun>,
+func splitRange(_ lo: Int, _ hi: Int, grain: Int, budget: SplitBudget, stolen: Bool = false,
+                _ run: UnsafeMutablePointer<LoopRun>,
                 _ ctx: Unmanaged<Context>?, _ chunk: (Int, Int) throws -> Void) {
     if run.isCanceled { return }
-    if hi - lo <= grain {
+    var budget = budget
+    if hi - lo <= grain || !budget.shouldSplit(stolen: stolen) {
         do { try chunk(lo, hi) } catch { run.record(error) }
         return
     }
     let mid = lo + (hi - lo) / 2
     guard let ctx else {
-        splitRange(lo, mid, grain: grain, run, nil, chunk)
-        splitRange(mid, hi, grain: grain, run, nil, chunk)
+        splitRange(lo, mid, grain: grain, budget: budget, run, nil, chunk)
+        splitRange(mid, hi, grain: grain, budget: budget, run, nil, chunk)
         return
     }
-    Context.forkJoin(ctx, { splitRange(lo, mid, grain: grain, run, ctx, chunk) },
-                     { splitRange(mid, hi, grain: grain, run, ctx, chunk) },
-                     whenStolen: { runStolenHalf(mid, hi, grain: grain, run, chunk) })
+    Context.forkJoin(ctx, { splitRange(lo, mid, grain: grain, budget: budget, run, ctx, chunk) },
+                     { splitRange(mid, hi, grain: grain, budget: budget, run, ctx, chunk) },
+                     whenStolen: { runStolenHalf(mid, hi, grain: grain, budget: budget, run, chunk) })
 }
 
 /// A thief runs the upper half of a split: on its own context, inside the
-/// loop's scope.
+/// loop's scope, with the split budget of a stolen range.
 @inline(never)
-func runStolenHalf(_ lo: Int, _ hi: Int, grain: Int, _ run: UnsafeMutablePointer<LoopRun>,
+func runStolenHalf(_ lo: Int, _ hi: Int, grain: Int, budget: SplitBudget, _ run: UnsafeMutablePointer<LoopRun>,
                    _ chunk: (Int, Int) throws -> Void) {
     CancellationScope.with(run.pointee.scope) {
-        splitRange(lo, hi, grain: grain, run, Context.currentUnretained, chunk)
+        splitRange(lo, hi, grain: grain, budget: budget, stolen: true, run, Context.currentUnretained, chunk)
     }
 }
 
@@ -122,7 +161,7 @@ func grainSize(_ n: Int, _ partitioner: Partitioner, _ scheduler: Scheduler) -> 
 func grainSize(_ n: Int, _ partitioner: Partitioner, vps: Int) -> Int {
     let p = max(1, vps)
     switch partitioner {
-    case .auto: return max(1, n / (p * 16))
+    case .auto: return max(1, n / (p * 16))   // parallelReduce; loops split adaptively (SplitBudget)
     case .static: return max(1, (n + p - 1) / p)
     case .simple(let chunk):
         precondition(chunk >= 1, "PPL: simple partitioner chunk must be >= 1 (got \(chunk))")
@@ -168,7 +207,11 @@ func runOnContext(_ n: Int, _ partitioner: Partitioner, vps: Int, _ run: UnsafeM
         if case .affinity(let ap) = partitioner {
             runAffinity(n, ap, vps: vps, run, ctx, chunk)
         } else {
-            splitRange(0, n, grain: grainSize(n, partitioner, vps: vps), run, ctx, chunk)
+            if case .auto = partitioner {
+                splitRange(0, n, grain: 1, budget: .adaptive(vps: vps), run, ctx, chunk)
+            } else {
+                splitRange(0, n, grain: grainSize(n, partitioner, vps: vps), budget: .unlimited, run, ctx, chunk)
+            }
         }
     }
 }
@@ -195,7 +238,7 @@ func runAffinity(_ n: Int, _ ap: AffinityPartitioner, vps: Int, _ run: UnsafeMut
         // The loop's scope is current here (see splitRange).
         do { try chunk(lo, hi) } catch { run.record(error) }
     }
-    splitRange(0, vps, grain: 1, run, ctx) { w, _ in
+    splitRange(0, vps, grain: 1, budget: .unlimited, run, ctx) { w, _ in
         let vp = Context.current?.virtualProcessorID ?? -1
         for i in 0..<chunks where ap.owner(of: i) == vp { runChunk(i, vp) }
         let start = (w * chunks) / vps

@@ -3,9 +3,12 @@ import Synchronization
 
 /// How a parallel loop cuts its range into chunks. [partitioners]
 public enum Partitioner: Sendable {
-    /// Chunks of about n / (16 x virtual processors), split on demand by
-    /// recursive halving so idle processors steal the larger halves.
-    /// [auto_partitioner]
+    /// Adaptive, as rayon's and TBB's: a loop is halved about once per
+    /// virtual processor, and a range that another processor steals is
+    /// halved again (the budget resets), so chunks follow demand: a loop
+    /// nobody helps with costs a few forks, and a loop nested in a
+    /// parallel tree does not fork per iteration. `parallelReduce` uses
+    /// chunks of about n / (16 x virtual processors). [auto_partitioner]
     case auto
     /// One chunk per virtual processor. [static_partitioner]
     case `static`

@@ -729,9 +729,13 @@ private func checkEveryCall(_ f: IOFailures, onContext: Bool, elsewhere: (@escap
 /// Every error path: the call's name and its errno.
 private func checkErrors(_ f: IOFailures, place: String) {
     var buf = [UInt8](repeating: 0, count: 16)
-    let (r, w) = ioPipe()
-    // Closed descriptors.
-    _ = Glibc.close(r)
+    let (r0, w) = ioPipe()
+    // Closed descriptors. Not the number just closed: another thread of
+    // the process (the runtime's monitor reading /proc, a test's pipe) may
+    // be handed it at once, and then accept() says ENOTSOCK (seen in CI).
+    // A number far above any descriptor this process opens is never open.
+    _ = Glibc.close(r0)
+    let r: Int32 = 1_000_003
     f.expect(call: "read", errno: EBADF) { _ = try buf.withUnsafeMutableBytes { try Blocking.read(r, into: $0) } }
     f.expect(call: "read", errno: EBADF) { _ = try buf.withUnsafeMutableBytes { try Blocking.read(1_000_000, into: $0) } }
     f.expect(call: "pread", errno: EBADF) { _ = try buf.withUnsafeMutableBytes { try Blocking.pread(r, into: $0, offset: 0) } }
@@ -745,8 +749,9 @@ private func checkErrors(_ f: IOFailures, place: String) {
     f.expect(call: "send", errno: ENOTSOCK) { try buf.withUnsafeBytes { try Blocking.sendAll(w, from: $0) } }
     f.expect(call: "fsync", errno: EINVAL) { try Blocking.fsync(w) }
     _ = Glibc.close(w)
-    f.expect(call: "write", errno: EBADF) { _ = try buf.withUnsafeBytes { try Blocking.write(w, from: $0) } }
-    f.expect(call: "write", errno: EBADF) { try buf.withUnsafeBytes { try Blocking.writeAll(w, from: $0) } }
+    let closedW: Int32 = 1_000_005   // as `r` above
+    f.expect(call: "write", errno: EBADF) { _ = try buf.withUnsafeBytes { try Blocking.write(closedW, from: $0) } }
+    f.expect(call: "write", errno: EBADF) { try buf.withUnsafeBytes { try Blocking.writeAll(closedW, from: $0) } }
     // A missing path.
     let missing = ioTempPath("missing") + "/nope"
     f.expect(call: "open(\(missing))", errno: ENOENT) { _ = try Blocking.open(missing, flags: O_RDONLY) }

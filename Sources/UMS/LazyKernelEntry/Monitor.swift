@@ -313,19 +313,10 @@ final class UMSMonitor: @unchecked Sendable {
                 // A call that kept its CPU busy (over half the window) is
                 // computing, not blocked: retaking it would only add a
                 // pthread beside a CPU-bound one (C libraries wrapped whole
-                // in Blocking.call). Look again over a fresh window. So is
-                // one that got little CPU but is runnable, not asleep, in
-                // /proc (one /proc read per window, only here): preempted
-                // on a loaded machine, it waits for a CPU, not for the
-                // kernel, and a second pthread would only compete with it.
+                // in Blocking.call). Look again over a fresh window.
                 if e.cpuAtLastChange >= 0 {
                     let cpu = csup_thread_cpu_ns(p.cpuClock)
-                    var computing = cpu >= 0 && cpu - e.cpuAtLastChange > (now - e.lastChange) / 2
-                    if !computing {
-                        let state = csup_thread_state(p.tid)
-                        computing = state == UInt8(ascii: "R")
-                    }
-                    if computing {
+                    if cpu >= 0 && cpu - e.cpuAtLastChange > (now - e.lastChange) / 2 {
                         e.lastChange = now
                         e.cpuAtLastChange = cpu
                         computingCalls.wrappingAdd(1, ordering: .relaxed)
@@ -344,6 +335,19 @@ final class UMSMonitor: @unchecked Sendable {
                         compensating = true
                         retook = true
                     }
+                    continue
+                }
+                // About to retake: a call that got little CPU but whose
+                // thread is runnable, not asleep, in /proc was preempted (a
+                // loaded machine): it waits for a CPU, not for the kernel,
+                // and a second pthread would only compete with it. Look
+                // again over a fresh window. One /proc read (an open, a
+                // read, a close), only here: a declined or computing call
+                // costs none, however long it is watched.
+                if e.cpuAtLastChange >= 0, csup_thread_state(p.tid) == UInt8(ascii: "R") {
+                    e.lastChange = now
+                    e.cpuAtLastChange = csup_thread_cpu_ns(p.cpuClock)
+                    computingCalls.wrappingAdd(1, ordering: .relaxed)
                     continue
                 }
                 guard e.handler.reserveReplacement() else {

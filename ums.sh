@@ -95,16 +95,32 @@ case "${1:-}" in
             } >> "$digest"
             set -e
         }
+        # Each swift test stage has a time limit (UMS_STAGE_LIMIT seconds;
+        # 20 min, none with LONG=1): a hung or pathologically slow test is
+        # killed with its process group and the stage fails, naming the
+        # test that was running, instead of the whole CI run outliving its
+        # own limit with no digest printed. (A normal stage takes 1-6 min
+        # here; a CI runner was seen to take about twice that.)
+        stage_limit=${UMS_STAGE_LIMIT:-1200}
+        [ "${LONG:-}" = 1 ] && stage_limit=${UMS_STAGE_LIMIT:-0}
         # Runs swift test with the given flags; adds its counts to the totals.
         swift_tests() {
             local t0=$SECONDS
             set +e
-            swift test "$@" 2>&1 | tee "$log"
+            timeout --kill-after=30 "$stage_limit" swift test "$@" 2>&1 | tee "$log"
             local st=${PIPESTATUS[0]}
             set -e
             digest_stage "$st" $((SECONDS - t0))
-            local summary total fails
-            summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1)
+            local summary="" total fails
+            if [ "$st" -eq 124 ] || [ "$st" -eq 137 ]; then
+                local running
+                running=$(grep -E "^Test Case '.*' started" "$log" | tail -n 1 | sed -E "s/^Test Case '(.*)' started.*/\1/" || true)
+                echo "ums.sh: ${stage}: over its ${stage_limit} s limit; killed in ${running:-?}" | tee -a "$log" >&2
+                echo "   ! ${stage}: over its ${stage_limit} s limit; killed in ${running:-?}" >> "$digest"
+            else
+                # (A killed run has only its finished suites' lines.)
+                summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1 || true)
+            fi
             if [ -n "$summary" ]; then
                 total=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
                 fails=$(echo "$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')

@@ -12,13 +12,19 @@ let timerSlack: Int64 = Sanitizer.any ? 250_000_000 : 50_000_000
 /// `tasks` tasks on a scheduler, each sleeping 5 times for 1 ms plus a
 /// random part of `deadlineSpread` ns, with a random tolerance below
 /// `maxTolerance` ns (`Blocking.sleep(for:tolerance:)`). A sleep that ends
-/// before its deadline, or past deadline + tolerance + ``timerSlack``, is
-/// recorded (the first 10). ``allDone`` is set when every task finished.
+/// before its deadline, or more than 1 s past deadline + tolerance, is
+/// recorded (the first 10); so is more than 1% of the sleeps ending past
+/// deadline + tolerance + ``timerSlack``. (A CI runner was seen to stall
+/// the whole process for ~50 ms once: ten sleepers of 10,000 woke 50 ms
+/// late together. One stall must not fail the run; a timer that keeps
+/// firing late, or never, still does.) ``allDone`` is set when every task
+/// finished.
 final class RandomSleepers: Sendable {
     let allDone = Event()
     private let recorded = MigrationSafeMutex<[String]>([])
 
     init(on s: Scheduler, tasks n: Int, seedOffset: Int, deadlineSpread: Int, maxTolerance: Int) {
+        sleeps = 5 * n
         let done = Counter()
         for i in 0..<n {
             s.scheduleTask { [self] in
@@ -28,8 +34,11 @@ final class RandomSleepers: Sendable {
                     let t0 = csup_monotonic_ns()
                     try! Blocking.sleep(for: .nanoseconds(d), tolerance: .nanoseconds(tol))
                     let slept = csup_monotonic_ns() - t0
-                    if slept < d || slept > d + tol + timerSlack {
+                    if slept < d || slept > d + tol + 1_000_000_000 {
                         recorded.withLock { if $0.count < 10 { $0.append("slept \(slept) ns for \(d) + \(tol)") } }
+                    } else if slept > d + tol + timerSlack {
+                        late.add()
+                        lateExamples.withLock { if $0.count < 5 { $0.append("slept \(slept) ns for \(d) + \(tol)") } }
                     }
                 }
                 if done.add() == n { allDone.set() }
@@ -37,6 +46,16 @@ final class RandomSleepers: Sendable {
         }
     }
 
+    private let late = Counter()
+    private let lateExamples = MigrationSafeMutex<[String]>([])
+    private let sleeps: Int
+
     /// The sleeps that ended outside their windows (empty: none).
-    var problems: [String] { recorded.withLock { $0 } }
+    var problems: [String] {
+        var all = recorded.withLock { $0 }
+        if late.value * 100 > sleeps {
+            all.append("\(late.value) of \(sleeps) sleeps ended past deadline + tolerance + timerSlack, e.g. \(lateExamples.withLock { $0 })")
+        }
+        return all
+    }
 }

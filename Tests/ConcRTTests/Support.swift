@@ -50,6 +50,17 @@ func runAsTask(_ s: Scheduler, _ body: @escaping @Sendable () -> Void) -> Event 
     return done
 }
 
+/// Waits for every event in `events` against one deadline, `timeout`
+/// from now (not `timeout` each: 34 unfinished clients at 300 s apiece
+/// once outlasted CI's whole time limit). Returns how many were not set.
+func unfinished(_ events: [Event], within timeout: Duration) -> Int {
+    let deadline = ContinuousClock.now + timeout
+    return events.reduce(0) { n, e in
+        let left = deadline - ContinuousClock.now
+        return e.wait(timeout: left > .zero ? left : .zero) ? n : n + 1
+    }
+}
+
 /// Waits (at most 10 s) until every temporary VP of `s` has retired (its
 /// slot is free again); true when they all did.
 func temporaryVPsRetire(_ s: Scheduler) -> Bool {

@@ -161,7 +161,7 @@ final class SyncPrimitivesTests: XCTestCase {
         usleep(50_000)
         XCTAssertEqual(returned.value, 0, "a wait returned while the event was not set")
         e.set()
-        for d in done { XCTAssertTrue(d.wait(timeout: .seconds(30))) }
+        XCTAssertEqual(unfinished(done, within: .seconds(30)), 0)
         XCTAssertEqual(returned.value, 9)
         XCTAssertEqual(results.withLock { $0 }, Array(repeating: true, count: 9))
         try s.shutdown(timeout: .seconds(10))
@@ -264,7 +264,7 @@ final class SyncPrimitivesTests: XCTestCase {
                 sawWaitersRun.withLock { $0 = ran.value == waiters }
             }
             XCTAssertTrue(setter.wait(timeout: .seconds(30)))
-            for d in done { XCTAssertTrue(d.wait(timeout: .seconds(30))) }
+            XCTAssertEqual(unfinished(done, within: .seconds(30)), 0)
             XCTAssertTrue(sawWaitersRun.withLock { $0 },
                           "\(waiters) waiter(s) woken by a busy context did not run on the idle VP while it computed")
         }
@@ -539,7 +539,7 @@ final class SyncPrimitivesTests: XCTestCase {
         cs.unlock()
         XCTAssertFalse(cs.tryLock(), "unlock must hand the lock to the oldest waiter, not leave it free")
         hold.set()
-        for d in done { XCTAssertTrue(d.wait(timeout: .seconds(10))) }
+        XCTAssertEqual(unfinished(done, within: .seconds(10)), 0)
         XCTAssertEqual(order.withLock { $0 }, [1, 2, 3, 4, 5, 6])
         XCTAssertTrue(cs.tryLock())
         cs.unlock()

@@ -158,13 +158,6 @@ extension Context {
         blockInternal(.join)
     }
 
-    /// Pushes a heap task on this context's virtual processor, tagged with
-    /// `owner` (a task group) so that the owner's wait can run its own
-    /// tasks inline.
-    package func pushTask(owner: AnyObject?, _ body: @escaping () -> Void) {
-        vp.push(TaskNode(body: body, group: nil, owner: owner).item)
-    }
-
     /// Pushes an owned task (``TaskOwner``) on this context's virtual
     /// processor: one heap object, the node, which holds `owner` and
     /// `body`; `owner.runOwnedTask(body)` runs it.

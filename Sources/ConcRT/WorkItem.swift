@@ -36,10 +36,10 @@ final class TaskNode {
     let ownedBody: () throws -> Void
 
     @usableFromInline
-    init(body: @escaping () -> Void, group: ScheduleGroup?, owner: AnyObject? = nil) {
+    init(body: @escaping () -> Void, group: ScheduleGroup?) {
         self.body = body
         self.group = group
-        ownerID = owner.map { ObjectIdentifier($0) }
+        ownerID = nil
         taskOwner = nil
         ownedBody = {}   // never called (no owner); no captures, so no allocation
     }

@@ -97,22 +97,44 @@ case "${1:-}" in
         }
         # Each swift test stage has a time limit (UMS_STAGE_LIMIT seconds;
         # 20 min, none with LONG=1): a hung or pathologically slow test is
-        # killed with its process group and the stage fails, naming the
-        # test that was running, instead of the whole CI run outliving its
-        # own limit with no digest printed. (A normal stage takes 1-6 min
-        # here; a CI runner was seen to take about twice that.)
+        # killed and the stage fails, naming the test that was running,
+        # instead of the whole CI run outliving its own limit with no
+        # digest printed. (A normal stage takes 1-6 min here; a CI runner
+        # was seen to take about twice that.) `timeout` alone is not
+        # enough: swift test starts the test binary in a process group of
+        # its own and does not pass a SIGTERM on, so the binary would run
+        # on and keep tee's pipe open. The watchdog kills this package's
+        # test binary by path, then swift test.
         stage_limit=${UMS_STAGE_LIMIT:-1200}
         [ "${LONG:-}" = 1 ] && stage_limit=${UMS_STAGE_LIMIT:-0}
+        timed_out=$(mktemp)
+        trap 'rm -f "$log" "$digest" "$timed_out"' EXIT
+        test_binary="$(pwd)/\.build[^ ]*/swift-umsPackageTests\.xctest"
+        stage_watchdog() {
+            sleep "$stage_limit"
+            echo 1 > "$timed_out"
+            pkill -TERM -f "$test_binary"; pkill -TERM -x swift-test
+            sleep 30
+            pkill -KILL -f "$test_binary"; pkill -KILL -x swift-test
+        }
         # Runs swift test with the given flags; adds its counts to the totals.
         swift_tests() {
-            local t0=$SECONDS
+            local t0=$SECONDS watchdog=""
+            : > "$timed_out"
+            if [ "$stage_limit" -gt 0 ]; then
+                stage_watchdog & watchdog=$!
+            fi
             set +e
-            timeout --kill-after=30 "$stage_limit" swift test "$@" 2>&1 | tee "$log"
+            swift test "$@" 2>&1 | tee "$log"
             local st=${PIPESTATUS[0]}
+            if [ -n "$watchdog" ]; then
+                pkill -P "$watchdog" sleep; kill "$watchdog" 2>/dev/null; wait "$watchdog" 2>/dev/null
+            fi
             set -e
+            if [ -s "$timed_out" ] && [ "$st" -eq 0 ]; then st=124; fi
             digest_stage "$st" $((SECONDS - t0))
             local summary="" total fails
-            if [ "$st" -eq 124 ] || [ "$st" -eq 137 ]; then
+            if [ -s "$timed_out" ]; then
                 local running
                 running=$(grep -E "^Test Case '.*' started" "$log" | tail -n 1 | sed -E "s/^Test Case '(.*)' started.*/\1/" || true)
                 echo "ums.sh: ${stage}: over its ${stage_limit} s limit; killed in ${running:-?}" | tee -a "$log" >&2

@@ -73,8 +73,8 @@ case "${1:-}" in
         ensure_deps test
         echo "== C tests: context switch (x86_64; aarch64 under qemu-user when installed), queues (native and TSan)"
         CSupport/tests/run.sh
-        log=$(mktemp); digest=$(mktemp)
-        trap 'rm -f "$log" "$digest"' EXIT
+        log=$(mktemp); digest=$(mktemp); timed_out=$(mktemp)
+        trap 'rm -f "$log" "$digest" "$timed_out"' EXIT
         passed=0; failed=0; status=0; stage=""; suite_t0=$SECONDS
         # The digest printed at the very end, so that the tail of a long CI
         # log still says which stage failed, which tests, why, and where the
@@ -107,8 +107,6 @@ case "${1:-}" in
         # test binary by path, then swift test.
         stage_limit=${UMS_STAGE_LIMIT:-1200}
         [ "${LONG:-}" = 1 ] && stage_limit=${UMS_STAGE_LIMIT:-0}
-        timed_out=$(mktemp)
-        trap 'rm -f "$log" "$digest" "$timed_out"' EXIT
         test_binary="$(pwd)/\.build[^ ]*/swift-umsPackageTests\.xctest"
         stage_watchdog() {
             sleep "$stage_limit"

@@ -394,7 +394,7 @@ final class SyncPrimitivesTests: XCTestCase {
             setters.append(runAsTask(s) { setterLoop(seed: UInt64(500 + i), onContext: true) })
         }
         setters.append(runOnNewThread { setterLoop(seed: 999, onContext: false) })
-        for d in setters { XCTAssertTrue(d.wait(timeout: .seconds(60)), "a setter did not finish") }
+        XCTAssertEqual(unfinished(setters, within: .seconds(60)), 0, "setters that did not finish")
         // Final set: every event signaled for good; every waiter must return.
         for i in 0..<nEvents { sets[i].add(); events[i].set() }
         finalSet.set()
@@ -687,7 +687,7 @@ final class SyncPrimitivesTests: XCTestCase {
         usleep(20_000)
         XCTAssertEqual(log.withLock { $0 }, ["R1 in", "R1 out", "W1 in"])
         releaseW1.set()
-        for d in [r1, w1, w2, r2] { XCTAssertTrue(d.wait(timeout: .seconds(10))) }
+        XCTAssertEqual(unfinished([r1, w1, w2, r2], within: .seconds(10)), 0)
         XCTAssertEqual(log.withLock { $0 }, ["R1 in", "R1 out", "W1 in", "W1 out", "W2 in", "W2 out", "R2 in"])
         try s.shutdown(timeout: .seconds(10))
     }

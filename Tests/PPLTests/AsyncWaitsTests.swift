@@ -8,6 +8,36 @@ import ConcRT
 // they suspend the Swift task and hold no cooperative thread; errors and
 // cancellation cross in both directions (AsyncWaits.swift's contract).
 
+/// Polls `cond` every millisecond without holding a thread; false when
+/// 30 s pass first.
+private func soon(_ cond: () -> Bool) async throws -> Bool {
+    let t0 = Date()
+    while !cond() {
+        if Date().timeIntervalSince(t0) > 30 { return false }
+        try await Task.sleep(for: .milliseconds(1))
+    }
+    return true
+}
+
+/// Starts a pthread that runs `rescue` if `finished` is still 0 after
+/// 30 s, so that a wait which never ends (the failure under test) ends
+/// and the test's assertions report it instead of a hang.
+private func rescueAfter30Seconds(unless finished: Counter, _ rescue: @escaping @Sendable () -> Void) {
+    Thread {
+        let t0 = Date()
+        while finished.value == 0 && Date().timeIntervalSince(t0) < 30 { usleep(1000) }
+        if finished.value == 0 { rescue() }
+    }.start()
+}
+
+/// In a PPL task: spins until its cancellation is requested, for at most
+/// 30 s. True when it was.
+private func spinUntilCancellationRequested() -> Bool {
+    let t0 = Date()
+    while !isTaskCancellationRequested() && Date().timeIntervalSince(t0) < 30 { usleep(500) }
+    return isTaskCancellationRequested()
+}
+
 final class AsyncWaitsTests: XCTestCase {
     /// More awaits on unfinished futures than the cooperative pool has
     /// threads, then a pool task completes them. If an await held its
@@ -19,12 +49,9 @@ final class AsyncWaitsTests: XCTestCase {
         let width = 2 * ProcessInfo.processInfo.activeProcessorCount + 2
         let promises = (0..<width).map { _ in Promise<Int>(scheduler: testScheduler) }
         let waiting = Counter(), finished = Counter(), setByPool = Counter()
-        let watchdog = Thread {
-            let t0 = Date()
-            while finished.value == 0 && Date().timeIntervalSince(t0) < 30 { usleep(1000) }
+        rescueAfter30Seconds(unless: finished) {
             for (i, p) in promises.enumerated() { p.set(i * 10) }
         }
-        watchdog.start()
         defer { finished.add() }
         let sum = try await withThrowingTaskGroup(of: Int.self) { g in
             for (i, p) in promises.enumerated() {
@@ -35,7 +62,8 @@ final class AsyncWaitsTests: XCTestCase {
             }
             g.addTask {
                 // Every awaiter has started; give them time to suspend.
-                while waiting.value < width { try await Task.sleep(for: .milliseconds(1)) }
+                let started = try await soon { waiting.value == width }
+                XCTAssertTrue(started, "awaiters that never started")
                 try await Task.sleep(for: .milliseconds(20))
                 for (i, p) in promises.enumerated() where p.set(i * 10) { setByPool.add() }
                 return 0
@@ -68,18 +96,14 @@ final class AsyncWaitsTests: XCTestCase {
         let entered = Counter(), finished = Counter()
         // If the wait ignored cancellation it would last forever: after
         // 30 s this completes the future, and the wait returns a value.
-        let watchdog = Thread {
-            let t0 = Date()
-            while finished.value == 0 && Date().timeIntervalSince(t0) < 30 { usleep(1000) }
-            if finished.value == 0 { p.set(-1) }
-        }
-        watchdog.start()
+        rescueAfter30Seconds(unless: finished) { p.set(-1) }
         defer { finished.add() }
         let awaiter = Task {
             entered.add()
             return try await p.future.value
         }
-        while entered.value == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        let started = try await soon { entered.value > 0 }
+        XCTAssertTrue(started)
         try await Task.sleep(for: .milliseconds(20))
         awaiter.cancel()
         do { _ = try await awaiter.value; XCTFail("the wait did not end") } catch is CancellationError {}
@@ -114,11 +138,10 @@ final class AsyncWaitsTests: XCTestCase {
         let spinning = Counter(), sawRequest = Counter(), late = Counter()
         g.run {
             spinning.add()
-            let t0 = Date()
-            while !isTaskCancellationRequested() && Date().timeIntervalSince(t0) < 30 { usleep(500) }
-            if isTaskCancellationRequested() { sawRequest.add() }
+            if spinUntilCancellationRequested() { sawRequest.add() }
         }
-        while spinning.value == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        let started = try await soon { spinning.value > 0 }
+        XCTAssertTrue(started)
         let awaiter = Task { try await g.waitAsync() }
         try await Task.sleep(for: .milliseconds(20))
         awaiter.cancel()
@@ -139,14 +162,14 @@ final class AsyncWaitsTests: XCTestCase {
         let spinning = Counter()
         g.run {
             spinning.add()
-            let t0 = Date()
-            while !isTaskCancellationRequested() && Date().timeIntervalSince(t0) < 30 { usleep(500) }
+            _ = spinUntilCancellationRequested()
         }
         let awaiter = Task { () -> (TaskGroupStatus, Bool) in
             let s = try await g.waitAsync()
             return (s, Task.isCancelled)
         }
-        while spinning.value == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        let started = try await soon { spinning.value > 0 }
+        XCTAssertTrue(started)
         let t0 = Date()
         g.cancel()
         let (status, swiftCanceled) = try await awaiter.value

@@ -25,9 +25,6 @@ package protocol TaskOwner: AnyObject {
 final class TaskNode {
     @usableFromInline let body: () -> Void
     @usableFromInline unowned(unsafe) let group: ScheduleGroup?
-    /// The identity of the task group (PPL) that spawned it, for its
-    /// wait's inline help (compared, never dereferenced).
-    let ownerID: ObjectIdentifier?
     /// An owned task (``TaskOwner``): run as `taskOwner.runOwnedTask(ownedBody)`
     /// instead of `body`. The node holds its owner.
     let taskOwner: (any TaskOwner)?
@@ -39,7 +36,6 @@ final class TaskNode {
     init(body: @escaping () -> Void, group: ScheduleGroup?) {
         self.body = body
         self.group = group
-        ownerID = nil
         taskOwner = nil
         ownedBody = {}   // never called (no owner); no captures, so no allocation
     }
@@ -48,10 +44,14 @@ final class TaskNode {
     init(owner: any TaskOwner, _ body: @escaping () throws -> Void) {
         self.body = {}   // never called; no captures, so no allocation
         group = nil
-        ownerID = ObjectIdentifier(owner)
         taskOwner = owner
         ownedBody = body
     }
+
+    /// The identity of the task group (PPL) that spawned it, for its
+    /// wait's inline help (compared, never dereferenced).
+    @inline(__always)
+    var ownerID: ObjectIdentifier? { taskOwner.map { ObjectIdentifier($0) } }
 
     /// Runs the task's work.
     @usableFromInline
